@@ -1,0 +1,195 @@
+"""The `chikanemail` command line: serve, ingest, messages, db, config."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from intake import __version__
+from intake.config import CONFIG_ENV_VAR, AppConfig, ConfigError, load_config
+from intake.daemon import open_services, serve
+from intake.ingest import ingest_files
+from intake.logging_setup import configure_logging
+from storage.database import Database
+from storage.messages import list_messages
+from storage.migrate import current_revision, upgrade_database
+from storage.models import Message
+
+CONFIG_ERROR_EXIT = 2
+
+
+class _Context:
+    """Lazily loaded configuration shared by the subcommands."""
+
+    def __init__(self, config_path: Path | None) -> None:
+        self.config_path = config_path
+        self._config: AppConfig | None = None
+
+    @property
+    def config(self) -> AppConfig:
+        if self._config is None:
+            try:
+                self._config = load_config(self.config_path)
+            except ConfigError as error:
+                click.echo(f"chikanemail: configuration error: {error}", err=True)
+                sys.exit(CONFIG_ERROR_EXIT)
+        return self._config
+
+
+pass_context = click.make_pass_decorator(_Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+    envvar=CONFIG_ENV_VAR, show_envvar=True,
+    help="TOML configuration file; without one the built-in defaults run.",
+)
+@click.version_option(__version__, prog_name="chikanemail")
+@click.pass_context
+def main(click_context: click.Context, config_path: Path | None) -> None:
+    """Chikanemail: evidence intake for digital harassment at work."""
+    click_context.obj = _Context(config_path)
+
+
+@main.command("serve")
+@pass_context
+def serve_command(context: _Context) -> None:
+    """Run the daemon: SMTP/LMTP listener and worker, until SIGTERM or SIGINT."""
+    config = context.config
+    configure_logging(config.logging.level)
+    sys.exit(asyncio.run(serve(config)))
+
+
+@main.command("ingest")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--mbox", "force_mbox", is_flag=True,
+              help="Read every file as an mbox (files ending .mbox/.mbx always are).")
+@pass_context
+def ingest_command(context: _Context, files: tuple[Path, ...], force_mbox: bool) -> None:
+    """Store .eml and mbox files as received messages, exactly as SMTP would."""
+    config = context.config
+    configure_logging("WARNING")
+    services = open_services(config)
+    console = Console(stderr=True)
+    try:
+        with Progress(
+            TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+            console=console, disable=len(files) < 2 or not console.is_terminal,
+        ) as progress:
+            task = progress.add_task("ingest", total=len(files))
+            summary = ingest_files(
+                services.intake, list(files), force_mbox=force_mbox,
+                on_file_done=lambda _path: progress.advance(task),
+            )
+    finally:
+        services.close()
+    for error in summary.errors:
+        click.echo(f"failed: {error}", err=True)
+    click.echo(summary.line())
+    if summary.failed:
+        sys.exit(1)
+
+
+@main.group("messages")
+def messages_group() -> None:
+    """Received messages."""
+
+
+def _message_json(row: Message) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "sha256": row.sha256,
+        "size": row.size,
+        "message_id": row.message_id,
+        "subject": row.subject,
+        "received_at": row.received_at.isoformat(),
+        "last_seen_at": row.last_seen_at.isoformat(),
+        "source": row.source,
+        "state": row.state,
+        "quarantine_reason": row.quarantine_reason,
+        "times_seen": row.times_seen,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "mail_from": row.mail_from,
+        "rcpt_tos": row.rcpt_tos,
+        "peer": row.peer,
+        "helo": row.helo,
+        "tls": row.tls,
+    }
+
+
+@messages_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Newest N only.")
+@pass_context
+def messages_list_command(context: _Context, as_json: bool, limit: int | None) -> None:
+    """List received messages, newest first."""
+    database = Database(context.config.storage.effective_database_url)
+    try:
+        upgrade_database(database)
+        rows = list_messages(database, limit=limit)
+    finally:
+        database.dispose()
+    if as_json:
+        click.echo(json.dumps([_message_json(row) for row in rows], indent=2,
+                              ensure_ascii=False))
+        return
+    table = Table(title=f"{len(rows)} messages")
+    for column in ("id", "received (local time)", "source", "state", "size", "seen",
+                   "sha256", "subject"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            str(row.id), row.received_at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
+            row.source, row.state + (f" ({row.quarantine_reason})" if row.quarantine_reason
+                                     else ""),
+            str(row.size), str(row.times_seen), row.sha256[:16] + "…", row.subject or "",
+        )
+    Console().print(table)
+
+
+@main.group("db")
+def db_group() -> None:
+    """The database schema."""
+
+
+@db_group.command("upgrade")
+@pass_context
+def db_upgrade_command(context: _Context) -> None:
+    """Apply every pending migration (the daemon also does this at start)."""
+    database = Database(context.config.storage.effective_database_url)
+    try:
+        upgrade_database(database)
+        revision = current_revision(database)
+    finally:
+        database.dispose()
+    click.echo(f"database at revision {revision}")
+
+
+@main.group("config")
+def config_group() -> None:
+    """The configuration file."""
+
+
+@config_group.command("check")
+@pass_context
+def config_check_command(context: _Context) -> None:
+    """Validate the configuration and show the settings that will be used."""
+    config = context.config
+    click.echo(f"configuration OK: {config.source}")
+    click.echo(f"  data_dir  {config.storage.data_path}")
+    click.echo(f"  database  {config.storage.effective_database_url}")
+    if config.smtp.enabled:
+        kind = "LMTP" if config.smtp.lmtp else "SMTP"
+        click.echo(f"  {kind:<9} {config.smtp.host}:{config.smtp.port}")
+    click.echo(f"  addresses {', '.join(config.intake.addresses)}")

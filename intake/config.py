@@ -1,0 +1,196 @@
+"""Load and validate the one TOML configuration file into frozen settings objects.
+
+Every mistake is reported as a `ConfigError` naming the file and the key. Relative paths in
+a file are taken relative to the folder of that file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pydantic
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from intake.settings import IntakeSettings, LoggingSettings, SmtpSettings, WorkerSettings
+from storage.settings import StorageSettings
+
+CONFIG_ENV_VAR = "CHIKANEMAIL_CONFIG"
+_NO_FILE = "(built-in defaults)"
+_DOMAIN = re.compile(r"(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}\.?")
+_ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
+
+T = TypeVar("T")
+
+
+class ConfigError(Exception):
+    """A configuration mistake, naming the file and the key."""
+
+    def __init__(self, source: str, key: str, problem: str) -> None:
+        super().__init__(f"{source}: {key}: {problem}")
+        self.source = source
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class AppConfig:
+    """The whole validated configuration; each package receives its own section."""
+
+    source: str = _NO_FILE
+    storage: StorageSettings = field(default_factory=StorageSettings)
+    smtp: SmtpSettings = field(default_factory=SmtpSettings)
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "storage": StorageSettings,
+    "smtp": SmtpSettings,
+    "intake": IntakeSettings,
+    "worker": WorkerSettings,
+    "logging": LoggingSettings,
+}
+
+
+def config_path_from_environment() -> Path | None:
+    """The config file named by the CHIKANEMAIL_CONFIG environment variable, if set."""
+    value = os.environ.get(CONFIG_ENV_VAR, "").strip()
+    return Path(value) if value else None
+
+
+def load_config(path: Path | None) -> AppConfig:
+    """Read and validate the config file; with no path, the built-in defaults."""
+    if path is None:
+        return validate_config({}, source=_NO_FILE, base_dir=Path.cwd())
+    source = str(path)
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(source, "(file)", "no such file") from None
+    except PermissionError:
+        raise ConfigError(source, "(file)", "not readable by this user") from None
+    except IsADirectoryError:
+        raise ConfigError(source, "(file)", "is a directory, not a TOML file") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(source, "(syntax)", str(error)) from None
+    return validate_config(data, source=source, base_dir=Path(path).resolve().parent)
+
+
+def validate_config(data: dict[str, Any], *, source: str, base_dir: Path) -> AppConfig:
+    """Turn parsed TOML into an `AppConfig`, or raise `ConfigError` naming the bad key."""
+    sections: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in _SECTIONS:
+            known = ", ".join(f"[{known_name}]" for known_name in _SECTIONS)
+            raise ConfigError(source, name, f"unknown table or key (known tables: {known})")
+        if not isinstance(value, dict):
+            raise ConfigError(source, name, f"must be a table ([{name}]), not a single value")
+        sections[name] = _validate_section(name, _SECTIONS[name], value, source)
+    config = AppConfig(source=source, **sections)
+    config = _resolve_paths(config, base_dir)
+    _check_contradictions(config)
+    return config
+
+
+def _validate_section(name: str, settings_type: type[T], table: dict[str, Any], source: str) -> T:
+    adapter = pydantic.TypeAdapter(settings_type)
+    try:
+        # JSON mode lets strict validation take a table for a dataclass and an array for a tuple.
+        return adapter.validate_json(json.dumps(table, default=str))
+    except pydantic.ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join([name, *(str(part) for part in first["loc"])])
+        problem = first["msg"]
+        if first["type"] == "unexpected_keyword_argument":
+            problem = "unknown key"
+        elif "input" in first and not isinstance(first["input"], dict):
+            problem += f" (got {first['input']!r})"
+        raise ConfigError(source, key, problem) from None
+
+
+def _resolve_paths(config: AppConfig, base_dir: Path) -> AppConfig:
+    def absolute(value: str) -> str:
+        if not value:
+            return value
+        path = Path(value).expanduser()
+        return str(path if path.is_absolute() else (base_dir / path).resolve())
+
+    storage = replace(config.storage, data_dir=absolute(config.storage.data_dir))
+    smtp = replace(
+        config.smtp, tls_cert=absolute(config.smtp.tls_cert), tls_key=absolute(config.smtp.tls_key)
+    )
+    return replace(config, storage=storage, smtp=smtp)
+
+
+def _check_contradictions(config: AppConfig) -> None:
+    """Checks no single type can express: ranges, pairs of keys, files that must exist."""
+    source = config.source
+
+    def fail(key: str, problem: str) -> None:
+        raise ConfigError(source, key, problem)
+
+    if config.storage.database_url:
+        try:
+            backend = make_url(config.storage.database_url).get_backend_name()
+        except ArgumentError:
+            fail("storage.database_url", "not a database URL (e.g. postgresql+psycopg://…)")
+        else:
+            if backend not in ("sqlite", "postgresql"):
+                fail("storage.database_url", f"unsupported database {backend!r}; use sqlite "
+                     "or postgresql+psycopg")
+
+    smtp = config.smtp
+    if not 0 <= smtp.port <= 65535:
+        fail("smtp.port", f"must be between 0 and 65535 (got {smtp.port})")
+    if smtp.max_message_bytes < 1024:
+        fail("smtp.max_message_bytes", "must be at least 1024")
+    if smtp.max_message_bytes > 1024**3:
+        fail("smtp.max_message_bytes", "must be at most 1 GiB (a message is held in memory)")
+    if smtp.timeout_seconds <= 0:
+        fail("smtp.timeout_seconds", "must be greater than 0")
+    if smtp.max_connections < 1:
+        fail("smtp.max_connections", "must be at least 1")
+    if bool(smtp.tls_cert) != bool(smtp.tls_key):
+        fail("smtp.tls_key" if smtp.tls_cert else "smtp.tls_cert",
+             "tls_cert and tls_key must be given together")
+    for key, value in (("smtp.tls_cert", smtp.tls_cert), ("smtp.tls_key", smtp.tls_key)):
+        if value and not os.access(value, os.R_OK):
+            fail(key, f"file {value} does not exist or is not readable")
+    if smtp.require_starttls and not smtp.tls_cert:
+        fail("smtp.require_starttls", "needs smtp.tls_cert and smtp.tls_key")
+
+    intake = config.intake
+    if not intake.addresses:
+        fail("intake.addresses", "must list at least one accepted address")
+    for address in intake.addresses:
+        if not _ADDRESS.fullmatch(address):
+            fail("intake.addresses", f"{address!r} is not a mail address")
+    for domain in intake.allowed_sender_domains:
+        if "@" in domain or not _DOMAIN.fullmatch(domain.lower()):
+            fail("intake.allowed_sender_domains",
+                 f"{domain!r} is not a domain (write example.dk or *.example.dk)")
+
+    worker = config.worker
+    for key, number, minimum in (
+        ("worker.batch_size", worker.batch_size, 1),
+        ("worker.max_attempts", worker.max_attempts, 1),
+    ):
+        if number < minimum:
+            fail(key, f"must be at least {minimum}")
+    for key, seconds in (
+        ("worker.poll_seconds", worker.poll_seconds),
+        ("worker.lease_seconds", worker.lease_seconds),
+    ):
+        if seconds <= 0:
+            fail(key, "must be greater than 0")
+    if worker.retry_seconds < 0:
+        fail("worker.retry_seconds", "must not be negative")

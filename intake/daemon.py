@@ -1,0 +1,107 @@
+"""The daemon: database, store, worker and listeners started together and stopped cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from intake.accept import IntakeService
+from intake.addresses import RecipientPolicy, SenderPolicy
+from intake.config import AppConfig
+from intake.smtp_server import SmtpListener, start_smtp_listener
+from intake.worker import Worker
+from storage.blobstore import BlobStore
+from storage.database import Database
+from storage.migrate import upgrade_database
+
+log = logging.getLogger("chikanemail.daemon")
+
+SHUTDOWN_GRACE_SECONDS = 30.0
+
+
+@dataclass
+class Services:
+    """The parts every entry point shares: store, database and the accept path."""
+
+    store: BlobStore
+    database: Database
+    intake: IntakeService
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.database.dispose()
+
+
+def open_services(config: AppConfig, on_stored: Callable[[], None] | None = None) -> Services:
+    """Create the data directory, migrate the database and build the accept path."""
+    data_path = config.storage.data_path
+    data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    store = BlobStore(config.storage.blob_root)
+    store.ensure_root()
+    database = Database(config.storage.effective_database_url)
+    upgrade_database(database)
+    intake = IntakeService(
+        store, database, SenderPolicy.from_domains(config.intake.allowed_sender_domains),
+        on_stored=on_stored,
+    )
+    return Services(store, database, intake)
+
+
+@dataclass(frozen=True)
+class ReadyInfo:
+    """What a running daemon tells whoever started it."""
+
+    smtp_address: tuple[str, int] | None
+
+
+async def serve(
+    config: AppConfig,
+    *,
+    stop: asyncio.Event | None = None,
+    on_ready: Callable[[ReadyInfo], None] | None = None,
+    handle_signals: bool = True,
+) -> int:
+    """Run until SIGTERM/SIGINT (or `stop` is set), then stop cleanly; return the exit code."""
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    if handle_signals:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+
+    worker: Worker | None = None
+    wake: Callable[[], None] | None = None
+    services = await asyncio.to_thread(open_services, config, lambda: wake() if wake else None)
+    if config.worker.enabled:
+        worker = Worker(services.store, services.database, config.worker)
+        wake = worker.wake
+        await asyncio.to_thread(worker.start)
+
+    listener: SmtpListener | None = None
+    try:
+        if config.smtp.enabled:
+            listener = await start_smtp_listener(
+                config.smtp,
+                services.intake,
+                RecipientPolicy.from_addresses(config.intake.addresses),
+                reject_foreign_senders=config.intake.foreign_sender_action == "reject",
+            )
+        log.info("chikanemail running data_dir=%s database=%s", config.storage.data_path,
+                 services.database.url.render_as_string(hide_password=True))
+        if on_ready is not None:
+            on_ready(ReadyInfo(listener.address if listener else None))
+        await stop.wait()
+        log.info("stopping: no new connections; finishing messages in flight")
+    finally:
+        if listener is not None:
+            await listener.close(SHUTDOWN_GRACE_SECONDS)
+        if worker is not None:
+            await asyncio.to_thread(worker.stop, SHUTDOWN_GRACE_SECONDS)
+        services.close()
+        if handle_signals:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
+    log.info("stopped")
+    return 0

@@ -1,0 +1,43 @@
+"""Read the few header values kept on a message row, without ever failing on bad input."""
+
+from __future__ import annotations
+
+import logging
+import re
+from email import policy
+from email.parser import BytesHeaderParser
+
+from storage.messages import HeaderSummary
+
+log = logging.getLogger("chikanemail.intake.headers")
+
+# Enough for any sane header block; a 200 KB header (real mail has them) is still read whole.
+_MAX_HEADER_BYTES = 1024 * 1024
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+_MAX_VALUE_CHARS = 998
+
+
+def summarize_headers(raw: bytes) -> HeaderSummary:
+    """Message-ID and Subject of a raw message; None for any value that cannot be read."""
+    match = _HEADER_END.search(raw, 0, _MAX_HEADER_BYTES)
+    block = raw[: match.end()] if match else raw[:_MAX_HEADER_BYTES]
+    try:
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(block)
+    except Exception:  # a parser bug must not stop intake: the raw bytes are already safe
+        log.warning("header block could not be parsed; row keeps no Message-ID or Subject")
+        return HeaderSummary()
+    return HeaderSummary(
+        message_id=_header_text(headers, "Message-ID"),
+        subject=_header_text(headers, "Subject"),
+    )
+
+
+def _header_text(headers: object, name: str) -> str | None:
+    try:
+        value = headers.get(name)  # type: ignore[attr-defined]
+        if value is None:
+            return None
+        text = " ".join(str(value).split())
+    except Exception:  # malformed encoded words and the like: keep the row, lose the label
+        return None
+    return text[:_MAX_VALUE_CHARS] or None

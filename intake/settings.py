@@ -1,0 +1,64 @@
+"""Settings the intake package owns, one small frozen dataclass per TOML table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# Read by pydantic when `intake.config` validates a table: unknown keys and wrong types fail.
+_FORBID_UNKNOWN_KEYS = {"extra": "forbid", "strict": True}
+
+DEFAULT_MAX_MESSAGE_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The SMTP (or LMTP) listener: the [smtp] table."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8025
+    lmtp: bool = False
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    timeout_seconds: float = 300.0
+    tls_cert: str = ""
+    tls_key: str = ""
+    require_starttls: bool = False
+    server_hostname: str = ""
+    max_connections: int = 50
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """Who may send to whom: the [intake] table."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    addresses: tuple[str, ...] = ("chikanemail@localhost",)
+    allowed_sender_domains: tuple[str, ...] = ()
+    foreign_sender_action: Literal["reject", "quarantine"] = "reject"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The worker that runs the processing pipeline: the [worker] table."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    enabled: bool = True
+    batch_size: int = 10
+    poll_seconds: float = 5.0
+    max_attempts: int = 3
+    retry_seconds: float = 60.0
+    lease_seconds: float = 900.0
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """What the daemon logs: the [logging] table."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -1,0 +1,198 @@
+"""The worker: claims received messages and runs the pipeline on each, never dropping one.
+
+A step that raises sends the message back to the queue after a pause; after
+`max_attempts` tries it is quarantined with the error. A worker that dies mid-message
+leaves a claim that the next start on this host (or the lease, elsewhere) hands back.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from collections.abc import Sequence
+from datetime import timedelta
+
+from intake.pipeline import MessageContext, PipelineStep, default_pipeline
+from intake.settings import WorkerSettings
+from storage.blobstore import BlobStore
+from storage.database import Database
+from storage.messages import (
+    ClaimedMessage,
+    claim_messages,
+    mark_failed,
+    mark_processed,
+    release_abandoned_claims,
+)
+from storage.models import MessageState
+
+log = logging.getLogger("chikanemail.intake.worker")
+
+_MAX_IDLE_BACKOFF_SECONDS = 60.0
+
+
+class WorkerIdentity:
+    """Names a worker as `host:pid:token` so a restarted daemon can tell its dead claims."""
+
+    def __init__(self) -> None:
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.token = secrets.token_hex(4)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}:{self.token}"
+
+    def is_abandoned(self, claimed_by: str) -> bool:
+        """Tell whether a claim belongs to a worker on this host that no longer runs."""
+        parts = claimed_by.rsplit(":", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            return False
+        host, pid_text, token = parts
+        if host != self.host:
+            return False  # another machine's worker: its lease decides
+        pid = int(pid_text)
+        if pid == self.pid:
+            return token != self.token  # an earlier run that had our pid (a container restart)
+        return not _process_is_alive(pid)
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Worker:
+    """Runs the pipeline over waiting messages, in its own thread or batch by batch."""
+
+    def __init__(
+        self,
+        store: BlobStore,
+        database: Database,
+        settings: WorkerSettings,
+        steps: Sequence[PipelineStep] | None = None,
+    ) -> None:
+        self.store = store
+        self.database = database
+        self.settings = settings
+        self.steps = list(steps) if steps is not None else default_pipeline()
+        self.identity = WorkerIdentity()
+        self._wakeup = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        """Tell the worker a new message is waiting (safe from any thread)."""
+        self._wakeup.set()
+
+    def recover_abandoned(self) -> int:
+        """Hand back messages left mid-processing by a dead worker of this host."""
+        released = release_abandoned_claims(
+            self.database,
+            is_abandoned=self.identity.is_abandoned,
+            max_attempts=self.settings.max_attempts,
+        )
+        if released:
+            log.info("resumed %d messages left mid-processing by a stopped worker", released)
+        return released
+
+    def process_batch(self) -> int:
+        """Claim up to batch_size waiting messages and process them; return how many."""
+        claimed = claim_messages(
+            self.database,
+            worker_id=str(self.identity),
+            limit=self.settings.batch_size,
+            lease=timedelta(seconds=self.settings.lease_seconds),
+        )
+        for message in claimed:
+            if self._stop.is_set():
+                break  # the rest stay claimed by us and are handed back at the next start
+            self._process_one(message)
+        return len(claimed)
+
+    def process_until_idle(self) -> int:
+        """Process batches until nothing is waiting; return how many messages were handled."""
+        total = 0
+        while handled := self.process_batch():
+            total += handled
+        return total
+
+    def _process_one(self, message: ClaimedMessage) -> None:
+        context = MessageContext(
+            message_pk=message.message_pk,
+            sha256=message.sha256,
+            attempt=message.attempts,
+            store=self.store,
+            database=self.database,
+        )
+        for step in self.steps:
+            try:
+                step.run(context)
+            except Exception as error:
+                self._record_failure(message, step.name, error)
+                return
+        if mark_processed(self.database, message.message_pk, str(self.identity)):
+            log.info("message processed sha256=%s id=%d", message.sha256, message.message_pk)
+        else:
+            log.warning("message claim lost before finishing sha256=%s", message.sha256)
+
+    def _record_failure(self, message: ClaimedMessage, step_name: str, error: Exception) -> None:
+        description = f"{step_name}: {type(error).__name__}: {error}"
+        state = mark_failed(
+            self.database,
+            message.message_pk,
+            str(self.identity),
+            error=description,
+            max_attempts=self.settings.max_attempts,
+            retry_after=timedelta(seconds=self.settings.retry_seconds),
+        )
+        if state == MessageState.QUARANTINED:
+            log.error("message quarantined after %d attempts sha256=%s step=%s error=%s",
+                      message.attempts, message.sha256, step_name, type(error).__name__,
+                      exc_info=error)
+        else:
+            log.warning("step failed, will retry sha256=%s step=%s attempt=%d/%d error=%s",
+                        message.sha256, step_name, message.attempts,
+                        self.settings.max_attempts, type(error).__name__, exc_info=error)
+
+    # -- running in a thread ------------------------------------------------
+
+    def start(self) -> None:
+        """Resume abandoned work and start the worker thread."""
+        self.recover_abandoned()
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="chikanemail-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let the current message finish and stop the thread."""
+        self._stop.set()
+        self._wakeup.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("worker still busy at shutdown; its message resumes at next start")
+            self._thread = None
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            self._wakeup.clear()
+            try:
+                handled = self.process_batch()
+                failures = 0
+            except Exception:
+                # The database may be down; nothing is lost (claims expire), so wait and retry.
+                failures += 1
+                pause = min(_MAX_IDLE_BACKOFF_SECONDS, self.settings.poll_seconds * 2**failures)
+                log.exception("worker could not claim or record work; retrying in %.0f s", pause)
+                self._stop.wait(pause)
+                continue
+            if handled == 0:
+                self._wakeup.wait(self.settings.poll_seconds)

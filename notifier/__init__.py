@@ -1,0 +1,5 @@
+"""What leaves the building or runs on a clock: outbox, SMTP sending, templates, the
+response plan's deadlines, reminders, escalation and the scheduler.
+
+Imports `storage`, never `intake`.
+"""

@@ -1,0 +1,247 @@
+"""Content-addressed evidence store: every blob is named by the SHA-256 of its exact bytes.
+
+A blob is written to a temporary file, fsync'd, renamed into place, its directory fsync'd,
+and made read-only. Nothing here ever rewrites or deletes a blob that matches its name.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO
+
+log = logging.getLogger("chikanemail.storage.blobs")
+
+BLOB_FILE_MODE = 0o400
+BLOB_DIR_MODE = 0o700
+_WORK_FILE_MODE = 0o600
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_CHUNK = 1024 * 1024
+# Temporary files of streamed blobs live here until their name (hash) is known.
+_INCOMING = ".incoming"
+# A stored file that no longer matches its name is moved here, never deleted.
+_DAMAGED = ".damaged"
+
+
+class BlobStoreError(Exception):
+    """The blob store could not keep or read a blob."""
+
+
+def sha256_hex(data: bytes | memoryview) -> str:
+    """Return the lowercase hex SHA-256 of the given bytes."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_sha256_hex(text: str) -> bool:
+    """Tell whether the text is a lowercase 64-digit hex SHA-256, the only valid blob name."""
+    return _HEX64.fullmatch(text) is not None
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a directory's entries (a new or renamed file in it) durable."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class BlobStore:
+    """The evidence store under one root directory, fanned out as `ab/cd/<64 hex>`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # -- reading -------------------------------------------------------------
+
+    def path(self, sha256: str) -> Path:
+        """Return where the blob with this SHA-256 is (or would be) kept."""
+        if not is_sha256_hex(sha256):
+            raise BlobStoreError(f"not a SHA-256 blob name: {sha256!r}")
+        return self.root / sha256[0:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        """Tell whether a blob with this SHA-256 is stored."""
+        return self.path(sha256).is_file()
+
+    def open(self, sha256: str) -> BinaryIO:
+        """Open the stored blob for reading in binary mode."""
+        try:
+            return self.path(sha256).open("rb")
+        except FileNotFoundError as error:
+            raise BlobStoreError(f"blob {sha256} is missing") from error
+
+    def read_bytes(self, sha256: str) -> bytes:
+        """Return the whole blob; for small blobs only (use `open` to stream large ones)."""
+        with self.open(sha256) as handle:
+            return handle.read()
+
+    def iter_all(self) -> Iterator[str]:
+        """Yield the SHA-256 of every stored blob, in name order."""
+        if not self.root.is_dir():
+            return
+        for first in sorted(self.root.iterdir()):
+            if not first.is_dir() or len(first.name) != 2:
+                continue
+            for second in sorted(first.iterdir()):
+                if not second.is_dir() or len(second.name) != 2:
+                    continue
+                for blob in sorted(second.iterdir()):
+                    if is_sha256_hex(blob.name):
+                        yield blob.name
+
+    # -- writing -------------------------------------------------------------
+
+    def ensure_root(self) -> None:
+        """Create the store's root directory (0700) if it is missing."""
+        self._make_dirs(self.root)
+
+    def put(self, data: bytes | memoryview) -> str:
+        """Store the bytes durably (or find them already stored) and return their SHA-256."""
+        sha256 = sha256_hex(data)
+        target = self.path(sha256)
+        if self._existing_blob_is_intact(target, sha256, len(data)):
+            return sha256
+        self._make_dirs(target.parent)
+        work = target.parent / f".{sha256}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+        fd = os.open(work, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _WORK_FILE_MODE)
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            work.unlink(missing_ok=True)
+            raise
+        os.close(fd)
+        self._publish(work, target)
+        return sha256
+
+    def writer(self) -> BlobWriter:
+        """Return a streaming writer that hashes while it writes; use it as a context manager."""
+        return BlobWriter(self)
+
+    def _existing_blob_is_intact(self, target: Path, sha256: str, size: int) -> bool:
+        """Check a blob that already exists; move it aside if it no longer matches its name."""
+        if not target.exists():
+            return False
+        actual_sha, actual_size = _hash_file(target)
+        if actual_sha == sha256 and actual_size == size:
+            return True
+        damaged_dir = self.root / _DAMAGED
+        self._make_dirs(damaged_dir)
+        aside = damaged_dir / f"{sha256}.{time.time_ns()}"
+        log.error(
+            "blob does not match its name; moved aside and rewritten sha256=%s found=%s aside=%s",
+            sha256, actual_sha, aside.name,
+        )
+        os.rename(target, aside)
+        fsync_directory(target.parent)
+        fsync_directory(damaged_dir)
+        return False
+
+    def _publish(self, work: Path, target: Path) -> None:
+        """Rename a fsync'd work file to its final name, make it durable and read-only."""
+        os.chmod(work, BLOB_FILE_MODE)
+        os.replace(work, target)
+        fsync_directory(target.parent)
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create missing directories (0700) and fsync each parent that gained an entry."""
+        missing: list[Path] = []
+        current = directory
+        while not current.is_dir():
+            missing.append(current)
+            if current.parent == current:
+                break
+            current = current.parent
+        for new_dir in reversed(missing):
+            try:
+                os.mkdir(new_dir, BLOB_DIR_MODE)
+            except FileExistsError:
+                if not new_dir.is_dir():
+                    raise
+                continue
+            os.chmod(new_dir, BLOB_DIR_MODE)
+            fsync_directory(new_dir.parent)
+
+
+class BlobWriter:
+    """Writes one blob from chunks, hashing as it goes, so a large part is never held whole."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self._digest = hashlib.sha256()
+        self.size = 0
+        self.sha256: str | None = None
+        incoming = store.root / _INCOMING
+        store._make_dirs(incoming)
+        self._work = incoming / f"{os.getpid()}.{time.monotonic_ns()}.tmp"
+        self._fd: int | None = os.open(
+            self._work, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _WORK_FILE_MODE
+        )
+
+    def write(self, chunk: bytes | memoryview) -> None:
+        """Append a chunk to the blob."""
+        if self._fd is None:
+            raise BlobStoreError("blob writer is already closed")
+        self._digest.update(chunk)
+        self.size += len(chunk)
+        view = memoryview(chunk)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def commit(self) -> str:
+        """Make the written bytes a durable, read-only blob and return its SHA-256."""
+        if self._fd is None:
+            raise BlobStoreError("blob writer is already closed")
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        sha256 = self._digest.hexdigest()
+        target = self._store.path(sha256)
+        if self._store._existing_blob_is_intact(target, sha256, self.size):
+            self._work.unlink()
+        else:
+            self._store._make_dirs(target.parent)
+            self._store._publish(self._work, target)
+        self.sha256 = sha256
+        return sha256
+
+    def abort(self) -> None:
+        """Throw the partly written blob away."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+        self._work.unlink(missing_ok=True)
+
+    def __enter__(self) -> BlobWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None or self.sha256 is None:
+            self.abort()

@@ -1,0 +1,258 @@
+"""Rows of received messages: record a delivery, claim work, finish or fail it, list."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from storage.database import Database
+from storage.models import Message, MessageState, QuarantineReason, utc_now
+
+# Kept short in the row; the full traceback goes to the log.
+_MAX_ERROR_TEXT = 2000
+
+
+@dataclass(frozen=True)
+class DeliveryEnvelope:
+    """How one copy of a message arrived: transport facts, never content."""
+
+    source: str
+    mail_from: str | None = None
+    rcpt_tos: Sequence[str] = field(default_factory=tuple)
+    peer: str | None = None
+    helo: str | None = None
+    tls: bool = False
+
+
+@dataclass(frozen=True)
+class HeaderSummary:
+    """The few header values kept on the row for listing; the blob stays the authority."""
+
+    message_id: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class RecordedDelivery:
+    """What recording a delivery did: the row's id and whether the bytes were already known."""
+
+    message_pk: int
+    duplicate: bool
+    times_seen: int
+
+
+@dataclass(frozen=True)
+class ClaimedMessage:
+    """A message a worker holds: enough to run the pipeline on it."""
+
+    message_pk: int
+    sha256: str
+    attempts: int
+
+
+def record_delivery(
+    database: Database,
+    *,
+    sha256: str,
+    size: int,
+    envelope: DeliveryEnvelope,
+    headers: HeaderSummary,
+    quarantine_reason: QuarantineReason | None = None,
+    now: datetime | None = None,
+) -> RecordedDelivery:
+    """Insert the message row, or count one more sighting of the same raw bytes; committed."""
+    now = now or utc_now()
+    try:
+        return _insert_or_count(database, sha256, size, envelope, headers, quarantine_reason, now)
+    except IntegrityError:
+        # Another writer inserted the same bytes between our look-up and our insert
+        # (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises us). Now it is a duplicate.
+        return _insert_or_count(database, sha256, size, envelope, headers, quarantine_reason, now)
+
+
+def _insert_or_count(
+    database: Database,
+    sha256: str,
+    size: int,
+    envelope: DeliveryEnvelope,
+    headers: HeaderSummary,
+    quarantine_reason: QuarantineReason | None,
+    now: datetime,
+) -> RecordedDelivery:
+    with database.write() as session:
+        existing = session.execute(
+            select(Message).where(Message.sha256 == sha256).with_for_update()
+        ).scalar_one_or_none()
+        if existing is not None:
+            existing.times_seen += 1
+            existing.last_seen_at = now
+            return RecordedDelivery(existing.id, True, existing.times_seen)
+        row = Message(
+            sha256=sha256,
+            size=size,
+            source=envelope.source,
+            mail_from=envelope.mail_from,
+            rcpt_tos=list(envelope.rcpt_tos),
+            peer=envelope.peer,
+            helo=envelope.helo,
+            tls=envelope.tls,
+            received_at=now,
+            last_seen_at=now,
+            times_seen=1,
+            message_id=headers.message_id,
+            subject=headers.subject,
+            state=(MessageState.QUARANTINED if quarantine_reason else MessageState.RECEIVED),
+            quarantine_reason=quarantine_reason,
+            attempts=0,
+        )
+        session.add(row)
+        session.flush()
+        return RecordedDelivery(row.id, False, 1)
+
+
+def claim_messages(
+    database: Database,
+    *,
+    worker_id: str,
+    limit: int,
+    lease: timedelta,
+    now: datetime | None = None,
+) -> list[ClaimedMessage]:
+    """Take up to `limit` messages waiting for processing (or whose lease ran out) for a worker."""
+    now = now or utc_now()
+    waiting = or_(
+        and_(
+            Message.state == MessageState.RECEIVED,
+            or_(Message.not_before.is_(None), Message.not_before <= now),
+        ),
+        and_(Message.state == MessageState.PROCESSING, Message.claimed_until < now),
+    )
+    candidates = select(Message.id).where(waiting).order_by(Message.id).limit(limit)
+    if database.is_postgresql:
+        candidates = candidates.with_for_update(skip_locked=True)
+    statement = (
+        update(Message)
+        .where(Message.id.in_(candidates.scalar_subquery()))
+        .values(
+            state=MessageState.PROCESSING,
+            claimed_by=worker_id,
+            claimed_until=now + lease,
+            attempts=Message.attempts + 1,
+        )
+        .returning(Message.id, Message.sha256, Message.attempts)
+    )
+    with database.write() as session:
+        rows = session.execute(statement, execution_options={"synchronize_session": False})
+        claimed = [ClaimedMessage(pk, sha, attempts) for pk, sha, attempts in rows]
+    return sorted(claimed, key=lambda message: message.message_pk)
+
+
+def mark_processed(
+    database: Database, message_pk: int, worker_id: str, now: datetime | None = None
+) -> bool:
+    """Record that every step finished; False if the claim was lost to another worker."""
+    now = now or utc_now()
+    with database.write() as session:
+        result = session.execute(
+            update(Message)
+            .where(Message.id == message_pk, Message.claimed_by == worker_id,
+                   Message.state == MessageState.PROCESSING)
+            .values(state=MessageState.PROCESSED, processed_at=now, claimed_by=None,
+                    claimed_until=None, last_error=None, not_before=None),
+            execution_options={"synchronize_session": False},
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_failed(
+    database: Database,
+    message_pk: int,
+    worker_id: str,
+    *,
+    error: str,
+    max_attempts: int,
+    retry_after: timedelta,
+    now: datetime | None = None,
+) -> str | None:
+    """Record a failed attempt: back to the queue after a pause, or quarantined when out of tries.
+
+    Returns the new state, or None if the claim was lost to another worker.
+    """
+    now = now or utc_now()
+    with database.write() as session:
+        row = session.get(Message, message_pk, with_for_update=True)
+        if row is None or row.claimed_by != worker_id or row.state != MessageState.PROCESSING:
+            return None
+        row.last_error = error[:_MAX_ERROR_TEXT]
+        row.claimed_by = None
+        row.claimed_until = None
+        if row.attempts >= max_attempts:
+            row.state = MessageState.QUARANTINED
+            row.quarantine_reason = QuarantineReason.PROCESSING_FAILED
+            row.not_before = None
+        else:
+            row.state = MessageState.RECEIVED
+            row.not_before = now + retry_after
+        return row.state
+
+
+def release_abandoned_claims(
+    database: Database,
+    *,
+    is_abandoned: Callable[[str], bool],
+    max_attempts: int,
+) -> int:
+    """Hand back messages whose claiming worker is gone; quarantine those out of tries.
+
+    A message that keeps killing its worker (a crash in a step) counts each crash as an
+    attempt, so it ends in quarantine instead of crashing the daemon forever.
+    """
+    released = 0
+    with database.write() as session:
+        rows = session.execute(
+            select(Message).where(Message.state == MessageState.PROCESSING).with_for_update()
+        ).scalars()
+        for row in rows:
+            if row.claimed_by is None or not is_abandoned(row.claimed_by):
+                continue
+            row.claimed_by = None
+            row.claimed_until = None
+            if row.attempts >= max_attempts:
+                row.state = MessageState.QUARANTINED
+                row.quarantine_reason = QuarantineReason.PROCESSING_FAILED
+                row.last_error = (row.last_error or "") + " (worker died while processing)"
+            else:
+                row.state = MessageState.RECEIVED
+            released += 1
+    return released
+
+
+def list_messages(database: Database, *, limit: int | None = None) -> list[Message]:
+    """Every message row, newest first (detached, safe to read after the session)."""
+    statement = select(Message).order_by(Message.id.desc())
+    if limit is not None:
+        statement = statement.limit(limit)
+    with database.read() as session:
+        rows = list(session.execute(statement).scalars())
+        session.expunge_all()
+    return rows
+
+
+def get_message_by_sha256(database: Database, sha256: str) -> Message | None:
+    """The message row for these raw bytes, if any (detached)."""
+    with database.read() as session:
+        row = session.execute(select(Message).where(Message.sha256 == sha256)).scalar_one_or_none()
+        if row is not None:
+            session.expunge(row)
+    return row
+
+
+def count_by_state(database: Database) -> dict[str, int]:
+    """How many messages are in each state."""
+    with database.read() as session:
+        rows = session.execute(select(Message.state, func.count()).group_by(Message.state))
+        return {state: count for state, count in rows}

@@ -1,0 +1,110 @@
+"""SQLAlchemy models: the same tables on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every database (SQLite keeps no zone of its own)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where a UTC timestamp is required")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table."""
+
+    type_annotation_map: dict[Any, Any] = {datetime: UtcDateTime}
+
+
+class MessageState(enum.StrEnum):
+    """Where a received message is in its life."""
+
+    RECEIVED = "received"  # stored and committed; waiting for the worker
+    PROCESSING = "processing"  # claimed by a worker
+    PROCESSED = "processed"  # every pipeline step finished
+    QUARANTINED = "quarantined"  # kept out of cases: a foreign sender, or steps kept failing
+
+
+class MessageSource(enum.StrEnum):
+    """How a message reached the service."""
+
+    SMTP = "smtp"
+    LMTP = "lmtp"
+    IMAP = "imap"
+    INGEST = "ingest"
+
+
+class QuarantineReason(enum.StrEnum):
+    """Why a message is quarantined."""
+
+    FOREIGN_SENDER = "foreign-sender"
+    PROCESSING_FAILED = "processing-failed"
+
+
+class Message(Base):
+    """One received mail: its raw bytes are the blob named by `sha256`."""
+
+    __tablename__ = "message"
+    __table_args__ = (UniqueConstraint("sha256", name="uq_message_sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[str] = mapped_column(String(16))
+    # Envelope of the first delivery; later deliveries of the same bytes only count.
+    mail_from: Mapped[str | None] = mapped_column(Text)
+    rcpt_tos: Mapped[list[str]] = mapped_column(JSON)
+    peer: Mapped[str | None] = mapped_column(Text)
+    helo: Mapped[str | None] = mapped_column(Text)
+    tls: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    times_seen: Mapped[int] = mapped_column(Integer, default=1)
+    # Taken from the header block at intake (metadata only; the blob is the authority).
+    message_id: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    quarantine_reason: Mapped[str | None] = mapped_column(String(32))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    not_before: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_until: Mapped[datetime | None]
+    processed_at: Mapped[datetime | None]
