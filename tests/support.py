@@ -1,0 +1,155 @@
+"""Helpers the tests share: polling with a deadline, a daemon in a thread, test configs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+from intake.config import AppConfig
+from intake.daemon import ReadyInfo, serve
+from intake.settings import IntakeSettings, SmtpSettings, WorkerSettings
+from storage.settings import StorageSettings
+
+T = TypeVar("T")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CORPUS = REPO_ROOT.parent / "shared" / "corpus"
+INTAKE_ADDRESS = "chikanemail@kommune.example"
+
+
+def wait_until(predicate: Callable[[], T], *, timeout: float = 15.0, interval: float = 0.02,
+               message: str = "condition") -> T:
+    """Poll until the predicate returns something truthy; fail the test at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+        time.sleep(interval)
+
+
+def make_config(data_dir: Path, database_url: str, **smtp_overrides: Any) -> AppConfig:
+    """A config for tests: its own data dir and database, SMTP on a free port."""
+    intake_overrides = smtp_overrides.pop("intake", {})
+    worker_overrides = smtp_overrides.pop("worker", {})
+    smtp = SmtpSettings(port=0, server_hostname="chikanemail.test", **smtp_overrides)
+    return AppConfig(
+        source="(test)",
+        storage=StorageSettings(data_dir=str(data_dir), database_url=database_url),
+        smtp=smtp,
+        intake=replace(IntakeSettings(addresses=(INTAKE_ADDRESS,)), **intake_overrides),
+        worker=replace(WorkerSettings(poll_seconds=0.2, retry_seconds=0.0), **worker_overrides),
+    )
+
+
+class DaemonThread:
+    """Runs `intake.daemon.serve` on an event loop in a background thread."""
+
+    def __init__(self, config: AppConfig) -> None:
+        self.config = config
+        self.ready_info: ReadyInfo | None = None
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+        self.exit_code: int | None = None
+        self._thread = threading.Thread(target=self._run, name="test-daemon", daemon=True)
+
+    @property
+    def smtp_address(self) -> tuple[str, int]:
+        assert self.ready_info is not None and self.ready_info.smtp_address is not None
+        return self.ready_info.smtp_address
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+
+        async def main() -> int:
+            self._stop = asyncio.Event()
+            return await serve(self.config, stop=self._stop, on_ready=self._on_ready,
+                               handle_signals=False)
+
+        try:
+            self.exit_code = loop.run_until_complete(main())
+        except BaseException as error:  # reported to the test thread
+            self._error = error
+            self._ready.set()
+        finally:
+            loop.close()
+
+    def _on_ready(self, info: ReadyInfo) -> None:
+        self.ready_info = info
+        self._ready.set()
+
+    def start(self) -> DaemonThread:
+        self._thread.start()
+        if not self._ready.wait(60):
+            raise AssertionError("daemon did not become ready within 60 s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._loop is not None and self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(60)
+        assert not self._thread.is_alive(), "daemon did not stop within 60 s"
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> DaemonThread:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (for daemons started as processes)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def chikanemail_command() -> list[str]:
+    """The console script of the environment running the tests."""
+    return [sys.executable, "-c", "from intake.cli import main; main()"]
+
+
+@contextmanager
+def daemon_process(config_file: Path, log_file: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`chikanemail serve` as a real process; killed at the end if still running."""
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(
+            [*chikanemail_command(), "--config", str(config_file), "serve"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    """Wait until something accepts connections on 127.0.0.1:port."""
+    def accepting() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return True
+        except OSError:
+            return False
+    wait_until(accepting, timeout=timeout, interval=0.05, message=f"port {port}")
