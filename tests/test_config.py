@@ -1,0 +1,112 @@
+"""Configuration: defaults, the documented example, and errors that name key and file."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from intake.config import AppConfig, ConfigError, load_config
+from tests.support import REPO_ROOT
+
+EXAMPLE = REPO_ROOT / "config.example.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_no_file_gives_embedded_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None)
+    assert config.storage.data_path == tmp_path / "chikanemail-data"
+    assert config.storage.effective_database_url == (
+        f"sqlite:///{tmp_path / 'chikanemail-data' / 'chikanemail.sqlite3'}")
+    assert (config.smtp.host, config.smtp.port) == ("127.0.0.1", 8025)
+    assert config.smtp.max_message_bytes == 52428800
+    assert config.intake.addresses == ("chikanemail@localhost",)
+    assert config.intake.foreign_sender_action == "reject"
+
+
+def test_example_file_documents_every_key_with_its_default() -> None:
+    with EXAMPLE.open("rb") as handle:
+        example = tomllib.load(handle)
+    defaults = AppConfig()
+    for field in dataclasses.fields(AppConfig):
+        if field.name == "source":
+            continue
+        section = getattr(defaults, field.name)
+        keys = {f.name for f in dataclasses.fields(section)}
+        assert set(example[field.name]) == keys, f"[{field.name}] keys differ from the code"
+        for key in keys:
+            expected = getattr(section, key)
+            if isinstance(expected, tuple):
+                expected = list(expected)
+            assert example[field.name][key] == expected, f"{field.name}.{key} default differs"
+
+
+def test_example_file_loads(tmp_path: Path) -> None:
+    config = load_config(EXAMPLE)
+    assert config.storage.data_path == REPO_ROOT / "chikanemail-data"
+    assert config.smtp == AppConfig().smtp
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "problem"),
+    [
+        ("[smtp]\nprot = 25\n", "smtp.prot", "unknown key"),
+        ('[smtp]\nport = "25"\n', "smtp.port", "valid integer"),
+        ("[smtp]\nenabled = 1\n", "smtp.enabled", "valid boolean"),
+        ('[intake]\naddresses = "a@b.dk"\n', "intake.addresses", "valid array"),
+        ('[intake]\nforeign_sender_action = "drop"\n', "intake.foreign_sender_action",
+         "'reject' or 'quarantine'"),
+        ("[smpt]\nport = 25\n", "smpt", "unknown table"),
+        ("storage = 3\n", "storage", "must be a table"),
+        ("[smtp]\nport = 70000\n", "smtp.port", "between 0 and 65535"),
+        ("[smtp]\nrequire_starttls = true\n", "smtp.require_starttls", "tls_cert"),
+        ('[smtp]\ntls_cert = "cert.pem"\n', "smtp.tls_key", "together"),
+        ("[smtp]\nmax_message_bytes = 10\n", "smtp.max_message_bytes", "at least"),
+        ("[smtp]\nmax_connections = 0\n", "smtp.max_connections", "at least 1"),
+        ("[intake]\naddresses = []\n", "intake.addresses", "at least one"),
+        ('[intake]\naddresses = ["nobody"]\n', "intake.addresses", "not a mail address"),
+        ('[intake]\nallowed_sender_domains = ["a@b.dk"]\n', "intake.allowed_sender_domains",
+         "not a domain"),
+        ('[storage]\ndatabase_url = "mysql://x/y"\n', "storage.database_url", "unsupported"),
+        ("[worker]\nmax_attempts = 0\n", "worker.max_attempts", "at least 1"),
+        ("[smtp\n", "(syntax)", "line 1"),
+    ],
+)
+def test_mistakes_name_the_key_and_the_file(tmp_path: Path, text: str, key: str,
+                                            problem: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    message = str(caught.value)
+    assert str(path) in message
+    assert f": {key}:" in message
+    assert problem in message
+
+
+def test_missing_file_is_an_error_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match="no such file") as caught:
+        load_config(missing)
+    assert str(missing) in str(caught.value)
+
+
+def test_relative_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    path = tmp_path / "etc" / "config.toml"
+    path.write_text('[storage]\ndata_dir = "../var/data"\n', encoding="utf-8")
+    assert load_config(path).storage.data_path == tmp_path / "var" / "data"
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[intake]\naddresses = ["A@Kommune.dk"]\n'))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.smtp.port = 1  # type: ignore[misc]
+    assert config.intake.addresses == ("A@Kommune.dk",)
