@@ -12,7 +12,7 @@ def normalize_address(address: str) -> str:
 
 
 def domain_of(address: str | None) -> str | None:
-    """The domain part of an address, case-folded and without a trailing dot; None if it has none."""
+    """The domain of an address, case-folded, without a trailing dot; None if it has none."""
     if not address:
         return None
     normalized = normalize_address(address)

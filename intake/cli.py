@@ -12,6 +12,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from intake import __version__
 from intake.config import CONFIG_ENV_VAR, AppConfig, ConfigError, load_config
@@ -188,7 +189,8 @@ def config_check_command(context: _Context) -> None:
     config = context.config
     click.echo(f"configuration OK: {config.source}")
     click.echo(f"  data_dir  {config.storage.data_path}")
-    click.echo(f"  database  {config.storage.effective_database_url}")
+    database_url = make_url(config.storage.effective_database_url)
+    click.echo(f"  database  {database_url.render_as_string(hide_password=True)}")
     if config.smtp.enabled:
         kind = "LMTP" if config.smtp.lmtp else "SMTP"
         click.echo(f"  {kind:<9} {config.smtp.host}:{config.smtp.port}")

@@ -234,7 +234,7 @@ class IntakeHandler:
         """Wait until every started store has finished; False if some still run at the deadline."""
         if not self.in_flight:
             return True
-        done, pending = await asyncio.wait(set(self.in_flight), timeout=timeout)
+        _done, pending = await asyncio.wait(set(self.in_flight), timeout=timeout)
         return not pending
 
 

@@ -62,7 +62,7 @@ class Database:
 
 
 def _prepare_sqlite_file(database: str | None) -> None:
-    """Create the SQLite file and its folder owner-only before SQLite creates them world-readable."""
+    """Create the SQLite file and its folder owner-only, before SQLite makes them world-readable."""
     if not database or database == ":memory:" or database.startswith("file:"):
         return
     path = Path(database)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -50,7 +50,7 @@ def utc_now() -> datetime:
 class Base(DeclarativeBase):
     """Declarative base of every table."""
 
-    type_annotation_map: dict[Any, Any] = {datetime: UtcDateTime}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UtcDateTime}
 
 
 class MessageState(enum.StrEnum):

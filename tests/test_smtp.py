@@ -226,7 +226,8 @@ def test_a_failing_database_answers_451(daemon: DaemonThread, db: Database) -> N
 
 
 def test_lmtp_answers_once_per_accepted_recipient(make_daemon: Any) -> None:
-    daemon = make_daemon(lmtp=True, intake={"addresses": (INTAKE_ADDRESS, "second@kommune.example")})
+    daemon = make_daemon(lmtp=True,
+                         intake={"addresses": (INTAKE_ADDRESS, "second@kommune.example")})
     client = LineClient(daemon.smtp_address)
     try:
         assert client.reply()[0] == 220
