@@ -41,7 +41,6 @@ import secrets
 import signal
 import smtplib
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile

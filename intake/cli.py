@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from intake import __version__
 from intake.config import CONFIG_ENV_VAR, AppConfig, ConfigError, load_config
@@ -21,7 +22,7 @@ from intake.ingest import ingest_files
 from intake.logging_setup import configure_logging
 from storage.database import Database
 from storage.messages import list_messages
-from storage.migrate import current_revision, upgrade_database
+from storage.migrate import current_revision, head_revision, upgrade_database
 from storage.models import Message
 
 CONFIG_ERROR_EXIT = 2
@@ -67,7 +68,17 @@ def serve_command(context: _Context) -> None:
     """Run the daemon: SMTP/LMTP listener and worker, until SIGTERM or SIGINT."""
     config = context.config
     configure_logging(config.logging.level)
-    sys.exit(asyncio.run(serve(config)))
+    try:
+        sys.exit(asyncio.run(serve(config)))
+    except OperationalError as error:
+        url = make_url(config.storage.effective_database_url)
+        reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        click.echo(f"chikanemail: cannot use the database "
+                   f"{url.render_as_string(hide_password=True)}: {reason}", err=True)
+        sys.exit(1)
+    except OSError as error:
+        click.echo(f"chikanemail: cannot start: {error}", err=True)
+        sys.exit(1)
 
 
 @main.command("ingest")
@@ -79,7 +90,7 @@ def serve_command(context: _Context) -> None:
 def ingest_command(context: _Context, files: tuple[Path, ...], force_mbox: bool) -> None:
     """Store .eml and mbox files as received messages, exactly as SMTP would."""
     config = context.config
-    configure_logging("WARNING")
+    configure_logging("WARNING", sys.stderr)  # stdout carries the summary
     services = open_services(config)
     console = Console(stderr=True)
     try:
@@ -97,7 +108,7 @@ def ingest_command(context: _Context, files: tuple[Path, ...], force_mbox: bool)
     for error in summary.errors:
         click.echo(f"failed: {error}", err=True)
     click.echo(summary.line())
-    if summary.failed:
+    if summary.failed_files:
         sys.exit(1)
 
 
@@ -129,6 +140,16 @@ def _message_json(row: Message) -> dict[str, Any]:
     }
 
 
+def _require_current_schema(database: Database) -> None:
+    """Stop with a clear message when the database is not at this version's schema."""
+    revision, head = current_revision(database), head_revision()
+    if revision != head:
+        click.echo(f"chikanemail: the database is at schema {revision or '(empty)'}, this "
+                   f"version needs {head}: run `chikanemail db upgrade` (or start the daemon)",
+                   err=True)
+        sys.exit(1)
+
+
 @messages_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Newest N only.")
@@ -137,7 +158,7 @@ def messages_list_command(context: _Context, as_json: bool, limit: int | None) -
     """List received messages, newest first."""
     database = Database(context.config.storage.effective_database_url)
     try:
-        upgrade_database(database)
+        _require_current_schema(database)
         rows = list_messages(database, limit=limit)
     finally:
         database.dispose()

@@ -12,7 +12,7 @@ from intake.accept import IntakeService
 from intake.addresses import RecipientPolicy, SenderPolicy
 from intake.config import AppConfig
 from intake.smtp_server import SmtpListener, start_smtp_listener
-from intake.worker import Worker
+from intake.worker import Worker, process_is_alive
 from storage.blobstore import BlobStore
 from storage.database import Database
 from storage.migrate import upgrade_database
@@ -41,6 +41,7 @@ def open_services(config: AppConfig, on_stored: Callable[[], None] | None = None
     data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     store = BlobStore(config.storage.blob_root)
     store.ensure_root()
+    store.remove_abandoned_work_files(is_alive=process_is_alive)
     database = Database(config.storage.effective_database_url)
     upgrade_database(database)
     intake = IntakeService(

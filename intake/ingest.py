@@ -24,18 +24,21 @@ class IngestSummary:
     files: int = 0
     new: int = 0
     duplicates: int = 0
-    failed: int = 0
+    failed_files: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
     def messages(self) -> int:
-        """Messages read from the files."""
-        return self.new + self.duplicates + self.failed
+        """Messages stored (new or already known) from the files."""
+        return self.new + self.duplicates
 
     def line(self) -> str:
         """One line for the admin."""
-        return (f"ingested {self.messages} messages from {self.files} files: {self.new} new, "
-                f"{self.duplicates} already stored, {self.failed} failed")
+        line = (f"ingested {self.messages} messages from {self.files} files: {self.new} new, "
+                f"{self.duplicates} already stored")
+        if self.failed_files:
+            line += f"; {self.failed_files} files failed"
+        return line
 
 
 def is_mbox(path: Path, force_mbox: bool) -> bool:
@@ -80,7 +83,7 @@ def ingest_files(
                 else:
                     summary.new += 1
         except Exception as error:
-            summary.failed += 1
+            summary.failed_files += 1
             summary.errors.append(f"{path}: {type(error).__name__}: {error}")
             log.error("ingest failed for a file: %s", type(error).__name__)
         if on_file_done is not None:

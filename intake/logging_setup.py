@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-def configure_logging(level: str) -> None:
-    """Send our log lines to stdout at the given level; keep aiosmtpd's session log quiet."""
-    handler = logging.StreamHandler(sys.stdout)
+def configure_logging(level: str, stream: TextIO | None = None) -> None:
+    """Send log lines to stdout (or the given stream) at the level; keep aiosmtpd's quiet."""
+    handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(logging.Formatter(_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import ssl
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ logging.getLogger("mail.log").setLevel(logging.WARNING)
 # RFC 5321 allows 1000 octets a line; real mail (and evidence) breaks that. A longer line
 # would get aiosmtpd's permanent 500, losing the evidence, so allow up to 1 MiB a line.
 LINE_LENGTH_LIMIT = 1024 * 1024
+# aiosmtpd keeps a DATA as one bytearray a line and then joins them: about 4x the message.
+MEMORY_PER_MESSAGE_BYTE = 4
 # aiosmtpd's own limit counts dot-stuffing and is only a backstop above the exact check.
 _WIRE_SLACK_DIVISOR = 16
 
@@ -192,7 +195,7 @@ class IntakeHandler:
         server._reset_timeout()  # the DATA is in; give the store a full timeout
         raw = envelope.original_content or b""
         if len(raw) > self.settings.max_message_bytes:
-            log.info("message refused: %d bytes over the limit of %d peer=%s",
+            log.info("message refused: %d bytes, over the limit of %d peer=%s",
                      len(raw), self.settings.max_message_bytes, peer_text(session.peer))
             return self._reply_each_recipient(envelope, REPLY_TOO_BIG)
         delivery = DeliveryEnvelope(
@@ -238,6 +241,21 @@ class IntakeHandler:
         return not pending
 
 
+def _warn_if_memory_may_run_out(settings: SmtpSettings) -> None:
+    """Warn when every allowed connection sending a maximal mail at once would exhaust memory."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return
+    worst = settings.max_connections * MEMORY_PER_MESSAGE_BYTE * settings.max_message_bytes
+    if worst > physical:
+        log.warning(
+            "smtp.max_connections x 4 x smtp.max_message_bytes = %d MiB exceeds this machine's "
+            "%d MiB of memory; lower one of them if many large mails may arrive at once",
+            worst // 2**20, physical // 2**20,
+        )
+
+
 def make_tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
     """The server TLS context from the configured certificate and key, if any."""
     if not settings.tls_cert:
@@ -271,6 +289,8 @@ class SmtpListener:
         for protocol in list(self.tracker.open):
             transport = protocol.transport
             if transport is not None:
+                # Tell the client why (RFC 5321 3.8); it will retry what it had not finished.
+                transport.write((REPLY_SHUTTING_DOWN + "\r\n").encode())  # type: ignore[attr-defined]
                 transport.close()
         await self.server.wait_closed()
 
@@ -308,10 +328,15 @@ async def start_smtp_listener(
             auth_exclude_mechanism=["LOGIN", "PLAIN"],
         )
 
+    _warn_if_memory_may_run_out(settings)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        make_protocol, host=settings.host, port=settings.port, reuse_address=True
-    )
+    try:
+        server = await loop.create_server(
+            make_protocol, host=settings.host, port=settings.port, reuse_address=True
+        )
+    except OSError as error:
+        raise OSError(error.errno, f"cannot listen on smtp.host {settings.host!r} smtp.port "
+                      f"{settings.port}: {error.strerror}") from error
     listener = SmtpListener(server, handler, tracker)
     host, port = listener.address
     log.info("%s listening on %s:%d max_message_bytes=%d",

@@ -25,6 +25,7 @@ from storage.messages import (
     mark_failed,
     mark_processed,
     release_abandoned_claims,
+    release_claims,
 )
 from storage.models import MessageState
 
@@ -55,10 +56,13 @@ class WorkerIdentity:
         pid = int(pid_text)
         if pid == self.pid:
             return token != self.token  # an earlier run that had our pid (a container restart)
-        return not _process_is_alive(pid)
+        return not process_is_alive(pid)
 
 
-def _process_is_alive(pid: int) -> bool:
+def process_is_alive(pid: int) -> bool:
+    """Tell whether a process with this id runs on this machine (other than this one)."""
+    if pid == os.getpid():
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -110,9 +114,12 @@ class Worker:
             limit=self.settings.batch_size,
             lease=timedelta(seconds=self.settings.lease_seconds),
         )
-        for message in claimed:
+        for index, message in enumerate(claimed):
             if self._stop.is_set():
-                break  # the rest stay claimed by us and are handed back at the next start
+                # Hand the rest back now, so no other daemon has to wait for our lease.
+                release_claims(self.database, [m.message_pk for m in claimed[index:]],
+                               str(self.identity))
+                break
             self._process_one(message)
         return len(claimed)
 

@@ -11,7 +11,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -22,6 +22,8 @@ BLOB_FILE_MODE = 0o400
 BLOB_DIR_MODE = 0o700
 _WORK_FILE_MODE = 0o600
 _HEX64 = re.compile(r"[0-9a-f]{64}")
+# Work files are named `.<sha256>.<pid>.<ns>.tmp` (put) or `<pid>.<ns>.tmp` (streams).
+_WORK_FILE_PID = re.compile(r"(?:^|\.)(\d+)\.\d+\.tmp$")
 _CHUNK = 1024 * 1024
 # Temporary files of streamed blobs live here until their name (hash) is known.
 _INCOMING = ".incoming"
@@ -134,6 +136,27 @@ class BlobStore:
         os.close(fd)
         self._publish(work, target)
         return sha256
+
+    def remove_abandoned_work_files(self, is_alive: Callable[[int], bool]) -> int:
+        """Delete temporary files left by a writer process that died before its rename.
+
+        Such a file was never a blob (it never got its name) and its sender was never told
+        the message was stored, so it will be sent again.
+        """
+        removed = 0
+        candidates = list(self.root.glob("??/??/.*.tmp"))
+        incoming = self.root / _INCOMING
+        if incoming.is_dir():
+            candidates.extend(incoming.glob("*.tmp"))
+        for path in candidates:
+            match = _WORK_FILE_PID.search(path.name)
+            if match is None or is_alive(int(match.group(1))):
+                continue
+            path.unlink(missing_ok=True)
+            removed += 1
+        if removed:
+            log.info("removed %d temporary files left by a stopped writer", removed)
+        return removed
 
     def writer(self) -> BlobWriter:
         """Return a streaming writer that hashes while it writes; use it as a context manager."""

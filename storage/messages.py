@@ -200,6 +200,22 @@ def mark_failed(
         return row.state
 
 
+def release_claims(database: Database, message_pks: Sequence[int], worker_id: str) -> int:
+    """Give back messages a worker claimed but did not start (it is stopping); no try is spent."""
+    if not message_pks:
+        return 0
+    with database.write() as session:
+        result = session.execute(
+            update(Message)
+            .where(Message.id.in_(message_pks), Message.claimed_by == worker_id,
+                   Message.state == MessageState.PROCESSING)
+            .values(state=MessageState.RECEIVED, claimed_by=None, claimed_until=None,
+                    attempts=Message.attempts - 1),
+            execution_options={"synchronize_session": False},
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
 def release_abandoned_claims(
     database: Database,
     *,

@@ -100,8 +100,9 @@ class IngestSetup:
 
 
 def summary_line(*, messages: int, files: int, new: int, duplicates: int, failed: int = 0) -> str:
-    return (f"ingested {messages} messages from {files} files: {new} new, "
-            f"{duplicates} already stored, {failed} failed")
+    line = (f"ingested {messages} messages from {files} files: {new} new, "
+            f"{duplicates} already stored")
+    return line + (f"; {failed} files failed" if failed else "")
 
 
 @pytest.fixture(autouse=True)
@@ -312,6 +313,22 @@ def test_missing_file_is_a_clear_error_and_stores_nothing(setup: IngestSetup,
     store = setup.store
     assert not store.exists(present.sha256), "nothing is stored when an argument is bad"
     assert list(store.iter_all()) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/mem").exists(), reason="needs Linux /proc")
+def test_unreadable_file_is_counted_failed_and_the_rest_stored(setup: IngestSetup) -> None:
+    # /proc/self/mem passes click's "exists, not a directory" check but reading it from
+    # offset 0 fails with EIO: a real I/O error, even for root.
+    good = corpus_files()[0]
+    unreadable = Path("/proc/self/mem")
+    result = setup.ingest(unreadable, good.path)
+    assert result.exit_code == 1, describe(result)
+    last = result.stdout.splitlines()[-1]
+    assert last == "ingested 1 messages from 2 files: 1 new, 0 already stored; 1 files failed", (
+        describe(result))
+    assert f"failed: {unreadable}: OSError" in result.stderr, describe(result)
+    assert setup.store.read_bytes(good.sha256) == good.path.read_bytes()
+    assert [row.sha256 for row in setup.rows()] == [good.sha256]
 
 
 def test_ingest_without_files_is_a_usage_error(setup: IngestSetup) -> None:
