@@ -17,11 +17,15 @@ from sqlalchemy.exc import OperationalError
 
 from intake import __version__
 from intake.config import CONFIG_ENV_VAR, AppConfig, ConfigError, load_config
-from intake.daemon import open_services, serve
+from intake.daemon import open_services, pipeline_for, serve
 from intake.ingest import ingest_files
 from intake.logging_setup import configure_logging
+from intake.message_report import message_report, render_message_report
+from intake.reprocess import reprocess_messages
+from storage.blobstore import BlobStore
 from storage.database import Database
-from storage.messages import list_messages
+from storage.evidence import evidence_for_message
+from storage.messages import find_message, list_messages
 from storage.migrate import current_revision, head_revision, upgrade_database
 from storage.models import Message
 
@@ -178,6 +182,63 @@ def messages_list_command(context: _Context, as_json: bool, limit: int | None) -
             str(row.size), str(row.times_seen), row.sha256[:16] + "…", row.subject or "",
         )
     Console().print(table)
+
+
+@messages_group.command("show")
+@click.argument("reference")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a tree.")
+@pass_context
+def messages_show_command(context: _Context, reference: str, as_json: bool) -> None:
+    """One message: its forwarded original, defects and evidence tree (REFERENCE: id or SHA-256)."""
+    config = context.config
+    database = Database(config.storage.effective_database_url)
+    try:
+        _require_current_schema(database)
+        message = find_message(database, reference)
+        if message is None:
+            click.echo(f"chikanemail: no message {reference!r} (give its id or SHA-256)",
+                       err=True)
+            sys.exit(1)
+        evidence = evidence_for_message(database, message.id)
+    finally:
+        database.dispose()
+    report = message_report(message, evidence, BlobStore(config.storage.derived_root))
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    Console().print(render_message_report(report))
+
+
+@main.command("reprocess")
+@click.argument("references", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Every message, not only those named.")
+@pass_context
+def reprocess_command(context: _Context, references: tuple[str, ...], every: bool) -> None:
+    """Run extraction again from the raw blobs (REFERENCES: ids or SHA-256s)."""
+    if every == bool(references):
+        raise click.UsageError("give message ids or SHA-256s, or --all (not both)")
+    config = context.config
+    configure_logging("WARNING", sys.stderr)
+    services = open_services(config)
+    try:
+        if every:
+            messages = list(reversed(list_messages(services.database)))
+        else:
+            messages = []
+            for reference in references:
+                found = find_message(services.database, reference)
+                if found is None:
+                    raise click.ClickException(f"no message {reference!r}")
+                messages.append(found)
+        summary = reprocess_messages(messages, services.store, services.database,
+                                     pipeline_for(config))
+    finally:
+        services.close()
+    for error in summary.errors:
+        click.echo(f"failed: {error}", err=True)
+    click.echo(f"reprocessed {summary.done} messages; {summary.failed} failed")
+    if summary.failed:
+        sys.exit(1)
 
 
 @main.group("db")

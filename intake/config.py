@@ -18,7 +18,13 @@ import pydantic
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from intake.settings import IntakeSettings, LoggingSettings, SmtpSettings, WorkerSettings
+from intake.settings import (
+    ExtractSettings,
+    IntakeSettings,
+    LoggingSettings,
+    SmtpSettings,
+    WorkerSettings,
+)
 from storage.settings import StorageSettings
 
 CONFIG_ENV_VAR = "CHIKANEMAIL_CONFIG"
@@ -50,6 +56,7 @@ class AppConfig:
     smtp: SmtpSettings = field(default_factory=SmtpSettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    extract: ExtractSettings = field(default_factory=ExtractSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
 
@@ -58,6 +65,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "smtp": SmtpSettings,
     "intake": IntakeSettings,
     "worker": WorkerSettings,
+    "extract": ExtractSettings,
     "logging": LoggingSettings,
 }
 
@@ -198,3 +206,14 @@ def _check_contradictions(config: AppConfig) -> None:
             fail(key, "must be greater than 0")
     if worker.retry_seconds < 0:
         fail("worker.retry_seconds", "must not be negative")
+
+    extract = config.extract
+    if not 1 <= extract.max_depth <= 50:
+        fail("extract.max_depth", "must be between 1 and 50")
+    if extract.ocr_timeout_seconds <= 0:
+        fail("extract.ocr_timeout_seconds", "must be greater than 0")
+    if extract.max_image_pixels < 1_000_000:
+        fail("extract.max_image_pixels", "must be at least 1000000")
+    if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", extract.ocr_languages):
+        fail("extract.ocr_languages", "must be tesseract language codes joined by + "
+             "(e.g. dan+eng)")

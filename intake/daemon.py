@@ -11,7 +11,10 @@ from dataclasses import dataclass
 from intake.accept import IntakeService
 from intake.addresses import RecipientPolicy, SenderPolicy
 from intake.config import AppConfig
+from intake.ocr import OcrEngine
+from intake.pipeline import build_pipeline
 from intake.smtp_server import SmtpListener, start_smtp_listener
+from intake.step import PipelineStep
 from intake.worker import Worker, process_is_alive
 from storage.blobstore import BlobStore
 from storage.database import Database
@@ -51,6 +54,22 @@ def open_services(config: AppConfig, on_stored: Callable[[], None] | None = None
     return Services(store, database, intake)
 
 
+def ocr_engine_for(config: AppConfig) -> OcrEngine | None:
+    """The OCR engine the config asks for; says once (in the log) if tesseract is missing."""
+    if not config.extract.ocr:
+        return None
+    engine = OcrEngine(config.extract.ocr_languages, config.extract.ocr_timeout_seconds)
+    _ = engine.available  # checked now, so a missing tesseract is reported at start
+    return engine
+
+
+def pipeline_for(config: AppConfig) -> list[PipelineStep]:
+    """The processing steps for this configuration."""
+    derived = BlobStore(config.storage.derived_root)
+    derived.ensure_root()
+    return build_pipeline(derived, config.extract, ocr_engine_for(config))
+
+
 @dataclass(frozen=True)
 class ReadyInfo:
     """What a running daemon tells whoever started it."""
@@ -76,7 +95,8 @@ async def serve(
     wake: Callable[[], None] | None = None
     services = await asyncio.to_thread(open_services, config, lambda: wake() if wake else None)
     if config.worker.enabled:
-        worker = Worker(services.store, services.database, config.worker)
+        steps = await asyncio.to_thread(pipeline_for, config)
+        worker = Worker(services.store, services.database, config.worker, steps)
         wake = worker.wake
         await asyncio.to_thread(worker.start)
 

@@ -7,6 +7,8 @@ import sys
 from typing import TextIO
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_CONTENT_LOGGING_LIBRARIES = ("mailparser", "extract_msg", "tnefparse", "RTFDE", "olefile",
+                              "PIL")
 
 
 def configure_logging(level: str, stream: TextIO | None = None) -> None:
@@ -18,3 +20,6 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     root.setLevel(level)
     # aiosmtpd logs DATA lines at DEBUG and every command at INFO: bodies must never be logged.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # Parsing libraries log header values and raw stream bytes; our own flags say what failed.
+    for name in _CONTENT_LOGGING_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.CRITICAL)

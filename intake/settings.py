@@ -56,6 +56,19 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True)
+class ExtractSettings:
+    """How every part of a message is taken out as evidence: the [extract] table."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    max_depth: int = 10
+    ocr: bool = True
+    ocr_languages: str = "dan+eng"
+    ocr_timeout_seconds: float = 60.0
+    max_image_pixels: int = 64_000_000
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     """What the daemon logs: the [logging] table."""
 

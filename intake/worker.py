@@ -15,8 +15,8 @@ import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
-from intake.pipeline import MessageContext, PipelineStep, default_pipeline
 from intake.settings import WorkerSettings
+from intake.step import MessageContext, PipelineStep
 from storage.blobstore import BlobStore
 from storage.database import Database
 from storage.messages import (
@@ -80,12 +80,12 @@ class Worker:
         store: BlobStore,
         database: Database,
         settings: WorkerSettings,
-        steps: Sequence[PipelineStep] | None = None,
+        steps: Sequence[PipelineStep],
     ) -> None:
         self.store = store
         self.database = database
         self.settings = settings
-        self.steps = list(steps) if steps is not None else default_pipeline()
+        self.steps = list(steps)
         self.identity = WorkerIdentity()
         self._wakeup = threading.Event()
         self._stop = threading.Event()

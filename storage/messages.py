@@ -216,6 +216,42 @@ def release_claims(database: Database, message_pks: Sequence[int], worker_id: st
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def mark_reprocessed(database: Database, message_pk: int, now: datetime | None = None) -> None:
+    """Record a successful manual re-run: processed, unless kept out as a foreign sender."""
+    now = now or utc_now()
+    with database.write() as session:
+        row = session.get(Message, message_pk, with_for_update=True)
+        if row is None:
+            raise LookupError(f"message {message_pk} does not exist")
+        row.last_error = None
+        row.processed_at = now
+        if row.quarantine_reason == QuarantineReason.FOREIGN_SENDER:
+            return
+        row.state = MessageState.PROCESSED
+        row.quarantine_reason = None
+        row.claimed_by = None
+        row.claimed_until = None
+        row.not_before = None
+
+
+def find_message(database: Database, reference: str) -> Message | None:
+    """A message by its id or by the SHA-256 (or a unique prefix of 8+ hex digits) of its bytes."""
+    with database.read() as session:
+        if reference.isdigit() and len(reference) < 16:
+            row = session.get(Message, int(reference))
+        else:
+            prefix = reference.lower()
+            if len(prefix) < 8 or any(c not in "0123456789abcdef" for c in prefix):
+                return None
+            rows = list(session.execute(
+                select(Message).where(Message.sha256.startswith(prefix)).limit(2)
+            ).scalars())
+            row = rows[0] if len(rows) == 1 else None
+        if row is not None:
+            session.expunge(row)
+    return row
+
+
 def release_abandoned_claims(
     database: Database,
     *,

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    ForeignKey,
     Integer,
     String,
     Text,
@@ -108,3 +109,63 @@ class Message(Base):
     claimed_by: Mapped[str | None] = mapped_column(String(255))
     claimed_until: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
+    # Set by extraction (issue 3); all derived from the raw blob and rebuilt by `reprocess`.
+    extracted_at: Mapped[datetime | None]
+    defects: Mapped[list[str] | None] = mapped_column(JSON)
+    body_text_sha256: Mapped[str | None] = mapped_column(String(64))
+    received_chain: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    sender_ip: Mapped[str | None] = mapped_column(String(64))
+    original_rule: Mapped[str | None] = mapped_column(String(64))
+    original_from_name: Mapped[str | None] = mapped_column(Text)
+    original_from_address: Mapped[str | None] = mapped_column(Text)
+    original_date: Mapped[datetime | None]
+    original_date_raw: Mapped[str | None] = mapped_column(Text)
+    original_subject: Mapped[str | None] = mapped_column(Text)
+    original_to: Mapped[str | None] = mapped_column(Text)
+    original_message_id: Mapped[str | None] = mapped_column(Text)
+
+
+class EvidenceRole(enum.StrEnum):
+    """What a part of a message is."""
+
+    BODY = "body"
+    ATTACHMENT = "attachment"
+    INLINE = "inline"
+    NESTED_MESSAGE = "nested-message"
+    CONTAINER_PART = "container-part"
+
+
+class Evidence(Base):
+    """One part of a received message, kept as its own blob (the SHA-256 of its decoded bytes).
+
+    `part_path` names the part's place in the message (`1`, `2.1`, `3.c2` for the second item
+    of a container) and is stable, so re-extraction updates rows instead of duplicating them.
+    """
+
+    __tablename__ = "evidence"
+    __table_args__ = (UniqueConstraint("message_pk", "part_path", name="uq_evidence_part"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_pk: Mapped[int] = mapped_column(ForeignKey("message.id"), index=True)
+    part_path: Mapped[str] = mapped_column(String(255))
+    position: Mapped[int] = mapped_column(Integer)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("evidence.id"))
+    role: Mapped[str] = mapped_column(String(32))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    declared_type: Mapped[str | None] = mapped_column(Text)
+    sniffed_type: Mapped[str | None] = mapped_column(Text)
+    filename: Mapped[str | None] = mapped_column(Text)
+    content_id: Mapped[str | None] = mapped_column(Text)
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    transfer_encoding: Mapped[str | None] = mapped_column(String(64))
+    charset: Mapped[str | None] = mapped_column(String(64))
+    defects: Mapped[list[str]] = mapped_column(JSON)
+    flags: Mapped[list[str]] = mapped_column(JSON)
+    text_sha256: Mapped[str | None] = mapped_column(String(64))
+    image: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    thumbnail_sha256: Mapped[str | None] = mapped_column(String(64))
+    dhash: Mapped[str | None] = mapped_column(String(16))
+    ocr_status: Mapped[str | None] = mapped_column(String(16))
+    ocr_sha256: Mapped[str | None] = mapped_column(String(64))
+    original: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -30,6 +30,11 @@ class StorageSettings:
         return self.data_path / "blobs"
 
     @property
+    def derived_root(self) -> Path:
+        """The store of derived things (text, thumbnails, OCR), apart from the evidence."""
+        return self.data_path / "derived"
+
+    @property
     def effective_database_url(self) -> str:
         """The configured database URL, or the embedded SQLite file under the data directory."""
         if self.database_url:

@@ -12,8 +12,9 @@ import pytest
 
 from intake.accept import IntakeService
 from intake.addresses import SenderPolicy
-from intake.pipeline import MessageContext
+from intake.check_raw import CheckRawMessage
 from intake.settings import WorkerSettings
+from intake.step import MessageContext
 from intake.worker import Worker, WorkerIdentity, process_is_alive
 from storage.blobstore import BlobStore
 from storage.database import Database
@@ -63,7 +64,7 @@ def receive(store: BlobStore, database: Database, count: int) -> None:
 
 def test_default_pipeline_processes_every_message(store: BlobStore, database: Database) -> None:
     receive(store, database, 5)
-    worker = Worker(store, database, WorkerSettings())
+    worker = Worker(store, database, WorkerSettings(), steps=[CheckRawMessage()])
     assert worker.process_until_idle() == 5
     assert {row.state for row in list_messages(database)} == {"processed"}
 
@@ -75,7 +76,7 @@ def test_a_message_whose_blob_changed_is_quarantined(store: BlobStore,
     path = store.path(row.sha256)
     os.chmod(path, 0o600)
     path.write_bytes(b"altered")
-    worker = Worker(store, database, WorkerSettings(retry_seconds=0))
+    worker = Worker(store, database, WorkerSettings(retry_seconds=0), steps=[CheckRawMessage()])
     worker.process_until_idle()
     (row,) = list_messages(database)
     assert row.state == "quarantined"

@@ -1,0 +1,115 @@
+"""What `chikanemail messages show` prints: one message, its original and its evidence tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.tree import Tree
+
+from storage.blobstore import BlobStore, BlobStoreError
+from storage.models import Evidence, Message
+
+OCR_EXCERPT_CHARS = 160
+
+
+def _derived_text(derived: BlobStore, sha256: str | None) -> str | None:
+    if not sha256:
+        return None
+    try:
+        return derived.read_bytes(sha256).decode("utf-8", errors="replace")
+    except BlobStoreError:
+        return None
+
+
+def message_report(message: Message, evidence: list[Evidence],
+                   derived: BlobStore) -> dict[str, Any]:
+    """The message as a JSON-ready dict: keys `sha256`, `original`, `evidence`, `defects`, …"""
+    by_id = {row.id: row for row in evidence}
+    original = None
+    if message.original_rule:
+        original = {
+            "rule": message.original_rule,
+            "from": message.original_from_address,
+            "from_name": message.original_from_name,
+            "date": message.original_date.isoformat() if message.original_date else None,
+            "date_raw": message.original_date_raw,
+            "subject": message.original_subject,
+            "to": message.original_to,
+            "message_id": message.original_message_id,
+        }
+    items = []
+    for row in evidence:
+        parent = by_id.get(row.parent_id) if row.parent_id else None
+        items.append({
+            "id": row.id,
+            "path": row.part_path,
+            "sha256": row.sha256,
+            "filename": row.filename,
+            "content_type": row.declared_type,
+            "sniffed_type": row.sniffed_type,
+            "size": row.size,
+            "role": row.role,
+            "parent": parent.sha256 if parent else None,
+            "parent_path": parent.part_path if parent else None,
+            "content_id": row.content_id,
+            "disposition": row.disposition,
+            "flags": row.flags,
+            "defects": row.defects,
+            "image": row.image,
+            "thumbnail_sha256": row.thumbnail_sha256,
+            "dhash": row.dhash,
+            "ocr_status": row.ocr_status,
+            "ocr_text": _derived_text(derived, row.ocr_sha256),
+            "original": row.original,
+        })
+    return {
+        "id": message.id,
+        "sha256": message.sha256,
+        "size": message.size,
+        "subject": message.subject,
+        "message_id": message.message_id,
+        "received_at": message.received_at.isoformat(),
+        "source": message.source,
+        "state": message.state,
+        "extracted_at": message.extracted_at.isoformat() if message.extracted_at else None,
+        "sender_ip": message.sender_ip,
+        "received_chain": message.received_chain or [],
+        "original": original,
+        "defects": message.defects or [],
+        "evidence": items,
+    }
+
+
+def render_message_report(report: dict[str, Any]) -> Tree:
+    """A readable tree of the report for the terminal."""
+    title = (f"message {report['id']}  {report['state']}  {report['size']} bytes  "
+             f"sha256 {report['sha256']}")
+    tree = Tree(title)
+    tree.add(f"subject: {report['subject'] or '(none)'}")
+    original = report["original"]
+    if original:
+        who = " ".join(part for part in (original["from_name"], original["from"] and
+                                         f"<{original['from']}>") if part)
+        tree.add(f"forwarded original ({original['rule']}): from {who or '?'}, "
+                 f"date {original['date'] or original['date_raw'] or '?'}, "
+                 f"subject {original['subject'] or '?'}")
+    else:
+        tree.add("forwarded original: none found")
+    if report["defects"]:
+        tree.add("defects: " + ", ".join(report["defects"]))
+    nodes: dict[str, Tree] = {}
+    for item in report["evidence"]:
+        label = (f"[{item['path']}] {item['role']}  {item['filename'] or '(no name)'}  "
+                 f"{item['content_type']} / {item['sniffed_type']}  {item['size']} B  "
+                 f"{item['sha256'][:16]}…")
+        if item["flags"]:
+            label += "  flags: " + ", ".join(item["flags"])
+        image = item["image"]
+        if image:
+            label += f"  image {image.get('width')}x{image.get('height')} {image.get('format')}"
+        if item["ocr_text"]:
+            excerpt = " ".join(item["ocr_text"].split())[:OCR_EXCERPT_CHARS]
+            label += f"  OCR: {excerpt}"
+        parent = nodes.get(item["parent_path"] or "", tree)
+        nodes[item["path"]] = parent.add(label)
+    return tree

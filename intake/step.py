@@ -1,0 +1,35 @@
+"""What a pipeline step is: a small named object with one job, run on one message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from storage.blobstore import BlobStore
+from storage.database import Database
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    """What a step gets: the message's identity and the stores to work with."""
+
+    message_pk: int
+    sha256: str
+    attempt: int
+    store: BlobStore
+    database: Database
+
+
+class PipelineStep(Protocol):
+    """One step of processing a received message. Steps must be idempotent: after a crash
+    the whole pipeline runs again on the same message."""
+
+    name: str
+
+    def run(self, message: MessageContext) -> None:
+        """Do this step's work for the message; raise to have the message retried."""
+        ...
+
+
+class StepError(Exception):
+    """A step could not finish; the message is retried, then quarantined."""

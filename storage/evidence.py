@@ -1,0 +1,150 @@
+"""Evidence rows: save what extraction found for a message, read it back.
+
+Saving is keyed by (message, part_path), so extracting the same raw message again updates
+the same rows instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from storage.database import Database
+from storage.models import Evidence, Message, utc_now
+
+
+@dataclass(frozen=True)
+class EvidenceRecord:
+    """One extracted part, ready to save; `parent_path` links it to its enclosing part."""
+
+    part_path: str
+    parent_path: str | None
+    role: str
+    sha256: str
+    size: int
+    declared_type: str | None = None
+    sniffed_type: str | None = None
+    filename: str | None = None
+    content_id: str | None = None
+    disposition: str | None = None
+    transfer_encoding: str | None = None
+    charset: str | None = None
+    defects: Sequence[str] = ()
+    flags: Sequence[str] = ()
+    text_sha256: str | None = None
+    image: dict[str, Any] | None = None
+    thumbnail_sha256: str | None = None
+    dhash: str | None = None
+    ocr_status: str | None = None
+    ocr_sha256: str | None = None
+    original: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ForwardedOriginalRecord:
+    """Who sent the harassing original, when, and with what subject; and how we know."""
+
+    rule: str
+    from_name: str | None = None
+    from_address: str | None = None
+    date: datetime | None = None
+    date_raw: str | None = None
+    subject: str | None = None
+    to: str | None = None
+    message_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageExtraction:
+    """What extraction learned about the message as a whole."""
+
+    defects: Sequence[str] = ()
+    body_text_sha256: str | None = None
+    received_chain: list[dict[str, Any]] = field(default_factory=list)
+    sender_ip: str | None = None
+    original: ForwardedOriginalRecord | None = None
+
+
+_RECORD_FIELDS = (
+    "role", "sha256", "size", "declared_type", "sniffed_type", "filename", "content_id",
+    "disposition", "transfer_encoding", "charset", "text_sha256", "image",
+    "thumbnail_sha256", "dhash", "ocr_status", "ocr_sha256", "original",
+)
+
+
+def save_extraction(
+    database: Database,
+    message_pk: int,
+    records: Sequence[EvidenceRecord],
+    extraction: MessageExtraction,
+) -> None:
+    """Store the message's evidence rows and findings in one transaction (idempotent)."""
+    with database.write() as session:
+        message = session.get(Message, message_pk, with_for_update=True)
+        if message is None:
+            raise LookupError(f"message {message_pk} does not exist")
+        existing = {
+            row.part_path: row
+            for row in session.execute(
+                select(Evidence).where(Evidence.message_pk == message_pk)
+            ).scalars()
+        }
+        ids: dict[str, int] = {}
+        for position, record in enumerate(records):
+            row = existing.pop(record.part_path, None)
+            if row is None:
+                row = Evidence(message_pk=message_pk, part_path=record.part_path)
+                session.add(row)
+            row.position = position
+            row.parent_id = ids.get(record.parent_path) if record.parent_path else None
+            for name in _RECORD_FIELDS:
+                setattr(row, name, getattr(record, name))
+            row.defects = list(record.defects)
+            row.flags = list(record.flags)
+            session.flush()
+            ids[record.part_path] = row.id
+        # Parts no longer found (a changed extractor): children before their parents.
+        for stale in sorted(existing.values(), key=lambda r: r.part_path.count("."),
+                            reverse=True):
+            session.delete(stale)
+            session.flush()
+        message.extracted_at = utc_now()
+        message.defects = list(extraction.defects)
+        message.body_text_sha256 = extraction.body_text_sha256
+        message.received_chain = extraction.received_chain
+        message.sender_ip = extraction.sender_ip
+        original = extraction.original
+        message.original_rule = original.rule if original else None
+        message.original_from_name = original.from_name if original else None
+        message.original_from_address = original.from_address if original else None
+        # A date without a zone is kept as its raw text only: a UTC instant would be a guess.
+        message.original_date = (original.date if original and original.date
+                                 and original.date.tzinfo else None)
+        message.original_date_raw = original.date_raw if original else None
+        message.original_subject = original.subject if original else None
+        message.original_to = original.to if original else None
+        message.original_message_id = original.message_id if original else None
+
+
+def evidence_for_message(database: Database, message_pk: int) -> list[Evidence]:
+    """The message's evidence rows in extraction order (detached)."""
+    with database.read() as session:
+        rows = list(session.execute(
+            select(Evidence).where(Evidence.message_pk == message_pk)
+            .order_by(Evidence.position)
+        ).scalars())
+        session.expunge_all()
+    return rows
+
+
+def get_message(database: Database, message_pk: int) -> Message | None:
+    """The message row by its id (detached)."""
+    with database.read() as session:
+        row = session.get(Message, message_pk)
+        if row is not None:
+            session.expunge(row)
+    return row
