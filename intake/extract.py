@@ -19,7 +19,7 @@ from intake.containers import ContainerContents
 from intake.forwarded import ForwardedOriginal, find_inline_forward, original_from_attached
 from intake.images import analyze_image, looks_like_image
 from intake.ocr import OcrEngine
-from intake.parts import ExtractedPart, PartWalker, parse_message
+from intake.parts import ExtractedPart, MessageFacts, PartWalker, parse_message
 from intake.settings import ExtractSettings
 from intake.sniff import sniff_type
 from intake.step import MessageContext
@@ -62,17 +62,8 @@ class EvidenceExtractor:
 
     def extract(self, raw: bytes) -> Extraction:
         """Store every part's bytes (and derived text/thumbnails) and describe them."""
-        message = parse_message(raw)
-        walker = PartWalker(raw, max_depth=self.settings.max_depth)
-        records: list[EvidenceRecord] = []
-        attached: ForwardedOriginalRecord | None = None
-        for part in walker.parts(message):
-            record, original = self._record(part)
-            records.append(record)
-            if attached is None and original is not None and part.depth == 0:
-                attached = original
-            part.data = b""  # the bytes are stored; let them go before the next part
-        facts = walker.facts
+        records, attached, facts = self._walk(raw)
+        # The parsed tree is gone now: mail-parser's own parse does not add to its memory.
         body_text = facts.body_text or facts.body_html_text
         body_sha256 = self.derived.put(body_text.encode("utf-8")) if body_text else None
         original = attached or self._inline_original(facts.body_text, facts.body_html_text)
@@ -82,6 +73,20 @@ class EvidenceExtractor:
             received_chain=received,
             sender_ip=sender_ip, original=original,
         ))
+
+    def _walk(self, raw: bytes) -> tuple[list[EvidenceRecord], ForwardedOriginalRecord | None,
+                                           MessageFacts]:
+        """Store and describe every part; the first attached original at the top level."""
+        walker = PartWalker(raw, max_depth=self.settings.max_depth)
+        records: list[EvidenceRecord] = []
+        attached: ForwardedOriginalRecord | None = None
+        for part in walker.parts(parse_message(raw)):
+            record, original = self._record(part)
+            records.append(record)
+            if attached is None and original is not None and part.depth == 0:
+                attached = original
+            part.data = b""  # the bytes are stored; let them go before the next part
+        return records, attached, walker.facts
 
     def _record(self, part: ExtractedPart) -> tuple[EvidenceRecord, ForwardedOriginalRecord | None]:
         sha256 = self.store.put(part.data)
