@@ -1,23 +1,66 @@
 """The one durable accept path every receiver uses: blob first, then the committed row.
 
-A receiver may say "accepted" (SMTP 250, IMAP move) only after `accept_message` returns:
-by then the raw bytes are fsync'd in the store and the row is committed.
+A receiver may say "accepted" (SMTP 250, IMAP move) only after `accept_message` (a message
+held in memory) or `accept_spooled` (one streamed into a `BlobWriter`) returns: by then the
+raw bytes are fsync'd in the store and the row is committed.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from intake.addresses import SenderPolicy
 from intake.headers import summarize_headers
-from storage.blobstore import BlobStore
+from storage.blobstore import BlobStore, BlobWriter
 from storage.database import Database
 from storage.messages import DeliveryEnvelope, record_delivery
 from storage.models import QuarantineReason
 
 log = logging.getLogger("chikanemail.intake.accept")
+
+# How much of a message's beginning `summarize_headers` reads at most.
+HEAD_BYTES = 1024 * 1024
+# The blank line that ends a header block, as `summarize_headers` finds it.
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+# A match of _HEADER_END is at most this long: bytes past a match that settle it.
+_HEADER_END_SPAN = 4
+
+
+class MessageHead:
+    """The beginning of a message that arrives in pieces: enough for `summarize_headers`.
+
+    It keeps the header block and a few bytes after it, or the first `HEAD_BYTES` when no
+    blank line comes before; `summarize_headers` reads the same values from it as from the
+    whole message, and a large message does not sit in memory twice.
+    """
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._search_from = 0
+        self.complete = False
+
+    def add(self, piece: bytes | bytearray) -> None:
+        """Append the next piece of the message (ignored once the head is complete)."""
+        if self.complete:
+            return
+        self._data += piece[: HEAD_BYTES - len(self._data)]
+        match = _HEADER_END.search(self._data, self._search_from)
+        if match is not None and match.end() + _HEADER_END_SPAN <= len(self._data):
+            # Enough bytes after the blank line that more could not change the match.
+            del self._data[match.end() + _HEADER_END_SPAN:]
+            self.complete = True
+        elif len(self._data) >= HEAD_BYTES:
+            self.complete = True
+        else:
+            # Only a match near the end can still change: search again from there.
+            near_end = max(0, len(self._data) - _HEADER_END_SPAN + 1)
+            self._search_from = near_end if match is None else min(match.start(), near_end)
+
+    def __bytes__(self) -> bytes:
+        return bytes(self._data)
 
 
 @dataclass(frozen=True)
@@ -50,18 +93,36 @@ class IntakeService:
     def accept_message(self, raw: bytes, envelope: DeliveryEnvelope) -> AcceptedMessage:
         """Keep the exact bytes as a blob and commit their row; raises if either fails."""
         sha256 = self.store.put(raw)
+        return self._record(sha256, len(raw), raw, envelope)
+
+    def accept_spooled(
+        self, writer: BlobWriter, head: bytes, envelope: DeliveryEnvelope
+    ) -> AcceptedMessage:
+        """Make a fully written spool a blob (fsync, rename to its SHA-256, read-only) and
+        commit its row; raises if either fails, and then no work file is left behind.
+
+        `head` is the message's beginning (at least its header block, or `HEAD_BYTES`).
+        """
+        with writer:
+            sha256 = writer.commit()
+        return self._record(sha256, writer.size, head, envelope)
+
+    def _record(
+        self, sha256: str, size: int, head: bytes, envelope: DeliveryEnvelope
+    ) -> AcceptedMessage:
+        """Commit the row of a stored blob and wake the worker for a new message."""
         foreign = not self.senders.admits(envelope.mail_from) and envelope.source != "ingest"
         recorded = record_delivery(
             self.database,
             sha256=sha256,
-            size=len(raw),
+            size=size,
             envelope=envelope,
-            headers=summarize_headers(raw),
+            headers=summarize_headers(head),
             quarantine_reason=QuarantineReason.FOREIGN_SENDER if foreign else None,
         )
         log.info(
             "message stored sha256=%s size=%d source=%s id=%d duplicate=%s times_seen=%d%s",
-            sha256, len(raw), envelope.source, recorded.message_pk, recorded.duplicate,
+            sha256, size, envelope.source, recorded.message_pk, recorded.duplicate,
             recorded.times_seen, " quarantined=foreign-sender" if foreign else "",
         )
         if self._on_stored is not None and not recorded.duplicate:
@@ -69,7 +130,7 @@ class IntakeService:
         return AcceptedMessage(
             sha256=sha256,
             message_pk=recorded.message_pk,
-            size=len(raw),
+            size=size,
             duplicate=recorded.duplicate,
             times_seen=recorded.times_seen,
             quarantined=foreign,

@@ -28,7 +28,7 @@ from intake.settings import (
 from storage.settings import StorageSettings
 
 CONFIG_ENV_VAR = "CHIKANEMAIL_CONFIG"
-# aiosmtpd holds a whole DATA in memory, about 4x its size while it arrives (bench/).
+# Extraction parses a message in memory, about 7 times its size (bench/extract_figures.py).
 MAX_MESSAGE_BYTES_CEILING = 256 * 1024 * 1024
 _NO_FILE = "(built-in defaults)"
 _DOMAIN = re.compile(r"(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}\.?")
@@ -165,8 +165,8 @@ def _check_contradictions(config: AppConfig) -> None:
         fail("smtp.max_message_bytes", "must be at least 1024")
     if smtp.max_message_bytes > MAX_MESSAGE_BYTES_CEILING:
         fail("smtp.max_message_bytes",
-             f"must be at most {MAX_MESSAGE_BYTES_CEILING} (a message arriving by SMTP is held "
-             "in memory, about 4 times its size)")
+             f"must be at most {MAX_MESSAGE_BYTES_CEILING} (extraction parses a message in "
+             "memory, about 7 times its size)")
     if smtp.timeout_seconds <= 0:
         fail("smtp.timeout_seconds", "must be greater than 0")
     if smtp.max_connections < 1:

@@ -1,6 +1,9 @@
 """SMTP and LMTP listener on aiosmtpd, answering 250 only after the message is durable.
 
 What aiosmtpd does not do and this module adds:
+- DATA streamed to a spool file while it arrives: aiosmtpd keeps a DATA in memory as one
+  bytearray a line and joins them (about 4x the message); here a connection holds a few MiB
+  whatever the message size, and lines may be of any length;
 - an idle timeout: aiosmtpd's `timeout` is a deadline from the last command, so a 50 MB DATA
   on a slow link would be cut off; here every received chunk restarts the timer;
 - a cap on concurrent connections (421 past it);
@@ -16,31 +19,48 @@ import logging
 import os
 import socket
 import ssl
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
-from intake.accept import IntakeService
+from intake.accept import HEAD_BYTES, AcceptedMessage, IntakeService, MessageHead
 from intake.addresses import RecipientPolicy
 from intake.settings import SmtpSettings
+from storage.blobstore import BlobWriter
 from storage.messages import DeliveryEnvelope
 from storage.models import MessageSource
 
 log = logging.getLogger("chikanemail.intake.smtp")
 
-# aiosmtpd logs every DATA line at DEBUG: message bodies must never reach a log.
+# aiosmtpd logs every command line (addresses too) at INFO and DEBUG: keep its log quiet.
 logging.getLogger("mail.log").setLevel(logging.WARNING)
 
-# RFC 5321 allows 1000 octets a line; real mail (and evidence) breaks that. A longer line
-# would get aiosmtpd's permanent 500, losing the evidence, so allow up to 1 MiB a line.
-LINE_LENGTH_LIMIT = 1024 * 1024
-# aiosmtpd keeps a DATA as one bytearray a line and then joins them: about 4x the message.
-MEMORY_PER_MESSAGE_BYTE = 4
-# aiosmtpd's own limit counts dot-stuffing and is only a backstop above the exact check.
-_WIRE_SLACK_DIVISOR = 16
+T = TypeVar("T")
 
+# The StreamReader's limit: the longest command line, and the size of the pieces DATA is
+# read in (the reader buffers up to twice this before it stops reading the socket).
+STREAM_LIMIT = 256 * 1024
+# DATA is gathered in memory and handed to the spool file (in a thread) in writes this big.
+SPOOL_WRITE_BYTES = 1024 * 1024
+# Memory one connection may hold while it receives DATA, whatever the message size: the
+# reader's buffer (up to twice its limit, plus a socket read), a piece and its unstuffed
+# copy, the gathered write and the header block.
+MEMORY_PER_CONNECTION = 3 * STREAM_LIMIT + 2 * SPOOL_WRITE_BYTES + HEAD_BYTES
+# The only end of DATA (RFC 5321 4.1.1.4) is a line that is exactly "." CRLF, after a CRLF
+# (or first). A dot next to a bare LF or CR is content: no sender can smuggle a second
+# message into one.
+END_OF_DATA = b"\r\n.\r\n"
+_DOT_CRLF = b".\r\n"
+# A line ending in "." CRLF shorter than this is not worth the byte-wise look at the next.
+_SHORT_LINE = 8
+# Reading DATA whose lines end in "." gives short pieces without waiting: let other sessions
+# run after this many.
+_YIELD_EVERY_PIECES = 4096
+
+REPLY_START_DATA = "354 End data with <CR><LF>.<CR><LF>"
 REPLY_STORED = "250 2.0.0 Message stored as evidence"
 REPLY_TEMPORARY_FAILURE = "451 4.3.0 Temporary failure storing the message; try again later"
 REPLY_TOO_BIG = "552 5.3.4 Message size exceeds fixed maximum message size"
@@ -56,6 +76,133 @@ def peer_text(peer: Any) -> str | None:
         host, port = peer[0], peer[1]
         return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return str(peer) if peer else None
+
+
+def _end_line_begun(tail: bytes) -> int:
+    """How many bytes of END_OF_DATA the tail ends with (5: all of it)."""
+    for length in range(min(len(tail), len(END_OF_DATA)), 0, -1):
+        if tail.endswith(END_OF_DATA[:length]):
+            return length
+    return 0
+
+
+class DataReader:
+    """Reads the dot-stuffed bytes of one DATA off a stream, up to its end-of-data line.
+
+    Pieces are about `piece_bytes` long whatever the lines are (shorter at the end), and
+    never reach past the end of data: commands pipelined after it stay in the stream.
+
+    Until it is sure that no end-of-data line can have begun in what it has read (DATA
+    begins a line, as if after a CRLF), it reads up to each "." CRLF in turn: the end is the
+    first one right after a CRLF. A byte or three more after such a line (read one by one)
+    usually make it sure; from then on it reads up to CRLF "." CRLF, which dot-stuffing keeps
+    out of everything but the end. Either way it needs one read per about STREAM_LIMIT
+    bytes, not one a line as aiosmtpd does; only lines shorter than _SHORT_LINE that end in
+    "." cost a read each.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, piece_bytes: int = STREAM_LIMIT) -> None:
+        self._reader = reader
+        self._piece_bytes = piece_bytes
+        self._tail = b"\r\n"  # the last bytes read; DATA begins a line, as if after a CRLF
+        self._sure = False
+        self.ended = False
+
+    async def read(self) -> bytes | bytearray:
+        """The next piece of DATA as sent (still dot-stuffed), without the end-of-data line."""
+        try:
+            piece = await self._read_some()
+            if self.ended or len(piece) >= self._piece_bytes:
+                return piece
+            gathered = bytearray(piece)
+            count = 0
+            while not self.ended and len(gathered) < self._piece_bytes:
+                gathered += await self._read_some()
+                count += 1
+                if count % _YIELD_EVERY_PIECES == 0:
+                    await asyncio.sleep(0)  # many short lines must not hold the loop long
+            return gathered
+        except asyncio.IncompleteReadError as error:
+            raise ConnectionResetError("connection closed in the middle of DATA") from error
+
+    def _read_some(self) -> Coroutine[Any, Any, bytes]:
+        return self._read_to_end_line() if self._sure else self._read_to_dot_crlf()
+
+    async def _read_to_end_line(self) -> bytes:
+        try:
+            piece = await self._reader.readuntil(END_OF_DATA)
+        except asyncio.LimitOverrunError as overrun:
+            # None within the limit. The reader keeps back the last bytes it has, those that
+            # could begin one (or the one it found too far on): none begins in this piece.
+            return await self._reader.read(overrun.consumed)
+        self.ended = True
+        return piece[: -len(_DOT_CRLF)]  # its CRLF ends the message's last line
+
+    async def _read_to_dot_crlf(self) -> bytes:
+        try:
+            piece = await self._reader.readuntil(_DOT_CRLF)
+        except asyncio.LimitOverrunError as overrun:
+            # As above: no "." CRLF begins in this piece, so no end line can end in it.
+            piece = await self._reader.read(overrun.consumed)
+        else:
+            before_dot = piece[-5:-3] if len(piece) >= 5 else (self._tail + piece)[-5:-3]
+            if before_dot == b"\r\n":
+                self.ended = True
+                return piece[: -len(_DOT_CRLF)]
+            if len(piece) < _SHORT_LINE:
+                # Lines this short: stay with "." CRLF, which costs a read a line, no more.
+                self._tail = (self._tail + piece)[-4:]
+                return piece
+        tail = (self._tail + piece[-4:])[-4:]
+        extra = bytearray()
+        begun = _end_line_begun(tail)
+        while 2 <= begun < len(END_OF_DATA):  # after CRLF, CRLF "." or CRLF "." CR: one more
+            byte = await self._reader.readexactly(1)
+            extra += byte
+            tail = tail[-4:] + byte
+            begun = _end_line_begun(tail)
+        whole = piece + extra
+        if begun == len(END_OF_DATA):
+            self.ended = True
+            return whole[: -len(_DOT_CRLF)]
+        self._tail = tail[-4:]
+        self._sure = begun == 0
+        return whole
+
+
+class DotUnstuffer:
+    """Removes the dot a sender put before every line starting with a dot (RFC 5321 4.5.2),
+    from DATA that comes in pieces split anywhere."""
+
+    def __init__(self) -> None:
+        # The start of DATA is the start of a line: as if it came after a CRLF, not kept.
+        self._held = b"\r\n"
+        self._unsent_prefix = 2
+
+    def feed(self, wire: bytes | bytearray) -> bytes:
+        """The message bytes of the next piece (a CR or CRLF at its end waits for the next)."""
+        data = self._held + wire
+        if data.endswith(b"\r\n"):
+            keep = 2
+        elif data.endswith(b"\r"):
+            keep = 1
+        else:
+            keep = 0
+        self._held = data[len(data) - keep:]
+        # Every CRLF on the wire ends a line: a dot right after one is the stuffed dot.
+        message = data[: len(data) - keep].replace(b"\r\n.", b"\r\n")
+        if self._unsent_prefix and message:
+            message = message[self._unsent_prefix:]
+            self._unsent_prefix = 0
+        return message
+
+    def flush(self) -> bytes:
+        """The bytes held back, once the end of data has been read."""
+        held, self._held = self._held, b""
+        if self._unsent_prefix:  # nothing came at all
+            held = held[self._unsent_prefix:]
+            self._unsent_prefix = 0
+        return held
 
 
 class ConnectionTracker:
@@ -77,13 +224,73 @@ class ConnectionTracker:
         self.open.discard(protocol)
 
 
+class _Spool:
+    """The DATA of one transaction on its way to disk.
+
+    Counts the message bytes, keeps the head for the header summary, and gathers the rest
+    into SPOOL_WRITE_BYTES writes done in a worker thread. Past the size limit, or after a
+    failed write, the spool file is thrown away and the rest of the DATA only counted.
+    """
+
+    def __init__(self, writer: BlobWriter, max_bytes: int, handler: IntakeHandler) -> None:
+        self._writer: BlobWriter | None = writer
+        self._handler = handler
+        self._pending = bytearray()
+        self.max_bytes = max_bytes
+        self.size = 0
+        self.head = MessageHead()
+        self.failure: Exception | None = None
+
+    @property
+    def too_big(self) -> bool:
+        """Whether the message is over the size limit."""
+        return self.size > self.max_bytes
+
+    async def add(self, data: bytes) -> None:
+        """Take the next message bytes; writes them out once enough are gathered."""
+        self.size += len(data)
+        if self._writer is None:
+            return
+        if self.too_big:
+            self.discard()
+            return
+        self.head.add(data)
+        self._pending += data
+        if len(self._pending) < SPOOL_WRITE_BYTES:
+            return
+        chunk, self._pending = self._pending, bytearray()
+        try:
+            await asyncio.to_thread(self._writer.write, chunk)
+        except Exception as error:  # disk full, I/O error: drain the DATA, then answer 451
+            self.failure = error
+            self.discard()
+
+    def hand_over(self) -> tuple[BlobWriter, bytearray]:
+        """The spool file and the bytes not yet written, for the store to finish."""
+        writer, self._writer = self._writer, None
+        assert writer is not None, "a refused or failed spool is never stored"
+        rest, self._pending = self._pending, bytearray()
+        return writer, rest
+
+    def discard(self) -> None:
+        """Throw the spool file away (unless it was handed over) and free the memory."""
+        writer, self._writer = self._writer, None
+        self._pending = bytearray()
+        if writer is not None:
+            # In a thread: abort waits for a write still in progress there.
+            self._handler.start_tracked(writer.abort)
+
+
 class _GuardedServer(SMTP):
-    """aiosmtpd's SMTP with a connection cap and an idle (not total) timeout."""
+    """aiosmtpd's SMTP with a connection cap, an idle (not total) timeout, and DATA streamed
+    to disk."""
 
-    line_length_limit = LINE_LENGTH_LIMIT
+    line_length_limit = STREAM_LIMIT
 
-    def __init__(self, handler: Any, *, tracker: ConnectionTracker, **kwargs: Any) -> None:
+    def __init__(self, handler: IntakeHandler, *, tracker: ConnectionTracker,
+                 **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
+        self._intake = handler
         self._tracker = tracker
         self._refused = False
         self._admitted = False
@@ -118,6 +325,55 @@ class _GuardedServer(SMTP):
         # Bytes are flowing: the sender is alive, however long its DATA takes.
         self._reset_timeout()
         super().data_received(data)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str | None) -> None:
+        """DATA into a spool file as it arrives; then 250 once stored, or 552, or 451.
+
+        The checks and replies before 354 are aiosmtpd's, and so is the state afterwards.
+        """
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.session is not None and self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        spool = await self._intake.open_spool(self.session)
+        if spool is None:  # refused before 354: the sender keeps its data and retries
+            await self.push(REPLY_TEMPORARY_FAILURE)
+            return
+        try:
+            await self.push(REPLY_START_DATA)
+            await self._receive(spool)
+            self._reset_timeout()  # the DATA is in; give the store a full timeout
+            reply = await self._intake.finish_data(self.session, self.envelope, spool)
+        except (asyncio.CancelledError, ConnectionResetError):
+            log.info("connection lost during DATA peer=%s", peer_text(self.session.peer))
+            raise
+        except Exception:
+            # A fault of ours mid-DATA: the rest of the message must never be read as
+            # commands, so end the session (the sender retries) before aiosmtpd's 451.
+            log.error("DATA failed; closing the connection peer=%s", peer_text(self.session.peer))
+            if self.transport is not None:
+                self.transport.close()
+            raise
+        finally:
+            spool.discard()  # a spool the store took is the store's
+        self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd: not annotated
+        await self.push(reply)
+
+    async def _receive(self, spool: _Spool) -> None:
+        """Read the DATA up to its end-of-data line into the spool, dot-unstuffed."""
+        data = DataReader(self._reader)
+        unstuffer = DotUnstuffer()
+        while not data.ended:
+            await spool.add(unstuffer.feed(await data.read()))
+        await spool.add(unstuffer.flush())
 
 
 class _GuardedLMTP(_GuardedServer, LMTP):
@@ -190,14 +446,30 @@ class IntakeHandler:
         envelope.rcpt_options.extend(rcpt_options)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        """Store the exact bytes and commit the row off the event loop, then answer."""
-        server._reset_timeout()  # the DATA is in; give the store a full timeout
-        raw = envelope.original_content or b""
-        if len(raw) > self.settings.max_message_bytes:
+    async def open_spool(self, session: Session) -> _Spool | None:
+        """A spool file for the coming DATA; None (answer 451) if none can be opened."""
+        opening = self.start_tracked(self.service.store.writer)
+        try:
+            writer = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            opening.add_done_callback(self._abort_unused_writer)
+            raise
+        except Exception as error:
+            log.error("DATA refused, answered 451: no spool file: %s: %s peer=%s",
+                      type(error).__name__, error, peer_text(session.peer))
+            return None
+        return _Spool(writer, self.settings.max_message_bytes, self)
+
+    async def finish_data(self, session: Session, envelope: Envelope, spool: _Spool) -> str:
+        """After the end of data: store the spool off the event loop and give the reply."""
+        if spool.too_big:
             log.info("message refused: %d bytes, over the limit of %d peer=%s",
-                     len(raw), self.settings.max_message_bytes, peer_text(session.peer))
+                     spool.size, self.settings.max_message_bytes, peer_text(session.peer))
             return self._reply_each_recipient(envelope, REPLY_TOO_BIG)
+        if spool.failure is not None:
+            log.error("message not stored, answered 451: %s: %s peer=%s",
+                      type(spool.failure).__name__, spool.failure, peer_text(session.peer))
+            return self._reply_each_recipient(envelope, REPLY_TEMPORARY_FAILURE)
         delivery = DeliveryEnvelope(
             source=self.source,
             mail_from=envelope.mail_from,
@@ -206,21 +478,51 @@ class IntakeHandler:
             helo=session.host_name,
             tls=session.ssl is not None,
         )
+        writer, rest = spool.hand_over()
         # The store runs to its end even if the client goes away meanwhile; shutdown waits
         # for it. Without a 250 the client retries, and the retry is recognised by its hash.
-        work = asyncio.ensure_future(
-            asyncio.to_thread(self.service.accept_message, raw, delivery)
-        )
-        self.in_flight.add(work)
-        work.add_done_callback(self.in_flight.discard)
-        del raw
+        work = self.start_tracked(self._store_spooled, writer, rest, bytes(spool.head), delivery)
+        del rest
         try:
             await asyncio.shield(work)
+        except asyncio.CancelledError:
+            work.add_done_callback(self._log_unanswered_failure)
+            raise
         except Exception as error:
             log.error("message not stored, answered 451: %s: %s peer=%s",
                       type(error).__name__, error, peer_text(session.peer))
             return self._reply_each_recipient(envelope, REPLY_TEMPORARY_FAILURE)
         return self._reply_each_recipient(envelope, REPLY_STORED)
+
+    def _store_spooled(self, writer: BlobWriter, rest: bytearray, head: bytes,
+                       delivery: DeliveryEnvelope) -> AcceptedMessage:
+        """Write the last bytes, then make the spool a blob and its row (in a thread)."""
+        writer.write(rest)  # a failed write throws the spool file away itself
+        return self.service.accept_spooled(writer, head, delivery)
+
+    def start_tracked(self, function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Run blocking work in a thread; shutdown waits for it even if nobody awaits it."""
+        work = asyncio.ensure_future(asyncio.to_thread(function, *args))
+        self.in_flight.add(work)
+        work.add_done_callback(self._forget)
+        return work
+
+    def _forget(self, work: asyncio.Future[Any]) -> None:
+        self.in_flight.discard(work)
+        if not work.cancelled():
+            work.exception()  # seen: whoever awaited it has reported it
+
+    def _abort_unused_writer(self, opening: asyncio.Future[BlobWriter]) -> None:
+        """A spool file opened for a session that went away meanwhile: remove it."""
+        if not opening.cancelled() and opening.exception() is None:
+            self.start_tracked(opening.result().abort)
+
+    @staticmethod
+    def _log_unanswered_failure(work: asyncio.Future[Any]) -> None:
+        """A store that failed after its client went away: nobody got a 250, say so here."""
+        if not work.cancelled() and (error := work.exception()) is not None:
+            log.error("message not stored (the client had gone; it will retry): %s: %s",
+                      type(error).__name__, error)
 
     async def handle_exception(self, error: Exception) -> str:
         """Any unexpected error becomes a temporary failure, never aiosmtpd's permanent 500."""
@@ -242,17 +544,17 @@ class IntakeHandler:
 
 
 def _warn_if_memory_may_run_out(settings: SmtpSettings) -> None:
-    """Warn when every allowed connection sending a maximal mail at once would exhaust memory."""
+    """Warn when every allowed connection receiving DATA at once would exhaust memory."""
     try:
         physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError):
         return
-    worst = settings.max_connections * MEMORY_PER_MESSAGE_BYTE * settings.max_message_bytes
+    worst = settings.max_connections * MEMORY_PER_CONNECTION
     if worst > physical:
         log.warning(
-            "smtp.max_connections x 4 x smtp.max_message_bytes = %d MiB exceeds this machine's "
-            "%d MiB of memory; lower one of them if many large mails may arrive at once",
-            worst // 2**20, physical // 2**20,
+            "smtp.max_connections x %d MiB a connection = %d MiB exceeds this machine's "
+            "%d MiB of memory; lower smtp.max_connections",
+            MEMORY_PER_CONNECTION // 2**20, worst // 2**20, physical // 2**20,
         )
 
 
@@ -288,7 +590,9 @@ class SmtpListener:
             log.warning("shutdown: some messages were still being stored; senders will retry")
         for protocol in list(self.tracker.open):
             transport = protocol.transport
-            if transport is not None:
+            # A session closing already (QUIT) is left alone: writing to a TLS transport
+            # closed twice raises AttributeError, which would end the shutdown here.
+            if transport is not None and not transport.is_closing():
                 # Tell the client why (RFC 5321 3.8); it will retry what it had not finished.
                 transport.write((REPLY_SHUTTING_DOWN + "\r\n").encode())  # type: ignore[attr-defined]
                 transport.close()
@@ -312,13 +616,16 @@ async def start_smtp_listener(
     # aiosmtpd would otherwise call getfqdn() (a blocking DNS query) for every connection.
     hostname = settings.server_hostname or socket.gethostname()
     protocol_class = _GuardedLMTP if settings.lmtp else _GuardedServer
-    wire_limit = settings.max_message_bytes + settings.max_message_bytes // _WIRE_SLACK_DIVISOR
+    # aiosmtpd checks a declared SIZE in MAIL FROM before our handler does: keep its limit
+    # above ours so that handle_MAIL answers, with its enhanced status code. (It no longer
+    # reads DATA: smtp_DATA above does, and counts the message exactly.)
+    aiosmtpd_size_limit = settings.max_message_bytes + settings.max_message_bytes // 16
 
     def make_protocol() -> _GuardedServer:
         return protocol_class(
             handler,
             tracker=tracker,
-            data_size_limit=wire_limit,
+            data_size_limit=aiosmtpd_size_limit,
             enable_SMTPUTF8=True,
             hostname=hostname,
             ident="Chikanemail evidence intake",

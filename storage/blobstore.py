@@ -10,6 +10,7 @@ import hashlib
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,6 +26,8 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 # Work files are named `.<sha256>.<pid>.<ns>.tmp` (put) or `<pid>.<ns>.tmp` (streams).
 _WORK_FILE_PID = re.compile(r"(?:^|\.)(\d+)\.\d+\.tmp$")
 _CHUNK = 1024 * 1024
+# A streamed blob's work file name is tried this often before giving up (names carry a time).
+_WORK_NAME_TRIES = 100
 # Temporary files of streamed blobs live here until their name (hash) is known.
 _INCOMING = ".incoming"
 # A stored file that no longer matches its name is moved here, never deleted.
@@ -208,54 +211,92 @@ class BlobStore:
 
 
 class BlobWriter:
-    """Writes one blob from chunks, hashing as it goes, so a large part is never held whole."""
+    """Writes one blob from chunks, hashing as it goes, so a large part is never held whole.
+
+    The work file lives in `.incoming/` until `commit` names it by its hash; `abort`, a failed
+    `commit`, or leaving a `with` block without a commit remove it. Calls may come from
+    different threads (an SMTP session writes in worker threads and may abort from another
+    one when its client goes away): they take turns, so `abort` waits for a write in
+    progress instead of closing the file under it.
+    """
 
     def __init__(self, store: BlobStore) -> None:
         self._store = store
         self._digest = hashlib.sha256()
+        self._lock = threading.Lock()
         self.size = 0
         self.sha256: str | None = None
         incoming = store.root / _INCOMING
         store._make_dirs(incoming)
-        self._work = incoming / f"{os.getpid()}.{time.monotonic_ns()}.tmp"
-        self._fd: int | None = os.open(
-            self._work, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _WORK_FILE_MODE
-        )
+        for _ in range(_WORK_NAME_TRIES):
+            # `<pid>.<ns>.tmp`: `remove_abandoned_work_files` finds it if this process dies.
+            self._work = incoming / f"{os.getpid()}.{time.monotonic_ns()}.tmp"
+            try:
+                self._fd: int | None = os.open(
+                    self._work, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _WORK_FILE_MODE
+                )
+                break
+            except FileExistsError:  # another writer of this process, in the same nanosecond
+                continue
+        else:
+            raise BlobStoreError(f"no free work file name in {incoming}")
 
-    def write(self, chunk: bytes | memoryview) -> None:
-        """Append a chunk to the blob."""
-        if self._fd is None:
-            raise BlobStoreError("blob writer is already closed")
-        self._digest.update(chunk)
-        self.size += len(chunk)
-        view = memoryview(chunk)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+    def write(self, chunk: bytes | bytearray | memoryview) -> None:
+        """Append a chunk to the blob; if that fails (disk full) the writer is aborted."""
+        with self._lock:
+            if self._fd is None:
+                raise BlobStoreError("blob writer is already closed")
+            try:
+                view = memoryview(chunk)
+                while view:
+                    written = os.write(self._fd, view)
+                    view = view[written:]
+            except BaseException:
+                self._discard()
+                raise
+            self._digest.update(chunk)
+            self.size += len(chunk)
 
     def commit(self) -> str:
-        """Make the written bytes a durable, read-only blob and return its SHA-256."""
-        if self._fd is None:
-            raise BlobStoreError("blob writer is already closed")
-        os.fsync(self._fd)
-        os.close(self._fd)
-        self._fd = None
-        sha256 = self._digest.hexdigest()
-        target = self._store.path(sha256)
-        if self._store._existing_blob_is_intact(target, sha256, self.size):
-            self._work.unlink()
-        else:
-            self._store._make_dirs(target.parent)
-            self._store._publish(self._work, target)
-        self.sha256 = sha256
-        return sha256
+        """Make the written bytes a durable, read-only blob and return its SHA-256.
+
+        If this fails, the work file is gone too: nothing is left in `.incoming/`.
+        """
+        with self._lock:
+            if self._fd is None:
+                raise BlobStoreError("blob writer is already closed")
+            fd, self._fd = self._fd, None
+            try:
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                sha256 = self._digest.hexdigest()
+                target = self._store.path(sha256)
+                if self._store._existing_blob_is_intact(target, sha256, self.size):
+                    self._work.unlink()
+                else:
+                    self._store._make_dirs(target.parent)
+                    self._store._publish(self._work, target)
+            except BaseException:
+                self._discard()
+                raise
+            self.sha256 = sha256
+            return sha256
 
     def abort(self) -> None:
-        """Throw the partly written blob away."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        self._work.unlink(missing_ok=True)
+        """Throw the partly written blob away (after a write in progress has finished)."""
+        with self._lock:
+            self._discard()
+
+    def _discard(self) -> None:
+        fd, self._fd = self._fd, None
+        try:
+            if fd is not None:
+                os.close(fd)
+        finally:
+            if self.sha256 is None:
+                self._work.unlink(missing_ok=True)
 
     def __enter__(self) -> BlobWriter:
         return self

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource
+import signal
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -93,3 +96,75 @@ def test_names_that_are_not_sha256_are_refused(store: BlobStore) -> None:
 def test_opening_a_missing_blob_is_a_clear_error(store: BlobStore) -> None:
     with pytest.raises(BlobStoreError, match="missing"):
         store.open("0" * 64)
+
+
+def incoming(store: BlobStore) -> list[Path]:
+    return sorted((store.root / ".incoming").iterdir())
+
+
+def test_a_stream_is_written_from_several_threads_and_published_read_only(
+        store: BlobStore) -> None:
+    writer = store.writer()
+    chunks = [os.urandom(256 * 1024) for _ in range(4)]
+    for chunk in chunks:  # one thread after the other, as an SMTP session hands them over
+        worker = threading.Thread(target=writer.write, args=(bytearray(chunk),))
+        worker.start()
+        worker.join()
+    sha256 = writer.commit()
+    assert store.read_bytes(sha256) == b"".join(chunks)
+    assert stat.S_IMODE(store.path(sha256).stat().st_mode) == 0o400
+    assert incoming(store) == []
+    writer.abort()  # after a commit: changes nothing
+    assert store.exists(sha256)
+
+
+def test_a_stream_of_bytes_already_stored_leaves_one_blob(store: BlobStore) -> None:
+    sha256 = store.put(b"twice")
+    with store.writer() as writer:
+        writer.write(b"twi")
+        writer.write(b"ce")
+        assert writer.commit() == sha256
+    assert list(store.iter_all()) == [sha256]
+    assert incoming(store) == []
+
+
+def test_a_failed_write_aborts_the_stream(store: BlobStore) -> None:
+    writer = store.writer()
+    writer.write(b"x" * 1000)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))  # a disk that is full at 4 KiB
+    try:
+        with pytest.raises(OSError):
+            writer.write(b"y" * 8192)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert incoming(store) == []
+    with pytest.raises(BlobStoreError, match="closed"):
+        writer.write(b"more")
+    writer.abort()  # harmless when already thrown away
+
+
+def test_a_failed_commit_leaves_no_work_file(store: BlobStore) -> None:
+    data = b"cannot be published"
+    sha256 = hashlib.sha256(data).hexdigest()
+    (store.root / sha256[:2]).write_bytes(b"a file where the fan-out folder goes")
+    writer = store.writer()
+    writer.write(data)
+    with pytest.raises(OSError):
+        writer.commit()
+    assert writer.sha256 is None
+    assert incoming(store) == []
+    assert not store.exists(sha256)
+
+
+def test_a_stream_left_by_a_dead_process_is_removed_at_start(store: BlobStore) -> None:
+    writer = store.writer()
+    writer.write(b"half a message")
+    (work,) = incoming(store)
+    assert work.name.startswith(f"{os.getpid()}.")
+    assert store.remove_abandoned_work_files(is_alive=lambda pid: pid == os.getpid()) == 0
+    assert store.remove_abandoned_work_files(is_alive=lambda pid: False) == 1
+    assert incoming(store) == []
+    writer.abort()

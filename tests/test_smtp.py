@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import errno
 import hashlib
 import os
+import random
 import smtplib
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +21,10 @@ import trustme
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from storage.blobstore import BlobStore
+from intake.accept import HEAD_BYTES, MessageHead
+from intake.headers import summarize_headers
+from intake.smtp_server import SPOOL_WRITE_BYTES, DataReader, DotUnstuffer
+from storage.blobstore import BlobStore, BlobWriter
 from storage.database import Database
 from storage.messages import get_message_by_sha256, list_messages
 from tests.support import INTAKE_ADDRESS, DaemonThread, make_config, wait_until
@@ -218,6 +225,7 @@ def test_a_failing_store_answers_451_and_a_retry_succeeds(daemon: DaemonThread) 
 
 def test_a_failing_database_answers_451(daemon: DaemonThread, db: Database) -> None:
     with db.engine.begin() as connection:
+        connection.execute(text("DROP TABLE evidence"))
         connection.execute(text("DROP TABLE message"))
     with smtplib.SMTP(*daemon.smtp_address) as client:
         with pytest.raises(smtplib.SMTPDataError) as refused:
@@ -343,3 +351,233 @@ def test_data_directory_is_owner_only(daemon: DaemonThread) -> None:
         assert Path(url.database).stat().st_mode & 0o077 == 0
 
 
+
+
+# -- DATA streamed to disk --------------------------------------------------------------
+
+
+def read_data_like_rfc5321(wire: bytes) -> tuple[bytes, bytes] | None:
+    """The message in a DATA and the bytes after its end line, read line by line as RFC 5321
+    says; None when the end line has not come."""
+    lines: list[bytes] = []
+    start = 0
+    while (end := wire.find(b"\r\n", start)) >= 0:
+        line, start = wire[start:end + 2], end + 2
+        if line == b".\r\n":
+            return b"".join(lines), wire[start:]
+        lines.append(line[1:] if line.startswith(b".") else line)
+    return None
+
+
+def read_data_in_pieces(wire: bytes, rng: random.Random) -> tuple[bytes, bytes]:
+    """Run DataReader and DotUnstuffer on the wire bytes arriving in random pieces, through a
+    StreamReader with a tiny limit; the message and what the stream still holds after it."""
+
+    async def run() -> tuple[bytes, bytes]:
+        reader = asyncio.StreamReader(limit=rng.randint(1, 12))
+
+        async def send() -> None:
+            position = 0
+            while position < len(wire):
+                step = rng.randint(1, 9)
+                reader.feed_data(wire[position:position + step])
+                position += step
+                await asyncio.sleep(0)
+            reader.feed_eof()
+
+        sender = asyncio.create_task(send())
+        data, unstuffer = DataReader(reader, rng.randint(1, 40)), DotUnstuffer()
+        message = bytearray()
+        while not data.ended:
+            message += unstuffer.feed(await data.read())
+        message += unstuffer.flush()
+        await sender
+        return bytes(message), await reader.read()
+
+    return asyncio.run(run())
+
+
+def test_data_reader_agrees_with_reading_line_by_line() -> None:
+    rng = random.Random(5321)
+    tokens = [b"\r", b"\n", b"\r\n", b".", b"..", b"a", b"\r\n.", b"\r\n.\r", b"\n.\n",
+              b"\n.\r\n", b"\r.\r"]
+    for case in range(3000):
+        body = b"".join(rng.choice(tokens) for _ in range(rng.randint(0, 30)))
+        wire = body + rng.choice([b".\r\n", b"\r\n.\r\n", b"x\r\n.\r\n"]) + b"QUIT\r\n"
+        expected = read_data_like_rfc5321(wire)
+        if expected is None:  # the body's end swallowed the end line ("\r" + ".\r\n")
+            wire += b".\r\nQUIT\r\n"
+            expected = read_data_like_rfc5321(wire)
+        assert expected is not None
+        assert read_data_in_pieces(wire, rng) == expected, (case, wire)
+
+
+def test_message_head_gives_the_same_header_summary_as_the_whole_message() -> None:
+    rng = random.Random(822)
+    tokens = [b"Subject: one\r\n", b"Message-ID: <a@b>\r\n", b"Subject: two\n", b"\r\n",
+              b"\n", b"\r", b"X-Long: " + b"x" * 40 + b"\r\n", b"body text"]
+    for case in range(2000):
+        raw = b"".join(rng.choice(tokens) for _ in range(rng.randint(0, 12)))
+        head = MessageHead()
+        position = 0
+        while position < len(raw):
+            step = rng.randint(1, 7)
+            head.add(raw[position:position + step])
+            position += step
+        assert summarize_headers(bytes(head)) == summarize_headers(raw), (case, raw)
+    endless = b"Subject: no end\r\n" + b"X: y\r\n" * (HEAD_BYTES // 6)
+    head = MessageHead()
+    head.add(endless)
+    assert bytes(head) == endless[:HEAD_BYTES] and head.complete
+
+
+def send_envelope(client: LineClient, *recipients: str) -> None:
+    assert client.reply()[0] == 220
+    assert client.command("EHLO client.example")[0] == 250
+    assert client.command(f"MAIL FROM:<{SENDER}>")[0] == 250
+    for recipient in recipients or (INTAKE_ADDRESS,):
+        assert client.command(f"RCPT TO:<{recipient}>")[0] == 250
+
+
+def incoming_files(daemon: DaemonThread) -> list[Path]:
+    incoming = daemon.config.storage.blob_root / ".incoming"
+    return sorted(incoming.iterdir()) if incoming.is_dir() else []
+
+
+def test_smuggled_end_of_data_stays_content_of_one_message(daemon: DaemonThread) -> None:
+    smuggled = (f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<{INTAKE_ADDRESS}>\r\nDATA\r\n"
+                "Subject: smuggled\r\n\r\nsecond message\r\n").encode()
+    raw = mail("smuggling", b"bare LF\n.\n" + smuggled + b"bare CR\r.\r" + smuggled
+               + b"LF then CRLF\n.\r\n" + smuggled + b"CRLF then LF\r\n.\n" + smuggled)
+    wire = raw.replace(b"\r\n.", b"\r\n..")  # dot-stuffed: "\r\n.\n" starts a line
+    client = LineClient(daemon.smtp_address)
+    try:
+        send_envelope(client)
+        assert client.command("DATA")[0] == 354
+        client.send(wire + b".\r\n")
+        assert client.reply() == (250, "250 2.0.0 Message stored as evidence")
+        # Had the server seen a second transaction, its replies would come before this one.
+        assert client.command("NOOP") == (250, "250 OK")
+    finally:
+        client.close()
+    (row,) = rows_for(daemon)
+    assert row.sha256 == hashlib.sha256(raw).hexdigest() and row.subject == "smuggling"
+    assert BlobStore(daemon.config.storage.blob_root).read_bytes(row.sha256) == raw
+
+
+def test_a_line_of_3_mb_is_stored_byte_exact(daemon: DaemonThread) -> None:
+    raw = mail("one long line", bytes(random.Random(3).choices(b"abc.\r\n", k=16))
+               + b"y" * 3_000_000 + b"\r\n")
+    with smtplib.SMTP(*daemon.smtp_address) as client:
+        assert client.sendmail(SENDER, [INTAKE_ADDRESS], raw) == {}
+    (row,) = rows_for(daemon)
+    assert row.size == len(raw)
+    assert BlobStore(daemon.config.storage.blob_root).read_bytes(row.sha256) == raw
+
+
+def test_pipelined_commands_after_the_end_of_data_are_answered(daemon: DaemonThread) -> None:
+    client = LineClient(daemon.smtp_address)
+    try:
+        send_envelope(client)
+        assert client.command("DATA")[0] == 354
+        client.send(b".\r\nNOOP\r\n")  # an empty message and the next command at once
+        assert client.reply() == (250, "250 2.0.0 Message stored as evidence")
+        assert client.reply() == (250, "250 OK")
+    finally:
+        client.close()
+    (row,) = rows_for(daemon)
+    assert row.size == 0 and row.sha256 == hashlib.sha256(b"").hexdigest()
+
+
+@pytest.mark.parametrize("drop", ["close", "reset"])
+def test_a_connection_dropped_mid_data_leaves_no_row_and_no_spool_file(
+        daemon: DaemonThread, drop: str) -> None:
+    client = LineClient(daemon.smtp_address)
+    try:
+        send_envelope(client)
+        assert client.command("DATA")[0] == 354
+        client.send(mail("dropped", b"z" * 76 + b"\r\n") * (3 * SPOOL_WRITE_BYTES // 200))
+        wait_until(lambda: [path for path in incoming_files(daemon)
+                            if path.stat().st_size >= SPOOL_WRITE_BYTES],
+                   message="the spool file receiving the DATA")
+        if drop == "reset":
+            client.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    finally:
+        client.close()
+    wait_until(lambda: incoming_files(daemon) == [], message="the spool file removed")
+    assert rows_for(daemon) == []
+    with smtplib.SMTP(*daemon.smtp_address) as retry:
+        assert retry.sendmail(SENDER, [INTAKE_ADDRESS], mail("after the drop")) == {}
+    assert len(rows_for(daemon)) == 1
+
+
+def test_a_failing_spool_answers_451_before_the_data_and_the_session_goes_on(
+        daemon: DaemonThread) -> None:
+    blob_root = daemon.config.storage.blob_root
+    raw = mail("no spool")
+    aside = blob_root.with_name("blobs-aside")
+    client = LineClient(daemon.smtp_address)
+    try:
+        send_envelope(client)
+        os.rename(blob_root, aside)
+        blob_root.write_bytes(b"not a directory")  # no spool file can be opened now
+        try:
+            # Refused before 354: the sender need not send the data to learn it.
+            assert client.command("DATA")[0] == 451
+            assert client.command("NOOP")[0] == 250
+        finally:
+            blob_root.unlink()
+            os.rename(aside, blob_root)
+        assert client.command("DATA")[0] == 354  # the transaction is still open
+        client.send(raw + b".\r\n")
+        assert client.reply()[0] == 250
+    finally:
+        client.close()
+    (row,) = rows_for(daemon)
+    assert row.sha256 == hashlib.sha256(raw).hexdigest()
+
+
+def test_a_write_failing_mid_data_answers_451_after_it(
+        daemon: DaemonThread, monkeypatch: pytest.MonkeyPatch) -> None:
+    write = BlobWriter.write
+
+    def disk_full_after_the_first_write(writer: BlobWriter, chunk: bytes) -> None:
+        if writer.size:
+            writer.abort()  # as BlobWriter.write does when os.write fails
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(writer, chunk)
+
+    monkeypatch.setattr(BlobWriter, "write", disk_full_after_the_first_write)
+    raw = mail("disk full", b"w" * 98 + b"\r\n") * (3 * SPOOL_WRITE_BYTES // 100)
+    with smtplib.SMTP(*daemon.smtp_address) as client:
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail(SENDER, [INTAKE_ADDRESS], raw)
+        assert refused.value.smtp_code == 451
+        assert client.noop()[0] == 250  # the whole DATA was read: the session goes on
+        assert incoming_files(daemon) == []
+        monkeypatch.undo()
+        assert client.sendmail(SENDER, [INTAKE_ADDRESS], raw) == {}
+    (row,) = rows_for(daemon)
+    assert row.size == len(raw)
+    assert wait_until(lambda: incoming_files(daemon) == [], message="no spool file left")
+
+
+def test_lmtp_oversize_gets_552_per_recipient_and_the_session_goes_on(make_daemon: Any) -> None:
+    daemon = make_daemon(lmtp=True, max_message_bytes=4096,
+                         intake={"addresses": (INTAKE_ADDRESS, "second@kommune.example")})
+    client = LineClient(daemon.smtp_address)
+    try:
+        assert client.reply()[0] == 220
+        assert client.command("LHLO mx.kommune.example")[0] == 250
+        assert client.command(f"MAIL FROM:<{SENDER}>")[0] == 250
+        assert client.command(f"RCPT TO:<{INTAKE_ADDRESS}>")[0] == 250
+        assert client.command("RCPT TO:<second@kommune.example>")[0] == 250
+        assert client.command("DATA")[0] == 354
+        client.send(mail("too big", b"b" * 8000 + b"\r\n") + b".\r\n")
+        assert client.reply()[0] == 552
+        assert client.reply()[0] == 552
+        assert client.command("NOOP")[0] == 250
+    finally:
+        client.close()
+    assert rows_for(daemon) == []
+    assert incoming_files(daemon) == []
