@@ -40,7 +40,6 @@ import os
 import secrets
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -53,10 +52,17 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from daemon_process import (  # bench/ is the script's own folder
+    LOOPBACK,
+    BenchError,
+    chikanemail_command,
+    free_port,
+    wait_for_port,
+)
+
 from intake.settings import DEFAULT_MAX_MESSAGE_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LOOPBACK = "127.0.0.1"
 SERVER_HOSTNAME = "bench.local"
 CLIENT_HOSTNAME = "bench-client.local"  # given to smtplib so it never asks DNS for our name
 SENDER = "sender@bench.local"
@@ -74,36 +80,6 @@ BASELINE_MAX_LIFETIME_S = 3600.0
 
 
 # -- servers ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
-    """Poll until 127.0.0.1:port accepts a connection; fail at the deadline or if the
-    process exits first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise BenchError(f"server process exited with {process.returncode} before "
-                             f"listening on port {port}")
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=1.0):
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise BenchError(f"port {port} not accepting connections after {timeout:.0f} s")
-        time.sleep(0.05)
-
-
-def chikanemail_command() -> list[str]:
-    """The daemon's command line, run by the interpreter running this script."""
-    return [sys.executable, "-c", "from intake.cli import main; main()"]
 
 
 def toml_string(value: str) -> str:
@@ -154,10 +130,6 @@ def stop_process(process: subprocess.Popen[bytes], name: str) -> int:
         process.wait(30)
         raise BenchError(f"{name} did not exit within {SHUTDOWN_TIMEOUT_S:.0f} s of SIGTERM; "
                          "killed") from None
-
-
-class BenchError(Exception):
-    """Something went wrong; the benchmark fails."""
 
 
 class NullHandler:

@@ -31,7 +31,6 @@ import math
 import os
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,10 +43,17 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from daemon_process import (  # bench/ is the script's own folder
+    LOOPBACK,
+    BenchError,
+    chikanemail_command,
+    free_port,
+    wait_for_port,
+)
+
 from intake.settings import DEFAULT_MAX_MESSAGE_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-LOOPBACK = "127.0.0.1"
 SERVER_HOSTNAME = "bench.local"
 CLIENT_HOSTNAME = "bench-client.local"  # given to smtplib so it never asks DNS for our name
 SENDER = "sender@bench.local"
@@ -64,41 +70,7 @@ IDLE_SETTLE_TIMEOUT_S = 10.0
 BUILD_ATTEMPTS = 5
 
 
-class BenchError(Exception):
-    """Something went wrong; the benchmark fails."""
-
-
 # -- the daemon -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind((LOOPBACK, 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
-    """Poll until 127.0.0.1:port accepts a connection; fail at the deadline or if the
-    process exits first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise BenchError(f"daemon exited with {process.returncode} before listening on "
-                             f"port {port}")
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=1.0):
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise BenchError(f"port {port} not accepting connections after {timeout:.0f} s")
-        time.sleep(0.05)
-
-
-def chikanemail_command() -> list[str]:
-    """The daemon's command line, run by the interpreter running this script."""
-    return [sys.executable, "-c", "from intake.cli import main; main()"]
 
 
 def write_config(directory: Path, port: int) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib.metadata
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -20,32 +19,9 @@ from storage.database import Database
 from storage.messages import DeliveryEnvelope, HeaderSummary, record_delivery
 from storage.migrate import head_revision
 from storage.models import Message
-from tests.support import INTAKE_ADDRESS
+from tests.support import INTAKE_ADDRESS, write_toml
 
 # -- helpers (local to this file) ---------------------------------------------
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise TypeError(f"no TOML form for {value!r}")
-
-
-def write_toml(path: Path, tables: Mapping[str, Mapping[str, Any]]) -> Path:
-    """Write a TOML file made of the given tables."""
-    lines: list[str] = []
-    for table, keys in tables.items():
-        lines.append(f"[{table}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in keys.items())
-        lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
 
 
 def run_cli(args: list[str], env: Mapping[str, str | None] | None = None) -> Result:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
 import random
 import signal
@@ -13,11 +12,10 @@ import smtplib
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -26,7 +24,7 @@ from storage.database import Database
 from storage.evidence import evidence_for_message
 from storage.messages import list_messages
 from storage.models import Message
-from tests.support import INTAKE_ADDRESS, daemon_process, free_port, wait_until
+from tests.support import INTAKE_ADDRESS, daemon_process, free_port, wait_until, write_toml
 
 pytestmark = pytest.mark.slow
 
@@ -36,28 +34,6 @@ ACCEPTED_BEFORE_KILL = 40
 DEADLINE = 30.0
 
 # -- helpers (local to this file) ---------------------------------------------
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise TypeError(f"no TOML form for {value!r}")
-
-
-def write_toml(path: Path, tables: Mapping[str, Mapping[str, Any]]) -> Path:
-    lines: list[str] = []
-    for table, keys in tables.items():
-        lines.append(f"[{table}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in keys.items())
-        lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
 
 
 @dataclass

@@ -7,12 +7,11 @@ import json
 import logging
 import mailbox
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -23,7 +22,7 @@ from storage.blobstore import BlobStore
 from storage.database import Database
 from storage.messages import list_messages
 from storage.models import Message
-from tests.support import CORPUS, INTAKE_ADDRESS
+from tests.support import CORPUS, INTAKE_ADDRESS, write_toml
 
 # -- helpers (local to this file) ---------------------------------------------
 
@@ -45,28 +44,6 @@ def corpus_files() -> list[CorpusFile]:
         path, size, sha256, tags = line.split("\t")
         files.append(CorpusFile(CORPUS / path, int(size), sha256, tuple(tags.split(","))))
     return files
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a JSON string is a valid TOML basic string
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    raise TypeError(f"no TOML form for {value!r}")
-
-
-def write_toml(path: Path, tables: Mapping[str, Mapping[str, Any]]) -> Path:
-    lines: list[str] = []
-    for table, keys in tables.items():
-        lines.append(f"[{table}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in keys.items())
-        lines.append("")
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
 
 
 def describe(result: Result) -> str:

@@ -1,0 +1,44 @@
+"""What the benchmarks share: start `chikanemail serve` as a process and reach it."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+
+LOOPBACK = "127.0.0.1"
+
+
+class BenchError(Exception):
+    """Something went wrong; the benchmark fails."""
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((LOOPBACK, 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Poll until 127.0.0.1:port accepts a connection; fail at the deadline or if the
+    process exits first."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise BenchError(f"server process exited with {process.returncode} before "
+                             f"listening on port {port}")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=1.0):
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise BenchError(f"port {port} not accepting connections after {timeout:.0f} s")
+        time.sleep(0.05)
+
+
+def chikanemail_command() -> list[str]:
+    """The daemon's command line, run by the interpreter running this script."""
+    return [sys.executable, "-c", "from intake.cli import main; main()"]
