@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import sys
 from pathlib import Path
@@ -16,13 +17,31 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from intake import __version__
+from intake.case_report import (
+    case_report,
+    case_summary,
+    outbox_json,
+    outbox_table,
+    render_case_report,
+)
 from intake.config import CONFIG_ENV_VAR, AppConfig, ConfigError, load_config
 from intake.daemon import open_services, pipeline_for, serve
 from intake.ingest import ingest_files
 from intake.logging_setup import configure_logging
 from intake.message_report import message_report, render_message_report
 from intake.reprocess import reprocess_messages
+from notifier.outbox import list_outbox, outbox_for_case
 from storage.blobstore import BlobStore
+from storage.cases import (
+    CaseError,
+    add_note_by_number,
+    assign_case,
+    case_messages,
+    case_notes,
+    close_case,
+    get_case,
+    list_cases,
+)
 from storage.database import Database
 from storage.evidence import evidence_for_message
 from storage.messages import find_message, list_messages
@@ -239,6 +258,149 @@ def reprocess_command(context: _Context, references: tuple[str, ...], every: boo
     click.echo(f"reprocessed {summary.done} messages; {summary.failed} failed")
     if summary.failed:
         sys.exit(1)
+
+
+@main.group("cases")
+def cases_group() -> None:
+    """Cases: one per report."""
+
+
+def _open_database(context: _Context) -> Database:
+    database = Database(context.config.storage.effective_database_url)
+    _require_current_schema(database)
+    return database
+
+
+def _cli_actor() -> str:
+    """Who acts through the CLI: the OS user running it."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in this environment
+        return "cli:unknown"
+
+
+@cases_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--status", type=click.Choice(["open", "closed"]), default=None)
+@pass_context
+def cases_list_command(context: _Context, as_json: bool, status: str | None) -> None:
+    """List cases, newest first."""
+    database = _open_database(context)
+    try:
+        rows = list_cases(database, status=status)
+    finally:
+        database.dispose()
+    summaries = [case_summary(case) for case in rows]
+    if as_json:
+        click.echo(json.dumps(summaries, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(rows)} cases")
+    for column in ("number", "status", "opened (local time)", "reporter", "manager"):
+        table.add_column(column)
+    for case in rows:
+        table.add_row(case.number, case.status,
+                      case.opened_at.astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+                      case.reporter, case.manager)
+    Console().print(table)
+
+
+@cases_group.command("show")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a tree.")
+@pass_context
+def cases_show_command(context: _Context, number: str, as_json: bool) -> None:
+    """One case: people, routing, messages, evidence, originals, notes, outbox."""
+    config = context.config
+    database = _open_database(context)
+    try:
+        case = get_case(database, number)
+        if case is None:
+            click.echo(f"chikanemail: no case {number}", err=True)
+            sys.exit(1)
+        messages = [(message, evidence_for_message(database, message.id))
+                    for message in case_messages(database, case.id)]
+        notes = case_notes(database, case.id)
+        outbox = outbox_for_case(database, case.id)
+    finally:
+        database.dispose()
+    report = case_report(case, messages, notes, outbox, BlobStore(config.storage.derived_root))
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    Console().print(render_case_report(report))
+
+
+@cases_group.command("note")
+@click.argument("number")
+@click.argument("text")
+@pass_context
+def cases_note_command(context: _Context, number: str, text: str) -> None:
+    """Add a note to a case."""
+    database = _open_database(context)
+    try:
+        add_note_by_number(database, number, author=_cli_actor(), text=text)
+    except CaseError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        database.dispose()
+    click.echo(f"note added to case {number}")
+
+
+@cases_group.command("assign")
+@click.argument("number")
+@click.argument("email")
+@pass_context
+def cases_assign_command(context: _Context, number: str, email: str) -> None:
+    """Make EMAIL the case's responsible manager."""
+    if "@" not in email:
+        raise click.BadParameter("not a mail address", param_hint="EMAIL")
+    database = _open_database(context)
+    try:
+        assign_case(database, number, email.strip().lower(), actor=_cli_actor())
+    except CaseError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        database.dispose()
+    click.echo(f"case {number} assigned to {email}")
+
+
+@cases_group.command("close")
+@click.argument("number")
+@click.option("--reason", required=True, help="Why the case can close.")
+@pass_context
+def cases_close_command(context: _Context, number: str, reason: str) -> None:
+    """Close a case."""
+    database = _open_database(context)
+    try:
+        close_case(database, number, reason=reason, actor=_cli_actor())
+    except CaseError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        database.dispose()
+    click.echo(f"case {number} closed")
+
+
+@main.group("outbox")
+def outbox_group() -> None:
+    """Outgoing mail: receipts and notifications."""
+
+
+@outbox_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--state", type=click.Choice(["pending", "sending", "sent", "failed"]),
+              default=None)
+@pass_context
+def outbox_list_command(context: _Context, as_json: bool, state: str | None) -> None:
+    """List outgoing mails and their state (never their content)."""
+    database = _open_database(context)
+    try:
+        rows = [outbox_json(mail) for mail in list_outbox(database, state=state)]
+    finally:
+        database.dispose()
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    Console().print(outbox_table(rows))
 
 
 @main.group("db")

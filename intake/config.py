@@ -10,6 +10,7 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ import pydantic
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from intake.routing import RoutingSettings, RoutingSettingsError, validate_routing
 from intake.settings import (
     ExtractSettings,
     IntakeSettings,
@@ -25,6 +27,7 @@ from intake.settings import (
     SmtpSettings,
     WorkerSettings,
 )
+from notifier.settings import NotifySettings
 from storage.settings import StorageSettings
 
 CONFIG_ENV_VAR = "CHIKANEMAIL_CONFIG"
@@ -57,6 +60,8 @@ class AppConfig:
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     extract: ExtractSettings = field(default_factory=ExtractSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
 
 
@@ -66,6 +71,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "intake": IntakeSettings,
     "worker": WorkerSettings,
     "extract": ExtractSettings,
+    "routing": RoutingSettings,
+    "notify": NotifySettings,
     "logging": LoggingSettings,
 }
 
@@ -138,7 +145,47 @@ def _resolve_paths(config: AppConfig, base_dir: Path) -> AppConfig:
     smtp = replace(
         config.smtp, tls_cert=absolute(config.smtp.tls_cert), tls_key=absolute(config.smtp.tls_key)
     )
-    return replace(config, storage=storage, smtp=smtp)
+    routing = replace(config.routing, directory=absolute(config.routing.directory))
+    notify = replace(config.notify, password_file=absolute(config.notify.password_file),
+                     template_dir=absolute(config.notify.template_dir))
+    return replace(config, storage=storage, smtp=smtp, routing=routing, notify=notify)
+
+
+def _check_notify(config: AppConfig, fail: Callable[[str, str], None]) -> None:
+    notify = config.notify
+    if not 1 <= notify.smtp_port <= 65535:
+        fail("notify.smtp_port", f"must be between 1 and 65535 (got {notify.smtp_port})")
+    for key, address in (("notify.from_address", notify.from_address),
+                         ("notify.reply_to", notify.reply_to)):
+        if address and not _ADDRESS.fullmatch(address):
+            fail(key, f"{address!r} is not a mail address")
+    if notify.username and not notify.password_file:
+        fail("notify.password_file", "needed when notify.username is set")
+    if notify.password_file and not os.access(notify.password_file, os.R_OK):
+        fail("notify.password_file", f"file {notify.password_file} does not exist or is not "
+             "readable")
+    if notify.template_dir and not os.path.isdir(notify.template_dir):
+        fail("notify.template_dir", f"{notify.template_dir} is not a folder")
+    for manager, language in notify.manager_languages.items():
+        if not _ADDRESS.fullmatch(manager):
+            fail("notify.manager_languages", f"{manager!r} is not a mail address")
+        if language not in ("da", "en"):
+            fail(f"notify.manager_languages.{manager}", f"must be 'da' or 'en' (got "
+                 f"{language!r})")
+    for key, seconds in (("notify.retry_deadline_hours", notify.retry_deadline_hours),
+                         ("notify.first_retry_seconds", notify.first_retry_seconds),
+                         ("notify.max_retry_seconds", notify.max_retry_seconds),
+                         ("notify.poll_seconds", notify.poll_seconds),
+                         ("notify.timeout_seconds", notify.timeout_seconds)):
+        if seconds <= 0:
+            fail(key, "must be greater than 0")
+
+
+def _check_routing(config: AppConfig, fail: Callable[[str, str], None]) -> None:
+    try:
+        validate_routing(config.routing, config.source)
+    except RoutingSettingsError as error:
+        fail(error.key, error.problem)
 
 
 def _check_contradictions(config: AppConfig) -> None:
@@ -206,6 +253,9 @@ def _check_contradictions(config: AppConfig) -> None:
             fail(key, "must be greater than 0")
     if worker.retry_seconds < 0:
         fail("worker.retry_seconds", "must not be negative")
+
+    _check_notify(config, fail)
+    _check_routing(config, fail)
 
     extract = config.extract
     if not 1 <= extract.max_depth <= 50:

@@ -5,17 +5,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from intake.accept import IntakeService
 from intake.addresses import RecipientPolicy, SenderPolicy
+from intake.cases_step import OpenOrThreadCase
 from intake.config import AppConfig
 from intake.ocr import OcrEngine
 from intake.pipeline import build_pipeline
+from intake.routing import Router, load_directory
 from intake.smtp_server import SmtpListener, start_smtp_listener
 from intake.step import PipelineStep
 from intake.worker import Worker, process_is_alive
+from notifier.mails import MailComposer
+from notifier.sender import OutboxSender
+from notifier.transport import transport_for
 from storage.blobstore import BlobStore
 from storage.database import Database
 from storage.migrate import upgrade_database
@@ -63,11 +70,20 @@ def ocr_engine_for(config: AppConfig) -> OcrEngine | None:
     return engine
 
 
-def pipeline_for(config: AppConfig) -> list[PipelineStep]:
+def pipeline_for(config: AppConfig,
+                 on_outbox: Callable[[], None] | None = None) -> list[PipelineStep]:
     """The processing steps for this configuration."""
     derived = BlobStore(config.storage.derived_root)
     derived.ensure_root()
-    return build_pipeline(derived, config.extract, ocr_engine_for(config))
+    directory = (load_directory(Path(config.routing.directory))
+                 if config.routing.directory else None)
+    cases = OpenOrThreadCase(
+        Router(config.routing, directory),
+        MailComposer(config.notify, intake_address=config.intake.addresses[0],
+                     hostname=config.smtp.server_hostname or socket.gethostname()),
+        config.notify, derived, on_outbox,
+    )
+    return build_pipeline(derived, config.extract, ocr_engine_for(config), cases)
 
 
 @dataclass(frozen=True)
@@ -94,8 +110,12 @@ async def serve(
     worker: Worker | None = None
     wake: Callable[[], None] | None = None
     services = await asyncio.to_thread(open_services, config, lambda: wake() if wake else None)
+    sender = OutboxSender(services.database,
+                          transport_for(config.notify, config.storage.data_path),
+                          config.notify)
+    await asyncio.to_thread(sender.start)
     if config.worker.enabled:
-        steps = await asyncio.to_thread(pipeline_for, config)
+        steps = await asyncio.to_thread(pipeline_for, config, sender.wake)
         worker = Worker(services.store, services.database, config.worker, steps)
         wake = worker.wake
         await asyncio.to_thread(worker.start)
@@ -120,6 +140,7 @@ async def serve(
             await listener.close(SHUTDOWN_GRACE_SECONDS)
         if worker is not None:
             await asyncio.to_thread(worker.stop, SHUTDOWN_GRACE_SECONDS)
+        await asyncio.to_thread(sender.stop, SHUTDOWN_GRACE_SECONDS)
         services.close()
         if handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import re
 from email import policy
+from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 
+from storage.blobstore import BlobStore
 from storage.messages import HeaderSummary
 
 log = logging.getLogger("chikanemail.intake.headers")
@@ -15,6 +17,30 @@ log = logging.getLogger("chikanemail.intake.headers")
 _MAX_HEADER_BYTES = 1024 * 1024
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _MAX_VALUE_CHARS = 998
+
+
+def parse_header_block(store: BlobStore, sha256: str) -> EmailMessage:
+    """The header block of a stored message, parsed (never fails: an empty one on errors)."""
+    with store.open(sha256) as handle:
+        head = handle.read(_MAX_HEADER_BYTES)
+    match = _HEADER_END.search(head)
+    block = head[: match.end()] if match else head
+    try:
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(block)
+    except Exception:  # the raw blob is safe; a parser bug must not stop the pipeline
+        log.warning("header block could not be parsed sha256=%s", sha256)
+        return EmailMessage()
+    assert isinstance(headers, EmailMessage)
+    return headers
+
+
+def header_str(headers: EmailMessage, name: str) -> str | None:
+    """A header's value as text, or None when it is missing or cannot be read."""
+    try:
+        value = headers.get(name)
+    except Exception:  # a malformed value: treat as missing
+        return None
+    return None if value is None else str(value)
 
 
 def summarize_headers(raw: bytes) -> HeaderSummary:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from intake.cases_step import OpenOrThreadCase
 from intake.check_raw import CheckRawMessage
 from intake.extract import ExtractEvidence
 from intake.ocr import OcrEngine
@@ -10,10 +11,11 @@ from intake.step import PipelineStep
 from storage.blobstore import BlobStore
 
 
-def build_pipeline(derived: BlobStore, extract: ExtractSettings,
-                   ocr: OcrEngine | None) -> list[PipelineStep]:
+def build_pipeline(derived: BlobStore, extract: ExtractSettings, ocr: OcrEngine | None,
+                   cases: OpenOrThreadCase) -> list[PipelineStep]:
     """The steps every received message goes through, in order."""
     return [
         CheckRawMessage(),
         ExtractEvidence(derived, extract, ocr),
+        cases,
     ]

@@ -13,6 +13,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -123,6 +124,108 @@ class Message(Base):
     original_subject: Mapped[str | None] = mapped_column(Text)
     original_to: Mapped[str | None] = mapped_column(Text)
     original_message_id: Mapped[str | None] = mapped_column(Text)
+    # Set by case handling (issue 4).
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"), index=True)
+    kind: Mapped[str | None] = mapped_column(String(32))  # a MessageKind
+    automatic: Mapped[bool] = mapped_column(Boolean, default=False)
+    from_address: Mapped[str | None] = mapped_column(Text)  # the header From, lower-cased
+    in_reply_to: Mapped[str | None] = mapped_column(Text)
+    reference_ids: Mapped[list[str] | None] = mapped_column(JSON)  # References header
+
+
+class MessageKind(enum.StrEnum):
+    """What a processed message is to the case it belongs to (or why it has none)."""
+
+    REPORT = "report"  # opened a case
+    FOLLOW_UP = "follow-up"  # the reporter added to their case
+    NOTE = "note"  # the case's manager or deputy wrote
+    AUTOMATIC = "automatic"  # an auto-reply or bounce that threads to a case
+    NOT_A_REPORT = "not-a-report"  # automatic mail that threads to nothing
+
+
+class CaseStatus(enum.StrEnum):
+    """Where a case is."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class Case(Base):
+    """One report of harassment and everything that followed it."""
+
+    __tablename__ = "case_file"  # "case" is an SQL keyword
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    number: Mapped[str] = mapped_column(String(16), unique=True)  # YYYY-NNNN
+    year: Mapped[int] = mapped_column(Integer)
+    sequence: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    reporter: Mapped[str] = mapped_column(Text)
+    reporter_name: Mapped[str | None] = mapped_column(Text)
+    manager: Mapped[str] = mapped_column(Text)
+    deputy: Mapped[str | None] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(8))
+    routing_source: Mapped[str] = mapped_column(String(16))  # rule, directory, default
+    routing_reason: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime]
+    closed_at: Mapped[datetime | None]
+    close_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class CaseCounter(Base):
+    """The last case number given out in a year: numbers are gap-free and unique."""
+
+    __tablename__ = "case_counter"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_sequence: Mapped[int] = mapped_column(Integer)
+
+
+class CaseNote(Base):
+    """A note on a case: from a manager's mail, or typed in with the CLI."""
+
+    __tablename__ = "case_note"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    author: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    message_pk: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
+    created_at: Mapped[datetime]
+
+
+class OutboxState(enum.StrEnum):
+    """Where an outgoing mail is."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboxMail(Base):
+    """One outgoing mail, rendered in full (Message-ID included) when the row is written,
+    so a retry after a crash sends the very same mail."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # receipt, notification, …
+    mail_from: Mapped[str] = mapped_column(Text)
+    rcpt_tos: Mapped[list[str]] = mapped_column(JSON)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True)
+    subject: Mapped[str] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    next_attempt_at: Mapped[datetime]
+    deadline_at: Mapped[datetime]
+    claimed_by: Mapped[str | None] = mapped_column(String(255))
+    claimed_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
 
 
 class EvidenceRole(enum.StrEnum):

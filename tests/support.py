@@ -18,7 +18,9 @@ from typing import Any, TypeVar
 
 from intake.config import AppConfig
 from intake.daemon import ReadyInfo, serve
-from intake.settings import IntakeSettings, SmtpSettings, WorkerSettings
+from intake.routing import RoutingSettings
+from intake.settings import ExtractSettings, IntakeSettings, SmtpSettings, WorkerSettings
+from notifier.settings import NotifySettings
 from storage.settings import StorageSettings
 
 T = TypeVar("T")
@@ -26,6 +28,7 @@ T = TypeVar("T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CORPUS = REPO_ROOT.parent / "shared" / "corpus"
 INTAKE_ADDRESS = "chikanemail@kommune.example"
+MANAGER = "leder@kommune.example"
 
 
 def _toml_value(value: Any) -> str:
@@ -68,6 +71,9 @@ def make_config(data_dir: Path, database_url: str, **smtp_overrides: Any) -> App
     """A config for tests: its own data dir and database, SMTP on a free port."""
     intake_overrides = smtp_overrides.pop("intake", {})
     worker_overrides = smtp_overrides.pop("worker", {})
+    notify_overrides = smtp_overrides.pop("notify", {})
+    routing_overrides = smtp_overrides.pop("routing", {})
+    extract_overrides = smtp_overrides.pop("extract", {})
     smtp = SmtpSettings(port=0, server_hostname="chikanemail.test", **smtp_overrides)
     return AppConfig(
         source="(test)",
@@ -75,6 +81,10 @@ def make_config(data_dir: Path, database_url: str, **smtp_overrides: Any) -> App
         smtp=smtp,
         intake=replace(IntakeSettings(addresses=(INTAKE_ADDRESS,)), **intake_overrides),
         worker=replace(WorkerSettings(poll_seconds=0.2, retry_seconds=0.0), **worker_overrides),
+        extract=replace(ExtractSettings(), **extract_overrides),
+        routing=replace(RoutingSettings(default_manager=MANAGER), **routing_overrides),
+        notify=replace(NotifySettings(poll_seconds=0.2, first_retry_seconds=0.05),
+                       **notify_overrides),
     )
 
 

@@ -225,8 +225,7 @@ def test_a_failing_store_answers_451_and_a_retry_succeeds(daemon: DaemonThread) 
 
 def test_a_failing_database_answers_451(daemon: DaemonThread, db: Database) -> None:
     with db.engine.begin() as connection:
-        connection.execute(text("DROP TABLE evidence"))
-        connection.execute(text("DROP TABLE message"))
+        connection.execute(text("ALTER TABLE message RENAME TO message_gone"))
     with smtplib.SMTP(*daemon.smtp_address) as client:
         with pytest.raises(smtplib.SMTPDataError) as refused:
             client.sendmail(SENDER, [INTAKE_ADDRESS], mail("db fails"))

@@ -1,0 +1,185 @@
+"""Pipeline step: open a case for a report, or thread the message into its case.
+
+Runs after extraction. Everything it decides is written in one transaction together with
+the outgoing mails (receipt, notification), so a crash leaves either nothing or all of it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import getaddresses
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from intake.automatic import automatic_reason
+from intake.case_tags import case_number_in
+from intake.headers import header_str, parse_header_block
+from intake.routing import Router
+from intake.step import MessageContext
+from notifier.mails import (
+    CaseMailView,
+    EvidenceLine,
+    MailComposer,
+    OriginalLine,
+    default_plan_steps,
+)
+from notifier.outbox import enqueue
+from notifier.settings import NotifySettings
+from storage.blobstore import BlobStore, BlobStoreError
+from storage.cases import add_note, case_by_number, case_threaded_by, open_case
+from storage.models import Case, Evidence, Message, MessageKind
+
+log = logging.getLogger("chikanemail.intake.cases")
+
+NOTE_MAX_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class Sender:
+    """Who a message is from, by its From header (the envelope may be a forwarder's)."""
+
+    address: str | None
+    name: str | None
+
+
+def _sender_of(from_header: str | None, envelope_from: str | None) -> Sender:
+    if from_header:
+        for name, address in getaddresses([from_header]):
+            if "@" in address:
+                return Sender(address.strip().lower(), name.strip() or None)
+    if envelope_from and "@" in envelope_from:
+        return Sender(envelope_from.strip().strip("<>").lower(), None)
+    return Sender(None, None)
+
+
+def _message_ids(*values: str | None) -> list[str]:
+    found: list[str] = []
+    for value in values:
+        if not value:
+            continue
+        for token in value.replace(",", " ").split():
+            if token.startswith("<") and token.endswith(">"):
+                found.append(token)
+    return found
+
+
+class OpenOrThreadCase:
+    """Open a case for a person's report, or add the message to the case it belongs to."""
+
+    name = "open_or_thread_case"
+
+    def __init__(self, router: Router, composer: MailComposer, notify: NotifySettings,
+                 derived: BlobStore, on_outbox: Callable[[], None] | None = None) -> None:
+        self.router = router
+        self.composer = composer
+        self.notify = notify
+        self.derived = derived
+        self._on_outbox = on_outbox
+
+    def run(self, message: MessageContext) -> None:
+        """Decide the message's case and queue the mails that go with it, in one transaction."""
+        headers = parse_header_block(message.store, message.sha256)
+        queued = False
+        with message.database.write() as session:
+            row = session.get(Message, message.message_pk, with_for_update=True)
+            if row is None or row.kind is not None:
+                return  # already decided (a re-run after a crash, or `reprocess`)
+            sender = _sender_of(header_str(headers, "From"), row.mail_from)
+            row.from_address = sender.address
+            row.in_reply_to = header_str(headers, "In-Reply-To")
+            row.reference_ids = _message_ids(header_str(headers, "References"))
+            reason = automatic_reason(headers, row.mail_from)
+            case = case_threaded_by(session, _message_ids(row.in_reply_to) + row.reference_ids)
+            if case is None:
+                case = self._case_by_tag(session, header_str(headers, "Subject"), sender.address)
+            if reason is not None:
+                row.automatic = True
+                row.kind = MessageKind.AUTOMATIC if case else MessageKind.NOT_A_REPORT
+                row.case_id = case.id if case else None
+                log.info("automatic mail (%s) sha256=%s case=%s", reason, message.sha256,
+                         case.number if case else "none")
+            elif case is not None:
+                self._join(session, row, case, sender)
+            else:
+                queued = self._open(session, row, sender)
+        if queued and self._on_outbox is not None:
+            self._on_outbox()
+
+    def _case_by_tag(self, session: Session, subject: str | None,
+                     sender: str | None) -> Case | None:
+        number = case_number_in(subject)
+        if number is None or sender is None:
+            return None
+        case = case_by_number(session, number)
+        if case is None:
+            return None
+        allowed = {case.reporter, case.manager, case.deputy}
+        return case if sender in allowed else None  # a stranger's tag opens a new case
+
+    def _join(self, session: Session, row: Message, case: Case, sender: Sender) -> None:
+        row.case_id = case.id
+        if sender.address and sender.address in {case.manager, case.deputy}:
+            row.kind = MessageKind.NOTE
+            add_note(session, case, author=sender.address, text=self._body_text(row),
+                     message_pk=row.id)
+        else:
+            row.kind = MessageKind.FOLLOW_UP
+        log.info("message joined case %s as %s sha256=%s", case.number, row.kind, row.sha256)
+
+    def _open(self, session: Session, row: Message, sender: Sender) -> bool:
+        reporter = sender.address or "unknown@invalid"
+        decision = self.router.route(reporter)
+        case = open_case(
+            session, reporter=reporter, reporter_name=sender.name, manager=decision.manager,
+            deputy=decision.deputy, language=self.notify.language,
+            routing_source=decision.source, routing_reason=decision.reason,
+        )
+        row.case_id = case.id
+        row.kind = MessageKind.REPORT
+        view = self._view(session, row, case)
+        receipt = self.composer.receipt(view)
+        notification = self.composer.notification(view)
+        if sender.address:
+            enqueue(session, receipt, case_id=case.id, settings=self.notify)
+        enqueue(session, notification, case_id=case.id, settings=self.notify)
+        log.info("case %s opened sha256=%s routing=%s", case.number, row.sha256,
+                 decision.source)
+        return True
+
+    def _view(self, session: Session, row: Message, case: Case) -> CaseMailView:
+        evidence = list(session.execute(
+            select(Evidence).where(Evidence.message_pk == row.id).order_by(Evidence.position)
+        ).scalars())
+        items = tuple(
+            EvidenceLine(filename=item.filename, content_type=item.declared_type,
+                         size=item.size, sha256=item.sha256, role=item.role,
+                         is_image=item.image is not None)
+            for item in evidence
+        )
+        original = None
+        if row.original_rule:
+            original = OriginalLine(from_name=row.original_from_name,
+                                    from_address=row.original_from_address,
+                                    date=row.original_date, date_raw=row.original_date_raw,
+                                    subject=row.original_subject)
+        return CaseMailView(
+            case_number=case.number, reporter=case.reporter, reporter_name=case.reporter_name,
+            manager=case.manager, manager_name=None, deputy=case.deputy,
+            received_at=row.received_at, report_subject=row.subject,
+            report_message_id=row.message_id, raw_sha256=row.sha256, raw_size=row.size,
+            items=items, original=original,
+            plan_steps=default_plan_steps(self.composer.language_for(case.manager)),
+            routing_reason=case.routing_reason,
+        )
+
+    def _body_text(self, row: Message) -> str:
+        if not row.body_text_sha256:
+            return "(no text)"
+        try:
+            text = self.derived.read_bytes(row.body_text_sha256).decode("utf-8", "replace")
+        except BlobStoreError:
+            return "(text unavailable)"
+        return text[:NOTE_MAX_CHARS]

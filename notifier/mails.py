@@ -1,0 +1,316 @@
+"""The receipt to the reporter and the notification to the manager, rendered to raw bytes.
+
+Each mail is three templates, `<language>/<kind>.subject.j2`, `.txt.j2` and `.html.j2`
+(kind: `receipt` or `notification`). They see: `case_number`, `case_tag`, `reporter`,
+`reporter_name`, `reporter_display`, `manager`, `manager_name`, `manager_display`, `deputy`,
+`received`, `report_subject`, `raw_sha256`, `raw_size`, `items` (each: `number`, `name`,
+`content_type`, `size`, `sha256`, `role`, `is_image`), `item_count`, `image_count`,
+`original` (`sender`, `date`, `subject`; or None), `plan_steps`, `routing_reason`,
+`reply_address`, `evidence_attached`, and `view` (the CaseMailView itself).
+"""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from notifier.outgoing import OutgoingMail
+from notifier.settings import NotifySettings
+from notifier.templating import (
+    LANGUAGES,
+    clip,
+    human_size,
+    local_time,
+    make_environment,
+    one_line,
+    workplace_zone,
+)
+
+SENDER_NAME = "Chikanemail"
+SUBJECT_MAX_CHARS = 200
+FILENAME_MAX_CHARS = 150
+
+# refold_source="none": the In-Reply-To/References values set raw below are left as they
+# are. Folded by the header registry, a Message-ID longer than a line (Gmail's often are)
+# comes out as an RFC 2047 encoded word, and the reporter's program no longer threads.
+_POLICY = policy.SMTP.clone(refold_source="none")
+_MESSAGE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,900}>")
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
+
+_PLAN_STEPS: dict[str, tuple[str, ...]] = {
+    "da": (
+        "Psykisk førstehjælp: Tal med medarbejderen hurtigst muligt. Lyt, og aftal hvem der "
+        "gør hvad, hvor I taler sammen, og hvornår ledelsen får besked.",
+        "Dokumentation: Sørg for at beviserne er samlet og sikret (Chikanemail har gemt alt det "
+        "modtagne). Skriv ned hvad der skete, hvor, hvem der var involveret, dato og klokkeslæt, "
+        "og om der var vidner.",
+        "Stop chikanen: Det er ledelsen, aldrig medarbejderen, der kontakter den, der "
+        "chikanerer. Bed om at få krænkende indhold fjernet, hvor det er muligt.",
+        "Registrering og anmeldelse: Registrér hændelsen internt. Er den en arbejdsskade, så "
+        "anmeld den til Arbejdstilsynet via EASY inden fristen. Hjælp medarbejderen med at "
+        "anmelde til politiet, hvis medarbejderen ønsker det.",
+        "Opfølgning og debriefing: Hold et opfølgningsmøde med medarbejderen, og afgør om sagen "
+        "kan lukkes. Arbejdsmiljøgruppen analyserer hændelsen.",
+    ),
+    "en": (
+        "Psychological first aid: Talk to the employee as soon as possible. Listen, and agree "
+        "who does what, where you talk, and when management is told.",
+        "Documentation: Make sure the evidence is collected and secured (Chikanemail has kept "
+        "everything it received). Write down what happened, where, who was involved, the date "
+        "and time, and any witnesses.",
+        "Stop the harassment: Management, never the employee, contacts the harasser. Ask for "
+        "offending content to be taken down where possible.",
+        "Registration and reporting: Register the incident internally. If it is a work injury, "
+        "report it to the Danish Working Environment Authority (Arbejdstilsynet) via EASY "
+        "within the deadline. Help the employee report to the police if they want to.",
+        "Follow-up and debriefing: Hold a follow-up meeting with the employee and decide "
+        "whether the case can be closed. The safety group analyses the incident.",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class EvidenceLine:
+    """One received item, as the receipt and the notification list it."""
+
+    filename: str | None
+    content_type: str | None
+    size: int
+    sha256: str
+    role: str
+    is_image: bool
+
+
+@dataclass(frozen=True)
+class OriginalLine:
+    """The forwarded original's headers, when the intake found it."""
+
+    from_name: str | None
+    from_address: str | None
+    date: datetime | None
+    date_raw: str | None
+    subject: str | None
+
+
+@dataclass(frozen=True)
+class CaseMailView:
+    """Everything the receipt and the notification of a new case may show."""
+
+    case_number: str
+    reporter: str
+    reporter_name: str | None
+    manager: str
+    manager_name: str | None
+    deputy: str | None
+    received_at: datetime
+    report_subject: str | None
+    report_message_id: str | None
+    raw_sha256: str
+    raw_size: int
+    items: tuple[EvidenceLine, ...]
+    original: OriginalLine | None
+    plan_steps: tuple[str, ...]
+    routing_reason: str
+
+
+def default_plan_steps(language: str) -> tuple[str, ...]:
+    """The five steps of the default response plan, in `da` or `en`."""
+    try:
+        return _PLAN_STEPS[language]
+    except KeyError:
+        raise ValueError(f"no response plan text for language {language!r}") from None
+
+
+def case_tag(case_number: str, language: str) -> str:
+    """The tag every subject starts with: `[Sag 2026-0042]` (da), `[Case 2026-0042]` (en)."""
+    return f"[{'Sag' if language == 'da' else 'Case'} {case_number}]"
+
+
+class MailComposer:
+    """Renders the mails of a case into OutgoingMail, ready for the outbox."""
+
+    def __init__(self, settings: NotifySettings, *, intake_address: str, hostname: str) -> None:
+        self.settings = settings
+        self.from_address = settings.from_address or intake_address
+        self.reply_to = settings.reply_to or intake_address
+        self.hostname = hostname
+        _checked_address(self.from_address, "notify.from_address (or the intake address)")
+        _checked_address(self.reply_to, "notify.reply_to (or the intake address)")
+        _checked_language(settings.language, "notify.language")
+        self._languages: dict[str, str] = {}
+        for address, language in settings.manager_languages.items():
+            _checked_language(language, f"notify.manager_languages[{address!r}]")
+            self._languages[address.strip().lower()] = language
+        if settings.template_dir and not Path(settings.template_dir).is_dir():
+            raise ValueError(f"notify.template_dir: {settings.template_dir!r} is not a folder")
+        self._env = make_environment(settings.template_dir)
+
+    def language_for(self, address: str) -> str:
+        """The language of mail to this address: its manager_languages entry, else the default."""
+        return self._languages.get(address.strip().lower(), self.settings.language)
+
+    def receipt(self, view: CaseMailView) -> OutgoingMail:
+        """The reporter's receipt: case number, what was received with hashes, what happens."""
+        language = self.settings.language
+        context = self._context(view, language, evidence_attached=False)
+        message, subject = self._message(
+            "receipt", language, context, to=_address(view.reporter_name, view.reporter),
+            auto_submitted="auto-replied", in_reply_to=_message_id_in(view.report_message_id))
+        return self._outgoing("receipt", message, subject, view.reporter, language)
+
+    def notification(self, view: CaseMailView,
+                     evidence: Sequence[tuple[EvidenceLine, bytes]] = ()) -> OutgoingMail:
+        """The manager's notification: who, when, what, the plan's first steps, how to reply.
+
+        Carries no evidence content; the evidence bytes are attached only when the settings
+        say `include_evidence`.
+        """
+        language = self.language_for(view.manager)
+        attach = self.settings.include_evidence and bool(evidence)
+        context = self._context(view, language, evidence_attached=attach)
+        message, subject = self._message(
+            "notification", language, context, to=_address(view.manager_name, view.manager),
+            auto_submitted="auto-generated", in_reply_to=None)
+        if attach:
+            for number, (line, data) in enumerate(evidence, start=1):
+                _attach(message, line, data, number, language)
+        return self._outgoing("notification", message, subject, view.manager, language)
+
+    def _context(self, view: CaseMailView, language: str, *,
+                 evidence_attached: bool) -> dict[str, object]:
+        original: dict[str, str | None] | None = None
+        if view.original is not None:
+            found = view.original
+            date = found.date_raw
+            if found.date is not None and found.date.tzinfo is not None:
+                date = local_time(found.date, language)
+            original = {"sender": _display(found.from_name, found.from_address),
+                        "date": date, "subject": found.subject}
+        items = [
+            {"number": number, "name": item.filename, "content_type": item.content_type,
+             "size": human_size(item.size, language), "sha256": item.sha256,
+             "role": item.role, "is_image": item.is_image}
+            for number, item in enumerate(view.items, start=1)
+        ]
+        return {
+            "language": language, "view": view,
+            "case_number": view.case_number, "case_tag": case_tag(view.case_number, language),
+            "reporter": view.reporter, "reporter_name": view.reporter_name,
+            "reporter_display": _display(view.reporter_name, view.reporter),
+            "manager": view.manager, "manager_name": view.manager_name,
+            "manager_display": _display(view.manager_name, view.manager),
+            "deputy": view.deputy,
+            "received": local_time(view.received_at, language),
+            "report_subject": view.report_subject,
+            "raw_sha256": view.raw_sha256, "raw_size": human_size(view.raw_size, language),
+            "items": items, "item_count": len(items),
+            "image_count": sum(1 for item in view.items if item.is_image),
+            "original": original, "plan_steps": list(view.plan_steps),
+            "routing_reason": view.routing_reason, "reply_address": self.reply_to,
+            "evidence_attached": evidence_attached,
+        }
+
+    def _message(self, kind: str, language: str, context: dict[str, object], *,
+                 to: Address, auto_submitted: str,
+                 in_reply_to: str | None) -> tuple[EmailMessage, str]:
+        tag = str(context["case_tag"])
+        subject = clip(one_line(self._render(f"{language}/{kind}.subject.j2", context)),
+                       SUBJECT_MAX_CHARS)
+        if not subject.startswith(tag):  # an admin's subject template must not break threading
+            subject = f"{tag} {subject}".strip()
+        message = EmailMessage(policy=_POLICY)
+        message["Date"] = format_datetime(datetime.now(workplace_zone()))
+        message["From"] = Address(SENDER_NAME, addr_spec=self.from_address)
+        message["To"] = to
+        message["Reply-To"] = Address(addr_spec=self.reply_to)
+        message["Subject"] = subject
+        message["Message-ID"] = make_msgid(domain=self._domain())
+        if in_reply_to is not None:  # so the reporter's program threads the receipt
+            message.set_raw("In-Reply-To", in_reply_to)
+            message.set_raw("References", in_reply_to)
+        message["Auto-Submitted"] = auto_submitted
+        # Auto-Submitted (RFC 3834) and X-Auto-Response-Suppress (Exchange) keep vacation
+        # replies away. No `Precedence: bulk`: RFC 3834 advises against Precedence, and
+        # `bulk` marks a personal mail about a harassment case as mass mail, which filters
+        # send to spam or a low-priority folder, where a receipt or a manager's call to act
+        # must not end up.
+        message["X-Auto-Response-Suppress"] = "All"
+        message.set_content(self._render(f"{language}/{kind}.txt.j2", context),
+                            subtype="plain", charset="utf-8", cte="quoted-printable")
+        message.add_alternative(self._render(f"{language}/{kind}.html.j2", context),
+                                subtype="html", charset="utf-8", cte="quoted-printable")
+        return message, subject
+
+    def _render(self, name: str, context: dict[str, object]) -> str:
+        return self._env.get_template(name).render(context)
+
+    def _domain(self) -> str:
+        return self.from_address.rpartition("@")[2] or self.hostname
+
+    def _outgoing(self, kind: str, message: EmailMessage, subject: str, recipient: str,
+                  language: str) -> OutgoingMail:
+        # Last: set_content() and add_attachment() move Content-* headers into sub-parts.
+        message["Content-Language"] = language
+        return OutgoingMail(kind=kind, mail_from=self.from_address, rcpt_tos=(recipient,),
+                            message_id=str(message["Message-ID"]), subject=subject,
+                            raw=message.as_bytes())
+
+
+def _checked_address(address: str, setting: str) -> None:
+    try:
+        Address(addr_spec=address)
+    except (ValueError, IndexError) as error:
+        raise ValueError(f"{setting}: {address!r} is not a mail address ({error})") from None
+    if "@" not in address:
+        raise ValueError(f"{setting}: {address!r} is not a mail address (no @)")
+
+
+def _checked_language(language: str, setting: str) -> None:
+    if language not in LANGUAGES:
+        raise ValueError(f"{setting}: {language!r} is not one of {', '.join(LANGUAGES)}")
+
+
+def _address(name: str | None, address: str) -> Address:
+    return Address(display_name=clip(one_line(name or ""), 100), addr_spec=address.strip())
+
+
+def _display(name: str | None, address: str | None) -> str | None:
+    name = one_line(name or "")
+    if name and address:
+        return f"{name} <{address}>"
+    return name or address or None
+
+
+def _message_id_in(value: str | None) -> str | None:
+    """The first well-formed `<id>` in the value; None if there is none."""
+    if not value:
+        return None
+    match = _MESSAGE_ID.search(value)
+    if match is None and "@" in value and not value.strip().startswith("<"):
+        match = _MESSAGE_ID.fullmatch(f"<{value.strip()}>")
+    return match.group(0) if match else None
+
+
+def _attach(message: EmailMessage, line: EvidenceLine, data: bytes, number: int,
+            language: str) -> None:
+    media_type = (line.content_type or "").strip().lower()
+    if not _MEDIA_TYPE.fullmatch(media_type) or media_type.split("/")[0] in (
+            "multipart", "message"):
+        # A message/* or multipart/* part must not be base64 (RFC 2046): send the bytes as
+        # they are, as an opaque file, so they stay exactly the evidence that was hashed.
+        media_type = "application/octet-stream"
+    maintype, subtype = media_type.split("/")
+    name = clip(one_line(line.filename or "").replace("/", "_").replace("\\", "_"),
+                FILENAME_MAX_CHARS)
+    if not name:
+        extension = mimetypes.guess_extension(line.content_type or "") or ".bin"
+        name = f"{'bevis' if language == 'da' else 'evidence'}-{number}{extension}"
+    message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)

@@ -1,0 +1,220 @@
+"""The outbox sender: claims due mails, hands each to the transport, records the outcome.
+
+Delivery is at least once. A sender that dies between the relay's 250 and the row saying
+"sent" leaves a claim; the next start on this host (or the lease, on another host) sends the
+mail again, byte for byte, with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from datetime import timedelta
+from itertools import count
+
+from notifier.outbox import (
+    ClaimedMail,
+    claim_due,
+    mark_failed,
+    mark_sent,
+    release_abandoned,
+    release_claims,
+    schedule_retry,
+)
+from notifier.settings import NotifySettings
+from notifier.transport import PermanentSendError, TemporarySendError, Transport
+from storage.database import Database
+
+log = logging.getLogger("chikanemail.notifier.sender")
+
+DEFAULT_BATCH_SIZE = 10
+_MAX_ERROR_BACKOFF_SECONDS = 60.0
+_MAX_BACKOFF_DOUBLINGS = 16
+
+# One token per process: senders of the same process never take each other's claims for
+# abandoned ones; a later process that happens to get the same pid has another token.
+_PROCESS_TOKEN = secrets.token_hex(4)
+_instances = count(1)
+
+
+class SenderIdentity:
+    """Names a sender `host:pid:token` so a restarted daemon can tell its dead claims.
+
+    The same scheme as the intake worker's identity (notifier does not import intake); the
+    token is `<process token>.<instance>`, so several senders in one process stay distinct.
+    """
+
+    def __init__(self) -> None:
+        self.host = socket.gethostname()
+        self.pid = os.getpid()
+        self.process_token = _PROCESS_TOKEN
+        self.token = f"{_PROCESS_TOKEN}.{next(_instances)}"
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid}:{self.token}"
+
+    def is_abandoned(self, claimed_by: str) -> bool:
+        """Tell whether a claim belongs to a sender on this host whose process is gone."""
+        parts = claimed_by.rsplit(":", 2)
+        if len(parts) != 3 or not parts[1].isdigit():
+            return False
+        host, pid_text, token = parts
+        if host != self.host:
+            return False  # another machine's sender: its lease decides
+        pid = int(pid_text)
+        if pid == self.pid:
+            # Ours, or an earlier run that had our pid (a container restart).
+            return token.split(".", 1)[0] != self.process_token
+        return not _process_is_alive(pid)
+
+
+def _process_is_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class OutboxSender:
+    """Sends due outgoing mail, in its own thread or batch by batch."""
+
+    def __init__(
+        self,
+        database: Database,
+        transport: Transport,
+        settings: NotifySettings,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        lease: timedelta | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.database = database
+        self.transport = transport
+        self.settings = settings
+        self.batch_size = batch_size
+        # Long enough for a slow relay; a claim of a sender that hangs beyond it is taken over.
+        self.lease = lease or timedelta(seconds=max(60.0, settings.timeout_seconds * 10))
+        self.identity = SenderIdentity()
+        self._wakeup = threading.Event()
+        self._stop = threading.Event()
+        self._recovered = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def sender_id(self) -> str:
+        """The name this sender's claims carry."""
+        return str(self.identity)
+
+    def wake(self) -> None:
+        """Tell the sender a new mail is queued (safe from any thread)."""
+        self._wakeup.set()
+
+    def recover_abandoned(self) -> int:
+        """Queue again the mails left mid-send by a dead sender of this host; how many."""
+        released = release_abandoned(self.database, is_abandoned=self.identity.is_abandoned)
+        self._recovered = True
+        if released:
+            log.info("resuming %d mails left mid-send by a stopped sender", released)
+        return released
+
+    def send_due(self) -> int:
+        """Claim one batch of due mails and try each once; return how many were tried."""
+        return self._send_batch()[0]
+
+    def send_until_idle(self) -> int:
+        """Send batches until nothing is due or a batch got nothing out; return how many sent."""
+        total = 0
+        while True:
+            tried, sent = self._send_batch()
+            total += sent
+            if not tried or not sent:
+                return total
+
+    def _send_batch(self) -> tuple[int, int]:
+        claimed = claim_due(self.database, sender_id=self.sender_id, limit=self.batch_size,
+                            lease=self.lease)
+        started = time.monotonic()
+        sent = 0
+        for index, mail in enumerate(claimed):
+            if self._stop.is_set() or time.monotonic() - started > self.lease.total_seconds() / 2:
+                # Hand the rest back now rather than send on a lease about to run out.
+                release_claims(self.database, [m.id for m in claimed[index:]], self.sender_id)
+                return index, sent
+            sent += self._send_one(mail)
+        return len(claimed), sent
+
+    def _send_one(self, mail: ClaimedMail) -> int:
+        try:
+            result = self.transport.send(mail.mail_from, mail.rcpt_tos, mail.raw)
+        except PermanentSendError as error:
+            mark_failed(self.database, mail, self.sender_id, error=str(error))
+            return 0
+        except TemporarySendError as error:
+            schedule_retry(self.database, mail, self.sender_id, error=str(error),
+                           settings=self.settings)
+            return 0
+        except Exception as error:
+            # A bug, not the relay: keep the mail and try again later, with the trace logged.
+            log.exception("transport failed unexpectedly message_id=%s", mail.message_id)
+            schedule_retry(self.database, mail, self.sender_id,
+                           error=f"unexpected {type(error).__name__}: {error}",
+                           settings=self.settings)
+            return 0
+        if not mark_sent(self.database, mail.id, self.sender_id, note=result.describe_refused()):
+            log.warning("mail sent after its claim was taken over; it may be sent twice "
+                        "message_id=%s", mail.message_id)
+        log.info("mail sent kind=%s case=%s message_id=%s attempt=%d", mail.kind,
+                 mail.case_id, mail.message_id, mail.attempts)
+        return 1
+
+    # -- running in a thread ------------------------------------------------
+
+    def start(self) -> None:
+        """Resume mails a dead sender of this host left, then start the sending thread."""
+        try:
+            self.recover_abandoned()
+        except Exception:
+            log.exception("could not resume abandoned mails at start; the thread retries")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="chikanemail-sender",
+                                        daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let the mail being sent finish and stop the thread."""
+        self._stop.set()
+        self._wakeup.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():
+                log.warning("sender still busy at shutdown; its mail is sent again at next start")
+            self._thread = None
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            self._wakeup.clear()
+            try:
+                if not self._recovered:
+                    self.recover_abandoned()
+                tried = self.send_due()
+                failures = 0
+            except Exception:
+                # The database may be down; nothing is lost (claims expire), so wait and retry.
+                failures += 1
+                pause = min(_MAX_ERROR_BACKOFF_SECONDS,
+                            self.settings.poll_seconds * 2.0 ** min(failures,
+                                                                     _MAX_BACKOFF_DOUBLINGS))
+                log.exception("sender could not claim or record mail; retrying in %.1f s", pause)
+                self._stop.wait(pause)
+                continue
+            if tried == 0:
+                self._wakeup.wait(self.settings.poll_seconds)

@@ -1,0 +1,39 @@
+"""Settings the notifier owns: the [notify] table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+# Read by pydantic when `intake.config` validates the table (keeps this package pydantic-free).
+_FORBID_UNKNOWN_KEYS = {"extra": "forbid", "strict": True}
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    """How mail leaves: relay, sender addresses, language, retries."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    # Empty: no relay; outgoing mail is written to the Maildir <data_dir>/outgoing-maildir.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    starttls: bool = False
+    username: str = ""
+    password_file: str = ""
+    # Empty: the first intake address.
+    from_address: str = ""
+    # Empty: the first intake address, so replies thread back into the case.
+    reply_to: str = ""
+    language: Literal["da", "en"] = "da"
+    # Per manager address: "da" or "en".
+    manager_languages: dict[str, str] = field(default_factory=dict)
+    # A folder whose templates (same names as notifier/templates/) override the built-in ones.
+    template_dir: str = ""
+    include_evidence: bool = False
+    # Temporary failures are retried with exponential backoff until this deadline.
+    retry_deadline_hours: float = 120.0
+    first_retry_seconds: float = 30.0
+    max_retry_seconds: float = 3600.0
+    poll_seconds: float = 5.0
+    timeout_seconds: float = 60.0

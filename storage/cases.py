@@ -1,0 +1,209 @@
+"""Cases: gap-free numbers, opening, threading look-ups, notes, assignment, closing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from storage.database import Database
+from storage.models import (
+    Case,
+    CaseCounter,
+    CaseNote,
+    CaseStatus,
+    Message,
+    OutboxMail,
+    utc_now,
+)
+
+CASE_NUMBER = re.compile(r"(?<!\d)(\d{4})-(\d{4,})(?!\d)")
+
+
+class CaseError(Exception):
+    """A case operation that cannot be done (no such case, already closed, …)."""
+
+
+def format_case_number(year: int, sequence: int) -> str:
+    """The human case number: `YYYY-NNNN`."""
+    return f"{year:04d}-{sequence:04d}"
+
+
+def allocate_case_number(session: Session, year: int) -> tuple[int, str]:
+    """The next number of the year, taken inside the caller's transaction (gap-free: a
+    rolled-back transaction gives its number back)."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(
+        insert(CaseCounter).values(year=year, last_sequence=0)
+        .on_conflict_do_nothing(index_elements=["year"])
+    )
+    counter = session.execute(
+        select(CaseCounter).where(CaseCounter.year == year).with_for_update()
+    ).scalar_one()
+    counter.last_sequence += 1
+    session.flush()
+    return counter.last_sequence, format_case_number(year, counter.last_sequence)
+
+
+def open_case(
+    session: Session,
+    *,
+    reporter: str,
+    reporter_name: str | None,
+    manager: str,
+    deputy: str | None,
+    language: str,
+    routing_source: str,
+    routing_reason: str,
+    now: datetime | None = None,
+) -> Case:
+    """Open a case with the next number, in the caller's transaction."""
+    now = now or utc_now()
+    sequence, number = allocate_case_number(session, now.year)
+    case = Case(
+        number=number, year=now.year, sequence=sequence, status=CaseStatus.OPEN,
+        reporter=reporter, reporter_name=reporter_name, manager=manager, deputy=deputy,
+        language=language, routing_source=routing_source, routing_reason=routing_reason,
+        opened_at=now,
+    )
+    session.add(case)
+    session.flush()
+    return case
+
+
+def case_by_number(session: Session, number: str) -> Case | None:
+    """The case with this number, if any."""
+    return session.execute(select(Case).where(Case.number == number)).scalar_one_or_none()
+
+
+def case_threaded_by(session: Session, message_ids: Sequence[str]) -> Case | None:
+    """The case a message threads into through In-Reply-To/References: one of the case's
+    received messages or one of our own outgoing mails."""
+    wanted = [mid.strip() for mid in message_ids if mid and mid.strip()]
+    if not wanted:
+        return None
+    case_id = session.execute(
+        select(Message.case_id).where(Message.message_id.in_(wanted),
+                                      Message.case_id.is_not(None)).limit(1)
+    ).scalar_one_or_none()
+    if case_id is None:
+        case_id = session.execute(
+            select(OutboxMail.case_id).where(OutboxMail.message_id.in_(wanted),
+                                             OutboxMail.case_id.is_not(None)).limit(1)
+        ).scalar_one_or_none()
+    return session.get(Case, case_id) if case_id is not None else None
+
+
+def add_note(session: Session, case: Case, *, author: str, text: str,
+             message_pk: int | None = None, now: datetime | None = None) -> CaseNote:
+    """Record a note on the case, in the caller's transaction."""
+    note = CaseNote(case_id=case.id, author=author, text=text, message_pk=message_pk,
+                    created_at=now or utc_now())
+    session.add(note)
+    session.flush()
+    return note
+
+
+def add_note_by_number(database: Database, number: str, *, author: str, text: str) -> CaseNote:
+    """Record a note on the case with this number (committed)."""
+    with database.write() as session:
+        case = _require(session, number)
+        note = add_note(session, case, author=author, text=text)
+        session.expunge(note)
+        return note
+
+
+def assign_case(database: Database, number: str, manager: str, *, actor: str) -> Case:
+    """Make someone else the responsible manager (committed, with a note saying so)."""
+    with database.write() as session:
+        case = _require(session, number)
+        previous = case.manager
+        case.manager = manager
+        add_note(session, case, author=actor,
+                 text=f"Assigned to {manager} (was {previous}).")
+        session.flush()
+        session.expunge(case)
+        return case
+
+
+def close_case(database: Database, number: str, *, reason: str, actor: str,
+               now: datetime | None = None) -> Case:
+    """Close an open case with a reason (committed, with a note saying so)."""
+    with database.write() as session:
+        case = _require(session, number)
+        if case.status == CaseStatus.CLOSED:
+            raise CaseError(f"case {number} is already closed")
+        case.status = CaseStatus.CLOSED
+        case.closed_at = now or utc_now()
+        case.close_reason = reason
+        add_note(session, case, author=actor, text=f"Closed: {reason}")
+        session.flush()
+        session.expunge(case)
+        return case
+
+
+def _require(session: Session, number: str) -> Case:
+    case = session.execute(
+        select(Case).where(Case.number == number).with_for_update()
+    ).scalar_one_or_none()
+    if case is None:
+        raise CaseError(f"no case {number}")
+    return case
+
+
+def list_cases(database: Database, *, status: str | None = None) -> list[Case]:
+    """Cases, newest first (detached)."""
+    statement = select(Case).order_by(Case.year.desc(), Case.sequence.desc())
+    if status:
+        statement = statement.where(Case.status == status)
+    with database.read() as session:
+        rows = list(session.execute(statement).scalars())
+        session.expunge_all()
+    return rows
+
+
+def get_case(database: Database, number: str) -> Case | None:
+    """The case with this number (detached)."""
+    with database.read() as session:
+        case = case_by_number(session, number)
+        if case is not None:
+            session.expunge(case)
+    return case
+
+
+def case_messages(database: Database, case_id: int) -> list[Message]:
+    """The case's messages in the order they arrived (detached)."""
+    with database.read() as session:
+        rows = list(session.execute(
+            select(Message).where(Message.case_id == case_id).order_by(Message.id)
+        ).scalars())
+        session.expunge_all()
+    return rows
+
+
+def case_notes(database: Database, case_id: int) -> list[CaseNote]:
+    """The case's notes, oldest first (detached)."""
+    with database.read() as session:
+        rows = list(session.execute(
+            select(CaseNote).where(CaseNote.case_id == case_id).order_by(CaseNote.id)
+        ).scalars())
+        session.expunge_all()
+    return rows
+
+
+def messages_without_case(database: Database, *, kind: str | None = None) -> list[Message]:
+    """Processed messages kept out of cases (e.g. `not-a-report`), newest first (detached)."""
+    statement = select(Message).where(Message.case_id.is_(None),
+                                      or_(Message.kind.is_not(None), Message.automatic))
+    if kind:
+        statement = statement.where(Message.kind == kind)
+    with database.read() as session:
+        rows = list(session.execute(statement.order_by(Message.id.desc())).scalars())
+        session.expunge_all()
+    return rows
