@@ -72,7 +72,9 @@ class OpenOrThreadCase:
     name = "open_or_thread_case"
 
     def __init__(self, router: Router, composer: MailComposer, notify: NotifySettings,
-                 derived: BlobStore, on_outbox: Callable[[], None] | None = None) -> None:
+                 derived: BlobStore, store_of_evidence: BlobStore,
+                 on_outbox: Callable[[], None] | None = None) -> None:
+        self.store_of_evidence = store_of_evidence
         self.router = router
         self.composer = composer
         self.notify = notify
@@ -141,7 +143,7 @@ class OpenOrThreadCase:
         row.kind = MessageKind.REPORT
         view = self._view(session, row, case)
         receipt = self.composer.receipt(view)
-        notification = self.composer.notification(view)
+        notification = self.composer.notification(view, self._evidence_bytes(view, row))
         if sender.address:
             enqueue(session, receipt, case_id=case.id, settings=self.notify)
         enqueue(session, notification, case_id=case.id, settings=self.notify)
@@ -174,6 +176,21 @@ class OpenOrThreadCase:
             plan_steps=default_plan_steps(self.composer.language_for(case.manager)),
             routing_reason=case.routing_reason,
         )
+
+    def _evidence_bytes(self, view: CaseMailView,
+                        row: Message) -> list[tuple[EvidenceLine, bytes]]:
+        """The items' bytes, only when the config says evidence may leave by mail."""
+        if not self.notify.include_evidence:
+            return []
+        attached = []
+        for item in view.items:
+            if item.role == "body":
+                continue
+            try:
+                attached.append((item, self.store_of_evidence.read_bytes(item.sha256)))
+            except BlobStoreError:
+                log.warning("evidence blob missing, not attached sha256=%s", item.sha256)
+        return attached
 
     def _body_text(self, row: Message) -> str:
         if not row.body_text_sha256:

@@ -151,6 +151,9 @@ def _message_json(row: Message) -> dict[str, Any]:
         "last_seen_at": row.last_seen_at.isoformat(),
         "source": row.source,
         "state": row.state,
+        "kind": row.kind,
+        "case_id": row.case_id,
+        "automatic": row.automatic,
         "quarantine_reason": row.quarantine_reason,
         "times_seen": row.times_seen,
         "attempts": row.attempts,
@@ -190,7 +193,7 @@ def messages_list_command(context: _Context, as_json: bool, limit: int | None) -
                               ensure_ascii=False))
         return
     table = Table(title=f"{len(rows)} messages")
-    for column in ("id", "received (local time)", "source", "state", "size", "seen",
+    for column in ("id", "received (local time)", "source", "state", "kind", "size", "seen",
                    "sha256", "subject"):
         table.add_column(column)
     for row in rows:
@@ -198,7 +201,8 @@ def messages_list_command(context: _Context, as_json: bool, limit: int | None) -
             str(row.id), row.received_at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
             row.source, row.state + (f" ({row.quarantine_reason})" if row.quarantine_reason
                                      else ""),
-            str(row.size), str(row.times_seen), row.sha256[:16] + "…", row.subject or "",
+            row.kind or "", str(row.size), str(row.times_seen), row.sha256[:16] + "…",
+            row.subject or "",
         )
     Console().print(table)
 

@@ -81,7 +81,7 @@ def pipeline_for(config: AppConfig,
         Router(config.routing, directory),
         MailComposer(config.notify, intake_address=config.intake.addresses[0],
                      hostname=config.smtp.server_hostname or socket.gethostname()),
-        config.notify, derived, on_outbox,
+        config.notify, derived, BlobStore(config.storage.blob_root), on_outbox,
     )
     return build_pipeline(derived, config.extract, ocr_engine_for(config), cases)
 

@@ -179,6 +179,8 @@ class OutboxSender:
 
     def start(self) -> None:
         """Resume mails a dead sender of this host left, then start the sending thread."""
+        if self._thread is not None:
+            raise RuntimeError("the outbox sender is already running")
         try:
             self.recover_abandoned()
         except Exception:

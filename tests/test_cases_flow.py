@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import smtplib
 import threading
 from collections.abc import Iterator
@@ -15,7 +16,9 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from click.testing import CliRunner
 
+from intake.cli import main
 from storage.cases import case_messages, case_notes, list_cases
 from storage.database import Database
 from tests.support import (
@@ -25,6 +28,7 @@ from tests.support import (
     free_port,
     make_config,
     wait_until,
+    write_toml,
 )
 
 REPORTER = "ansat@kommune.example"
@@ -286,3 +290,51 @@ def test_two_daemons_on_one_database_number_cases_gap_free(
     year = numbers[0][:4]
     assert sorted(numbers) == [f"{year}-{n:04d}" for n in range(1, 17)]
     assert all(len(copies) == 1 for copies in capture.by_message_id().values())
+
+
+def test_cases_and_outbox_commands(start: Any, relay: tuple[CapturingRelay, int],
+                                   tmp_path: Path) -> None:
+    capture, _ = relay
+    daemon = start()
+    send(daemon, report())
+    wait_until(lambda: len(capture.mails) == 2, message="receipt and notification")
+    storage = daemon.config.storage
+    config = write_toml(tmp_path / "cli.toml", {"storage": {
+        "data_dir": storage.data_dir, "database_url": storage.effective_database_url}})
+    runner = CliRunner()
+
+    def cli(*args: str) -> Any:
+        result = runner.invoke(main, ["--config", str(config), *args])
+        assert result.exit_code == 0, result.output
+        return result
+
+    (listed,) = json.loads(cli("cases", "list", "--json").stdout)
+    number = listed["number"]
+    assert {"number", "status", "reporter", "manager", "deputy", "opened_at"} <= set(listed)
+    assert (listed["status"], listed["reporter"], listed["manager"]) == ("open", REPORTER,
+                                                                          MANAGER)
+    cli("cases", "note", number, "Samtale holdt mandag.")
+    cli("cases", "assign", number, "Ny.Leder@kommune.example")
+    shown = json.loads(cli("cases", "show", number, "--json").stdout)
+    assert shown["manager"] == "ny.leder@kommune.example"
+    assert shown["routing_source"] == "default"
+    assert [m["automatic"] for m in shown["messages"]] == [False]
+    assert {"sha256", "message_id", "subject", "automatic"} <= set(shown["messages"][0])
+    assert shown["evidence"] and {"sha256", "role", "parent"} <= set(shown["evidence"][0])
+    assert shown["original"]["from"] == "kasper@eksempel.example"
+    assert shown["notes"][0]["text"] == "Samtale holdt mandag."
+    kinds = sorted((m["kind"], m["state"]) for m in shown["outbox"])
+    assert kinds == [("notification", "sent"), ("receipt", "sent")]
+    assert {"kind", "to", "state", "message_id"} <= set(shown["outbox"][0])
+    tree = cli("cases", "show", number)
+    assert number in tree.stdout
+    cli("cases", "close", number, "--reason", "Afsluttet efter opfølgningsmøde")
+    assert json.loads(cli("cases", "list", "--json", "--status", "closed").stdout)[0][
+        "number"] == number
+    again = runner.invoke(main, ["--config", str(config), "cases", "close", number,
+                                 "--reason", "igen"])
+    assert again.exit_code != 0 and "already closed" in again.output
+    outbox = json.loads(cli("outbox", "list", "--json").stdout)
+    assert {row["message_id"] for row in outbox} == set(capture.by_message_id())
+    missing = runner.invoke(main, ["--config", str(config), "cases", "show", "1999-0001"])
+    assert missing.exit_code == 1

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
 from notifier.outbox import (
     claim_due,
@@ -26,6 +28,7 @@ from notifier.outgoing import OutgoingMail
 from notifier.settings import NotifySettings
 from storage.database import Database
 from storage.models import Case, OutboxMail, utc_now
+from tests.support import wait_until
 
 SETTINGS = NotifySettings(first_retry_seconds=30.0, max_retry_seconds=3600.0,
                           retry_deadline_hours=120.0)
@@ -91,6 +94,40 @@ def test_enqueue_twice_with_the_same_message_id_keeps_one_row(database: Database
         once_more = enqueue(session, mail, case_id=None, settings=SETTINGS)
         assert again.id == once_more.id == first.id
     assert [row.id for row in list_outbox(database)] == [first.id]
+
+
+def test_concurrent_enqueues_of_one_message_id_keep_one_row(database: Database) -> None:
+    """The second transaction waits for the first, then finds its row (on PostgreSQL after a
+    unique violation inside a savepoint) and still commits the rest of its own work."""
+    mail = make_mail()
+    second_result: list[int] = []
+    second_backend: list[int] = []
+
+    def second_transaction() -> None:
+        with database.write() as session:
+            if database.is_postgresql:
+                second_backend.append(int(session.execute(text("SELECT pg_backend_pid()"))
+                                          .scalar_one()))
+            second_result.append(enqueue(session, mail, case_id=None, settings=SETTINGS).id)
+            enqueue(session, make_mail(2), case_id=None, settings=SETTINGS)
+
+    with database.write() as first:
+        first_id = enqueue(first, mail, case_id=None, settings=SETTINGS).id
+        thread = threading.Thread(target=second_transaction)
+        thread.start()
+        if database.is_postgresql:
+            def second_waits_for_our_row() -> bool:
+                if not second_backend:
+                    return False
+                with database.engine.connect() as probe:
+                    return probe.execute(
+                        text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid"),
+                        {"pid": second_backend[0]},
+                    ).scalar_one_or_none() == "Lock"
+            wait_until(second_waits_for_our_row, message="the second insert to wait")
+    thread.join(30)
+    assert second_result == [first_id]
+    assert len(list_outbox(database)) == 2
 
 
 def test_enqueue_refuses_a_mail_without_recipients(database: Database) -> None:
