@@ -7,6 +7,7 @@ leaves a claim that the next start on this host (or the lease, elsewhere) hands 
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import secrets
@@ -34,13 +35,19 @@ log = logging.getLogger("chikanemail.intake.worker")
 _MAX_IDLE_BACKOFF_SECONDS = 60.0
 
 
+# One token per process run: it tells this run's claims from an earlier run's with the same
+# pid (a restarted container), while workers of this run never take each other's claims.
+_PROCESS_TOKEN = secrets.token_hex(4)
+_instances = itertools.count(1)
+
+
 class WorkerIdentity:
-    """Names a worker as `host:pid:token` so a restarted daemon can tell its dead claims."""
+    """Names a worker as `host:pid:token.n` so a restarted daemon can tell its dead claims."""
 
     def __init__(self) -> None:
         self.host = socket.gethostname()
         self.pid = os.getpid()
-        self.token = secrets.token_hex(4)
+        self.token = f"{_PROCESS_TOKEN}.{next(_instances)}"
 
     def __str__(self) -> str:
         return f"{self.host}:{self.pid}:{self.token}"
@@ -55,7 +62,8 @@ class WorkerIdentity:
             return False  # another machine's worker: its lease decides
         pid = int(pid_text)
         if pid == self.pid:
-            return token != self.token  # an earlier run that had our pid (a container restart)
+            # An earlier run that had our pid (a container restart), not a worker of this run.
+            return token.split(".")[0] != _PROCESS_TOKEN
         return not process_is_alive(pid)
 
 
@@ -196,7 +204,7 @@ class Worker:
                 failures = 0
             except Exception:
                 # The database may be down; nothing is lost (claims expire), so wait and retry.
-                failures += 1
+                failures = min(failures + 1, 16)  # 2**16 times poll_seconds is past the cap anyway
                 pause = min(_MAX_IDLE_BACKOFF_SECONDS, self.settings.poll_seconds * 2**failures)
                 log.exception("worker could not claim or record work; retrying in %.0f s", pause)
                 self._stop.wait(pause)

@@ -123,6 +123,7 @@ def test_claims_of_a_dead_process_on_this_host_are_abandoned() -> None:
     assert identity.is_abandoned(f"{identity.host}:{dead_pid}:abcd")
     assert identity.is_abandoned(f"{identity.host}:{identity.pid}:earlier")
     assert not identity.is_abandoned(str(identity))
+    assert not identity.is_abandoned(str(WorkerIdentity()))  # another worker of this run
     assert not identity.is_abandoned(f"{identity.host}:1:abcd")  # init runs
     assert not identity.is_abandoned(f"other-host:{dead_pid}:abcd")  # its lease decides
 
