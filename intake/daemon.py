@@ -19,11 +19,12 @@ from intake.pipeline import build_pipeline
 from intake.routing import Router, load_directory
 from intake.smtp_server import SmtpListener, start_smtp_listener
 from intake.step import PipelineStep
-from intake.worker import Worker, process_is_alive
+from intake.worker import Worker
 from notifier.mails import MailComposer
 from notifier.sender import OutboxSender
 from notifier.transport import transport_for
 from storage.blobstore import BlobStore
+from storage.claims import process_is_alive
 from storage.database import Database
 from storage.migrate import upgrade_database
 

@@ -7,11 +7,7 @@ leaves a claim that the next start on this host (or the lease, elsewhere) hands 
 
 from __future__ import annotations
 
-import itertools
 import logging
-import os
-import secrets
-import socket
 import threading
 from collections.abc import Sequence
 from datetime import timedelta
@@ -19,6 +15,7 @@ from datetime import timedelta
 from intake.settings import WorkerSettings
 from intake.step import MessageContext, PipelineStep
 from storage.blobstore import BlobStore
+from storage.claims import ClaimerIdentity
 from storage.database import Database
 from storage.messages import (
     ClaimedMessage,
@@ -35,51 +32,6 @@ log = logging.getLogger("chikanemail.intake.worker")
 _MAX_IDLE_BACKOFF_SECONDS = 60.0
 
 
-# One token per process run: it tells this run's claims from an earlier run's with the same
-# pid (a restarted container), while workers of this run never take each other's claims.
-_PROCESS_TOKEN = secrets.token_hex(4)
-_instances = itertools.count(1)
-
-
-class WorkerIdentity:
-    """Names a worker as `host:pid:token.n` so a restarted daemon can tell its dead claims."""
-
-    def __init__(self) -> None:
-        self.host = socket.gethostname()
-        self.pid = os.getpid()
-        self.token = f"{_PROCESS_TOKEN}.{next(_instances)}"
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.pid}:{self.token}"
-
-    def is_abandoned(self, claimed_by: str) -> bool:
-        """Tell whether a claim belongs to a worker on this host that no longer runs."""
-        parts = claimed_by.rsplit(":", 2)
-        if len(parts) != 3 or not parts[1].isdigit():
-            return False
-        host, pid_text, token = parts
-        if host != self.host:
-            return False  # another machine's worker: its lease decides
-        pid = int(pid_text)
-        if pid == self.pid:
-            # An earlier run that had our pid (a container restart), not a worker of this run.
-            return token.split(".")[0] != _PROCESS_TOKEN
-        return not process_is_alive(pid)
-
-
-def process_is_alive(pid: int) -> bool:
-    """Tell whether a process with this id runs on this machine (other than this one)."""
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class Worker:
     """Runs the pipeline over waiting messages, in its own thread or batch by batch."""
 
@@ -94,7 +46,7 @@ class Worker:
         self.database = database
         self.settings = settings
         self.steps = list(steps)
-        self.identity = WorkerIdentity()
+        self.identity = ClaimerIdentity()
         self._wakeup = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -8,13 +8,9 @@ mail again, byte for byte, with the same Message-ID.
 from __future__ import annotations
 
 import logging
-import os
-import secrets
-import socket
 import threading
 import time
 from datetime import timedelta
-from itertools import count
 
 from notifier.outbox import (
     ClaimedMail,
@@ -27,6 +23,7 @@ from notifier.outbox import (
 )
 from notifier.settings import NotifySettings
 from notifier.transport import PermanentSendError, TemporarySendError, Transport
+from storage.claims import ClaimerIdentity
 from storage.database import Database
 
 log = logging.getLogger("chikanemail.notifier.sender")
@@ -34,52 +31,6 @@ log = logging.getLogger("chikanemail.notifier.sender")
 DEFAULT_BATCH_SIZE = 10
 _MAX_ERROR_BACKOFF_SECONDS = 60.0
 _MAX_BACKOFF_DOUBLINGS = 16
-
-# One token per process: senders of the same process never take each other's claims for
-# abandoned ones; a later process that happens to get the same pid has another token.
-_PROCESS_TOKEN = secrets.token_hex(4)
-_instances = count(1)
-
-
-class SenderIdentity:
-    """Names a sender `host:pid:token` so a restarted daemon can tell its dead claims.
-
-    The same scheme as the intake worker's identity (notifier does not import intake); the
-    token is `<process token>.<instance>`, so several senders in one process stay distinct.
-    """
-
-    def __init__(self) -> None:
-        self.host = socket.gethostname()
-        self.pid = os.getpid()
-        self.process_token = _PROCESS_TOKEN
-        self.token = f"{_PROCESS_TOKEN}.{next(_instances)}"
-
-    def __str__(self) -> str:
-        return f"{self.host}:{self.pid}:{self.token}"
-
-    def is_abandoned(self, claimed_by: str) -> bool:
-        """Tell whether a claim belongs to a sender on this host whose process is gone."""
-        parts = claimed_by.rsplit(":", 2)
-        if len(parts) != 3 or not parts[1].isdigit():
-            return False
-        host, pid_text, token = parts
-        if host != self.host:
-            return False  # another machine's sender: its lease decides
-        pid = int(pid_text)
-        if pid == self.pid:
-            # Ours, or an earlier run that had our pid (a container restart).
-            return token.split(".", 1)[0] != self.process_token
-        return not _process_is_alive(pid)
-
-
-def _process_is_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class OutboxSender:
@@ -102,7 +53,7 @@ class OutboxSender:
         self.batch_size = batch_size
         # Long enough for a slow relay; a claim of a sender that hangs beyond it is taken over.
         self.lease = lease or timedelta(seconds=max(60.0, settings.timeout_seconds * 10))
-        self.identity = SenderIdentity()
+        self.identity = ClaimerIdentity()
         self._wakeup = threading.Event()
         self._stop = threading.Event()
         self._recovered = False

@@ -30,7 +30,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import text
 
 from notifier.outbox import claim_due, list_outbox
-from notifier.sender import OutboxSender, SenderIdentity
+from notifier.sender import OutboxSender
 from notifier.settings import NotifySettings
 from notifier.transport import (
     MaildirTransport,
@@ -41,6 +41,7 @@ from notifier.transport import (
     TransportConfigError,
     transport_for,
 )
+from storage.claims import ClaimerIdentity as SenderIdentity
 from storage.database import Database
 from storage.models import utc_now
 from tests.support import free_port, wait_until

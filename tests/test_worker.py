@@ -15,8 +15,10 @@ from intake.addresses import SenderPolicy
 from intake.check_raw import CheckRawMessage
 from intake.settings import WorkerSettings
 from intake.step import MessageContext
-from intake.worker import Worker, WorkerIdentity, process_is_alive
+from intake.worker import Worker
 from storage.blobstore import BlobStore
+from storage.claims import ClaimerIdentity as WorkerIdentity
+from storage.claims import process_is_alive
 from storage.database import Database
 from storage.messages import DeliveryEnvelope, claim_messages, list_messages
 from storage.models import MessageState
