@@ -69,6 +69,35 @@ class ExtractSettings:
 
 
 @dataclass(frozen=True)
+class ImapMailbox:
+    """One mailbox to take mail from: an [[imap]] table."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    name: str
+    host: str
+    username: str
+    port: int = 993
+    security: Literal["ssl", "starttls"] = "ssl"
+    auth: Literal["password", "xoauth2"] = "password"
+    password_file: str = ""
+    # OAuth2 (auth = "xoauth2"): the token endpoint, the client, and where the secrets live.
+    oauth_token_endpoint: str = ""
+    oauth_client_id: str = ""
+    oauth_client_secret_file: str = ""
+    oauth_scope: str = ""
+    oauth_refresh_token_file: str = ""
+    folder: str = "INBOX"
+    processed_folder: str = "Chikanemail/Behandlet"
+    mode: Literal["idle", "poll"] = "idle"
+    poll_seconds: float = 60.0
+    # Connect and read timeout (imapclient has none by default).
+    timeout_seconds: float = 60.0
+    # Verify the server's certificate against this CA file (PEM); empty: the system's CAs.
+    ca_file: str = ""
+
+
+@dataclass(frozen=True)
 class LoggingSettings:
     """What the daemon logs: the [logging] table."""
 

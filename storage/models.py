@@ -133,6 +133,40 @@ class Message(Base):
     reference_ids: Mapped[list[str] | None] = mapped_column(JSON)  # References header
 
 
+class ImapFolderState(Base):
+    """How far a mailbox folder has been taken in: its UIDVALIDITY and the last UID stored."""
+
+    __tablename__ = "imap_folder_state"
+    __table_args__ = (UniqueConstraint("mailbox", "folder", name="uq_imap_folder"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    mailbox: Mapped[str] = mapped_column(String(255))
+    folder: Mapped[str] = mapped_column(Text)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    last_uid: Mapped[int] = mapped_column(BigInteger)
+    connected: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_success_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class ImapOversized(Base):
+    """A message left on the server because it is over max_message_bytes (recorded once)."""
+
+    __tablename__ = "imap_oversized"
+    __table_args__ = (UniqueConstraint("mailbox", "folder", "uidvalidity", "uid",
+                                       name="uq_imap_oversized"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    mailbox: Mapped[str] = mapped_column(String(255))
+    folder: Mapped[str] = mapped_column(Text)
+    uidvalidity: Mapped[int] = mapped_column(BigInteger)
+    uid: Mapped[int] = mapped_column(BigInteger)
+    size: Mapped[int] = mapped_column(BigInteger)
+    seen_at: Mapped[datetime]
+
+
 class MessageKind(enum.StrEnum):
     """What a processed message is to the case it belongs to (or why it has none)."""
 

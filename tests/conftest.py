@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 from sqlalchemy import create_engine, text
 
 from intake.config import AppConfig
 from storage.database import Database
 from storage.migrate import upgrade_database
+from tests.dovecot import Dovecot
 from tests.support import DaemonThread, make_config
 
 # PostgreSQL runs on this machine (trust auth); each test gets a schema of its own.
@@ -59,3 +63,24 @@ def daemon(config: AppConfig) -> Iterator[DaemonThread]:
     """A running daemon (SMTP on a free port, worker on) for the test."""
     with DaemonThread(config) as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def certificate_authority_for_imap() -> trustme.CA:
+    """One test CA for the Dovecot instances."""
+    return trustme.CA()
+
+
+@pytest.fixture
+def dovecot(certificate_authority_for_imap: trustme.CA) -> Iterator[Dovecot]:
+    """A running Dovecot with the user `intake` (password `secret`)."""
+    # Dovecot's auth and mail processes run as other users: pytest's own temporary folders
+    # (0700, root) are closed to them, so the server gets a folder of its own.
+    base = Path(tempfile.mkdtemp(prefix="chik-dovecot-"))
+    os.chmod(base, 0o755)
+    server = Dovecot(base, {"intake": "secret"}, certificate_authority_for_imap)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
