@@ -77,7 +77,7 @@ def dovecot(certificate_authority_for_imap: trustme.CA) -> Iterator[Dovecot]:
     # Dovecot's auth and mail processes run as other users: pytest's own temporary folders
     # (0700, root) are closed to them, so the server gets a folder of its own.
     base = Path(tempfile.mkdtemp(prefix="chik-dovecot-"))
-    os.chmod(base, 0o755)
+    os.chmod(base, 0o755)  # noqa: S103  # the dovecot and mail users must reach it
     server = Dovecot(base, {"intake": "secret"}, certificate_authority_for_imap)
     try:
         yield server.start()
