@@ -16,8 +16,8 @@ from intake.addresses import SenderPolicy
 from intake.headers import summarize_headers
 from storage.blobstore import BlobStore, BlobWriter
 from storage.database import Database
-from storage.messages import DeliveryEnvelope, record_delivery
-from storage.models import QuarantineReason
+from storage.messages import DeliveryEnvelope, HeaderSummary, record_delivery
+from storage.models import MessageSource, QuarantineReason
 
 log = logging.getLogger("chikanemail.intake.accept")
 
@@ -107,17 +107,30 @@ class IntakeService:
             sha256 = writer.commit()
         return self._record(sha256, writer.size, head, envelope)
 
+    def _is_foreign(self, envelope: DeliveryEnvelope, headers: HeaderSummary) -> bool:
+        """Whether the sender's domain is outside `allowed_sender_domains`.
+
+        SMTP and LMTP judge the envelope sender; IMAP has none, so the From header is judged;
+        files an admin ingests are trusted.
+        """
+        if envelope.source == MessageSource.INGEST:
+            return False
+        if envelope.source == MessageSource.IMAP:
+            return not self.senders.admits(headers.from_address)
+        return not self.senders.admits(envelope.mail_from)
+
     def _record(
         self, sha256: str, size: int, head: bytes, envelope: DeliveryEnvelope
     ) -> AcceptedMessage:
         """Commit the row of a stored blob and wake the worker for a new message."""
-        foreign = not self.senders.admits(envelope.mail_from) and envelope.source != "ingest"
+        headers = summarize_headers(head)
+        foreign = self._is_foreign(envelope, headers)
         recorded = record_delivery(
             self.database,
             sha256=sha256,
             size=size,
             envelope=envelope,
-            headers=summarize_headers(head),
+            headers=headers,
             quarantine_reason=QuarantineReason.FOREIGN_SENDER if foreign else None,
         )
         log.info(

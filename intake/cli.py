@@ -1,4 +1,4 @@
-"""The `chikanemail` command line: serve, ingest, messages, db, config."""
+"""The `chikanemail` command line: serve, ingest, messages, cases, outbox, imap, db, config."""
 
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ from intake.case_report import (
 )
 from intake.config import CONFIG_ENV_VAR, AppConfig, ConfigError, load_config
 from intake.daemon import open_services, pipeline_for, serve
+from intake.imap_check import check_mailbox
+from intake.imap_report import imap_status, imap_status_table
 from intake.ingest import ingest_files
 from intake.logging_setup import configure_logging
 from intake.message_report import message_report, render_message_report
@@ -407,6 +409,48 @@ def outbox_list_command(context: _Context, as_json: bool, state: str | None) -> 
     Console().print(outbox_table(rows))
 
 
+@main.group("imap")
+def imap_group() -> None:
+    """Mailboxes mail is taken from: the [[imap]] tables of the config."""
+
+
+@imap_group.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_context
+def imap_status_command(context: _Context, as_json: bool) -> None:
+    """Each mailbox: connected, UIDVALIDITY, last UID, last success and last error."""
+    mailboxes = context.config.imap
+    database = _open_database(context)
+    try:
+        entries = imap_status(database, mailboxes)
+    finally:
+        database.dispose()
+    if as_json:
+        click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
+    elif not entries:
+        click.echo("no [[imap]] mailboxes in the configuration")
+    else:
+        Console().print(imap_status_table(entries))
+
+
+@imap_group.command("test")
+@click.argument("name")
+@pass_context
+def imap_test_command(context: _Context, name: str) -> None:
+    """Connect to mailbox NAME, sign in and list its folders; exit 0 only if that worked."""
+    mailboxes = context.config.imap
+    mailbox = next((mailbox for mailbox in mailboxes if mailbox.name == name), None)
+    if mailbox is None:
+        known = ", ".join(mailbox.name for mailbox in mailboxes) or "none configured"
+        raise click.BadParameter(f"no [[imap]] mailbox named {name!r} (known: {known})",
+                                 param_hint="NAME")
+    result = check_mailbox(mailbox)
+    for line in result.lines():
+        click.echo(line, err=not result.ok)
+    if not result.ok:
+        sys.exit(1)
+
+
 @main.group("db")
 def db_group() -> None:
     """The database schema."""
@@ -443,3 +487,7 @@ def config_check_command(context: _Context) -> None:
         kind = "LMTP" if config.smtp.lmtp else "SMTP"
         click.echo(f"  {kind:<9} {config.smtp.host}:{config.smtp.port}")
     click.echo(f"  addresses {', '.join(config.intake.addresses)}")
+    for mailbox in config.imap:
+        click.echo(f"  IMAP      {mailbox.name}: {mailbox.username} at {mailbox.host}:"
+                   f"{mailbox.port} ({mailbox.security}, {mailbox.auth}), {mailbox.folder!r} "
+                   f"-> {mailbox.processed_folder!r}, {mailbox.mode}")

@@ -19,9 +19,12 @@ import pydantic
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from intake.imap_config import TABLE as IMAP_TABLE
+from intake.imap_config import check_mailboxes
 from intake.routing import RoutingSettings, RoutingSettingsError, validate_routing
 from intake.settings import (
     ExtractSettings,
+    ImapMailbox,
     IntakeSettings,
     LoggingSettings,
     SmtpSettings,
@@ -34,6 +37,7 @@ CONFIG_ENV_VAR = "CHIKANEMAIL_CONFIG"
 # Extraction parses a message in memory, about 7 times its size (bench/extract_figures.py).
 MAX_MESSAGE_BYTES_CEILING = 256 * 1024 * 1024
 _NO_FILE = "(built-in defaults)"
+_IMAP = IMAP_TABLE
 _DOMAIN = re.compile(r"(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}\.?")
 _ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
 
@@ -63,6 +67,8 @@ class AppConfig:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    # Mailboxes to take mail from: the [[imap]] tables, in the file's order.
+    imap: tuple[ImapMailbox, ...] = ()
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -106,8 +112,11 @@ def validate_config(data: dict[str, Any], *, source: str, base_dir: Path) -> App
     """Turn parsed TOML into an `AppConfig`, or raise `ConfigError` naming the bad key."""
     sections: dict[str, Any] = {}
     for name, value in data.items():
+        if name == _IMAP:
+            sections[name] = _validate_imap(value, source)
+            continue
         if name not in _SECTIONS:
-            known = ", ".join(f"[{known_name}]" for known_name in _SECTIONS)
+            known = ", ".join([*(f"[{known_name}]" for known_name in _SECTIONS), "[[imap]]"])
             raise ConfigError(source, name, f"unknown table or key (known tables: {known})")
         if not isinstance(value, dict):
             raise ConfigError(source, name, f"must be a table ([{name}]), not a single value")
@@ -134,6 +143,15 @@ def _validate_section(name: str, settings_type: type[T], table: dict[str, Any], 
         raise ConfigError(source, key, problem) from None
 
 
+def _validate_imap(value: Any, source: str) -> tuple[ImapMailbox, ...]:
+    """The [[imap]] tables; a mistake is named `imap[N].key`, N counting tables from 1."""
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ConfigError(source, _IMAP, "must be an array of tables: write each mailbox as "
+                          "its own [[imap]] table")
+    return tuple(_validate_section(f"{_IMAP}[{number}]", ImapMailbox, table, source)
+                 for number, table in enumerate(value, start=1))
+
+
 def _resolve_paths(config: AppConfig, base_dir: Path) -> AppConfig:
     def absolute(value: str) -> str:
         if not value:
@@ -148,7 +166,15 @@ def _resolve_paths(config: AppConfig, base_dir: Path) -> AppConfig:
     routing = replace(config.routing, directory=absolute(config.routing.directory))
     notify = replace(config.notify, password_file=absolute(config.notify.password_file),
                      template_dir=absolute(config.notify.template_dir))
-    return replace(config, storage=storage, smtp=smtp, routing=routing, notify=notify)
+    imap = tuple(
+        replace(mailbox, password_file=absolute(mailbox.password_file),
+                oauth_client_secret_file=absolute(mailbox.oauth_client_secret_file),
+                oauth_refresh_token_file=absolute(mailbox.oauth_refresh_token_file),
+                ca_file=absolute(mailbox.ca_file))
+        for mailbox in config.imap
+    )
+    return replace(config, storage=storage, smtp=smtp, routing=routing, notify=notify,
+                   imap=imap)
 
 
 def _check_notify(config: AppConfig, fail: Callable[[str, str], None]) -> None:
@@ -256,6 +282,7 @@ def _check_contradictions(config: AppConfig) -> None:
 
     _check_notify(config, fail)
     _check_routing(config, fail)
+    check_mailboxes(config.imap, fail)
 
     extract = config.extract
     if not 1 <= extract.max_depth <= 50:

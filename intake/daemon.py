@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from intake.accept import IntakeService
 from intake.addresses import RecipientPolicy, SenderPolicy
 from intake.cases_step import OpenOrThreadCase
 from intake.config import AppConfig
+from intake.imap_receiver import ImapReceiver
 from intake.ocr import OcrEngine
 from intake.pipeline import build_pipeline
 from intake.routing import Router, load_directory
@@ -31,6 +33,11 @@ from storage.migrate import upgrade_database
 log = logging.getLogger("chikanemail.daemon")
 
 SHUTDOWN_GRACE_SECONDS = 30.0
+# Mailbox threads leave IDLE within a second. One still talking to its server after the
+# grace period has its connection cut, which is safe: a message not yet stored stays on the
+# server, one stored but not yet moved is fetched again at the next start and only counted.
+IMAP_STOP_GRACE_SECONDS = 3.0
+IMAP_STOP_SECONDS = 10.0
 
 
 @dataclass
@@ -87,6 +94,17 @@ def pipeline_for(config: AppConfig,
     return build_pipeline(derived, config.extract, ocr_engine_for(config), cases)
 
 
+def stop_receivers(receivers: list[ImapReceiver], grace: float, timeout: float) -> None:
+    """Ask every mailbox thread to stop, then wait for them together: connections still busy
+    after `grace` seconds are cut, and none is waited for longer than `timeout`."""
+    for receiver in receivers:
+        receiver.request_stop()
+    started = time.monotonic()
+    for receiver in receivers:
+        elapsed = time.monotonic() - started
+        receiver.join(max(0.0, timeout - elapsed), grace=max(0.0, grace - elapsed))
+
+
 @dataclass(frozen=True)
 class ReadyInfo:
     """What a running daemon tells whoever started it."""
@@ -122,7 +140,12 @@ async def serve(
         await asyncio.to_thread(worker.start)
 
     listener: SmtpListener | None = None
+    receivers: list[ImapReceiver] = []
     try:
+        for mailbox in config.imap:
+            receiver = ImapReceiver(mailbox, services.intake, config.smtp.max_message_bytes)
+            receiver.start()
+            receivers.append(receiver)
         if config.smtp.enabled:
             listener = await start_smtp_listener(
                 config.smtp,
@@ -139,6 +162,9 @@ async def serve(
     finally:
         if listener is not None:
             await listener.close(SHUTDOWN_GRACE_SECONDS)
+        if receivers:
+            await asyncio.to_thread(stop_receivers, receivers, IMAP_STOP_GRACE_SECONDS,
+                                    IMAP_STOP_SECONDS)
         if worker is not None:
             await asyncio.to_thread(worker.stop, SHUTDOWN_GRACE_SECONDS)
         await asyncio.to_thread(sender.stop, SHUTDOWN_GRACE_SECONDS)

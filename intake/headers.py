@@ -7,6 +7,7 @@ import re
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
+from email.utils import getaddresses
 
 from storage.blobstore import BlobStore
 from storage.messages import HeaderSummary
@@ -55,7 +56,17 @@ def summarize_headers(raw: bytes) -> HeaderSummary:
     return HeaderSummary(
         message_id=_header_text(headers, "Message-ID"),
         subject=_header_text(headers, "Subject"),
+        from_address=_from_address(_header_text(headers, "From")),
     )
+
+
+def _from_address(value: str | None) -> str | None:
+    if not value:
+        return None
+    for _name, address in getaddresses([value]):
+        if "@" in address:
+            return address.strip().lower()
+    return None
 
 
 def _header_text(headers: object, name: str) -> str | None:

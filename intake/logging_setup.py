@@ -8,7 +8,7 @@ from typing import TextIO
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 _CONTENT_LOGGING_LIBRARIES = ("mailparser", "extract_msg", "tnefparse", "RTFDE", "olefile",
-                              "PIL")
+                              "PIL", "imapclient", "authlib")
 
 
 def configure_logging(level: str, stream: TextIO | None = None) -> None:

@@ -34,6 +34,7 @@ class HeaderSummary:
 
     message_id: str | None = None
     subject: str | None = None
+    from_address: str | None = None  # for the sender check of mail without an envelope
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,11 @@ class Dovecot:
             "".join(f"{user}:{{PLAIN}}{password}::::::\n"
                     for user, password in self.users.items()), encoding="utf-8")
         oauth = ""
+        file_user_mechanisms = ""
         if self.oauth_introspection_url:
+            # Without this the passwd-file passdb also answers XOAUTH2, and the user's
+            # password would pass for a token.
+            file_user_mechanisms = "\n  mechanisms = plain login"
             (self.base / "oauth2.conf").write_text(
                 f"introspection_mode = post\nintrospection_url = "
                 f"{self.oauth_introspection_url}\nusername_attribute = username\n"
@@ -91,7 +95,7 @@ protocol imap {{
 }}
 passdb {{
   driver = passwd-file
-  args = scheme=PLAIN username_format=%u {self.base}/users
+  args = scheme=PLAIN username_format=%u {self.base}/users{file_user_mechanisms}
 }}{oauth}
 userdb {{
   driver = static

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from intake.config import AppConfig, ConfigError, load_config
+from intake.settings import ImapMailbox
 from tests.support import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "config.example.toml"
@@ -37,7 +38,7 @@ def test_example_file_documents_every_key_with_its_default() -> None:
         example = tomllib.load(handle)
     defaults = AppConfig()
     for field in dataclasses.fields(AppConfig):
-        if field.name == "source":
+        if field.name in ("source", "imap"):  # [[imap]] has no default table: see below
             continue
         section = getattr(defaults, field.name)
         keys = {f.name for f in dataclasses.fields(section)}
@@ -49,10 +50,35 @@ def test_example_file_documents_every_key_with_its_default() -> None:
             assert example[field.name][key] == expected, f"{field.name}.{key} default differs"
 
 
+def commented_imap_example() -> dict[str, object]:
+    """The example's commented-out [[imap]] table, uncommented and parsed."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    block = text[text.index("\n# [[imap]]\n") + 1:]
+    lines = [line[2:] if line.startswith("# ") else line.lstrip("#") for line in
+             block.splitlines()]
+    assert all(line.startswith("#") or "=" in line or line.startswith("[[imap]]") or not line
+               for line in lines), "the [[imap]] example must be the end of the file"
+    (table,) = tomllib.loads("\n".join(lines))["imap"]
+    assert isinstance(table, dict)
+    return table
+
+
+def test_example_file_documents_every_imap_key_with_its_default() -> None:
+    table = commented_imap_example()
+    fields = {field.name: field for field in dataclasses.fields(ImapMailbox)}
+    assert set(table) == set(fields), "[[imap]] keys differ from the code"
+    for name, field in fields.items():
+        if field.default is dataclasses.MISSING:
+            assert table[name], f"imap.{name} needs an example value"
+        else:
+            assert table[name] == field.default, f"imap.{name} default differs"
+
+
 def test_example_file_loads(tmp_path: Path) -> None:
     config = load_config(EXAMPLE)
     assert config.storage.data_path == REPO_ROOT / "chikanemail-data"
     assert config.smtp == AppConfig().smtp
+    assert config.imap == ()  # the [[imap]] example is commented out
 
 
 @pytest.mark.parametrize(
