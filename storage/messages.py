@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from storage.claims import claim_rows, release_rows
 from storage.database import Database
 from storage.models import Message, MessageState, QuarantineReason, utc_now
 
@@ -132,23 +133,12 @@ def claim_messages(
         ),
         and_(Message.state == MessageState.PROCESSING, Message.claimed_until < now),
     )
-    candidates = select(Message.id).where(waiting).order_by(Message.id).limit(limit)
-    if database.is_postgresql:
-        candidates = candidates.with_for_update(skip_locked=True)
-    statement = (
-        update(Message)
-        .where(Message.id.in_(candidates.scalar_subquery()))
-        .values(
-            state=MessageState.PROCESSING,
-            claimed_by=worker_id,
-            claimed_until=now + lease,
-            attempts=Message.attempts + 1,
-        )
-        .returning(Message.id, Message.sha256, Message.attempts)
+    rows = claim_rows(
+        database, Message, waiting=waiting, order_by=[Message.id], limit=limit,
+        claimed_state=MessageState.PROCESSING, claimer=worker_id, lease=lease, now=now,
+        returning=[Message.id, Message.sha256, Message.attempts],
     )
-    with database.write() as session:
-        rows = session.execute(statement, execution_options={"synchronize_session": False})
-        claimed = [ClaimedMessage(pk, sha, attempts) for pk, sha, attempts in rows]
+    claimed = [ClaimedMessage(row.id, row.sha256, row.attempts) for row in rows]
     return sorted(claimed, key=lambda message: message.message_pk)
 
 
@@ -203,18 +193,9 @@ def mark_failed(
 
 def release_claims(database: Database, message_pks: Sequence[int], worker_id: str) -> int:
     """Give back messages a worker claimed but did not start (it is stopping); no try is spent."""
-    if not message_pks:
-        return 0
-    with database.write() as session:
-        result = session.execute(
-            update(Message)
-            .where(Message.id.in_(message_pks), Message.claimed_by == worker_id,
-                   Message.state == MessageState.PROCESSING)
-            .values(state=MessageState.RECEIVED, claimed_by=None, claimed_until=None,
-                    attempts=Message.attempts - 1),
-            execution_options={"synchronize_session": False},
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+    return release_rows(database, Message, message_pks, claimer=worker_id,
+                        claimed_state=MessageState.PROCESSING,
+                        waiting_state=MessageState.RECEIVED)
 
 
 def mark_reprocessed(database: Database, message_pk: int, now: datetime | None = None) -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.claims import claim_rows, release_rows
 from storage.database import Database
 from storage.models import OutboxMail, OutboxState, utc_now
 
@@ -108,37 +109,24 @@ def claim_outbox(
         and_(OutboxMail.state == OutboxState.PENDING, OutboxMail.next_attempt_at <= now),
         and_(OutboxMail.state == OutboxState.SENDING, OutboxMail.claimed_until < now),
     )
-    candidates = (
-        select(OutboxMail.id).where(due).order_by(OutboxMail.next_attempt_at, OutboxMail.id)
-        .limit(limit)
-    )
-    if database.is_postgresql:
-        candidates = candidates.with_for_update(skip_locked=True)
-    statement = (
-        update(OutboxMail)
-        .where(OutboxMail.id.in_(candidates.scalar_subquery()))
-        .values(
-            state=OutboxState.SENDING,
-            claimed_by=sender_id,
-            claimed_until=now + lease,
-            attempts=OutboxMail.attempts + 1,
-        )
-        .returning(
+    rows = claim_rows(
+        database, OutboxMail, waiting=due,
+        order_by=[OutboxMail.next_attempt_at, OutboxMail.id], limit=limit,
+        claimed_state=OutboxState.SENDING, claimer=sender_id, lease=lease, now=now,
+        returning=[
             OutboxMail.id, OutboxMail.kind, OutboxMail.case_id, OutboxMail.message_id,
             OutboxMail.mail_from, OutboxMail.rcpt_tos, OutboxMail.raw, OutboxMail.attempts,
             OutboxMail.deadline_at,
-        )
+        ],
     )
-    with database.write() as session:
-        rows = session.execute(statement, execution_options={"synchronize_session": False})
-        claimed = [
-            ClaimedMail(
-                id=row.id, kind=row.kind, case_id=row.case_id, message_id=row.message_id,
-                mail_from=row.mail_from, rcpt_tos=tuple(row.rcpt_tos), raw=bytes(row.raw),
-                attempts=row.attempts, deadline_at=row.deadline_at,
-            )
-            for row in rows
-        ]
+    claimed = [
+        ClaimedMail(
+            id=row.id, kind=row.kind, case_id=row.case_id, message_id=row.message_id,
+            mail_from=row.mail_from, rcpt_tos=tuple(row.rcpt_tos), raw=bytes(row.raw),
+            attempts=row.attempts, deadline_at=row.deadline_at,
+        )
+        for row in rows
+    ]
     return sorted(claimed, key=lambda mail: mail.id)
 
 
@@ -220,18 +208,8 @@ def _finish_claim(
 
 def release_outbox_claims(database: Database, mail_ids: Sequence[int], sender_id: str) -> int:
     """Give back mails a sender claimed but did not try (it is stopping); no try is spent."""
-    if not mail_ids:
-        return 0
-    with database.write() as session:
-        result = session.execute(
-            update(OutboxMail)
-            .where(OutboxMail.id.in_(mail_ids), OutboxMail.claimed_by == sender_id,
-                   OutboxMail.state == OutboxState.SENDING)
-            .values(state=OutboxState.PENDING, claimed_by=None, claimed_until=None,
-                    attempts=OutboxMail.attempts - 1),
-            execution_options={"synchronize_session": False},
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
+    return release_rows(database, OutboxMail, mail_ids, claimer=sender_id,
+                        claimed_state=OutboxState.SENDING, waiting_state=OutboxState.PENDING)
 
 
 def release_abandoned_outbox(
