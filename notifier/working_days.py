@@ -1,0 +1,178 @@
+"""Working days at a Danish workplace: the calendar the response plan's deadlines count in.
+
+A working day is Monday to Friday, minus the Danish public holidays (the `holidays`
+package, country DK, category public) and the days the admin closes on top of them
+(`extra_closed_days`, e.g. Christmas Eve or Constitution Day).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
+
+import holidays
+
+from notifier.templating import LANGUAGES, workplace_zone
+
+# The `holidays` package's name for each of our languages.
+_HOLIDAY_LANGUAGES = {"da": "da", "en": "en_US"}
+_DAY_NAMES = {
+    "da": ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag"),
+    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
+}
+_CLOSED_DAY = {"da": "lukkedag", "en": "closed day"}
+
+_EVERY_YEAR = re.compile(r"(\d{2})-(\d{2})")
+_ONE_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+
+# An admin could close every day of the year; searching further than this means no working
+# day will ever come, and saying so beats looping for ever.
+_SEARCH_LIMIT = timedelta(days=400)
+
+
+class WorkingCalendar:
+    """Monday to Friday minus Danish public holidays (the `holidays` package, country DK,
+    public category) and the admin's extra closed days."""
+
+    def __init__(
+        self,
+        *,
+        extra_closed_days: Sequence[str] = (),
+        zone: tzinfo | None = None,
+        workday_start: time = time(8, 0),
+    ) -> None:
+        if isinstance(extra_closed_days, str):
+            # A lone string would be read as a sequence of one-character entries.
+            raise ValueError("extra_closed_days must be a list of entries, not one string")
+        if workday_start.tzinfo is not None:
+            raise ValueError("workday_start is a local wall-clock time; give it no time zone")
+        self.zone: tzinfo = zone if zone is not None else workplace_zone()
+        self.workday_start = workday_start
+        self._closed_every_year: set[tuple[int, int]] = set()
+        self._closed_dates: set[date] = set()
+        for entry in extra_closed_days:
+            self._add_closed_day(entry)
+        # (year, holidays language) -> that year's public holidays by date.
+        self._holidays: dict[tuple[int, str], dict[date, str]] = {}
+
+    def _add_closed_day(self, entry: str) -> None:
+        every_year = _EVERY_YEAR.fullmatch(entry)
+        one_date = _ONE_DATE.fullmatch(entry)
+        try:
+            if every_year:
+                month, day = int(every_year[1]), int(every_year[2])
+                date(2000, month, day)  # a leap year, so that 02-29 is accepted
+                self._closed_every_year.add((month, day))
+                return
+            if one_date:
+                self._closed_dates.add(date(int(one_date[1]), int(one_date[2]), int(one_date[3])))
+                return
+        except ValueError:
+            raise ValueError(f"extra closed day {entry!r} is not a real date") from None
+        raise ValueError(
+            f"extra closed day {entry!r} is neither MM-DD (every year) nor YYYY-MM-DD (one date)"
+        )
+
+    def _holidays_of(self, year: int, language: str) -> dict[date, str]:
+        key = (year, _HOLIDAY_LANGUAGES[language])
+        found = self._holidays.get(key)
+        if found is None:
+            table = holidays.country_holidays(
+                "DK", years=year, language=key[1], categories=("public",)
+            )
+            # A plain copy: the package's object adds years to itself when asked about them.
+            found = dict(table.items())
+            self._holidays[key] = found
+        return found
+
+    def is_working_day(self, day: date) -> bool:
+        """Whether the workplace is open on this (local) date."""
+        return self.closed_reason(day) is None
+
+    def closed_reason(self, day: date, language: str = "da") -> str | None:
+        """Why the workplace is closed on this date: the holiday's name, "lukkedag" /
+        "closed day" for an admin's closed day, or the weekday's name; None on a working day.
+
+        A holiday that falls on a weekend is named by the holiday.
+        """
+        day = _plain_date(day)
+        if language not in LANGUAGES:
+            raise ValueError(f"unknown language {language!r}; expected one of {LANGUAGES}")
+        holiday = self._holidays_of(day.year, language).get(day)
+        if holiday is not None:
+            return holiday
+        if day in self._closed_dates or (day.month, day.day) in self._closed_every_year:
+            return _CLOSED_DAY[language]
+        if day.weekday() >= 5:
+            return _DAY_NAMES[language][day.weekday()]
+        return None
+
+    def next_working_day(self, day: date) -> date:
+        """The first working day strictly after `day`."""
+        return self._step(_plain_date(day), 1)
+
+    def previous_working_day(self, day: date) -> date:
+        """The last working day strictly before `day`."""
+        return self._step(_plain_date(day), -1)
+
+    def _step(self, day: date, direction: int) -> date:
+        candidate = day
+        while True:
+            candidate += timedelta(days=direction)
+            if self.is_working_day(candidate):
+                return candidate
+            if abs(candidate - day) > _SEARCH_LIMIT:
+                raise ValueError(f"no working day within a year of {day.isoformat()}")
+
+    def add_working_days(self, start: datetime, days: int) -> datetime:
+        """The moment `days` working days after `start`, at the same local time of day, in UTC.
+
+        A start on a closed day counts from the next working day at `workday_start`; with
+        `days` 0 that moved start (or `start` itself, on a working day) is the answer.
+        """
+        _check_aware(start, "start")
+        _check_count(days)
+        local = start.astimezone(self.zone)
+        day, time_of_day = local.date(), local.time()
+        if not self.is_working_day(day):
+            day, time_of_day = self.next_working_day(day), self.workday_start
+        for _ in range(days):
+            day = self.next_working_day(day)
+        return self.at_local_time(day, time_of_day)
+
+    def working_days_before(self, day: date, days: int) -> date:
+        """The working day `days` working days before `day`.
+
+        A closed `day` counts from the working day before it (the mirror of
+        `add_working_days`), so `days` 0 gives `day` itself when it is a working day and
+        the previous working day when it is not.
+        """
+        day = _plain_date(day)
+        _check_count(days)
+        if not self.is_working_day(day):
+            day = self.previous_working_day(day)
+        for _ in range(days):
+            day = self.previous_working_day(day)
+        return day
+
+    def at_local_time(self, day: date, time_of_day: time) -> datetime:
+        """The moment the workplace's clocks show `time_of_day` on `day`, in UTC."""
+        return datetime.combine(_plain_date(day), time_of_day, tzinfo=self.zone).astimezone(UTC)
+
+
+def _plain_date(day: date) -> date:
+    # A datetime is a date too, but its date may be UTC's rather than the workplace's.
+    if isinstance(day, datetime):
+        raise TypeError("pass a local date, not a datetime")
+    return day
+
+
+def _check_aware(moment: datetime, name: str) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{name} must be timezone-aware, got naive {moment.isoformat()}")
+
+
+def _check_count(days: int) -> None:
+    if days < 0:
+        raise ValueError(f"the number of working days must be 0 or more, got {days}")
