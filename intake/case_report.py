@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from rich.table import Table
@@ -9,7 +11,8 @@ from rich.tree import Tree
 
 from intake.message_report import message_report
 from storage.blobstore import BlobStore
-from storage.models import Case, CaseNote, Evidence, Message, OutboxMail
+from storage.case_links import PatternGroup, RelatedCase
+from storage.models import Case, CaseNote, CaseStep, Evidence, Message, OutboxMail
 
 
 def case_summary(case: Case) -> dict[str, Any]:
@@ -26,7 +29,56 @@ def case_summary(case: Case) -> dict[str, Any]:
         "close_reason": case.close_reason,
         "routing_source": case.routing_source,
         "routing_reason": case.routing_reason,
+        "relation": case.relation,
+        "medium": case.medium,
+        "first_absence_day": (case.first_absence_day.isoformat()
+                              if case.first_absence_day else None),
+        "witnesses": list(case.witnesses or []),
+        "acknowledged_at": case.acknowledged_at.isoformat() if case.acknowledged_at else None,
+        "acknowledged_by": case.acknowledged_by,
+        "escalation_level": case.escalation_level,
     }
+
+
+def plan_json(steps: Sequence[CaseStep], language: str) -> list[dict[str, Any]]:
+    """The case's checklist: each step with its deadline and whether it is done."""
+    return [
+        {"number": step.position, "key": step.key,
+         "title": step.title_en if language == "en" else step.title_da,
+         "owner": step.owner, "due": step.due_at.isoformat() if step.due_at else None,
+         "due_rule": (f"{step.due}{' working days' if step.working_days else ''} after "
+                      f"{step.due_after}") if step.due else None,
+         "done_at": step.done_at.isoformat() if step.done_at else None,
+         "done_by": step.done_by}
+        for step in steps
+    ]
+
+
+def deadlines_json(steps: Sequence[CaseStep], now: datetime) -> list[dict[str, Any]]:
+    """The deadlines still open, soonest first, each saying whether it has passed."""
+    pending = sorted((step for step in steps if step.done_at is None and step.due_at),
+                     key=lambda step: (step.due_at, step.position))
+    return [{"step": step.position, "key": step.key,
+             "due": step.due_at.isoformat() if step.due_at else None,
+             "overdue": bool(step.due_at and step.due_at < now)} for step in pending]
+
+
+def related_json(related: Sequence[RelatedCase]) -> list[dict[str, Any]]:
+    """The cases linked to a case and why."""
+    return [{"number": other.number, "manager": other.manager, "status": other.status,
+             "reasons": [{"reason": reason, "detail": detail}
+                         for reason, detail in other.reasons]}
+            for other in related]
+
+
+def pattern_groups_json(groups: Sequence[PatternGroup]) -> list[dict[str, Any]]:
+    """Groups of related cases for `chikanemail patterns`."""
+    return [{"cases": [{"number": case.number, "manager": case.manager,
+                        "status": case.status, "opened_at": case.opened_at.isoformat()}
+                       for case in group.cases],
+             "reasons": [{"reason": reason, "detail": detail}
+                         for reason, detail in group.reasons]}
+            for group in groups]
 
 
 def outbox_json(mail: OutboxMail) -> dict[str, Any]:
@@ -48,11 +100,15 @@ def outbox_json(mail: OutboxMail) -> dict[str, Any]:
 
 
 def case_report(case: Case, messages: list[tuple[Message, list[Evidence]]],
-                notes: list[CaseNote], outbox: list[OutboxMail],
-                derived: BlobStore) -> dict[str, Any]:
+                notes: list[CaseNote], outbox: list[OutboxMail], derived: BlobStore, *,
+                steps: Sequence[CaseStep] = (), related: Sequence[RelatedCase] = (),
+                now: datetime | None = None) -> dict[str, Any]:
     """The whole case as a JSON-ready dict."""
     reports = [message_report(message, evidence, derived) for message, evidence in messages]
     report = case_summary(case)
+    report["plan"] = plan_json(steps, case.language)
+    report["deadlines"] = deadlines_json(steps, now or case.opened_at)
+    report["related"] = related_json(related)
     report["messages"] = [
         {"id": message.id, "sha256": message.sha256, "message_id": message.message_id,
          "subject": message.subject, "from": message.from_address, "kind": message.kind,
@@ -80,6 +136,27 @@ def render_case_report(report: dict[str, Any]) -> Tree:
     tree.add(f"reporter: {report['reporter_name'] or ''} <{report['reporter']}>")
     tree.add(f"manager: {report['manager']}   deputy: {report['deputy'] or '-'}")
     tree.add(f"routing: {report['routing_source']} — {report['routing_reason']}")
+    acknowledged = (f"{report['acknowledged_at']} by {report['acknowledged_by']}"
+                    if report["acknowledged_at"] else "not yet")
+    tree.add(f"acknowledged: {acknowledged}   escalation level: {report['escalation_level']}")
+    tree.add(f"relation: {report['relation']}   medium: {report['medium'] or '-'}   "
+             f"first day of absence: {report['first_absence_day'] or '-'}")
+    if report["witnesses"]:
+        tree.add("witnesses: " + "; ".join(report["witnesses"]))
+    plan = tree.add(f"plan ({len(report['plan'])} steps)")
+    for step in report["plan"]:
+        state = f"done {step['done_at']} by {step['done_by']}" if step["done_at"] else "open"
+        due = step["due"] or ("waits for " + step["due_rule"] if step["due_rule"] else "-")
+        plan.add(f"{step['number']}. {step['title']} [{step['key']}]  owner {step['owner']}  "
+                 f"due {due}  {state}")
+    deadlines = tree.add(f"open deadlines ({len(report['deadlines'])})")
+    for deadline in report["deadlines"]:
+        deadlines.add(f"step {deadline['step']} ({deadline['key']}) due {deadline['due']}"
+                      + ("  OVERDUE" if deadline["overdue"] else ""))
+    related = tree.add(f"related cases ({len(report['related'])})")
+    for other in report["related"]:
+        why = ", ".join(f"{reason['reason']} {reason['detail']}" for reason in other["reasons"])
+        related.add(f"{other['number']}  {other['status']}  manager {other['manager']}  {why}")
     original = report["original"]
     if original:
         tree.add(f"forwarded original: from {original['from'] or '?'}, "

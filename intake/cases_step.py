@@ -17,24 +17,49 @@ from sqlalchemy.orm import Session
 from intake.automatic import automatic_reason
 from intake.case_tags import case_number_in
 from intake.headers import header_str, parse_header_block
+from intake.patterns import PatternFinder, PatternMatch
+from intake.reply_actions import ReplyHandler
 from intake.routing import Router
 from intake.step import MessageContext
+from notifier.clock import Clock
+from notifier.durations import parse_duration
 from notifier.mails import (
     CaseMailView,
     EvidenceLine,
     MailComposer,
     OriginalLine,
-    default_plan_steps,
+    PlanStepLine,
+    RelatedLine,
 )
 from notifier.outbox import enqueue
+from notifier.plan import AFTER_FIRST_ABSENCE_DAY, acknowledge_duration, add_checklist
+from notifier.plan_settings import PlanSettings, PlanText
 from notifier.settings import NotifySettings
+from notifier.working_days import WorkingCalendar
 from storage.blobstore import BlobStore, BlobStoreError
-from storage.cases import add_note, case_by_number, case_threaded_by, open_case
-from storage.models import Case, Evidence, Message, MessageKind
+from storage.cases import (
+    case_by_number,
+    case_threaded_by,
+    open_case,
+    replies_to_mail_without_case,
+)
+from storage.models import Case, CaseStep, Evidence, Medium, Message, MessageKind
 
 log = logging.getLogger("chikanemail.intake.cases")
 
-NOTE_MAX_CHARS = 20_000
+TEXT_MAX_CHARS = 200_000
+
+
+@dataclass(frozen=True)
+class CasePlanParts:
+    """What a case needs from the response plan: the plan, its calendar and clock, how
+    replies act, and how related cases are found."""
+
+    plan: PlanSettings
+    calendar: WorkingCalendar
+    clock: Clock
+    replies: ReplyHandler
+    patterns: PatternFinder
 
 
 @dataclass(frozen=True)
@@ -72,9 +97,10 @@ class OpenOrThreadCase:
     name = "open_or_thread_case"
 
     def __init__(self, router: Router, composer: MailComposer, notify: NotifySettings,
-                 derived: BlobStore, store_of_evidence: BlobStore,
+                 derived: BlobStore, store_of_evidence: BlobStore, plan: CasePlanParts,
                  on_outbox: Callable[[], None] | None = None) -> None:
         self.store_of_evidence = store_of_evidence
+        self.plan = plan
         self.router = router
         self.composer = composer
         self.notify = notify
@@ -104,7 +130,15 @@ class OpenOrThreadCase:
                 log.info("automatic mail (%s) sha256=%s case=%s", reason, message.sha256,
                          case.number if case else "none")
             elif case is not None:
-                self._join(session, row, case, sender)
+                outcome = self.plan.replies.handle(session, row, case, sender.address,
+                                                   self._body_text(row), self.plan.clock.now())
+                queued = outcome.queued
+            elif replies_to_mail_without_case(
+                    session, _message_ids(row.in_reply_to) + row.reference_ids):
+                # A manager answering the weekly digest is not reporting harassment.
+                row.kind = MessageKind.NOT_A_REPORT
+                log.info("reply to a mail of no case (a digest) kept, no case opened "
+                         "sha256=%s", message.sha256)
             else:
                 queued = self._open(session, row, sender)
         if queued and self._on_outbox is not None:
@@ -121,27 +155,24 @@ class OpenOrThreadCase:
         allowed = {case.reporter, case.manager, case.deputy}
         return case if sender in allowed else None  # a stranger's tag opens a new case
 
-    def _join(self, session: Session, row: Message, case: Case, sender: Sender) -> None:
-        row.case_id = case.id
-        if sender.address and sender.address in {case.manager, case.deputy}:
-            row.kind = MessageKind.NOTE
-            add_note(session, case, author=sender.address, text=self._body_text(row),
-                     message_pk=row.id)
-        else:
-            row.kind = MessageKind.FOLLOW_UP
-        log.info("message joined case %s as %s sha256=%s", case.number, row.kind, row.sha256)
-
     def _open(self, session: Session, row: Message, sender: Sender) -> bool:
         reporter = sender.address or "unknown@invalid"
         decision = self.router.route(reporter)
+        now = self.plan.clock.now()
         case = open_case(
             session, reporter=reporter, reporter_name=sender.name, manager=decision.manager,
             deputy=decision.deputy, language=self.notify.language,
-            routing_source=decision.source, routing_reason=decision.reason,
+            routing_source=decision.source, routing_reason=decision.reason, now=now,
         )
         row.case_id = case.id
         row.kind = MessageKind.REPORT
-        view = self._view(session, row, case)
+        if row.original_rule:
+            case.medium = Medium.MAIL
+        steps = add_checklist(session, case, self.plan.plan, self.plan.calendar)
+        session.flush()
+        matches = self.plan.patterns.find(session, case, now)
+        self.plan.patterns.link(session, case, matches, now)
+        view = self._view(session, row, case, steps, self._related(session, case, matches))
         receipt = self.composer.receipt(view)
         notification = self.composer.notification(view, self._evidence_bytes(view, row))
         if sender.address:
@@ -151,7 +182,41 @@ class OpenOrThreadCase:
                  decision.source)
         return True
 
-    def _view(self, session: Session, row: Message, case: Case) -> CaseMailView:
+    @staticmethod
+    def _related(session: Session, case: Case,
+                 matches: list[PatternMatch]) -> tuple[RelatedLine, ...]:
+        """What the new case's manager may know of related cases: the number only of
+        their own cases; of another manager's case only that it exists and why."""
+        reasons: dict[int, list[str]] = {}
+        for match in matches:
+            found = reasons.setdefault(match.other_case_id, [])
+            if match.reason not in found:
+                found.append(match.reason)
+        lines = []
+        for other_id, why in sorted(reasons.items()):
+            other = session.get(Case, other_id)
+            if other is None:
+                continue
+            same_manager = other.manager == case.manager
+            lines.append(RelatedLine(other.number if same_manager else None, tuple(why)))
+        return tuple(lines)
+
+    def _plan_lines(self, steps: list[CaseStep]) -> tuple[PlanStepLine, ...]:
+        return tuple(
+            PlanStepLine(
+                number=step.position,
+                title=PlanText(da=step.title_da, en=step.title_en),
+                description=PlanText(da=step.description_da, en=step.description_en),
+                owner=step.owner, due_at=step.due_at,
+                after_absence=(parse_duration(step.due, working=step.working_days)
+                               if step.due and step.due_after == AFTER_FIRST_ABSENCE_DAY
+                               else None),
+            )
+            for step in steps
+        )
+
+    def _view(self, session: Session, row: Message, case: Case, steps: list[CaseStep],
+              related: tuple[RelatedLine, ...]) -> CaseMailView:
         evidence = list(session.execute(
             select(Evidence).where(Evidence.message_pk == row.id).order_by(Evidence.position)
         ).scalars())
@@ -173,8 +238,8 @@ class OpenOrThreadCase:
             received_at=row.received_at, report_subject=row.subject,
             report_message_id=row.message_id, raw_sha256=row.sha256, raw_size=row.size,
             items=items, original=original,
-            plan_steps=default_plan_steps(self.composer.language_for(case.manager)),
-            routing_reason=case.routing_reason,
+            plan_steps=self._plan_lines(steps), routing_reason=case.routing_reason,
+            acknowledge_within=acknowledge_duration(self.plan.plan), related=related,
         )
 
     def _evidence_bytes(self, view: CaseMailView,
@@ -199,4 +264,4 @@ class OpenOrThreadCase:
             text = self.derived.read_bytes(row.body_text_sha256).decode("utf-8", "replace")
         except BlobStoreError:
             return "(text unavailable)"
-        return text[:NOTE_MAX_CHARS]
+        return text[:TEXT_MAX_CHARS]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import sys
 from pathlib import Path
@@ -18,13 +17,12 @@ from sqlalchemy.exc import OperationalError
 
 from intake import __version__
 from intake.case_report import (
-    case_report,
-    case_summary,
     outbox_json,
     outbox_table,
-    render_case_report,
 )
-from intake.config import CONFIG_ENV_VAR, AppConfig, ConfigError, load_config
+from intake.cli_cases import cases_group, patterns_command
+from intake.cli_context import CliContext, open_database, pass_context, require_current_schema
+from intake.config import CONFIG_ENV_VAR
 from intake.daemon import open_services, pipeline_for, serve
 from intake.imap_check import check_mailbox
 from intake.imap_report import imap_status, imap_status_table
@@ -32,46 +30,13 @@ from intake.ingest import ingest_files
 from intake.logging_setup import configure_logging
 from intake.message_report import message_report, render_message_report
 from intake.reprocess import reprocess_messages
-from notifier.outbox import list_outbox, outbox_for_case
+from notifier.outbox import list_outbox
 from storage.blobstore import BlobStore
-from storage.cases import (
-    CaseError,
-    add_note_by_number,
-    assign_case,
-    case_messages,
-    case_notes,
-    close_case,
-    get_case,
-    list_cases,
-)
 from storage.database import Database
 from storage.evidence import evidence_for_message
 from storage.messages import find_message, list_messages
-from storage.migrate import current_revision, head_revision, upgrade_database
+from storage.migrate import current_revision, upgrade_database
 from storage.models import Message
-
-CONFIG_ERROR_EXIT = 2
-
-
-class _Context:
-    """Lazily loaded configuration shared by the subcommands."""
-
-    def __init__(self, config_path: Path | None) -> None:
-        self.config_path = config_path
-        self._config: AppConfig | None = None
-
-    @property
-    def config(self) -> AppConfig:
-        if self._config is None:
-            try:
-                self._config = load_config(self.config_path)
-            except ConfigError as error:
-                click.echo(f"chikanemail: configuration error: {error}", err=True)
-                sys.exit(CONFIG_ERROR_EXIT)
-        return self._config
-
-
-pass_context = click.make_pass_decorator(_Context)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -84,12 +49,16 @@ pass_context = click.make_pass_decorator(_Context)
 @click.pass_context
 def main(click_context: click.Context, config_path: Path | None) -> None:
     """Chikanemail: evidence intake for digital harassment at work."""
-    click_context.obj = _Context(config_path)
+    click_context.obj = CliContext(config_path)
+
+
+main.add_command(cases_group)
+main.add_command(patterns_command)
 
 
 @main.command("serve")
 @pass_context
-def serve_command(context: _Context) -> None:
+def serve_command(context: CliContext) -> None:
     """Run the daemon: SMTP/LMTP listener and worker, until SIGTERM or SIGINT."""
     config = context.config
     configure_logging(config.logging.level)
@@ -112,7 +81,7 @@ def serve_command(context: _Context) -> None:
 @click.option("--mbox", "force_mbox", is_flag=True,
               help="Read every file as an mbox (files ending .mbox/.mbx always are).")
 @pass_context
-def ingest_command(context: _Context, files: tuple[Path, ...], force_mbox: bool) -> None:
+def ingest_command(context: CliContext, files: tuple[Path, ...], force_mbox: bool) -> None:
     """Store .eml and mbox files as received messages, exactly as SMTP would."""
     config = context.config
     configure_logging("WARNING", sys.stderr)  # stdout carries the summary
@@ -168,25 +137,15 @@ def _message_json(row: Message) -> dict[str, Any]:
     }
 
 
-def _require_current_schema(database: Database) -> None:
-    """Stop with a clear message when the database is not at this version's schema."""
-    revision, head = current_revision(database), head_revision()
-    if revision != head:
-        click.echo(f"chikanemail: the database is at schema {revision or '(empty)'}, this "
-                   f"version needs {head}: run `chikanemail db upgrade` (or start the daemon)",
-                   err=True)
-        sys.exit(1)
-
-
 @messages_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Newest N only.")
 @pass_context
-def messages_list_command(context: _Context, as_json: bool, limit: int | None) -> None:
+def messages_list_command(context: CliContext, as_json: bool, limit: int | None) -> None:
     """List received messages, newest first."""
     database = Database(context.config.storage.effective_database_url)
     try:
-        _require_current_schema(database)
+        require_current_schema(database)
         rows = list_messages(database, limit=limit)
     finally:
         database.dispose()
@@ -213,12 +172,12 @@ def messages_list_command(context: _Context, as_json: bool, limit: int | None) -
 @click.argument("reference")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a tree.")
 @pass_context
-def messages_show_command(context: _Context, reference: str, as_json: bool) -> None:
+def messages_show_command(context: CliContext, reference: str, as_json: bool) -> None:
     """One message: its forwarded original, defects and evidence tree (REFERENCE: id or SHA-256)."""
     config = context.config
     database = Database(config.storage.effective_database_url)
     try:
-        _require_current_schema(database)
+        require_current_schema(database)
         message = find_message(database, reference)
         if message is None:
             click.echo(f"chikanemail: no message {reference!r} (give its id or SHA-256)",
@@ -238,7 +197,7 @@ def messages_show_command(context: _Context, reference: str, as_json: bool) -> N
 @click.argument("references", nargs=-1)
 @click.option("--all", "every", is_flag=True, help="Every message, not only those named.")
 @pass_context
-def reprocess_command(context: _Context, references: tuple[str, ...], every: bool) -> None:
+def reprocess_command(context: CliContext, references: tuple[str, ...], every: bool) -> None:
     """Run extraction again from the raw blobs (REFERENCES: ids or SHA-256s)."""
     if every == bool(references):
         raise click.UsageError("give message ids or SHA-256s, or --all (not both)")
@@ -266,126 +225,6 @@ def reprocess_command(context: _Context, references: tuple[str, ...], every: boo
         sys.exit(1)
 
 
-@main.group("cases")
-def cases_group() -> None:
-    """Cases: one per report."""
-
-
-def _open_database(context: _Context) -> Database:
-    database = Database(context.config.storage.effective_database_url)
-    _require_current_schema(database)
-    return database
-
-
-def _cli_actor() -> str:
-    """Who acts through the CLI: the OS user running it."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no user name in this environment
-        return "cli:unknown"
-
-
-@cases_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@click.option("--status", type=click.Choice(["open", "closed"]), default=None)
-@pass_context
-def cases_list_command(context: _Context, as_json: bool, status: str | None) -> None:
-    """List cases, newest first."""
-    database = _open_database(context)
-    try:
-        rows = list_cases(database, status=status)
-    finally:
-        database.dispose()
-    summaries = [case_summary(case) for case in rows]
-    if as_json:
-        click.echo(json.dumps(summaries, indent=2, ensure_ascii=False))
-        return
-    table = Table(title=f"{len(rows)} cases")
-    for column in ("number", "status", "opened (local time)", "reporter", "manager"):
-        table.add_column(column)
-    for case in rows:
-        table.add_row(case.number, case.status,
-                      case.opened_at.astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-                      case.reporter, case.manager)
-    Console().print(table)
-
-
-@cases_group.command("show")
-@click.argument("number")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a tree.")
-@pass_context
-def cases_show_command(context: _Context, number: str, as_json: bool) -> None:
-    """One case: people, routing, messages, evidence, originals, notes, outbox."""
-    config = context.config
-    database = _open_database(context)
-    try:
-        case = get_case(database, number)
-        if case is None:
-            click.echo(f"chikanemail: no case {number}", err=True)
-            sys.exit(1)
-        messages = [(message, evidence_for_message(database, message.id))
-                    for message in case_messages(database, case.id)]
-        notes = case_notes(database, case.id)
-        outbox = outbox_for_case(database, case.id)
-    finally:
-        database.dispose()
-    report = case_report(case, messages, notes, outbox, BlobStore(config.storage.derived_root))
-    if as_json:
-        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
-        return
-    Console().print(render_case_report(report))
-
-
-@cases_group.command("note")
-@click.argument("number")
-@click.argument("text")
-@pass_context
-def cases_note_command(context: _Context, number: str, text: str) -> None:
-    """Add a note to a case."""
-    database = _open_database(context)
-    try:
-        add_note_by_number(database, number, author=_cli_actor(), text=text)
-    except CaseError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        database.dispose()
-    click.echo(f"note added to case {number}")
-
-
-@cases_group.command("assign")
-@click.argument("number")
-@click.argument("email")
-@pass_context
-def cases_assign_command(context: _Context, number: str, email: str) -> None:
-    """Make EMAIL the case's responsible manager."""
-    if "@" not in email:
-        raise click.BadParameter("not a mail address", param_hint="EMAIL")
-    database = _open_database(context)
-    try:
-        assign_case(database, number, email.strip().lower(), actor=_cli_actor())
-    except CaseError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        database.dispose()
-    click.echo(f"case {number} assigned to {email}")
-
-
-@cases_group.command("close")
-@click.argument("number")
-@click.option("--reason", required=True, help="Why the case can close.")
-@pass_context
-def cases_close_command(context: _Context, number: str, reason: str) -> None:
-    """Close a case."""
-    database = _open_database(context)
-    try:
-        close_case(database, number, reason=reason, actor=_cli_actor())
-    except CaseError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        database.dispose()
-    click.echo(f"case {number} closed")
-
-
 @main.group("outbox")
 def outbox_group() -> None:
     """Outgoing mail: receipts and notifications."""
@@ -396,9 +235,9 @@ def outbox_group() -> None:
 @click.option("--state", type=click.Choice(["pending", "sending", "sent", "failed"]),
               default=None)
 @pass_context
-def outbox_list_command(context: _Context, as_json: bool, state: str | None) -> None:
+def outbox_list_command(context: CliContext, as_json: bool, state: str | None) -> None:
     """List outgoing mails and their state (never their content)."""
-    database = _open_database(context)
+    database = open_database(context)
     try:
         rows = [outbox_json(mail) for mail in list_outbox(database, state=state)]
     finally:
@@ -417,10 +256,10 @@ def imap_group() -> None:
 @imap_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @pass_context
-def imap_status_command(context: _Context, as_json: bool) -> None:
+def imap_status_command(context: CliContext, as_json: bool) -> None:
     """Each mailbox: connected, UIDVALIDITY, last UID, last success and last error."""
     mailboxes = context.config.imap
-    database = _open_database(context)
+    database = open_database(context)
     try:
         entries = imap_status(database, mailboxes)
     finally:
@@ -436,7 +275,7 @@ def imap_status_command(context: _Context, as_json: bool) -> None:
 @imap_group.command("test")
 @click.argument("name")
 @pass_context
-def imap_test_command(context: _Context, name: str) -> None:
+def imap_test_command(context: CliContext, name: str) -> None:
     """Connect to mailbox NAME, sign in and list its folders; exit 0 only if that worked."""
     mailboxes = context.config.imap
     mailbox = next((mailbox for mailbox in mailboxes if mailbox.name == name), None)
@@ -458,7 +297,7 @@ def db_group() -> None:
 
 @db_group.command("upgrade")
 @pass_context
-def db_upgrade_command(context: _Context) -> None:
+def db_upgrade_command(context: CliContext) -> None:
     """Apply every pending migration (the daemon also does this at start)."""
     database = Database(context.config.storage.effective_database_url)
     try:
@@ -476,7 +315,7 @@ def config_group() -> None:
 
 @config_group.command("check")
 @pass_context
-def config_check_command(context: _Context) -> None:
+def config_check_command(context: CliContext) -> None:
     """Validate the configuration and show the settings that will be used."""
     config = context.config
     click.echo(f"configuration OK: {config.source}")
@@ -491,3 +330,12 @@ def config_check_command(context: _Context) -> None:
         click.echo(f"  IMAP      {mailbox.name}: {mailbox.username} at {mailbox.host}:"
                    f"{mailbox.port} ({mailbox.security}, {mailbox.auth}), {mailbox.folder!r} "
                    f"-> {mailbox.processed_folder!r}, {mailbox.mode}")
+    plan = config.plan
+    steps = ", ".join(f"{number}. {step.key} ({step.due or 'no deadline'}"
+                      f"{' working days' if step.working_days and step.due else ''}"
+                      f"{' after absence' if step.due_after != 'intake' else ''})"
+                      for number, step in enumerate(plan.steps, start=1))
+    click.echo(f"  plan      {steps}")
+    click.echo(f"  escalate  after {plan.acknowledge_within}"
+               f"{' working days' if plan.acknowledge_in_working_days else ''} without "
+               f"acknowledgement; digest {plan.digest_weekday if plan.digest else 'off'}")

@@ -30,6 +30,8 @@ from intake.settings import (
     SmtpSettings,
     WorkerSettings,
 )
+from notifier.plan_checks import PlanSettingsError, check_plan
+from notifier.plan_settings import PlanSettings
 from notifier.settings import NotifySettings
 from storage.settings import StorageSettings
 
@@ -67,6 +69,7 @@ class AppConfig:
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
+    plan: PlanSettings = field(default_factory=PlanSettings)
     # Mailboxes to take mail from: the [[imap]] tables, in the file's order.
     imap: tuple[ImapMailbox, ...] = ()
 
@@ -80,6 +83,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "routing": RoutingSettings,
     "notify": NotifySettings,
     "logging": LoggingSettings,
+    "plan": PlanSettings,
 }
 
 
@@ -134,7 +138,8 @@ def _validate_section(name: str, settings_type: type[T], table: dict[str, Any], 
         return adapter.validate_json(json.dumps(table, default=str))
     except pydantic.ValidationError as error:
         first = error.errors()[0]
-        key = ".".join([name, *(str(part) for part in first["loc"])])
+        key = name + "".join(f"[{part + 1}]" if isinstance(part, int) else f".{part}"
+                             for part in first["loc"])
         problem = first["msg"]
         if first["type"] == "unexpected_keyword_argument":
             problem = "unknown key"
@@ -214,6 +219,13 @@ def _check_routing(config: AppConfig, fail: Callable[[str, str], None]) -> None:
         fail(error.key, error.problem)
 
 
+def _check_plan(config: AppConfig, fail: Callable[[str, str], None]) -> None:
+    try:
+        check_plan(config.plan)
+    except PlanSettingsError as error:
+        fail(error.key, error.problem)
+
+
 def _check_contradictions(config: AppConfig) -> None:
     """Checks no single type can express: ranges, pairs of keys, files that must exist."""
     source = config.source
@@ -282,6 +294,7 @@ def _check_contradictions(config: AppConfig) -> None:
 
     _check_notify(config, fail)
     _check_routing(config, fail)
+    _check_plan(config, fail)
     check_mailboxes(config.imap, fail)
 
     extract = config.extract

@@ -13,17 +13,27 @@ from pathlib import Path
 
 from intake.accept import IntakeService
 from intake.addresses import RecipientPolicy, SenderPolicy
-from intake.cases_step import OpenOrThreadCase
+from intake.cases_step import CasePlanParts, OpenOrThreadCase
 from intake.config import AppConfig
 from intake.imap_receiver import ImapReceiver
 from intake.ocr import OcrEngine
+from intake.patterns import PatternFinder
 from intake.pipeline import build_pipeline
+from intake.reply_actions import ReplyHandler
+from intake.reply_commands import command_help
 from intake.routing import Router, load_directory
 from intake.smtp_server import SmtpListener, start_smtp_listener
 from intake.step import PipelineStep
 from intake.worker import Worker
+from notifier.case_actions import CaseActions
+from notifier.clock import Clock, SystemClock
 from notifier.mails import MailComposer
+from notifier.plan import calendar_for
+from notifier.plan_mails import PlanMails
+from notifier.plan_runner import PlanRunner
+from notifier.plan_scheduler import PlanScheduler
 from notifier.sender import OutboxSender
+from notifier.templating import LANGUAGES
 from notifier.transport import transport_for
 from storage.blobstore import BlobStore
 from storage.claims import process_is_alive
@@ -78,18 +88,51 @@ def ocr_engine_for(config: AppConfig) -> OcrEngine | None:
     return engine
 
 
-def pipeline_for(config: AppConfig,
-                 on_outbox: Callable[[], None] | None = None) -> list[PipelineStep]:
+def composer_for(config: AppConfig) -> MailComposer:
+    """The mail composer for this configuration (notification, receipt, plan mails)."""
+    return MailComposer(config.notify, intake_address=config.intake.addresses[0],
+                        hostname=config.smtp.server_hostname or socket.gethostname(),
+                        command_help={language: command_help(language)
+                                      for language in LANGUAGES})
+
+
+def plan_mails_for(config: AppConfig) -> PlanMails:
+    """The renderer of reminders, escalations, digests and confirmations."""
+    composer = composer_for(config)
+    return PlanMails(composer, config.plan, composer.command_help)
+
+
+def case_plan_parts(config: AppConfig, clock: Clock) -> CasePlanParts:
+    """The response plan as the case step uses it."""
+    calendar = calendar_for(config.plan)
+    replies = ReplyHandler(CaseActions(calendar), plan_mails_for(config), config.notify,
+                           admins=config.plan.admins,
+                           default_manager=config.routing.default_manager)
+    own_domains = [*config.intake.allowed_sender_domains,
+                   *(address.rpartition("@")[2] for address in config.intake.addresses)]
+    return CasePlanParts(plan=config.plan, calendar=calendar, clock=clock, replies=replies,
+                         patterns=PatternFinder(config.plan, own_domains))
+
+
+def plan_runner_for(config: AppConfig, database: Database, clock: Clock,
+                    on_outbox: Callable[[], None] | None = None) -> PlanRunner:
+    """What the scheduler runs: reminders, escalations, the weekly digest."""
+    return PlanRunner(database, config.plan, plan_mails_for(config), config.notify,
+                      calendar_for(config.plan), default_manager=config.routing.default_manager,
+                      clock=clock, on_outbox=on_outbox)
+
+
+def pipeline_for(config: AppConfig, on_outbox: Callable[[], None] | None = None,
+                 clock: Clock | None = None) -> list[PipelineStep]:
     """The processing steps for this configuration."""
     derived = BlobStore(config.storage.derived_root)
     derived.ensure_root()
     directory = (load_directory(Path(config.routing.directory))
                  if config.routing.directory else None)
     cases = OpenOrThreadCase(
-        Router(config.routing, directory),
-        MailComposer(config.notify, intake_address=config.intake.addresses[0],
-                     hostname=config.smtp.server_hostname or socket.gethostname()),
-        config.notify, derived, BlobStore(config.storage.blob_root), on_outbox,
+        Router(config.routing, directory), composer_for(config), config.notify, derived,
+        BlobStore(config.storage.blob_root), case_plan_parts(config, clock or SystemClock()),
+        on_outbox,
     )
     return build_pipeline(derived, config.extract, ocr_engine_for(config), cases)
 
@@ -118,8 +161,13 @@ async def serve(
     stop: asyncio.Event | None = None,
     on_ready: Callable[[ReadyInfo], None] | None = None,
     handle_signals: bool = True,
+    clock: Clock | None = None,
 ) -> int:
-    """Run until SIGTERM/SIGINT (or `stop` is set), then stop cleanly; return the exit code."""
+    """Run until SIGTERM/SIGINT (or `stop` is set), then stop cleanly; return the exit code.
+
+    `clock` (tests) is the time the response plan runs on; the machine's clock by default.
+    """
+    clock = clock or SystemClock()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     if handle_signals:
@@ -134,10 +182,14 @@ async def serve(
                           config.notify)
     await asyncio.to_thread(sender.start)
     if config.worker.enabled:
-        steps = await asyncio.to_thread(pipeline_for, config, sender.wake)
+        steps = await asyncio.to_thread(pipeline_for, config, sender.wake, clock)
         worker = Worker(services.store, services.database, config.worker, steps)
         wake = worker.wake
         await asyncio.to_thread(worker.start)
+
+    scheduler = PlanScheduler(plan_runner_for(config, services.database, clock, sender.wake),
+                              tick_seconds=config.plan.tick_seconds)
+    await asyncio.to_thread(scheduler.start)
 
     listener: SmtpListener | None = None
     receivers: list[ImapReceiver] = []
@@ -167,6 +219,7 @@ async def serve(
                                     IMAP_STOP_SECONDS)
         if worker is not None:
             await asyncio.to_thread(worker.stop, SHUTDOWN_GRACE_SECONDS)
+        await asyncio.to_thread(scheduler.stop)
         await asyncio.to_thread(sender.stop, SHUTDOWN_GRACE_SECONDS)
         services.close()
         if handle_signals:

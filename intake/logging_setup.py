@@ -20,6 +20,9 @@ def configure_logging(level: str, stream: TextIO | None = None) -> None:
     root.setLevel(level)
     # aiosmtpd logs DATA lines at DEBUG and every command at INFO: bodies must never be logged.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
+    # APScheduler says "Running job … executed successfully" at INFO on every tick; our own
+    # scheduler logger says what was queued, and job errors still come through as ERROR.
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
     # Parsing libraries log header values and raw stream bytes; our own flags say what failed.
     for name in _CONTENT_LOGGING_LIBRARIES:
         logging.getLogger(name).setLevel(logging.CRITICAL)

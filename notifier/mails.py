@@ -5,15 +5,17 @@ Each mail is three templates, `<language>/<kind>.subject.j2`, `.txt.j2` and `.ht
 `reporter_name`, `reporter_display`, `manager`, `manager_name`, `manager_display`, `deputy`,
 `received`, `report_subject`, `raw_sha256`, `raw_size`, `items` (each: `number`, `name`,
 `content_type`, `size`, `sha256`, `role`, `is_image`), `item_count`, `image_count`,
-`original` (`sender`, `date`, `subject`; or None), `plan_steps`, `routing_reason`,
-`reply_address`, `evidence_attached`, and `view` (the CaseMailView itself).
+`original` (`sender`, `date`, `subject`; or None), `plan_steps` (each: `number`, `title`,
+`description`, `owner`, `due`, `after_absence`), `acknowledge_within`, `related` (each:
+`number` or None, `reasons_text`), `commands` (each: `syntax`, `explanation`),
+`routing_reason`, `reply_address`, `evidence_attached`, and `view` (the CaseMailView).
 """
 
 from __future__ import annotations
 
 import mimetypes
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
@@ -22,7 +24,9 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
+from notifier.durations import PlanDuration, describe_duration
 from notifier.outgoing import OutgoingMail
+from notifier.plan_settings import PlanText
 from notifier.settings import NotifySettings
 from notifier.templating import (
     LANGUAGES,
@@ -44,38 +48,6 @@ FILENAME_MAX_CHARS = 150
 _POLICY = policy.SMTP.clone(refold_source="none")
 _MESSAGE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]{1,900}>")
 _MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*")
-
-_PLAN_STEPS: dict[str, tuple[str, ...]] = {
-    "da": (
-        "Psykisk førstehjælp: Tal med medarbejderen hurtigst muligt. Lyt, og aftal hvem der "
-        "gør hvad, hvor I taler sammen, og hvornår ledelsen får besked.",
-        "Dokumentation: Sørg for at beviserne er samlet og sikret (Chikanemail har gemt alt det "
-        "modtagne). Skriv ned hvad der skete, hvor, hvem der var involveret, dato og klokkeslæt, "
-        "og om der var vidner.",
-        "Stop chikanen: Det er ledelsen, aldrig medarbejderen, der kontakter den, der "
-        "chikanerer. Bed om at få krænkende indhold fjernet, hvor det er muligt.",
-        "Registrering og anmeldelse: Registrér hændelsen internt. Er den en arbejdsskade, så "
-        "anmeld den til Arbejdstilsynet via EASY inden fristen. Hjælp medarbejderen med at "
-        "anmelde til politiet, hvis medarbejderen ønsker det.",
-        "Opfølgning og debriefing: Hold et opfølgningsmøde med medarbejderen, og afgør om sagen "
-        "kan lukkes. Arbejdsmiljøgruppen analyserer hændelsen.",
-    ),
-    "en": (
-        "Psychological first aid: Talk to the employee as soon as possible. Listen, and agree "
-        "who does what, where you talk, and when management is told.",
-        "Documentation: Make sure the evidence is collected and secured (Chikanemail has kept "
-        "everything it received). Write down what happened, where, who was involved, the date "
-        "and time, and any witnesses.",
-        "Stop the harassment: Management, never the employee, contacts the harasser. Ask for "
-        "offending content to be taken down where possible.",
-        "Registration and reporting: Register the incident internally. If it is a work injury, "
-        "report it to the Danish Working Environment Authority (Arbejdstilsynet) via EASY "
-        "within the deadline. Help the employee report to the police if they want to.",
-        "Follow-up and debriefing: Hold a follow-up meeting with the employee and decide "
-        "whether the case can be closed. The safety group analyses the incident.",
-    ),
-}
-
 
 @dataclass(frozen=True)
 class EvidenceLine:
@@ -101,6 +73,27 @@ class OriginalLine:
 
 
 @dataclass(frozen=True)
+class PlanStepLine:
+    """One step of the case's checklist as the notification shows it."""
+
+    number: int
+    title: PlanText
+    description: PlanText
+    owner: str
+    due_at: datetime | None
+    # Set for a step whose deadline counts from the first day of absence (not known yet).
+    after_absence: PlanDuration | None = None
+
+
+@dataclass(frozen=True)
+class RelatedLine:
+    """Another case this one resembles: its number only when the same manager has it."""
+
+    number: str | None
+    reasons: tuple[str, ...]  # sender, domain, image
+
+
+@dataclass(frozen=True)
 class CaseMailView:
     """Everything the receipt and the notification of a new case may show."""
 
@@ -117,16 +110,10 @@ class CaseMailView:
     raw_size: int
     items: tuple[EvidenceLine, ...]
     original: OriginalLine | None
-    plan_steps: tuple[str, ...]
+    plan_steps: tuple[PlanStepLine, ...]
     routing_reason: str
-
-
-def default_plan_steps(language: str) -> tuple[str, ...]:
-    """The five steps of the default response plan, in `da` or `en`."""
-    try:
-        return _PLAN_STEPS[language]
-    except KeyError:
-        raise ValueError(f"no response plan text for language {language!r}") from None
+    acknowledge_within: PlanDuration | None = None
+    related: tuple[RelatedLine, ...] = ()
 
 
 def case_tag(case_number: str, language: str) -> str:
@@ -137,8 +124,10 @@ def case_tag(case_number: str, language: str) -> str:
 class MailComposer:
     """Renders the mails of a case into OutgoingMail, ready for the outbox."""
 
-    def __init__(self, settings: NotifySettings, *, intake_address: str, hostname: str) -> None:
+    def __init__(self, settings: NotifySettings, *, intake_address: str, hostname: str,
+                 command_help: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> None:
         self.settings = settings
+        self.command_help = dict(command_help or {})
         self.from_address = settings.from_address or intake_address
         self.reply_to = settings.reply_to or intake_address
         self.hostname = hostname
@@ -184,6 +173,28 @@ class MailComposer:
                 _attach(message, line, data, number, language)
         return self._outgoing("notification", message, subject, view.manager, language)
 
+    def compose(self, kind: str, *, recipient: str, recipient_name: str | None,
+                context: dict[str, object], language: str | None = None,
+                auto_submitted: str = "auto-generated",
+                in_reply_to: str | None = None) -> OutgoingMail:
+        """Any other mail of a case (or a digest) from `<language>/<kind>.*.j2`.
+
+        The templates see `context` plus `language`, `recipient`, `recipient_name`,
+        `recipient_display`, `reply_address`, and `case_tag` when `case_number` is given.
+        """
+        language = language or self.language_for(recipient)
+        full: dict[str, object] = {
+            "language": language, "recipient": recipient, "recipient_name": recipient_name,
+            "recipient_display": _display(recipient_name, recipient),
+            "reply_address": self.reply_to, **context,
+        }
+        case_number = context.get("case_number")
+        full["case_tag"] = case_tag(str(case_number), language) if case_number else ""
+        message, subject = self._message(
+            kind, language, full, to=_address(recipient_name, recipient),
+            auto_submitted=auto_submitted, in_reply_to=_message_id_in(in_reply_to))
+        return self._outgoing(kind, message, subject, recipient, language)
+
     def _context(self, view: CaseMailView, language: str, *,
                  evidence_attached: bool) -> dict[str, object]:
         original: dict[str, str | None] | None = None
@@ -213,9 +224,16 @@ class MailComposer:
             "raw_sha256": view.raw_sha256, "raw_size": human_size(view.raw_size, language),
             "items": items, "item_count": len(items),
             "image_count": sum(1 for item in view.items if item.is_image),
-            "original": original, "plan_steps": list(view.plan_steps),
+            "original": original, "plan_steps": _plan_steps(view.plan_steps, language),
             "routing_reason": view.routing_reason, "reply_address": self.reply_to,
             "evidence_attached": evidence_attached,
+            "acknowledge_within": (describe_duration(view.acknowledge_within, language)
+                                   if view.acknowledge_within else ""),
+            "related": [{"number": line.number,
+                         "reasons_text": _reasons_text(line.reasons, language)}
+                        for line in view.related],
+            "commands": [{"syntax": syntax, "explanation": explanation}
+                         for syntax, explanation in self.command_help.get(language, ())],
         }
 
     def _message(self, kind: str, language: str, context: dict[str, object], *,
@@ -262,6 +280,30 @@ class MailComposer:
         return OutgoingMail(kind=kind, mail_from=self.from_address, rcpt_tos=(recipient,),
                             message_id=str(message["Message-ID"]), subject=subject,
                             raw=message.as_bytes())
+
+
+_REASONS = {
+    "da": {"sender": "samme afsender", "domain": "samme afsenderdomæne",
+           "image": "samme skærmbillede"},
+    "en": {"sender": "the same sender", "domain": "the same sender domain",
+           "image": "the same screenshot"},
+}
+
+
+def _reasons_text(reasons: Sequence[str], language: str) -> str:
+    words = _REASONS["en" if language == "en" else "da"]
+    return ", ".join(words.get(reason, reason) for reason in reasons)
+
+
+def _plan_steps(steps: Sequence[PlanStepLine], language: str) -> list[dict[str, object]]:
+    return [
+        {"number": step.number, "title": step.title.in_language(language),
+         "description": step.description.in_language(language), "owner": step.owner,
+         "due": local_time(step.due_at, language) if step.due_at else None,
+         "after_absence": (describe_duration(step.after_absence, language)
+                           if step.after_absence and not step.due_at else None)}
+        for step in steps
+    ]
 
 
 def _checked_address(address: str, setting: str) -> None:

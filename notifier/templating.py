@@ -7,7 +7,7 @@ them by putting a file of the same name under `[notify] template_dir`.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -67,6 +67,14 @@ def local_time(moment: datetime, language: str) -> str:
                 f"{local.year} kl. {local:%H.%M} ({zone})")
     return (f"{_EN_DAYS[local.weekday()]} {local.day} {_EN_MONTHS[local.month - 1]} "
             f"{local.year}, {local:%H:%M} ({zone})")
+
+
+def local_date(day: date, language: str) -> str:
+    """A calendar day written the language's way: `søndag 22. november 2026` (da),
+    `Sunday 22 November 2026` (en)."""
+    if language == "da":
+        return f"{_DA_DAYS[day.weekday()]} {day.day}. {_DA_MONTHS[day.month - 1]} {day.year}"
+    return f"{_EN_DAYS[day.weekday()]} {day.day} {_EN_MONTHS[day.month - 1]} {day.year}"
 
 
 def human_size(size: int, language: str) -> str:

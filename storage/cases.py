@@ -100,6 +100,17 @@ def case_threaded_by(session: Session, message_ids: Sequence[str]) -> Case | Non
     return session.get(Case, case_id) if case_id is not None else None
 
 
+def replies_to_mail_without_case(session: Session, message_ids: Sequence[str]) -> bool:
+    """Whether the message answers one of our mails that belongs to no case (a digest)."""
+    wanted = [mid.strip() for mid in message_ids if mid and mid.strip()]
+    if not wanted:
+        return False
+    return session.execute(
+        select(OutboxMail.id).where(OutboxMail.message_id.in_(wanted),
+                                    OutboxMail.case_id.is_(None)).limit(1)
+    ).first() is not None
+
+
 def add_note(session: Session, case: Case, *, author: str, text: str,
              message_pk: int | None = None, now: datetime | None = None) -> CaseNote:
     """Record a note on the case, in the caller's transaction."""
@@ -113,7 +124,7 @@ def add_note(session: Session, case: Case, *, author: str, text: str,
 def add_note_by_number(database: Database, number: str, *, author: str, text: str) -> CaseNote:
     """Record a note on the case with this number (committed)."""
     with database.write() as session:
-        case = _require(session, number)
+        case = lock_case(session, number)
         note = add_note(session, case, author=author, text=text)
         session.expunge(note)
         return note
@@ -122,7 +133,7 @@ def add_note_by_number(database: Database, number: str, *, author: str, text: st
 def assign_case(database: Database, number: str, manager: str, *, actor: str) -> Case:
     """Make someone else the responsible manager (committed, with a note saying so)."""
     with database.write() as session:
-        case = _require(session, number)
+        case = lock_case(session, number)
         previous = case.manager
         case.manager = manager
         add_note(session, case, author=actor,
@@ -132,23 +143,8 @@ def assign_case(database: Database, number: str, manager: str, *, actor: str) ->
         return case
 
 
-def close_case(database: Database, number: str, *, reason: str, actor: str,
-               now: datetime | None = None) -> Case:
-    """Close an open case with a reason (committed, with a note saying so)."""
-    with database.write() as session:
-        case = _require(session, number)
-        if case.status == CaseStatus.CLOSED:
-            raise CaseError(f"case {number} is already closed")
-        case.status = CaseStatus.CLOSED
-        case.closed_at = now or utc_now()
-        case.close_reason = reason
-        add_note(session, case, author=actor, text=f"Closed: {reason}")
-        session.flush()
-        session.expunge(case)
-        return case
-
-
-def _require(session: Session, number: str) -> Case:
+def lock_case(session: Session, number: str) -> Case:
+    """The case with this number, locked for the caller's transaction; CaseError if none."""
     case = session.execute(
         select(Case).where(Case.number == number).with_for_update()
     ).scalar_one_or_none()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Integer,
@@ -204,6 +205,90 @@ class Case(Base):
     opened_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
     close_reason: Mapped[str | None] = mapped_column(Text)
+    # What the registration needs (issue 6).
+    relation: Mapped[str] = mapped_column(String(16), default="unknown")  # a HarasserRelation
+    medium: Mapped[str | None] = mapped_column(String(16))  # a Medium
+    first_absence_day: Mapped[date | None] = mapped_column(Date)
+    witnesses: Mapped[list[str]] = mapped_column(JSON, default=list)
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(Text)
+    # 0: nobody told beyond the manager; 1: the deputy; 2: the default manager.
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class HarasserRelation(enum.StrEnum):
+    """Who the harasser is to the workplace: it decides which guidance applies."""
+
+    EXTERNAL = "external"  # a citizen, a parent: violence (AT guidance D.4.3)
+    COLLEAGUE = "colleague"  # krænkende handlinger (AT guidance 4.3.1)
+    UNKNOWN = "unknown"
+
+
+class Medium(enum.StrEnum):
+    """Where the harassment happened."""
+
+    MAIL = "mail"
+    SMS = "sms"
+    SOCIAL_MEDIA = "social-media"
+    OTHER = "other"
+
+
+class CaseStep(Base):
+    """One step of the response plan on one case: copied from the plan when the case opened,
+    so a later change of the plan leaves open cases as they were."""
+
+    __tablename__ = "case_step"
+    __table_args__ = (UniqueConstraint("case_id", "key", name="uq_case_step_key"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)  # 1-based: "trin 2" is position 2
+    key: Mapped[str] = mapped_column(String(64))
+    title_da: Mapped[str] = mapped_column(Text)
+    title_en: Mapped[str] = mapped_column(Text)
+    description_da: Mapped[str] = mapped_column(Text)
+    description_en: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(String(16))  # manager, reporter, safety_rep, hr
+    due: Mapped[str | None] = mapped_column(String(32))  # ISO 8601 duration as configured
+    working_days: Mapped[bool] = mapped_column(Boolean, default=False)
+    due_after: Mapped[str] = mapped_column(String(32))  # intake, first_absence_day
+    due_at: Mapped[datetime | None]  # None until the event it counts from is known
+    done_at: Mapped[datetime | None]
+    done_by: Mapped[str | None] = mapped_column(Text)
+
+
+class PlanNotice(Base):
+    """A reminder, escalation or digest the scheduler has dealt with: written with its outbox
+    row in one transaction, unique by (kind, key), so nothing is sent twice or forgotten."""
+
+    __tablename__ = "plan_notice"
+    __table_args__ = (UniqueConstraint("kind", "key", name="uq_plan_notice"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))  # reminder, escalation, digest
+    key: Mapped[str] = mapped_column(String(255))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"), index=True)
+    recipient: Mapped[str | None] = mapped_column(Text)
+    due_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+    outbox_id: Mapped[int | None] = mapped_column(ForeignKey("outbox.id"))
+    # True when a later notice of the same step made this one pointless (after a downtime).
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CaseLink(Base):
+    """Two cases that look related (same sender, domain or screenshot); stored both ways."""
+
+    __tablename__ = "case_link"
+    __table_args__ = (UniqueConstraint("case_id", "other_case_id", "reason",
+                                       name="uq_case_link"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    other_case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    reason: Mapped[str] = mapped_column(String(16))  # sender, domain, image
+    detail: Mapped[str] = mapped_column(Text)  # the address, the domain, the image distance
+    created_at: Mapped[datetime]
 
 
 class CaseCounter(Base):

@@ -6,18 +6,22 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
+from aiosmtpd.controller import Controller
 from sqlalchemy import create_engine, text
 
 from intake.config import AppConfig
+from notifier.clock import Clock
 from storage.database import Database
 from storage.migrate import upgrade_database
 from tests.dovecot import Dovecot
-from tests.support import DaemonThread, make_config
+from tests.mail_flow import CapturingRelay
+from tests.support import DaemonThread, free_port, make_config
 
 # PostgreSQL runs on this machine (trust auth); each test gets a schema of its own.
 POSTGRES_URL = os.environ.get(
@@ -84,3 +88,37 @@ def dovecot(certificate_authority_for_imap: trustme.CA) -> Iterator[Dovecot]:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def relay() -> Iterator[tuple[CapturingRelay, int]]:
+    """A capturing SMTP relay on a free port: (what it received, its port)."""
+    handler = CapturingRelay()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield handler, controller.port
+    finally:
+        controller.stop()
+
+
+@pytest.fixture
+def start(tmp_path: Path, database_url: str,
+          relay: tuple[CapturingRelay, int]) -> Iterator[Callable[..., DaemonThread]]:
+    """Start daemons that send through the relay: start(**notify, plan=…, routing=…,
+    clock=…); all are stopped after the test."""
+    started: list[DaemonThread] = []
+
+    def run(*, plan: dict[str, Any] | None = None, routing: dict[str, Any] | None = None,
+            clock: Clock | None = None, **notify: Any) -> DaemonThread:
+        config = make_config(tmp_path / "data", database_url, extract={"ocr": False},
+                             notify={"smtp_host": "127.0.0.1", "smtp_port": relay[1],
+                                     **notify},
+                             plan=plan or {}, routing=routing or {})
+        daemon = DaemonThread(config, clock=clock).start()
+        started.append(daemon)
+        return daemon
+
+    yield run
+    for daemon in started:
+        daemon.stop()

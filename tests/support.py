@@ -20,6 +20,8 @@ from intake.config import AppConfig
 from intake.daemon import ReadyInfo, serve
 from intake.routing import RoutingSettings
 from intake.settings import ExtractSettings, IntakeSettings, SmtpSettings, WorkerSettings
+from notifier.clock import Clock
+from notifier.plan_settings import PlanSettings
 from notifier.settings import NotifySettings
 from storage.settings import StorageSettings
 
@@ -74,6 +76,7 @@ def make_config(data_dir: Path, database_url: str, **smtp_overrides: Any) -> App
     notify_overrides = smtp_overrides.pop("notify", {})
     routing_overrides = smtp_overrides.pop("routing", {})
     extract_overrides = smtp_overrides.pop("extract", {})
+    plan_overrides = smtp_overrides.pop("plan", {})
     smtp = SmtpSettings(port=0, server_hostname="chikanemail.test", **smtp_overrides)
     return AppConfig(
         source="(test)",
@@ -85,14 +88,16 @@ def make_config(data_dir: Path, database_url: str, **smtp_overrides: Any) -> App
         routing=replace(RoutingSettings(default_manager=MANAGER), **routing_overrides),
         notify=replace(NotifySettings(poll_seconds=0.2, first_retry_seconds=0.05),
                        **notify_overrides),
+        plan=replace(PlanSettings(), **plan_overrides),
     )
 
 
 class DaemonThread:
     """Runs `intake.daemon.serve` on an event loop in a background thread."""
 
-    def __init__(self, config: AppConfig) -> None:
+    def __init__(self, config: AppConfig, clock: Clock | None = None) -> None:
         self.config = config
+        self.clock = clock
         self.ready_info: ReadyInfo | None = None
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -113,7 +118,7 @@ class DaemonThread:
         async def main() -> int:
             self._stop = asyncio.Event()
             return await serve(self.config, stop=self._stop, on_ready=self._on_ready,
-                               handle_signals=False)
+                               handle_signals=False, clock=self.clock)
 
         try:
             self.exit_code = loop.run_until_complete(main())

@@ -6,128 +6,30 @@ from __future__ import annotations
 import json
 import smtplib
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiosmtpd.controller import Controller
 from click.testing import CliRunner
 
 from intake.cli import main
 from storage.cases import case_messages, case_notes, list_cases
-from storage.database import Database
+from tests.mail_flow import (
+    REPORTER,
+    CapturingRelay,
+    database_of,
+    list_cases_of,
+    report,
+    send,
+)
 from tests.support import (
     INTAKE_ADDRESS,
     MANAGER,
     DaemonThread,
-    free_port,
     make_config,
     wait_until,
     write_toml,
 )
-
-REPORTER = "ansat@kommune.example"
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    raw: bytes
-
-    @property
-    def message(self) -> EmailMessage:
-        parsed = BytesParser(policy=policy.default).parsebytes(self.raw)
-        assert isinstance(parsed, EmailMessage)
-        return parsed
-
-
-@dataclass
-class CapturingRelay:
-    """An SMTP server that keeps what it gets; it can refuse the first N mails with 451."""
-
-    refuse_first: int = 0
-    mails: list[Received] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    refused: int = 0
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self.lock:
-            if self.refused < self.refuse_first:
-                self.refused += 1
-                return "451 4.3.0 try again later"
-            self.mails.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
-                                       envelope.original_content))
-        return "250 OK"
-
-    def by_message_id(self) -> dict[str, list[Received]]:
-        with self.lock:
-            grouped: dict[str, list[Received]] = {}
-            for mail in self.mails:
-                grouped.setdefault(str(mail.message["Message-ID"]), []).append(mail)
-            return grouped
-
-    def to(self, address: str) -> list[Received]:
-        with self.lock:
-            return [mail for mail in self.mails if address in mail.rcpt_tos]
-
-
-@pytest.fixture
-def relay() -> Iterator[tuple[CapturingRelay, int]]:
-    handler = CapturingRelay()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        yield handler, controller.port
-    finally:
-        controller.stop()
-
-
-def report(subject: str = "VS: Du er ikke velkommen", *, sender: str = REPORTER,
-           headers: dict[str, str] | None = None, body: str = "Se nedenfor.\n") -> bytes:
-    mail = EmailMessage()
-    mail["From"] = sender
-    mail["To"] = INTAKE_ADDRESS
-    mail["Subject"] = subject
-    for name, value in (headers or {}).items():
-        mail[name] = value
-    mail.set_content(body + "\n---------- Forwarded message ---------\nFrom: Kasper "
-                     "<kasper@eksempel.example>\nDate: Wed, 18 Nov 2026 21:47:00 +0100\n"
-                     "Subject: Du er ikke velkommen\nTo: <ansat@kommune.example>\n\n"
-                     "Vi ved hvor du bor.\n")
-    return mail.as_bytes()
-
-
-def send(daemon: DaemonThread, raw: bytes, mail_from: str = REPORTER) -> None:
-    with smtplib.SMTP(*daemon.smtp_address) as client:
-        assert client.sendmail(mail_from, [INTAKE_ADDRESS], raw) == {}
-
-
-@pytest.fixture
-def start(tmp_path: Path, database_url: str,
-          relay: tuple[CapturingRelay, int]) -> Iterator[Any]:
-    started: list[DaemonThread] = []
-
-    def run(**notify: Any) -> DaemonThread:
-        config = make_config(tmp_path / "data", database_url, extract={"ocr": False},
-                             notify={"smtp_host": "127.0.0.1", "smtp_port": relay[1],
-                                     **notify})
-        daemon = DaemonThread(config).start()
-        started.append(daemon)
-        return daemon
-
-    yield run
-    for daemon in started:
-        daemon.stop()
-
-
-def database_of(daemon: DaemonThread) -> Database:
-    return Database(daemon.config.storage.effective_database_url)
 
 
 def test_report_gives_receipt_and_notification_in_danish(
@@ -155,14 +57,6 @@ def test_report_gives_receipt_and_notification_in_danish(
     assert "kasper@eksempel.example" in body and "Du er ikke velkommen" in body
     assert "Vi ved hvor du bor" not in body  # no evidence content by default
     assert not list(note.iter_attachments())
-
-
-def list_cases_of(daemon: DaemonThread) -> list[str]:
-    database = database_of(daemon)
-    try:
-        return [case.number for case in list_cases(database)]
-    finally:
-        database.dispose()
 
 
 def test_english_notifications(start: Any, relay: tuple[CapturingRelay, int]) -> None:
@@ -210,8 +104,10 @@ def test_follow_ups_thread_and_strangers_open_new_cases(
         wait_until(lambda: len(kinds()) == 4, message="four messages in the first case")
         assert kinds() == ["report", "follow-up", "follow-up", "note"]
         notes = case_notes(database, first.id)
-        assert [n.author for n in notes] == [MANAGER]
-        assert "talt med hende" in notes[0].text
+        # The manager's first reply acknowledged the case and became a note.
+        assert [n.author for n in notes] == [MANAGER, MANAGER]
+        assert notes[0].text == "Acknowledged the case."
+        assert "talt med hende" in notes[1].text
         other = next(case for n, case in cases.items() if n != number)
         assert other.reporter == "fremmed@andet.example"
     finally:
@@ -292,15 +188,20 @@ def test_two_daemons_on_one_database_number_cases_gap_free(
     assert all(len(copies) == 1 for copies in capture.by_message_id().values())
 
 
-def test_cases_and_outbox_commands(start: Any, relay: tuple[CapturingRelay, int],
-                                   tmp_path: Path) -> None:
-    capture, _ = relay
+def one_case_and_a_cli_config(start: Any, capture: CapturingRelay, tmp_path: Path) -> Path:
+    """A daemon with one reported case; a config file for the CLI on its data."""
     daemon = start()
     send(daemon, report())
     wait_until(lambda: len(capture.mails) == 2, message="receipt and notification")
     storage = daemon.config.storage
-    config = write_toml(tmp_path / "cli.toml", {"storage": {
+    return write_toml(tmp_path / "cli.toml", {"storage": {
         "data_dir": storage.data_dir, "database_url": storage.effective_database_url}})
+
+
+def test_cases_and_outbox_commands(start: Any, relay: tuple[CapturingRelay, int],
+                                   tmp_path: Path) -> None:
+    capture, _ = relay
+    config = one_case_and_a_cli_config(start, capture, tmp_path)
     runner = CliRunner()
 
     def cli(*args: str) -> Any:
@@ -338,3 +239,57 @@ def test_cases_and_outbox_commands(start: Any, relay: tuple[CapturingRelay, int]
     assert {row["message_id"] for row in outbox} == set(capture.by_message_id())
     missing = runner.invoke(main, ["--config", str(config), "cases", "show", "1999-0001"])
     assert missing.exit_code == 1
+
+
+def test_plan_commands_and_the_checklist_in_cases_show(
+        start: Any, relay: tuple[CapturingRelay, int], tmp_path: Path) -> None:
+    capture, _ = relay
+    config = one_case_and_a_cli_config(start, capture, tmp_path)
+    runner = CliRunner()
+
+    def cli(*args: str) -> str:
+        result = runner.invoke(main, ["--config", str(config), *args])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    number = json.loads(cli("cases", "list", "--json"))[0]["number"]
+    shown = json.loads(cli("cases", "show", number, "--json"))
+    assert [(step["key"], step["owner"], step["done_at"]) for step in shown["plan"]] == [
+        ("first-aid", "manager", None), ("documentation", "manager", None),
+        ("stop", "manager", None), ("registration", "manager", None),
+        ("follow-up", "manager", None)]
+    assert {"key", "title", "owner", "due", "done_at"} <= set(shown["plan"][0])
+    assert shown["plan"][0]["title"] == "Psykisk førstehjælp"
+    assert shown["plan"][0]["due"] is not None and shown["plan"][3]["due"] is None
+    assert (shown["relation"], shown["first_absence_day"], shown["related"]) == (
+        "unknown", None, [])
+    assert shown["medium"] == "mail"  # the report held a forwarded mail
+    assert [deadline["key"] for deadline in shown["deadlines"]] == [
+        "first-aid", "documentation", "stop", "follow-up"]
+
+    assert "acknowledged: done" in cli("cases", "ack", number)
+    assert "already" in cli("cases", "ack", number)
+    assert "step 2 (documentation) done" in cli("cases", "step", number, "2")
+    cli("cases", "step", number, "first-aid")
+    cli("cases", "absence", number, "2026-11-22")
+    cli("cases", "relation", number, "external")
+    cli("cases", "medium", number, "sms")
+    cli("cases", "witness", number, "Pia, kantinen")
+    shown = json.loads(cli("cases", "show", number, "--json"))
+    assert shown["acknowledged_by"].startswith("cli:")
+    assert [step["done_at"] is not None for step in shown["plan"]] == [
+        True, True, False, False, False]
+    assert shown["first_absence_day"] == "2026-11-22"
+    assert shown["plan"][3]["due"].startswith("2026-12-06T22:59:59")  # 23:59:59 CET
+    assert (shown["relation"], shown["medium"], shown["witnesses"]) == (
+        "external", "sms", ["Pia, kantinen"])
+    assert "registration" in [deadline["key"] for deadline in shown["deadlines"]]
+    tree = cli("cases", "show", number)
+    assert "relation: external" in tree and "first day of absence: 2026-11-22" in tree
+    missing = runner.invoke(main, ["--config", str(config), "cases", "step", number, "9"])
+    assert missing.exit_code != 0 and "no such step" in missing.output
+    bad = runner.invoke(main, ["--config", str(config), "cases", "relation", number, "boss"])
+    assert bad.exit_code == 2
+    cli("cases", "close", number, "--reason", "Afsluttet")
+    closed = runner.invoke(main, ["--config", str(config), "cases", "step", number, "3"])
+    assert closed.exit_code != 0 and "closed" in closed.output

@@ -13,7 +13,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy import func, inspect, select
 
 from intake import __version__
-from intake.cli import CONFIG_ERROR_EXIT, main
+from intake.cli import main
+from intake.cli_context import CONFIG_ERROR_EXIT
 from intake.config import CONFIG_ENV_VAR
 from storage.database import Database
 from storage.messages import DeliveryEnvelope, HeaderSummary, record_delivery

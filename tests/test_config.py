@@ -46,7 +46,8 @@ def test_example_file_documents_every_key_with_its_default() -> None:
         for key in keys:
             expected = getattr(section, key)
             if isinstance(expected, tuple):
-                expected = list(expected)
+                expected = [dataclasses.asdict(item) if dataclasses.is_dataclass(item) else item
+                            for item in expected]
             assert example[field.name][key] == expected, f"{field.name}.{key} default differs"
 
 
@@ -81,6 +82,10 @@ def test_example_file_loads(tmp_path: Path) -> None:
     assert config.imap == ()  # the [[imap]] example is commented out
 
 
+STEP = ('[[plan.steps]]\nkey = "a"\ntitle = { da = "A", en = "A" }\n'
+        'description = { da = "", en = "" }\n')
+
+
 @pytest.mark.parametrize(
     ("text", "key", "problem"),
     [
@@ -104,6 +109,21 @@ def test_example_file_loads(tmp_path: Path) -> None:
         ('[storage]\ndatabase_url = "mysql://x/y"\n', "storage.database_url", "unsupported"),
         ("[worker]\nmax_attempts = 0\n", "worker.max_attempts", "at least 1"),
         ("[smtp\n", "(syntax)", "line 1"),
+        ('[plan]\nacknowledge_within = "P1M"\n', "plan.acknowledge_within", "months"),
+        ('[plan]\nreminder_time = "8"\n', "plan.reminder_time", "HH:MM"),
+        ('[plan]\nextra_closed_days = ["24-12"]\n', "plan.extra_closed_days", "24-12"),
+        ('[plan]\nadmins = ["boss"]\n', "plan.admins", "not a mail address"),
+        ('[plan]\ndigest_weekday = "mandag"\n', "plan.digest_weekday", "monday"),
+        ("[plan]\nsteps = []\n", "plan.steps", "at least one step"),
+        (STEP + 'due = "P1X"\n', "plan.steps[1].due", "P1X"),
+        (STEP + 'owner = "boss"\n', "plan.steps[1].owner", "manager"),
+        (STEP + 'colour = "red"\n', "plan.steps[1].colour", "unknown key"),
+        (STEP + 'owner = "safety_rep"\n', "plan.safety_rep", "owned by safety_rep"),
+        (STEP + 'due = "PT4H"\ndue_after = "first_absence_day"\n', "plan.steps[1].due",
+         "whole days"),
+        (STEP + STEP, "plan.steps[2].key", "earlier step"),
+        ('[[plan.steps]]\nkey = "a"\ndescription = { da = "", en = "" }\n',
+         "plan.steps[1].title", "required"),
     ],
 )
 def test_mistakes_name_the_key_and_the_file(tmp_path: Path, text: str, key: str,

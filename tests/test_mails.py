@@ -13,14 +13,17 @@ from typing import Any
 
 import pytest
 
+from notifier.durations import parse_duration
 from notifier.mails import (
     CaseMailView,
     EvidenceLine,
     MailComposer,
     OriginalLine,
-    default_plan_steps,
+    PlanStepLine,
+    RelatedLine,
 )
 from notifier.outgoing import OutgoingMail
+from notifier.plan_settings import DEFAULT_STEPS
 from notifier.settings import NotifySettings
 
 INTAKE = "chikanemail@kommune.example"
@@ -30,6 +33,19 @@ BODY_SHA = "c" * 64
 REPORT_ID = "<CAF+report.1234@mail.kommune.example>"
 
 # -- helpers (local to this file) ---------------------------------------------
+
+
+def default_plan_lines() -> tuple[PlanStepLine, ...]:
+    """The default plan's steps as a case opened on 2026-03-03 shows them."""
+    return tuple(
+        PlanStepLine(number=number, title=step.title, description=step.description,
+                     owner=step.owner,
+                     due_at=(datetime(2026, 3, 3 + number, 13, 5, tzinfo=UTC)
+                             if step.due_after == "intake" else None),
+                     after_absence=(parse_duration(step.due)
+                                    if step.due_after != "intake" else None))
+        for number, step in enumerate(DEFAULT_STEPS, start=1)
+    )
 
 
 def make_view(**changes: Any) -> CaseMailView:
@@ -56,8 +72,9 @@ def make_view(**changes: Any) -> CaseMailView:
                               date=datetime(2026, 3, 2, 22, 14, tzinfo=UTC),
                               date_raw="Mon, 2 Mar 2026 23:14:00 +0100",
                               subject="Sidste advarsel"),
-        plan_steps=default_plan_steps("da"),
+        plan_steps=default_plan_lines(),
         routing_reason="Afdeling Løn: leder efter routing-tabellen",
+        acknowledge_within=parse_duration("P1D", working=True),
     )
     return replace(view, **changes)
 
@@ -222,10 +239,15 @@ def test_notification_tells_who_when_what_and_next_steps() -> None:
         assert RAW_SHA in text
         assert SCREENSHOT_SHA in text
         assert "skaermbillede.png" in text
-        for step in default_plan_steps("da"):
-            assert step in text
+        for step in DEFAULT_STEPS:
+            assert step.title.da in text
+            assert step.description.da in text
         assert "Afdeling Løn: leder efter routing-tabellen" in text
-        assert "kvitterer du samtidig for sagen" in text
+        assert "Dit første svar kvitterer for sagen" in text
+        assert "senest onsdag 4. marts 2026 kl. 14.05 (CET)" in text
+        assert "frist 14 dage efter første fraværsdag" in text
+        assert "inden for 1 arbejdsdag" in " ".join(text.split())
+        assert "din stedfortræder" in text
     assert "1. Psykisk førstehjælp" in plain(message)
     assert "5. Opfølgning og debriefing" in plain(message)
 
@@ -255,11 +277,12 @@ def test_manager_languages_give_one_manager_english() -> None:
     mails = composer(manager_languages={"Lars.Jensen@kommune.example": "en"})
     assert mails.language_for("lars.jensen@kommune.example") == "en"
     assert mails.language_for("someone.else@kommune.example") == "da"
-    english = parse(mails.notification(make_view(plan_steps=default_plan_steps("en"))))
+    english = parse(mails.notification(make_view()))
     assert english["Subject"].startswith("[Case 2026-0042] ")
     assert "2 items received, of which 1 image" in plain(english)
-    assert "Replying also acknowledges the case" in plain(english)
-    assert default_plan_steps("en")[0] in html(english)
+    assert "Your first reply acknowledges the case" in plain(english)
+    assert DEFAULT_STEPS[0].description.en in html(english)
+    assert "by Wednesday 4 March 2026, 14:05 (CET)" in plain(english)
     danish = parse(mails.notification(make_view(manager="anne@kommune.example")))
     assert danish["Subject"].startswith("[Sag 2026-0042] ")
     receipt = parse(mails.receipt(make_view()))
@@ -271,15 +294,35 @@ def test_unknown_manager_language_is_refused_at_start() -> None:
         composer(manager_languages={"lars.jensen@kommune.example": "de"})
 
 
-def test_default_plan_steps_are_the_five_steps_in_both_languages() -> None:
-    danish, english = default_plan_steps("da"), default_plan_steps("en")
-    assert len(danish) == len(english) == 5
-    assert danish[0].startswith("Psykisk førstehjælp")
-    assert danish[2].startswith("Stop chikanen")
-    assert "EASY" in danish[3]
-    assert english[4].startswith("Follow-up and debriefing")
-    with pytest.raises(ValueError):
-        default_plan_steps("de")
+def test_default_plan_is_the_five_steps_of_the_guidance() -> None:
+    assert [step.key for step in DEFAULT_STEPS] == [
+        "first-aid", "documentation", "stop", "registration", "follow-up"]
+    assert DEFAULT_STEPS[0].title.da == "Psykisk førstehjælp"
+    assert (DEFAULT_STEPS[0].due, DEFAULT_STEPS[0].working_days) == ("P1D", True)
+    registration = DEFAULT_STEPS[3]
+    assert "EASY" in registration.description.da
+    assert (registration.due, registration.working_days, registration.due_after) == (
+        "P14D", False, "first_absence_day")
+
+
+def test_related_cases_show_a_number_only_for_the_managers_own_cases() -> None:
+    view = make_view(related=(RelatedLine("2026-0007", ("sender",)),
+                              RelatedLine(None, ("domain", "image"))))
+    text = plain(parse(composer().notification(view)))
+    assert "Sagen ligner din sag 2026-0007 (samme afsender)." in text
+    assert ("Sagen ligner en sag, som en anden leder behandler (samme afsenderdomæne, "
+            "samme skærmbillede).") in text
+    english = plain(parse(composer(language="en").notification(view)))
+    assert "matches a case handled by another manager" in english
+    assert "MØNSTER" not in plain(parse(composer().notification(make_view())))
+
+
+def test_notification_lists_the_reply_commands_when_given() -> None:
+    mails = MailComposer(NotifySettings(), intake_address=INTAKE, hostname="h",
+                         command_help={"da": (("kvitter", "kvitterer for sagen"),)})
+    text = plain(parse(mails.notification(make_view())))
+    assert "kvitter\r\n      kvitterer for sagen" in text
+    assert "Skriv kommandoer" not in plain(parse(composer().notification(make_view())))
 
 
 # -- overrides ------------------------------------------------------------------------

@@ -1,0 +1,96 @@
+"""Links between cases that look related, and the groups they form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storage.database import Database
+from storage.models import Case, CaseLink
+
+
+@dataclass(frozen=True)
+class RelatedCase:
+    """Another case linked to one case, and why (each reason once)."""
+
+    number: str
+    manager: str
+    status: str
+    reasons: tuple[tuple[str, str], ...]  # (reason, detail)
+
+
+def link_cases(session: Session, case_id: int, other_case_id: int, *, reason: str,
+               detail: str, now: datetime) -> bool:
+    """Link two cases both ways, in the caller's transaction; False if already linked so."""
+    exists = session.execute(
+        select(CaseLink.id).where(CaseLink.case_id == case_id,
+                                  CaseLink.other_case_id == other_case_id,
+                                  CaseLink.reason == reason)
+    ).first()
+    if exists is not None:
+        return False
+    session.add(CaseLink(case_id=case_id, other_case_id=other_case_id, reason=reason,
+                         detail=detail, created_at=now))
+    session.add(CaseLink(case_id=other_case_id, other_case_id=case_id, reason=reason,
+                         detail=detail, created_at=now))
+    session.flush()
+    return True
+
+
+def related_cases(session: Session, case_id: int) -> list[RelatedCase]:
+    """The cases linked to this one, oldest first."""
+    rows = session.execute(
+        select(CaseLink, Case).join(Case, Case.id == CaseLink.other_case_id)
+        .where(CaseLink.case_id == case_id).order_by(Case.id, CaseLink.id)
+    ).all()
+    grouped: dict[int, tuple[Case, list[tuple[str, str]]]] = {}
+    for link, other in rows:
+        grouped.setdefault(other.id, (other, []))[1].append((link.reason, link.detail))
+    return [RelatedCase(other.number, other.manager, other.status, tuple(reasons))
+            for other, reasons in grouped.values()]
+
+
+@dataclass(frozen=True)
+class PatternGroup:
+    """Cases connected by links (directly or through each other), with every reason."""
+
+    cases: tuple[Case, ...]
+    reasons: tuple[tuple[str, str], ...]  # (reason, detail), each once
+
+
+def pattern_groups(database: Database) -> list[PatternGroup]:
+    """Every group of two or more linked cases, the group with the newest case first
+    (cases detached)."""
+    with database.read() as session:
+        links = list(session.execute(select(CaseLink).order_by(CaseLink.id)).scalars())
+        parent: dict[int, int] = {}
+
+        def root(case_id: int) -> int:
+            while parent.setdefault(case_id, case_id) != case_id:
+                parent[case_id] = parent[parent[case_id]]
+                case_id = parent[case_id]
+            return case_id
+
+        for link in links:
+            parent[root(link.case_id)] = root(link.other_case_id)
+        members: dict[int, set[int]] = {}
+        for case_id in list(parent):
+            members.setdefault(root(case_id), set()).add(case_id)
+        reasons: dict[int, list[tuple[str, str]]] = {}
+        for link in links:
+            group = reasons.setdefault(root(link.case_id), [])
+            if (link.reason, link.detail) not in group:
+                group.append((link.reason, link.detail))
+        cases = {case.id: case for case in session.execute(
+            select(Case).where(Case.id.in_(list(parent)))).scalars()}
+        session.expunge_all()
+    groups = [
+        PatternGroup(tuple(sorted((cases[member] for member in ids), key=lambda c: c.id)),
+                     tuple(reasons.get(key, ())))
+        for key, ids in members.items() if len(ids) > 1
+    ]
+    groups.sort(key=lambda group: -max(case.id for case in group.cases))
+    return groups
