@@ -159,6 +159,7 @@ class PlanMails:
                 value = local_date(date.fromisoformat(value), language)
             shown.append({"action": result.action, "value": value, "outcome": result.outcome})
         easy_due = None
+        easy_step = None
         absence_recorded = any(result.action == "absence" and result.outcome == "done"
                                for result in results)
         if absence_recorded and case.first_absence_day is not None:
@@ -168,9 +169,10 @@ class PlanMails:
                 day = local_date(event_steps[0].due_at.astimezone(workplace_zone()).date(),
                                  language)
                 easy_due = f"by {day}" if language == "en" else f"senest {day}"
+                easy_step = event_steps[0].position
         context: dict[str, object] = {
             "case_number": case.number, "actor_display": actor, "results": shown,
-            "implicit_ack": implicit_ack, "easy_due": easy_due,
+            "implicit_ack": implicit_ack, "easy_due": easy_due, "easy_step": easy_step,
             "unknown": [{"line": line.line, "code": line.code} for line in unknown],
             "show_help": show_help or bool(unknown),
             "commands": [{"syntax": syntax, "explanation": explanation}

@@ -176,7 +176,7 @@ def confirmation(language: str, **changes: Any) -> dict[str, Any]:
         language,
         actor_display="Lars Jensen <lars.jensen@kommune.example>",
         results=[{"action": "step", "value": WORDS[language]["step_value"], "outcome": "done"}],
-        implicit_ack=False, easy_due=None, unknown=[], show_help=False,
+        implicit_ack=False, easy_due=None, easy_step=None, unknown=[], show_help=False,
         commands=WORDS[language]["commands"], note_saved=False, attachment_count=0,
     )
     context.update(changes)
@@ -206,7 +206,7 @@ def _variants() -> list[Any]:
             "digest-busy": busy_digest(language),
             "confirmation-step": confirmation(language),
             "confirmation-all": confirmation(
-                language, implicit_ack=True, easy_due=words["easy_due"],
+                language, implicit_ack=True, easy_due=words["easy_due"], easy_step=4,
                 results=[{"action": action, "value": value, "outcome": outcome}
                          for action, value, outcome, _ in OUTCOMES[language]],
                 unknown=[{"line": "foo bar", "code": "unknown-word"}],
@@ -652,7 +652,7 @@ def test_confirmation_help_without_unknown_lines(env: Environment, language: str
 def test_confirmation_note_easy_and_implicit_ack(env: Environment, language: str,
                                                  attachments: int) -> None:
     words = WORDS[language]
-    context = confirmation(language, implicit_ack=True, easy_due=words["easy_due"],
+    context = confirmation(language, implicit_ack=True, easy_due=words["easy_due"], easy_step=3,
                            results=[{"action": "absence", "value": words["absence"],
                                      "outcome": "done"}],
                            note_saved=True, attachment_count=attachments)
@@ -666,6 +666,7 @@ def test_confirmation_note_easy_and_implicit_ack(env: Environment, language: str
     for body in (flat(text), visible(html)):
         assert words["easy_due"] in body
         assert "EASY" in body and "14" in body and "Arbejdstilsynet" in body
+        assert ("trin 3 i beredskabsplanen" in body) or ("step 3 of the response plan" in body)
         assert ("kvittering for sagen" in body) or ("acknowledging the case" in body)
         assert ("Resten af dit svar er gemt som en note" in body
                 or "The rest of your reply is kept as a note" in body)
