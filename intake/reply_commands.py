@@ -47,7 +47,7 @@ from datetime import date, timedelta
 from types import MappingProxyType
 from typing import TypeAlias
 
-from intake.reply_text import new_text_of_reply
+from intake.reply_text import ODD_CHARACTERS, new_text_of_reply
 
 
 @dataclass(frozen=True)
@@ -216,11 +216,6 @@ _MAX_WITNESS_WORDS = 8
 _TYPO_CUTOFF = 0.8
 _FUTURE_DAYS = 31
 
-# No-break and other odd spaces become spaces; zero-width characters go.
-_ODD_CHARACTERS = str.maketrans(
-    dict.fromkeys([0x09, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000], " ")
-    | dict.fromkeys([0xAD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF], None)
-)
 _WORD_AND_REST = re.compile(r"(?P<word>[^\W\d_]+)(?P<rest>(?:[\s:].*)?)")
 _YMD = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
 _DMY = re.compile(r"(\d{1,2})([-./])(\d{1,2})\2(\d{4}|\d{2})")
@@ -299,7 +294,7 @@ def _read_line(line: str, today: date) -> _Outcome | None:
 
 def _normalise(line: str) -> str:
     """The line as a command: odd spaces, bold and italic marks, trailing "." and "!" gone."""
-    line = unicodedata.normalize("NFC", line.translate(_ODD_CHARACTERS)).replace("*", "")
+    line = unicodedata.normalize("NFC", line.translate(ODD_CHARACTERS)).replace("*", "")
     words = [word.strip("_") for word in line.split()]
     return " ".join(word for word in words if word).rstrip(".! ")
 

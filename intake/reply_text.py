@@ -35,8 +35,9 @@ _HEADER_BLOCK_LINES = 10
 # A closing phrase is a signature only when this few non-blank lines follow it.
 _MAX_SIGNATURE_LINES = 8
 
-# No-break and other odd spaces become spaces; soft hyphens and zero-width characters go.
-_ODD_CHARACTERS = str.maketrans(
+# No-break and other odd spaces become spaces; soft hyphens and zero-width characters go
+# (str.translate table, shared with the command reader).
+ODD_CHARACTERS = str.maketrans(
     dict.fromkeys([0x09, 0xA0, 0x1680, *range(0x2000, 0x200B), 0x202F, 0x205F, 0x3000], " ")
     | dict.fromkeys([0xAD, 0x200B, 0x200C, 0x200D, 0x2060, 0xFEFF], None)
 )
@@ -108,13 +109,13 @@ def new_text_of_reply(text: str) -> str:
 
 def _clean_line(line: str) -> str:
     """A line for recognising markers: quote marks, odd spaces and space runs gone."""
-    line = unicodedata.normalize("NFC", line.translate(_ODD_CHARACTERS))
+    line = unicodedata.normalize("NFC", line.translate(ODD_CHARACTERS))
     line = _QUOTE_PREFIX.sub("", line)
     return _SPACE_RUN.sub(" ", line).strip()
 
 
 def _is_quoted(line: str) -> bool:
-    return line.translate(_ODD_CHARACTERS).lstrip().startswith(">")
+    return line.translate(ODD_CHARACTERS).lstrip().startswith(">")
 
 
 # -- quote headers ----------------------------------------------------------------------
@@ -196,7 +197,7 @@ def _signature_start(lines: list[str]) -> int:
     """The index of the first signature line, or len(lines): "-- ", footer, then closing."""
     end = len(lines)
     for index, line in enumerate(lines):
-        if line.translate(_ODD_CHARACTERS).strip() == "--":
+        if line.translate(ODD_CHARACTERS).strip() == "--":
             end = index
             break
     for index, line in enumerate(lines[:end]):
