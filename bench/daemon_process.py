@@ -8,6 +8,12 @@ import sys
 import time
 
 LOOPBACK = "127.0.0.1"
+# Names the SMTP benchmarks use for the daemon, the client and the mail's addresses.
+SERVER_HOSTNAME = "bench.local"
+CLIENT_HOSTNAME = "bench-client.local"  # given to smtplib so it never asks DNS for our name
+SENDER = "sender@bench.local"
+INTAKE_ADDRESS = "chikanemail@bench.local"
+MIB = 1024 * 1024
 
 
 class BenchError(Exception):

@@ -44,7 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from daemon_process import (  # bench/ is the script's own folder
+    CLIENT_HOSTNAME,
+    INTAKE_ADDRESS,
     LOOPBACK,
+    MIB,
+    SENDER,
+    SERVER_HOSTNAME,
     BenchError,
     chikanemail_command,
     free_port,
@@ -54,11 +59,6 @@ from daemon_process import (  # bench/ is the script's own folder
 from intake.settings import DEFAULT_MAX_MESSAGE_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-SERVER_HOSTNAME = "bench.local"
-CLIENT_HOSTNAME = "bench-client.local"  # given to smtplib so it never asks DNS for our name
-SENDER = "sender@bench.local"
-INTAKE_ADDRESS = "chikanemail@bench.local"
-MIB = 1024 * 1024
 LIMIT = DEFAULT_MAX_MESSAGE_BYTES  # the daemon runs with the default max_message_bytes
 
 STARTUP_TIMEOUT_S = 60.0

@@ -120,7 +120,8 @@ class OpenOrThreadCase:
             row.in_reply_to = header_str(headers, "In-Reply-To")
             row.reference_ids = _message_ids(header_str(headers, "References"))
             reason = automatic_reason(headers, row.mail_from)
-            case = case_threaded_by(session, _message_ids(row.in_reply_to) + row.reference_ids)
+            thread_ids = _message_ids(row.in_reply_to) + row.reference_ids
+            case = case_threaded_by(session, thread_ids)
             if case is None:
                 case = self._case_by_tag(session, header_str(headers, "Subject"), sender.address)
             if reason is not None:
@@ -133,8 +134,7 @@ class OpenOrThreadCase:
                 outcome = self.plan.replies.handle(session, row, case, sender.address,
                                                    self._body_text(row), self.plan.clock.now())
                 queued = outcome.queued
-            elif replies_to_mail_without_case(
-                    session, _message_ids(row.in_reply_to) + row.reference_ids):
+            elif replies_to_mail_without_case(session, thread_ids):
                 # A manager answering the weekly digest is not reporting harassment.
                 row.kind = MessageKind.NOT_A_REPORT
                 log.info("reply to a mail of no case (a digest) kept, no case opened "

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.orm import Session
 
 from intake.case_report import case_report, case_summary, pattern_groups_json, render_case_report
 from intake.cli_context import CliContext, cli_actor, open_database, pass_context
@@ -32,7 +31,7 @@ from storage.cases import (
     lock_case,
 )
 from storage.evidence import evidence_for_message
-from storage.models import Case, HarasserRelation, Medium
+from storage.models import HarasserRelation, Medium
 
 _OUTCOME_TEXT = {
     "done": "done",
@@ -138,14 +137,14 @@ def cases_assign_command(context: CliContext, number: str, email: str) -> None:
     click.echo(f"case {number} assigned to {email}")
 
 
-def _act(context: CliContext, number: str,
-         action: Callable[[CaseActions, Session, Case], ActionResult]) -> ActionResult:
-    """Run one action on a case in its own transaction, as the CLI user."""
-    actions = CaseActions(calendar_for(context.config.plan))
+def _act(context: CliContext, number: str, action: str, *arguments: Any) -> ActionResult:
+    """Run one CaseActions method on a case in its own transaction, as the CLI user, now."""
+    run = getattr(CaseActions(calendar_for(context.config.plan)), action)
     database = open_database(context)
     try:
         with database.write() as session:
-            result = action(actions, session, lock_case(session, number))
+            result: ActionResult = run(session, lock_case(session, number), *arguments,
+                                       actor=cli_actor(), now=SystemClock().now())
     except CaseError as error:
         raise click.ClickException(str(error)) from None
     finally:
@@ -164,9 +163,7 @@ def _say(number: str, what: str, result: ActionResult) -> None:
 @pass_context
 def cases_ack_command(context: CliContext, number: str) -> None:
     """Acknowledge a case for its manager (stops escalation)."""
-    actor, now = cli_actor(), SystemClock().now()
-    result = _act(context, number, lambda actions, session, case: actions.acknowledge(
-        session, case, actor=actor, now=now))
+    result = _act(context, number, "acknowledge")
     _say(number, "acknowledged", result)
 
 
@@ -177,9 +174,7 @@ def cases_ack_command(context: CliContext, number: str) -> None:
 @pass_context
 def cases_step_command(context: CliContext, number: str, step: str, state: str) -> None:
     """Mark STEP (its number in the checklist, or its key) done."""
-    actor, now = cli_actor(), SystemClock().now()
-    result = _act(context, number, lambda actions, session, case: actions.step_done(
-        session, case, step, actor=actor, now=now))
+    result = _act(context, number, "step_done", step)
     _say(number, f"step {result.value} ({result.step_key}) done", result)
 
 
@@ -189,10 +184,8 @@ def cases_step_command(context: CliContext, number: str, step: str, state: str) 
 @pass_context
 def cases_absence_command(context: CliContext, number: str, day: object) -> None:
     """Record the employee's first day of absence (YYYY-MM-DD); starts the EASY deadline."""
-    actor, now = cli_actor(), SystemClock().now()
     first_day: date = day.date()  # type: ignore[attr-defined]  # click gives a datetime
-    result = _act(context, number, lambda actions, session, case: actions.absence(
-        session, case, first_day, actor=actor, now=now))
+    result = _act(context, number, "absence", first_day)
     _say(number, f"first day of absence {first_day.isoformat()}", result)
 
 
@@ -202,9 +195,7 @@ def cases_absence_command(context: CliContext, number: str, day: object) -> None
 @pass_context
 def cases_relation_command(context: CliContext, number: str, relation: str) -> None:
     """Record who the harasser is: external (violence), colleague (krænkende handlinger)."""
-    actor, now = cli_actor(), SystemClock().now()
-    result = _act(context, number, lambda actions, session, case: actions.relation(
-        session, case, relation, actor=actor, now=now))
+    result = _act(context, number, "relation", relation)
     _say(number, f"relation {relation}", result)
 
 
@@ -214,9 +205,7 @@ def cases_relation_command(context: CliContext, number: str, relation: str) -> N
 @pass_context
 def cases_medium_command(context: CliContext, number: str, medium: str) -> None:
     """Record where the harassment happened."""
-    actor, now = cli_actor(), SystemClock().now()
-    result = _act(context, number, lambda actions, session, case: actions.medium(
-        session, case, medium, actor=actor, now=now))
+    result = _act(context, number, "medium", medium)
     _say(number, f"medium {medium}", result)
 
 
@@ -226,9 +215,7 @@ def cases_medium_command(context: CliContext, number: str, medium: str) -> None:
 @pass_context
 def cases_witness_command(context: CliContext, number: str, witness: str) -> None:
     """Add a witness (name, role, how to reach them)."""
-    actor, now = cli_actor(), SystemClock().now()
-    result = _act(context, number, lambda actions, session, case: actions.witness(
-        session, case, witness, actor=actor, now=now))
+    result = _act(context, number, "witness", witness)
     _say(number, "witness added", result)
 
 
@@ -238,9 +225,7 @@ def cases_witness_command(context: CliContext, number: str, witness: str) -> Non
 @pass_context
 def cases_close_command(context: CliContext, number: str, reason: str) -> None:
     """Close a case."""
-    actor, now = cli_actor(), SystemClock().now()
-    result = _act(context, number, lambda actions, session, case: actions.close(
-        session, case, reason, actor=actor, now=now))
+    result = _act(context, number, "close", reason)
     if result.outcome == "already":
         raise click.ClickException(f"case {number} is already closed")
     click.echo(f"case {number} closed")

@@ -96,16 +96,16 @@ def composer_for(config: AppConfig) -> MailComposer:
                                       for language in LANGUAGES})
 
 
-def plan_mails_for(config: AppConfig) -> PlanMails:
+def plan_mails_for(config: AppConfig, composer: MailComposer) -> PlanMails:
     """The renderer of reminders, escalations, digests and confirmations."""
-    composer = composer_for(config)
     return PlanMails(composer, config.plan, composer.command_help)
 
 
-def case_plan_parts(config: AppConfig, clock: Clock) -> CasePlanParts:
+def case_plan_parts(config: AppConfig, clock: Clock, composer: MailComposer) -> CasePlanParts:
     """The response plan as the case step uses it."""
     calendar = calendar_for(config.plan)
-    replies = ReplyHandler(CaseActions(calendar), plan_mails_for(config), config.notify,
+    replies = ReplyHandler(CaseActions(calendar), plan_mails_for(config, composer),
+                           config.notify,
                            admins=config.plan.admins,
                            default_manager=config.routing.default_manager)
     own_domains = [*config.intake.allowed_sender_domains,
@@ -117,7 +117,8 @@ def case_plan_parts(config: AppConfig, clock: Clock) -> CasePlanParts:
 def plan_runner_for(config: AppConfig, database: Database, clock: Clock,
                     on_outbox: Callable[[], None] | None = None) -> PlanRunner:
     """What the scheduler runs: reminders, escalations, the weekly digest."""
-    return PlanRunner(database, config.plan, plan_mails_for(config), config.notify,
+    return PlanRunner(database, config.plan, plan_mails_for(config, composer_for(config)),
+                      config.notify,
                       calendar_for(config.plan), default_manager=config.routing.default_manager,
                       clock=clock, on_outbox=on_outbox)
 
@@ -129,10 +130,11 @@ def pipeline_for(config: AppConfig, on_outbox: Callable[[], None] | None = None,
     derived.ensure_root()
     directory = (load_directory(Path(config.routing.directory))
                  if config.routing.directory else None)
+    composer = composer_for(config)
     cases = OpenOrThreadCase(
-        Router(config.routing, directory), composer_for(config), config.notify, derived,
-        BlobStore(config.storage.blob_root), case_plan_parts(config, clock or SystemClock()),
-        on_outbox,
+        Router(config.routing, directory), composer, config.notify, derived,
+        BlobStore(config.storage.blob_root),
+        case_plan_parts(config, clock or SystemClock(), composer), on_outbox,
     )
     return build_pipeline(derived, config.extract, ocr_engine_for(config), cases)
 
