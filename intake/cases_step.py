@@ -36,6 +36,7 @@ from notifier.plan import AFTER_FIRST_ABSENCE_DAY, acknowledge_duration, add_che
 from notifier.plan_settings import PlanSettings, PlanText
 from notifier.settings import NotifySettings
 from notifier.working_days import WorkingCalendar
+from storage import audit
 from storage.blobstore import BlobStore, BlobStoreError
 from storage.cases import (
     case_by_number,
@@ -141,6 +142,9 @@ class OpenOrThreadCase:
                          "sha256=%s", message.sha256)
             else:
                 queued = self._open(session, row, sender)
+            audit.record(session, "filed", message_sha256=row.sha256,
+                         case_number=audit.case_number_of(session, row.case_id),
+                         details={"kind": row.kind, "automatic": row.automatic})
         if queued and self._on_outbox is not None:
             self._on_outbox()
 
@@ -170,6 +174,11 @@ class OpenOrThreadCase:
             case.medium = Medium.MAIL
         steps = add_checklist(session, case, self.plan.plan, self.plan.calendar)
         session.flush()
+        audit.record(session, "case-opened", case=case, message_sha256=row.sha256, now=now,
+                     details={"steps": len(steps), "language": case.language})
+        audit.record(session, "routed", case=case, now=now,
+                     details={"manager": case.manager, "deputy": case.deputy,
+                              "source": decision.source})
         matches = self.plan.patterns.find(session, case, now)
         self.plan.patterns.link(session, case, matches, now)
         view = self._view(session, row, case, steps, self._related(session, case, matches))

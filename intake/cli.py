@@ -20,8 +20,12 @@ from intake.case_report import (
     outbox_json,
     outbox_table,
 )
+from intake.cli_audit import audit_group
 from intake.cli_cases import cases_group, patterns_command
 from intake.cli_context import CliContext, open_database, pass_context, require_current_schema
+from intake.cli_export import export_command
+from intake.cli_retention import hold_command, retention_command, unhold_command
+from intake.cli_verify import health_command, verify_command
 from intake.config import CONFIG_ENV_VAR
 from intake.daemon import open_services, pipeline_for, serve
 from intake.imap_check import check_mailbox
@@ -54,6 +58,13 @@ def main(click_context: click.Context, config_path: Path | None) -> None:
 
 main.add_command(cases_group)
 main.add_command(patterns_command)
+main.add_command(audit_group)
+main.add_command(verify_command)
+main.add_command(health_command)
+main.add_command(export_command)
+main.add_command(retention_command)
+cases_group.add_command(hold_command)
+cases_group.add_command(unhold_command)
 
 
 @main.command("serve")

@@ -18,6 +18,7 @@ from notifier.case_actions import ActionResult, CaseActions
 from notifier.clock import SystemClock
 from notifier.outbox import outbox_for_case
 from notifier.plan import calendar_for, case_steps
+from storage import audit
 from storage.blobstore import BlobStore
 from storage.case_links import pattern_groups, related_cases
 from storage.cases import (
@@ -93,6 +94,8 @@ def cases_show_command(context: CliContext, number: str, as_json: bool) -> None:
             steps = case_steps(session, case.id)
             related = related_cases(session, case.id)
             session.expunge_all()
+        audit.record_committed(database, "viewed", actor=cli_actor(), case_number=number,
+                               details={"what": "case"})
     finally:
         database.dispose()
     report = case_report(case, messages, notes, outbox, BlobStore(config.storage.derived_root),

@@ -32,8 +32,8 @@ from intake.settings import (
 )
 from notifier.plan_checks import PlanSettingsError, check_plan
 from notifier.plan_settings import PlanSettings
-from notifier.settings import NotifySettings
-from storage.settings import StorageSettings
+from notifier.settings import NotifySettings, TimestampSettings
+from storage.settings import RetentionSettings, StorageSettings
 
 CONFIG_ENV_VAR = "CHIKANEMAIL_CONFIG"
 # Extraction parses a message in memory, about 7 times its size (bench/extract_figures.py).
@@ -70,6 +70,8 @@ class AppConfig:
     notify: NotifySettings = field(default_factory=NotifySettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     plan: PlanSettings = field(default_factory=PlanSettings)
+    retention: RetentionSettings = field(default_factory=RetentionSettings)
+    timestamp: TimestampSettings = field(default_factory=TimestampSettings)
     # Mailboxes to take mail from: the [[imap]] tables, in the file's order.
     imap: tuple[ImapMailbox, ...] = ()
 
@@ -84,6 +86,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "notify": NotifySettings,
     "logging": LoggingSettings,
     "plan": PlanSettings,
+    "retention": RetentionSettings,
+    "timestamp": TimestampSettings,
 }
 
 
@@ -169,6 +173,7 @@ def _resolve_paths(config: AppConfig, base_dir: Path) -> AppConfig:
         config.smtp, tls_cert=absolute(config.smtp.tls_cert), tls_key=absolute(config.smtp.tls_key)
     )
     routing = replace(config.routing, directory=absolute(config.routing.directory))
+    timestamp = replace(config.timestamp, ca_file=absolute(config.timestamp.ca_file))
     notify = replace(config.notify, password_file=absolute(config.notify.password_file),
                      template_dir=absolute(config.notify.template_dir))
     imap = tuple(
@@ -179,7 +184,7 @@ def _resolve_paths(config: AppConfig, base_dir: Path) -> AppConfig:
         for mailbox in config.imap
     )
     return replace(config, storage=storage, smtp=smtp, routing=routing, notify=notify,
-                   imap=imap)
+                   imap=imap, timestamp=timestamp)
 
 
 def _check_notify(config: AppConfig, fail: Callable[[str, str], None]) -> None:
@@ -208,6 +213,27 @@ def _check_notify(config: AppConfig, fail: Callable[[str, str], None]) -> None:
                          ("notify.max_retry_seconds", notify.max_retry_seconds),
                          ("notify.poll_seconds", notify.poll_seconds),
                          ("notify.timeout_seconds", notify.timeout_seconds)):
+        if seconds <= 0:
+            fail(key, "must be greater than 0")
+
+
+def _check_proof(config: AppConfig, fail: Callable[[str, str], None]) -> None:
+    """[storage] verify, [retention] and [timestamp]."""
+    if config.storage.verify_every_days <= 0:
+        fail("storage.verify_every_days", "must be greater than 0")
+    retention = config.retention
+    for key, days in (("retention.closed_case_days", retention.closed_case_days),
+                      ("retention.not_a_report_days", retention.not_a_report_days)):
+        if days < 1:
+            fail(key, "must be at least 1 (a day)")
+    timestamp = config.timestamp
+    if timestamp.tsa_url and not re.match(r"https?://[^/\s]+", timestamp.tsa_url):
+        fail("timestamp.tsa_url", f"{timestamp.tsa_url!r} is not an http(s) URL")
+    if timestamp.ca_file and not os.access(timestamp.ca_file, os.R_OK):
+        fail("timestamp.ca_file", f"file {timestamp.ca_file} does not exist or is not readable")
+    for key, seconds in (("timestamp.timeout_seconds", timestamp.timeout_seconds),
+                         ("timestamp.first_retry_seconds", timestamp.first_retry_seconds),
+                         ("timestamp.max_retry_seconds", timestamp.max_retry_seconds)):
         if seconds <= 0:
             fail(key, "must be greater than 0")
 
@@ -293,6 +319,7 @@ def _check_contradictions(config: AppConfig) -> None:
         fail("worker.retry_seconds", "must not be negative")
 
     _check_notify(config, fail)
+    _check_proof(config, fail)
     _check_routing(config, fail)
     _check_plan(config, fail)
     check_mailboxes(config.imap, fail)

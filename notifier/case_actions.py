@@ -53,7 +53,8 @@ class CaseActions:
             return ActionResult("ack", None, ALREADY)
         case.acknowledged_at = now
         case.acknowledged_by = actor
-        add_note(session, case, author=actor, text="Acknowledged the case.", now=now)
+        add_note(session, case, author=actor, text="Acknowledged the case.", now=now,
+                 action="acknowledged")
         return ActionResult("ack", None, DONE)
 
     def step_done(self, session: Session, case: Case, token: str, *, actor: str,
@@ -70,7 +71,8 @@ class CaseActions:
         step.done_at = now
         step.done_by = actor
         add_note(session, case, author=actor,
-                 text=f"Step {step.position} ({step.key}) done.", now=now)
+                 text=f"Step {step.position} ({step.key}) done.", now=now,
+                 action="step-done", details={"step": step.position, "key": step.key})
         return ActionResult("step", value, DONE, step.key)
 
     def absence(self, session: Session, case: Case, day: date, *, actor: str,
@@ -90,7 +92,10 @@ class CaseActions:
         was = f" (was {previous.isoformat()})" if previous else ""
         add_note(session, case, author=actor,
                  text=f"First day of absence: {day.isoformat()}{was}."
-                      + (f" {deadlines}." if deadlines else ""), now=now)
+                      + (f" {deadlines}." if deadlines else ""), now=now,
+                 action="absence-recorded",
+                 details={"day": day.isoformat(),
+                          "previous": previous.isoformat() if previous else None})
         return ActionResult("absence", day.isoformat(), DONE)
 
     def relation(self, session: Session, case: Case, relation: str, *, actor: str,
@@ -102,7 +107,8 @@ class CaseActions:
         if case.relation == relation:
             return ActionResult("relation", relation, ALREADY)
         case.relation = relation
-        add_note(session, case, author=actor, text=f"Harasser relation: {relation}.", now=now)
+        add_note(session, case, author=actor, text=f"Harasser relation: {relation}.", now=now,
+                 action="relation-set", details={"relation": relation})
         return ActionResult("relation", relation, DONE)
 
     def medium(self, session: Session, case: Case, medium: str, *, actor: str,
@@ -114,7 +120,8 @@ class CaseActions:
         if case.medium == medium:
             return ActionResult("medium", medium, ALREADY)
         case.medium = medium
-        add_note(session, case, author=actor, text=f"Medium: {medium}.", now=now)
+        add_note(session, case, author=actor, text=f"Medium: {medium}.", now=now,
+                 action="medium-set", details={"medium": medium})
         return ActionResult("medium", medium, DONE)
 
     def witness(self, session: Session, case: Case, witness: str, *, actor: str,
@@ -126,7 +133,8 @@ class CaseActions:
         if witness in (case.witnesses or []):
             return ActionResult("witness", witness, ALREADY)
         case.witnesses = [*(case.witnesses or []), witness]
-        add_note(session, case, author=actor, text=f"Witness: {witness}", now=now)
+        add_note(session, case, author=actor, text=f"Witness: {witness}", now=now,
+                 action="witness-added")
         return ActionResult("witness", witness, DONE)
 
     def close(self, session: Session, case: Case, reason: str | None, *, actor: str,
@@ -143,5 +151,6 @@ class CaseActions:
             left = " Steps not done: " + ", ".join(
                 f"{step.position} ({step.key})" for step in open_steps) + "."
         add_note(session, case, author=actor, text=f"Closed: {case.close_reason}.{left}",
-                 now=now)
+                 now=now, action="closed",
+                 details={"open_steps": [step.position for step in open_steps]})
         return ActionResult("close", reason, DONE)

@@ -37,3 +37,19 @@ class NotifySettings:
     max_retry_seconds: float = 3600.0
     poll_seconds: float = 5.0
     timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class TimestampSettings:
+    """RFC 3161 trusted time-stamps of each raw message's SHA-256 (off when tsa_url is empty)."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    # The time-stamp authority's URL, e.g. "https://freetsa.org/tsr". Empty: off.
+    tsa_url: str = ""
+    # The TSA's CA certificate (PEM), copied into exports so `openssl ts -verify` can use it.
+    ca_file: str = ""
+    timeout_seconds: float = 30.0
+    # A TSA that is down is asked again later: after this, doubling up to max_retry_seconds.
+    first_retry_seconds: float = 60.0
+    max_retry_seconds: float = 3600.0

@@ -8,6 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from storage import audit
 from storage.database import Database
 from storage.models import Case, CaseLink
 
@@ -37,6 +38,10 @@ def link_cases(session: Session, case_id: int, other_case_id: int, *, reason: st
     session.add(CaseLink(case_id=other_case_id, other_case_id=case_id, reason=reason,
                          detail=detail, created_at=now))
     session.flush()
+    for one, other in ((case_id, other_case_id), (other_case_id, case_id)):
+        audit.record(session, "case-linked", case_number=audit.case_number_of(session, one),
+                     now=now, details={"other": audit.case_number_of(session, other),
+                                       "reason": reason})
     return True
 
 

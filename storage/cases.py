@@ -5,12 +5,15 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from storage import audit
+from storage.blobstore import sha256_hex
 from storage.database import Database
 from storage.models import (
     Case,
@@ -112,12 +115,17 @@ def replies_to_mail_without_case(session: Session, message_ids: Sequence[str]) -
 
 
 def add_note(session: Session, case: Case, *, author: str, text: str,
-             message_pk: int | None = None, now: datetime | None = None) -> CaseNote:
-    """Record a note on the case, in the caller's transaction."""
+             message_pk: int | None = None, now: datetime | None = None,
+             action: str = "note", details: dict[str, Any] | None = None) -> CaseNote:
+    """Record a note on the case, in the caller's transaction, with its audit event
+    (`action`, e.g. `step-done` when the note records an action; the text only by hash)."""
     note = CaseNote(case_id=case.id, author=author, text=text, message_pk=message_pk,
                     created_at=now or utc_now())
     session.add(note)
     session.flush()
+    audit.record(session, action, actor=author, case=case, now=note.created_at,
+                 details={"note": note.id, "text_sha256": sha256_hex(text.encode("utf-8")),
+                          **(details or {})})
     return note
 
 
@@ -137,7 +145,8 @@ def assign_case(database: Database, number: str, manager: str, *, actor: str) ->
         previous = case.manager
         case.manager = manager
         add_note(session, case, author=actor,
-                 text=f"Assigned to {manager} (was {previous}).")
+                 text=f"Assigned to {manager} (was {previous}).", action="assigned",
+                 details={"manager": manager, "previous": previous})
         session.flush()
         session.expunge(case)
         return case

@@ -17,6 +17,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage import audit
+
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 # Execution option that marks a transaction as read-only (SQLite then uses a deferred BEGIN).
 _READ_ONLY = "chikanemail_read_only"
@@ -43,6 +45,9 @@ class Database:
         self._read_sessions = sessionmaker(
             self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
         )
+        # Audit events recorded in a transaction are chained in when it commits.
+        audit.install(self._write_sessions)
+        audit.install(self._read_sessions)
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from storage import audit
 from storage.database import Database
 from storage.models import Evidence, Message, utc_now
 
@@ -128,6 +129,11 @@ def save_extraction(
         message.original_subject = original.subject if original else None
         message.original_to = original.to if original else None
         message.original_message_id = original.message_id if original else None
+        audit.record(session, "evidence-extracted", message_sha256=message.sha256,
+                     case_number=audit.case_number_of(session, message.case_id),
+                     details={"items": len(records), "defects": len(extraction.defects),
+                              "parts": [[record.part_path, record.role, record.sha256]
+                                        for record in records]})
 
 
 def evidence_for_message(database: Database, message_pk: int) -> list[Evidence]:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
+from storage import audit
 from storage.claims import claim_rows, release_rows
 from storage.database import Database
 from storage.models import Message, MessageState, QuarantineReason, utc_now
@@ -92,6 +93,8 @@ def _insert_or_count(
         if existing is not None:
             existing.times_seen += 1
             existing.last_seen_at = now
+            audit.record(session, "seen-again", message_sha256=sha256, now=now,
+                         details={"source": envelope.source, "times_seen": existing.times_seen})
             return RecordedDelivery(existing.id, True, existing.times_seen)
         row = Message(
             sha256=sha256,
@@ -113,6 +116,11 @@ def _insert_or_count(
         )
         session.add(row)
         session.flush()
+        audit.record(session, "received", message_sha256=sha256, now=now,
+                     details={"source": envelope.source, "size": size, "tls": envelope.tls,
+                              "message": row.id,
+                              "quarantine": quarantine_reason.value if quarantine_reason
+                              else None})
         return RecordedDelivery(row.id, False, 1)
 
 
@@ -153,10 +161,16 @@ def mark_processed(
             .where(Message.id == message_pk, Message.claimed_by == worker_id,
                    Message.state == MessageState.PROCESSING)
             .values(state=MessageState.PROCESSED, processed_at=now, claimed_by=None,
-                    claimed_until=None, last_error=None, not_before=None),
+                    claimed_until=None, last_error=None, not_before=None)
+            .returning(Message.sha256, Message.case_id, Message.kind),
             execution_options={"synchronize_session": False},
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        ).one_or_none()
+        if result is None:
+            return False
+        audit.record(session, "processed", message_sha256=result.sha256, now=now,
+                     case_number=audit.case_number_of(session, result.case_id),
+                     details={"kind": result.kind})
+        return True
 
 
 def mark_failed(
@@ -185,6 +199,8 @@ def mark_failed(
             row.state = MessageState.QUARANTINED
             row.quarantine_reason = QuarantineReason.PROCESSING_FAILED
             row.not_before = None
+            audit.record(session, "quarantined", message_sha256=row.sha256, now=now,
+                         details={"reason": row.quarantine_reason, "attempts": row.attempts})
         else:
             row.state = MessageState.RECEIVED
             row.not_before = now + retry_after
@@ -207,6 +223,8 @@ def mark_reprocessed(database: Database, message_pk: int, now: datetime | None =
             raise LookupError(f"message {message_pk} does not exist")
         row.last_error = None
         row.processed_at = now
+        audit.record(session, "reprocessed", message_sha256=row.sha256, now=now,
+                     case_number=audit.case_number_of(session, row.case_id))
         if row.quarantine_reason == QuarantineReason.FOREIGN_SENDER:
             return
         row.state = MessageState.PROCESSED
@@ -259,6 +277,9 @@ def release_abandoned_claims(
                 row.state = MessageState.QUARANTINED
                 row.quarantine_reason = QuarantineReason.PROCESSING_FAILED
                 row.last_error = (row.last_error or "") + " (worker died while processing)"
+                audit.record(session, "quarantined", message_sha256=row.sha256,
+                             details={"reason": row.quarantine_reason,
+                                      "attempts": row.attempts, "worker_died": True})
             else:
                 row.state = MessageState.RECEIVED
             released += 1

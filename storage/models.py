@@ -214,6 +214,11 @@ class Case(Base):
     acknowledged_by: Mapped[str | None] = mapped_column(Text)
     # 0: nobody told beyond the manager; 1: the deputy; 2: the default manager.
     escalation_level: Mapped[int] = mapped_column(Integer, default=0)
+    # A legal hold (issue 7) keeps the case past its retention period until it is lifted.
+    legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
+    hold_reason: Mapped[str | None] = mapped_column(Text)
+    held_at: Mapped[datetime | None]
+    held_by: Mapped[str | None] = mapped_column(Text)
 
 
 class HarasserRelation(enum.StrEnum):
@@ -391,3 +396,86 @@ class Evidence(Base):
     ocr_status: Mapped[str | None] = mapped_column(String(16))
     ocr_sha256: Mapped[str | None] = mapped_column(String(64))
     original: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class AuditEvent(Base):
+    """One event in the append-only, hash-chained audit log.
+
+    `hash` is SHA-256 over the previous event's hash (64 hex digits, ASCII) followed by the
+    event's canonical JSON (see `storage.audit`); rows are never updated or deleted. The
+    subject columns are plain values, not foreign keys, so an event outlives the rows it is
+    about (retention leaves the log whole).
+    """
+
+    __tablename__ = "audit_event"
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                     primary_key=True, autoincrement=False)
+    occurred_at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(Text)  # system, cli:<user>, or a mail address
+    action: Mapped[str] = mapped_column(String(64))
+    case_number: Mapped[str | None] = mapped_column(String(16), index=True)
+    message_sha256: Mapped[str | None] = mapped_column(String(64), index=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's newest event: one row, locked by every transaction that appends, so
+    events are chained one after another even with several daemons on one database."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class VerifyRun(Base):
+    """One run of `verify`: when, how it went, and what it found (for `health` and the log)."""
+
+    __tablename__ = "verify_run"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    ok: Mapped[bool | None] = mapped_column(Boolean)
+    trigger: Mapped[str] = mapped_column(String(16))  # cli, scheduler
+    blobs_checked: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_checked: Mapped[int] = mapped_column(BigInteger, default=0)
+    events_checked: Mapped[int] = mapped_column(BigInteger, default=0)
+    problems: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+class BlobDeletion(Base):
+    """A blob retention decided to delete, written with the rows' deletion; the file is
+    removed after the commit (again after a crash), only if nothing references it by then."""
+
+    __tablename__ = "blob_deletion"
+    __table_args__ = (UniqueConstraint("store", "sha256", name="uq_blob_deletion"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    store: Mapped[str] = mapped_column(String(16))  # blobs, derived
+    sha256: Mapped[str] = mapped_column(String(64))
+    requested_at: Mapped[datetime]
+
+
+class MessageTimestamp(Base):
+    """An RFC 3161 time-stamp token over a raw message's SHA-256, or the wait for one.
+
+    The token (the TSA's whole DER response) is a blob in the derived store.
+    """
+
+    __tablename__ = "message_timestamp"
+    __table_args__ = (UniqueConstraint("message_sha256", name="uq_message_timestamp"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    message_sha256: Mapped[str] = mapped_column(String(64))
+    tsa_url: Mapped[str | None] = mapped_column(Text)
+    token_sha256: Mapped[str | None] = mapped_column(String(64))
+    gen_time: Mapped[datetime | None]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None]
+    created_at: Mapped[datetime]

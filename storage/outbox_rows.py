@@ -15,6 +15,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage import audit
 from storage.claims import claim_rows, release_rows
 from storage.database import Database
 from storage.models import OutboxMail, OutboxState, utc_now
@@ -92,6 +93,10 @@ def add_outbox_row(session: Session, new: NewOutboxRow) -> tuple[OutboxMail, boo
         if existing is None:
             raise
         return existing, False
+    audit.record(session, "mail-queued", case_number=audit.case_number_of(session, new.case_id),
+                 now=new.created_at,
+                 details={"kind": new.kind, "message_id": new.message_id,
+                          "to": list(new.rcpt_tos)})
     return row, True
 
 
@@ -146,11 +151,16 @@ def mark_outbox_sent(
     now = now or utc_now()
     with database.write() as session:
         current = session.execute(
-            select(OutboxMail.state, OutboxMail.claimed_by)
+            select(OutboxMail.state, OutboxMail.claimed_by, OutboxMail.case_id,
+                   OutboxMail.kind, OutboxMail.message_id, OutboxMail.rcpt_tos)
             .where(OutboxMail.id == mail_id).with_for_update()
         ).one_or_none()
         if current is None or current.state == OutboxState.SENT:
             return False
+        audit.record(session, "mail-sent", now=now,
+                     case_number=audit.case_number_of(session, current.case_id),
+                     details={"kind": current.kind, "message_id": current.message_id,
+                              "to": list(current.rcpt_tos), "refused": note})
         session.execute(
             update(OutboxMail).where(OutboxMail.id == mail_id)
             .values(state=OutboxState.SENT, sent_at=now, claimed_by=None, claimed_until=None,
@@ -200,10 +210,17 @@ def _finish_claim(
             update(OutboxMail)
             .where(OutboxMail.id == mail_id, OutboxMail.claimed_by == sender_id,
                    OutboxMail.state == OutboxState.SENDING)
-            .values(**values),
+            .values(**values)
+            .returning(OutboxMail.case_id, OutboxMail.kind, OutboxMail.message_id),
             execution_options={"synchronize_session": False},
-        )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        ).one_or_none()
+        if result is None:
+            return False
+        if state == OutboxState.FAILED:
+            audit.record(session, "mail-failed",
+                         case_number=audit.case_number_of(session, result.case_id),
+                         details={"kind": result.kind, "message_id": result.message_id})
+        return True
 
 
 def release_outbox_claims(database: Database, mail_ids: Sequence[int], sender_id: str) -> int:

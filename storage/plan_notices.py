@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from storage import audit
 from storage.models import PlanNotice
 
 
@@ -34,6 +35,9 @@ def record_notice(session: Session, *, kind: str, key: str, case_id: int | None,
                         due_at=due_at, created_at=now, outbox_id=outbox_id, skipped=skipped)
     session.add(notice)
     session.flush()
+    audit.record(session, f"{kind}-skipped" if skipped else f"{kind}-queued", now=now,
+                 case_number=audit.case_number_of(session, case_id),
+                 details={"key": key, "to": recipient})
     return notice
 
 

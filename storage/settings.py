@@ -18,6 +18,10 @@ class StorageSettings:
 
     data_dir: str = "./chikanemail-data"
     database_url: str = ""
+    # The daemon refuses a data directory others can read, unless this says it is meant.
+    allow_shared_permissions: bool = False
+    # The scheduler re-hashes every blob and walks the audit chain this often.
+    verify_every_days: float = 7.0
 
     @property
     def data_path(self) -> Path:
@@ -40,3 +44,17 @@ class StorageSettings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{self.data_path / 'chikanemail.sqlite3'}"
+
+
+@dataclass(frozen=True)
+class RetentionSettings:
+    """How long cases and kept-out mail stay before the scheduler deletes them."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    # Days after a case closed (5 years: the municipal rule); a legal hold overrides it.
+    closed_case_days: int = 1825
+    # Days a mail that opened no case (an auto-reply, a reply to a digest) is kept.
+    not_a_report_days: int = 90
+    # Whether the daemon's scheduler deletes what is due (off: only `chikanemail retention`).
+    enabled: bool = True
