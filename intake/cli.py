@@ -22,12 +22,18 @@ from intake.case_report import (
 )
 from intake.cli_audit import audit_group
 from intake.cli_cases import cases_group, patterns_command
-from intake.cli_context import CliContext, open_database, pass_context, require_current_schema
+from intake.cli_context import (
+    CONFIG_ERROR_EXIT,
+    CliContext,
+    open_database,
+    pass_context,
+    require_current_schema,
+)
 from intake.cli_export import export_command
 from intake.cli_retention import hold_command, retention_command, unhold_command
 from intake.cli_verify import health_command, verify_command
-from intake.config import CONFIG_ENV_VAR
-from intake.daemon import open_services, pipeline_for, serve
+from intake.config import CONFIG_ENV_VAR, AppConfig, ConfigError
+from intake.daemon import Services, open_services, pipeline_for, serve
 from intake.imap_check import check_mailbox
 from intake.imap_report import imap_status, imap_status_table
 from intake.ingest import ingest_files
@@ -75,6 +81,9 @@ def serve_command(context: CliContext) -> None:
     configure_logging(config.logging.level)
     try:
         sys.exit(asyncio.run(serve(config)))
+    except ConfigError as error:
+        click.echo(f"chikanemail: configuration error: {error}", err=True)
+        sys.exit(CONFIG_ERROR_EXIT)
     except OperationalError as error:
         url = make_url(config.storage.effective_database_url)
         reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
@@ -84,6 +93,15 @@ def serve_command(context: CliContext) -> None:
     except OSError as error:
         click.echo(f"chikanemail: cannot start: {error}", err=True)
         sys.exit(1)
+
+
+def _open_services(config: AppConfig) -> Services:
+    """The store, database and accept path; a refused data directory stops the command."""
+    try:
+        return open_services(config)
+    except ConfigError as error:
+        click.echo(f"chikanemail: configuration error: {error}", err=True)
+        sys.exit(CONFIG_ERROR_EXIT)
 
 
 @main.command("ingest")
@@ -96,7 +114,7 @@ def ingest_command(context: CliContext, files: tuple[Path, ...], force_mbox: boo
     """Store .eml and mbox files as received messages, exactly as SMTP would."""
     config = context.config
     configure_logging("WARNING", sys.stderr)  # stdout carries the summary
-    services = open_services(config)
+    services = _open_services(config)
     console = Console(stderr=True)
     try:
         with Progress(
@@ -214,7 +232,7 @@ def reprocess_command(context: CliContext, references: tuple[str, ...], every: b
         raise click.UsageError("give message ids or SHA-256s, or --all (not both)")
     config = context.config
     configure_logging("WARNING", sys.stderr)
-    services = open_services(config)
+    services = _open_services(config)
     try:
         if every:
             messages = list(reversed(list_messages(services.database)))

@@ -14,7 +14,7 @@ from pathlib import Path
 from intake.accept import IntakeService
 from intake.addresses import RecipientPolicy, SenderPolicy
 from intake.cases_step import CasePlanParts, OpenOrThreadCase
-from intake.config import AppConfig
+from intake.config import AppConfig, ConfigError
 from intake.imap_receiver import ImapReceiver
 from intake.ocr import OcrEngine
 from intake.patterns import PatternFinder
@@ -39,6 +39,7 @@ from storage.blobstore import BlobStore
 from storage.claims import process_is_alive
 from storage.database import Database
 from storage.migrate import upgrade_database
+from storage.permissions import make_database_files_private, shared_mode
 
 log = logging.getLogger("chikanemail.daemon")
 
@@ -67,16 +68,36 @@ def open_services(config: AppConfig, on_stored: Callable[[], None] | None = None
     """Create the data directory, migrate the database and build the accept path."""
     data_path = config.storage.data_path
     data_path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    require_private_data_dir(config)
     store = BlobStore(config.storage.blob_root)
     store.ensure_root()
     store.remove_abandoned_work_files(is_alive=process_is_alive)
     database = Database(config.storage.effective_database_url)
     upgrade_database(database)
+    if database.is_sqlite and database.url.database:
+        make_database_files_private(Path(database.url.database))
     intake = IntakeService(
         store, database, SenderPolicy.from_domains(config.intake.allowed_sender_domains),
         on_stored=on_stored,
     )
     return Services(store, database, intake)
+
+
+def require_private_data_dir(config: AppConfig) -> None:
+    """Refuse a data directory that group or others can read (it holds sensitive personal
+    data), unless `[storage] allow_shared_permissions` says that is meant."""
+    data_path = config.storage.data_path
+    mode = shared_mode(data_path)
+    if mode is None:
+        return
+    if config.storage.allow_shared_permissions:
+        log.warning("data directory %s is mode %o (group/others have access); allowed by "
+                    "storage.allow_shared_permissions", data_path, mode)
+        return
+    raise ConfigError(config.source, "storage.allow_shared_permissions",
+                      f"the data directory {data_path} is mode {mode:o}: group or others can "
+                      f"read evidence. Run `chmod 700 {data_path}`, or set [storage] "
+                      "allow_shared_permissions = true if that is meant")
 
 
 def ocr_engine_for(config: AppConfig) -> OcrEngine | None:

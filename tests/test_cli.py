@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
-import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +35,6 @@ def describe(result: Result) -> str:
     """What to print when a CLI assertion fails."""
     return (f"exit={result.exit_code} exception={result.exception!r}\n"
             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
-
-
-@pytest.fixture(autouse=True)
-def _restore_root_logging() -> Iterator[None]:
-    """`configure_logging` (called by some commands) replaces the root handlers; put them back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -1,0 +1,195 @@
+"""The audit log: the events a report leaves, the chain under concurrent writers, rollback,
+tampering found at the right event, hashes anyone can recompute, and `audit show`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import delete, select, text, update
+
+from intake.cli import main
+from storage import audit
+from storage.database import Database
+from storage.models import AuditEvent, AuditHead
+from tests.mail_flow import CapturingRelay, database_of, list_cases_of, report, send
+from tests.support import MANAGER, wait_until, write_toml
+
+
+def _actions(events: list[AuditEvent]) -> list[str]:
+    return [event.action for event in events]
+
+
+def test_a_report_leaves_its_custody_trail(start: Any,
+                                            relay: tuple[CapturingRelay, int]) -> None:
+    capture, _ = relay
+    daemon = start()
+    raw = report()
+    send(daemon, raw)
+    number = wait_until(lambda: list_cases_of(daemon), message="a case")[0]
+    wait_until(lambda: capture.to(MANAGER), message="the notification")
+    database = database_of(daemon)
+    try:
+        def trail() -> list[str] | None:
+            actions = _actions(audit.events_for_case(database, number))
+            return actions if actions.count("mail-sent") == 2 else None
+
+        actions = wait_until(trail, message="both mails sent")
+        # The order things happened in: stored, parsed, case opened, mails queued with it.
+        for earlier, later in (("received", "evidence-extracted"),
+                               ("evidence-extracted", "case-opened"),
+                               ("case-opened", "routed"), ("routed", "mail-queued"),
+                               ("mail-queued", "filed"), ("filed", "processed"),
+                               ("mail-queued", "mail-sent")):
+            assert actions.index(earlier) < actions.index(later), actions
+        events = audit.events_for_case(database, number)
+        received = next(event for event in events if event.action == "received")
+        assert received.actor == "system"
+        assert received.details["source"] == "smtp"
+        assert received.details["size"] == len(raw) + 2  # smtplib ends DATA with a CRLF
+        routed = next(event for event in events if event.action == "routed")
+        assert routed.details["manager"] == MANAGER
+        extracted = next(event for event in events if event.action == "evidence-extracted")
+        assert extracted.details["items"] == len(extracted.details["parts"]) >= 1
+        # The same bytes again: one message, one case, and the log says it was seen twice.
+        send(daemon, raw)
+        seen = wait_until(lambda: [event for event in audit.events_for_case(database, number)
+                                   if event.action == "seen-again"], message="seen again")
+        assert seen[0].details["times_seen"] == 2
+        assert list_cases_of(daemon) == [number]
+        assert audit.check_chain(database).ok
+    finally:
+        database.dispose()
+
+
+def _append(database: Database, action: str, **details: Any) -> None:
+    with database.write() as session:
+        audit.record(session, action, case_number="2026-0001", details=details)
+
+
+def test_concurrent_writers_make_one_unbroken_chain(database: Database) -> None:
+    writers, per_writer = 4, 25
+    failures: list[BaseException] = []
+
+    def write(number: int) -> None:
+        try:
+            for index in range(per_writer):
+                _append(database, "note", writer=number, index=index)
+        except BaseException as error:  # reported below
+            failures.append(error)
+
+    threads = [threading.Thread(target=write, args=(number,)) for number in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    check = audit.check_chain(database)
+    assert check.ok, check.broken
+    assert check.events == check.head_seq == writers * per_writer
+    with database.read() as session:
+        seqs = list(session.execute(select(AuditEvent.seq).order_by(AuditEvent.seq)).scalars())
+    assert seqs == list(range(1, writers * per_writer + 1))
+
+
+def test_a_rolled_back_transaction_leaves_no_event(database: Database) -> None:
+    _append(database, "note", index=1)
+    with pytest.raises(RuntimeError), database.write() as session:
+        audit.record(session, "note", details={"index": 2})
+        raise RuntimeError("the work failed")
+    _append(database, "note", index=3)
+    events = list(audit.iter_events(database))
+    assert [event.details["index"] for event in events] == [1, 3]
+    assert [event.seq for event in events] == [1, 2]
+    assert audit.check_chain(database).ok
+
+
+def _tamper(database: Database, statement: Any) -> None:
+    with database.write() as session:
+        session.execute(statement)
+
+
+@pytest.mark.parametrize("change", ["details", "actor", "time", "prev_hash"])
+def test_a_changed_row_breaks_the_chain_at_that_event(database: Database, change: str) -> None:
+    for index in range(5):
+        _append(database, "note", index=index)
+    changes = {
+        "details": {"details": {"index": 99}},
+        "actor": {"actor": "someone-else"},
+        "time": {"occurred_at": datetime(2020, 1, 1, tzinfo=UTC)},
+        "prev_hash": {"prev_hash": "f" * 64},
+    }
+    _tamper(database, update(AuditEvent).where(AuditEvent.seq == 3).values(**changes[change]))
+    check = audit.check_chain(database)
+    assert check.broken is not None
+    assert check.broken.seq == 3
+    assert check.broken.action == "note"
+
+
+def test_a_removed_event_or_tail_is_found(database: Database) -> None:
+    for index in range(5):
+        _append(database, "note", index=index)
+    _tamper(database, delete(AuditEvent).where(AuditEvent.seq == 5))
+    check = audit.check_chain(database)
+    assert check.broken is not None and "removed" in check.broken.reason
+    _tamper(database, delete(AuditEvent).where(AuditEvent.seq == 2))
+    check = audit.check_chain(database)
+    assert check.broken is not None
+    assert check.broken.seq == 2 and "missing" in check.broken.reason
+
+
+def test_a_hash_recomputes_with_printf_and_sha256sum(database: Database) -> None:
+    _append(database, "note", text_sha256="ab" * 32, note="ø and ✓")
+    _append(database, "step-done", step=2)
+    for event in audit.iter_events(database):
+        canonical = audit.event_json(event)
+        shell = subprocess.run(["sh", "-c", 'printf "%s%s" "$1" "$2" | sha256sum', "sh",
+                                event.prev_hash, canonical],
+                               capture_output=True, text=True, check=True)
+        assert shell.stdout.split()[0] == event.hash
+
+
+def test_the_head_row_moves_with_every_event(database: Database) -> None:
+    _append(database, "note")
+    _append(database, "note")
+    with database.read() as session:
+        head = session.execute(select(AuditHead)).scalar_one()
+        last = session.execute(text("SELECT max(seq) FROM audit_event")).scalar_one()
+    assert (head.seq, last) == (2, 2)
+    assert head.hash == list(audit.iter_events(database))[-1].hash
+
+
+def test_audit_show_lists_events_in_local_time_and_records_the_look(
+        tmp_path: Path, database: Database) -> None:
+    with database.write() as session:
+        audit.record(session, "case-opened", case_number="2026-0042",
+                     now=datetime(2026, 7, 1, 10, 0, tzinfo=UTC))
+        audit.record(session, "note", actor="leder@kommune.example", case_number="2026-0042",
+                     now=datetime(2026, 12, 1, 10, 0, tzinfo=UTC))
+    config = write_toml(tmp_path / "config.toml", {
+        "storage": {"data_dir": str(tmp_path / "data"),
+                    "database_url": database.url.render_as_string(hide_password=False)},
+    })
+    result = CliRunner().invoke(main, ["--config", str(config), "audit", "show", "2026-0042",
+                                       "--json"])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.output)
+    assert [event["action"] for event in shown] == ["case-opened", "note"]
+    # Copenhagen: summer time in July, winter time in December, each with its offset.
+    assert shown[0]["time_local"].startswith("2026-07-01 12:00:00 CEST (+0200)")
+    assert shown[1]["time_local"].startswith("2026-12-01 11:00:00 CET (+0100)")
+    assert shown[1]["actor"] == "leder@kommune.example"
+    assert audit.chain_hash(shown[1]["prev_hash"], shown[1]["canonical_json"]) == \
+        shown[1]["hash"]
+    viewed = audit.events_for_case(database, "2026-0042")[-1]
+    assert viewed.action == "viewed"
+    assert viewed.actor.startswith("cli:")
+    missing = CliRunner().invoke(main, ["--config", str(config), "audit", "show", "2026-9999"])
+    assert missing.exit_code != 0
+    assert "no audit events for case 2026-9999" in missing.output
