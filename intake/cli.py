@@ -25,6 +25,7 @@ from intake.cli_cases import cases_group, patterns_command
 from intake.cli_context import (
     CONFIG_ERROR_EXIT,
     CliContext,
+    cli_actor,
     open_database,
     pass_context,
     require_current_schema,
@@ -41,6 +42,7 @@ from intake.logging_setup import configure_logging
 from intake.message_report import message_report, render_message_report
 from intake.reprocess import reprocess_messages
 from notifier.outbox import list_outbox
+from storage import audit
 from storage.blobstore import BlobStore
 from storage.database import Database
 from storage.evidence import evidence_for_message
@@ -213,6 +215,8 @@ def messages_show_command(context: CliContext, reference: str, as_json: bool) ->
                        err=True)
             sys.exit(1)
         evidence = evidence_for_message(database, message.id)
+        audit.record_committed(database, "viewed", actor=cli_actor(),
+                               message_sha256=message.sha256, details={"what": "message"})
     finally:
         database.dispose()
     report = message_report(message, evidence, BlobStore(config.storage.derived_root))
