@@ -6,6 +6,7 @@ and made read-only. Nothing here ever rewrites or deletes a blob that matches it
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -13,6 +14,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
@@ -32,6 +34,10 @@ _WORK_NAME_TRIES = 100
 _INCOMING = ".incoming"
 # A stored file that no longer matches its name is moved here, never deleted.
 _DAMAGED = ".damaged"
+# The file at the store root whose flock() says who may delete blobs (`exclusive_lock`).
+# It is no blob: `iter_all` skips it, and so must any other walk of the store.
+LOCK_FILE_NAME = ".lock"
+_LOCK_FILE_MODE = 0o600
 
 
 class BlobStoreError(Exception):
@@ -110,6 +116,36 @@ class BlobStore:
                 for blob in sorted(second.iterdir()):
                     if is_sha256_hex(blob.name):
                         yield blob.name
+
+    # -- who may delete --------------------------------------------------------
+
+    @contextmanager
+    def shared_lock(self) -> Iterator[None]:
+        """Hold the store's shared lock: for a writer, from putting or committing its blobs
+        until the rows naming them are committed. Any number of writers hold it at once; it
+        keeps retention from deleting a blob a writer found already stored and is about to
+        reference. Take it before a database transaction begins, never inside one."""
+        with self._flock(fcntl.LOCK_SH):
+            yield
+
+    @contextmanager
+    def exclusive_lock(self) -> Iterator[None]:
+        """Hold the store's exclusive lock: for retention, while it checks that a blob is
+        still unreferenced and deletes it. Waits until no writer holds the shared lock."""
+        with self._flock(fcntl.LOCK_EX):
+            yield
+
+    @contextmanager
+    def _flock(self, operation: int) -> Iterator[None]:
+        # Each holder opens the file itself: flock() belongs to the open file, so threads of
+        # one process exclude each other just as processes do. Closing it releases the lock.
+        self.ensure_root()
+        fd = os.open(self.root / LOCK_FILE_NAME, os.O_RDWR | os.O_CREAT, _LOCK_FILE_MODE)
+        try:
+            fcntl.flock(fd, operation)
+            yield
+        finally:
+            os.close(fd)
 
     # -- writing -------------------------------------------------------------
 
