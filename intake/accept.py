@@ -92,8 +92,11 @@ class IntakeService:
 
     def accept_message(self, raw: bytes, envelope: DeliveryEnvelope) -> AcceptedMessage:
         """Keep the exact bytes as a blob and commit their row; raises if either fails."""
-        sha256 = self.store.put(raw)
-        return self._record(sha256, len(raw), raw, envelope)
+        # Until the row is committed nothing references the blob: if `put` found it already
+        # stored, retention must not delete it meanwhile (it waits for this shared lock).
+        with self.store.shared_lock():
+            sha256 = self.store.put(raw)
+            return self._record(sha256, len(raw), raw, envelope)
 
     def accept_spooled(
         self, writer: BlobWriter, head: bytes, envelope: DeliveryEnvelope
@@ -103,9 +106,11 @@ class IntakeService:
 
         `head` is the message's beginning (at least its header block, or `HEAD_BYTES`).
         """
-        with writer:
-            sha256 = writer.commit()
-        return self._record(sha256, writer.size, head, envelope)
+        # As in `accept_message`: retention may not delete the blob before its row exists.
+        with self.store.shared_lock():
+            with writer:
+                sha256 = writer.commit()
+            return self._record(sha256, writer.size, head, envelope)
 
     def _is_foreign(self, envelope: DeliveryEnvelope, headers: HeaderSummary) -> bool:
         """Whether the sender's domain is outside `allowed_sender_domains`.

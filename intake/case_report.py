@@ -37,6 +37,8 @@ def case_summary(case: Case) -> dict[str, Any]:
         "acknowledged_at": case.acknowledged_at.isoformat() if case.acknowledged_at else None,
         "acknowledged_by": case.acknowledged_by,
         "escalation_level": case.escalation_level,
+        "legal_hold": bool(case.legal_hold),
+        "hold_reason": case.hold_reason,
     }
 
 

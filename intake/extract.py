@@ -209,9 +209,13 @@ class ExtractEvidence:
         """Extract from the raw blob and save the rows in one transaction."""
         raw = message.store.read_bytes(message.sha256)
         extractor = EvidenceExtractor(message.store, self.derived, self.settings, self.ocr)
-        extraction = extractor.extract(raw)
-        save_extraction(message.database, message.message_pk, extraction.records,
-                        extraction.message)
+        # A part or derived blob found already stored is referenced by nothing of this
+        # message until the rows are saved: retention must not delete it in between (it
+        # waits for these shared locks).
+        with message.store.shared_lock(), self.derived.shared_lock():
+            extraction = extractor.extract(raw)
+            save_extraction(message.database, message.message_pk, extraction.records,
+                            extraction.message)
         log.info("evidence extracted sha256=%s parts=%d original=%s", message.sha256,
                  len(extraction.records),
                  extraction.message.original.rule if extraction.message.original else "none")
