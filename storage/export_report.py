@@ -1,0 +1,370 @@
+"""The human side of an evidence bundle: `report.html` and `README.txt`.
+
+Both are rendered from the jinja2 templates in `storage/templates/` (`common/` holds the
+report's layout, `da/` and `en/` its words and the README). The report is one self-contained
+page: pictures are `data:` URLs, styles are inline, and a Content-Security-Policy forbids
+everything else, so it reads the same offline and fetches nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from storage.audit import format_utc
+from storage.blobstore import BlobStore, BlobStoreError
+from storage.models import (
+    AuditEvent,
+    Case,
+    CaseNote,
+    CaseStep,
+    Evidence,
+    Message,
+    MessageTimestamp,
+)
+
+TEMPLATES = Path(__file__).parent / "templates"
+LANGUAGES = ("da", "en")
+WORKPLACE_ZONE = "Europe/Copenhagen"
+TSA_CA_PATH = "timestamps/tsa-ca.pem"
+# What every browser shows as it is; anything else is shown by its derived thumbnail.
+BROWSER_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
+# A larger original is shown by its thumbnail, so the page stays openable; the file is whole.
+MAX_INLINE_IMAGE_BYTES = 10 * 1024 * 1024
+# Body and OCR text shown per item; the whole text is in the evidence file.
+MAX_TEXT_CHARS = 50_000
+_DETAILS_CHARS = 240
+# Image facts that mean the original would not decode (see intake.images).
+_UNDECODABLE_FLAGS = frozenset({
+    "image-format-not-allowed", "image-truncated", "image-corrupt",
+    "image-decompression-bomb", "image-too-large",
+})
+
+
+@dataclass(frozen=True)
+class MessageRecords:
+    """One message of the case with its evidence rows and its time-stamp (if any)."""
+
+    message: Message
+    evidence: Sequence[Evidence]
+    timestamp: MessageTimestamp | None
+
+
+@dataclass(frozen=True)
+class CaseRecords:
+    """Everything an export reads from the database about one case (detached rows)."""
+
+    case: Case
+    messages: Sequence[MessageRecords]
+    notes: Sequence[CaseNote]
+    steps: Sequence[CaseStep]
+    events: Sequence[AuditEvent]
+    head_seq: int
+    head_hash: str
+
+
+@dataclass(frozen=True)
+class ExportFacts:
+    """Facts about the export itself that the report and README state."""
+
+    exported_at: datetime
+    exporter: str
+    tool_version: str
+    language: str
+    has_tsa_ca: bool
+
+
+@lru_cache(maxsize=1)
+def workplace_zone() -> tzinfo:
+    """Danish local time; UTC (and labelled so) if the system has no time zone data."""
+    try:
+        return ZoneInfo(WORKPLACE_ZONE)
+    except ZoneInfoNotFoundError:
+        return UTC
+
+
+def local_time_with_zone(moment: datetime) -> str:
+    """The moment in the workplace's local time with the zone's name and offset."""
+    return moment.astimezone(workplace_zone()).strftime("%Y-%m-%d %H:%M:%S %Z (%z)")
+
+
+def utc_time(moment: datetime) -> str:
+    """The moment as UTC ISO 8601 with microseconds and a Z (as the audit log writes it)."""
+    return format_utc(moment)
+
+
+@lru_cache(maxsize=1)
+def _environment() -> Environment:
+    return Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(enabled_extensions=("html.j2",),
+                                     default_for_string=False, default=False),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def _check_language(language: str) -> None:
+    if language not in LANGUAGES:
+        raise ValueError(f"no export templates for language {language!r} (da, en)")
+
+
+def render_readme(records: CaseRecords, facts: ExportFacts,
+                  timestamps: Sequence[tuple[str, str]]) -> str:
+    """README.txt: what each file is and how to check it; Danish is followed by English.
+
+    `timestamps` lists (message SHA-256, bundle path of its .tsr) pairs.
+    """
+    _check_language(facts.language)
+    languages = ["da", "en"] if facts.language == "da" else [facts.language]
+    values = {
+        "number": records.case.number,
+        "exported_at_utc": utc_time(facts.exported_at),
+        "exported_at_local": local_time_with_zone(facts.exported_at),
+        "exporter": facts.exporter,
+        "tool_version": facts.tool_version,
+        "head_seq": records.head_seq,
+        "head_hash": records.head_hash,
+        "timestamps": list(timestamps),
+        "has_tsa_ca": facts.has_tsa_ca,
+        "ca_path": TSA_CA_PATH if facts.has_tsa_ca else None,
+    }
+    parts = [_environment().get_template(f"{language}/readme.txt.j2").render(values)
+             for language in languages]
+    return ("\n" + "=" * 72 + "\n\n").join(parts)
+
+
+def render_report(records: CaseRecords, facts: ExportFacts, *, bundle_root: Path,
+                  evidence_paths: Mapping[int, str], derived: BlobStore) -> str:
+    """report.html: the case, its originals, pictures, OCR text, checklist and timeline.
+
+    `evidence_paths` maps each evidence row's id to its file in the bundle (already written
+    and checked), where the pictures shown as they are are read from.
+    """
+    _check_language(facts.language)
+    environment = _environment()
+    labels = environment.get_template(f"{facts.language}/report_labels.j2").module
+    values = {
+        "t": labels,
+        "language": facts.language,
+        "case": _case_view(records.case, facts.language),
+        "exported_at": local_time_with_zone(facts.exported_at),
+        "exported_at_utc": utc_time(facts.exported_at),
+        "exporter": facts.exporter,
+        "tool_version": facts.tool_version,
+        "head_seq": records.head_seq,
+        "head_hash": records.head_hash,
+        "originals": _originals_view(records.messages),
+        "messages": [_message_view(item, bundle_root, evidence_paths, derived)
+                     for item in records.messages],
+        "steps": [_step_view(step, facts.language) for step in records.steps],
+        "notes": [{"time": local_time_with_zone(note.created_at), "author": note.author,
+                   "text": note.text} for note in records.notes],
+        "timeline": _timeline(records),
+    }
+    return environment.get_template("common/report.html.j2").render(values)
+
+
+def _optional_time(moment: datetime | None) -> str | None:
+    return local_time_with_zone(moment) if moment is not None else None
+
+
+def _case_view(case: Case, language: str) -> dict[str, Any]:
+    return {
+        "number": case.number,
+        "status": case.status,
+        "reporter": case.reporter,
+        "reporter_name": case.reporter_name,
+        "manager": case.manager,
+        "deputy": case.deputy,
+        "opened_at": local_time_with_zone(case.opened_at),
+        "closed_at": _optional_time(case.closed_at),
+        "close_reason": case.close_reason,
+        "relation": case.relation,
+        "medium": case.medium,
+        "first_absence_day": (case.first_absence_day.isoformat()
+                              if case.first_absence_day else None),
+        "witnesses": list(case.witnesses or []),
+        "acknowledged_at": _optional_time(case.acknowledged_at),
+        "acknowledged_by": case.acknowledged_by,
+        "legal_hold": case.legal_hold,
+        "hold_reason": case.hold_reason,
+    }
+
+
+def _shown_date(value: object) -> str | None:
+    """A forwarded original's date in local time; one without a zone as it was written."""
+    if isinstance(value, str) and value:
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return str(value)
+    if isinstance(value, datetime):
+        return local_time_with_zone(value) if value.tzinfo else value.isoformat(sep=" ")
+    return None
+
+
+def _original_view(source: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "source": source,
+        "rule": values.get("rule"),
+        "from_name": values.get("from_name"),
+        "from_address": values.get("from_address"),
+        "date": _shown_date(values.get("date")),
+        "date_raw": values.get("date_raw"),
+        "subject": values.get("subject"),
+        "to": values.get("to"),
+        "message_id": values.get("message_id"),
+    }
+
+
+def _originals_view(messages: Sequence[MessageRecords]) -> list[dict[str, Any]]:
+    """Who sent each forwarded original, when and with what subject, as extracted."""
+    originals = []
+    for item in messages:
+        message = item.message
+        if message.original_rule:
+            originals.append(_original_view(message.sha256, {
+                "rule": message.original_rule, "from_name": message.original_from_name,
+                "from_address": message.original_from_address, "date": message.original_date,
+                "date_raw": message.original_date_raw, "subject": message.original_subject,
+                "to": message.original_to, "message_id": message.original_message_id,
+            }))
+        for row in item.evidence:
+            if row.original:
+                originals.append(_original_view(f"{message.sha256} {row.part_path}",
+                                                row.original))
+    return originals
+
+
+def _message_view(item: MessageRecords, bundle_root: Path, evidence_paths: Mapping[int, str],
+                  derived: BlobStore) -> dict[str, Any]:
+    message = item.message
+    return {
+        "sha256": message.sha256,
+        "size": message.size,
+        "kind": message.kind,
+        "received_at": local_time_with_zone(message.received_at),
+        "from_address": message.from_address,
+        "subject": message.subject,
+        "source": message.source,
+        "mail_from": message.mail_from,
+        "rcpt_tos": list(message.rcpt_tos or []),
+        "peer": message.peer,
+        "helo": message.helo,
+        "tls": message.tls,
+        "timestamp": (_optional_time(item.timestamp.gen_time)
+                      if item.timestamp is not None else None),
+        "evidence": [_evidence_view(row, bundle_root, evidence_paths.get(row.id), derived)
+                     for row in item.evidence],
+    }
+
+
+def _evidence_view(row: Evidence, bundle_root: Path, path: str | None,
+                   derived: BlobStore) -> dict[str, Any]:
+    is_picture = row.image is not None or (row.sniffed_type or "").startswith("image/")
+    text = None
+    if row.role == "body" and row.text_sha256:
+        text = _derived_text(derived, row.text_sha256)
+    return {
+        "part_path": row.part_path,
+        "role": row.role,
+        "filename": row.filename,
+        "type": row.sniffed_type or row.declared_type,
+        "size": row.size,
+        "sha256": row.sha256,
+        "path": path,
+        "flags": list(row.flags or []),
+        "picture": _picture(row, bundle_root, path, derived) if is_picture else None,
+        "ocr_status": row.ocr_status,
+        "ocr_text": _derived_text(derived, row.ocr_sha256),
+        "text": text,
+    }
+
+
+def _picture(row: Evidence, bundle_root: Path, path: str | None,
+             derived: BlobStore) -> dict[str, Any]:
+    """How a picture is shown: the original itself, its derived thumbnail, or not at all."""
+    flags = set(row.flags or [])
+    if (path is not None and row.sniffed_type in BROWSER_IMAGE_TYPES
+            and row.size <= MAX_INLINE_IMAGE_BYTES and not flags & _UNDECODABLE_FLAGS):
+        data = (bundle_root / path).read_bytes()
+        return {"shown": "original", "data_url": _data_url(row.sniffed_type, data),
+                "thumbnail_sha256": None}
+    thumbnail = _derived_bytes(derived, row.thumbnail_sha256)
+    if thumbnail is not None:
+        return {"shown": "thumbnail", "data_url": _data_url("image/jpeg", thumbnail),
+                "thumbnail_sha256": row.thumbnail_sha256}
+    return {"shown": "none", "data_url": None, "thumbnail_sha256": None}
+
+
+def _data_url(media_type: str, data: bytes) -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _derived_bytes(derived: BlobStore, sha256: str | None) -> bytes | None:
+    """A derived blob's bytes, only if they still match their name."""
+    if not sha256:
+        return None
+    try:
+        data = derived.read_bytes(sha256)
+    except BlobStoreError:
+        return None
+    return data if hashlib.sha256(data).hexdigest() == sha256 else None
+
+
+def _derived_text(derived: BlobStore, sha256: str | None) -> str | None:
+    data = _derived_bytes(derived, sha256)
+    if data is None:
+        return None
+    text = data.decode("utf-8", errors="replace")
+    return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + "\n…"
+
+
+def _step_view(step: CaseStep, language: str) -> dict[str, Any]:
+    return {
+        "position": step.position,
+        "key": step.key,
+        "title": step.title_en if language == "en" else step.title_da,
+        "owner": step.owner,
+        "due_at": _optional_time(step.due_at),
+        "done_at": _optional_time(step.done_at),
+        "done_by": step.done_by,
+    }
+
+
+def _timeline(records: CaseRecords) -> list[dict[str, Any]]:
+    """Messages, notes and audit events in the order they happened."""
+    entries: list[tuple[datetime, int, dict[str, Any]]] = []
+    for item in records.messages:
+        message = item.message
+        entries.append((message.received_at, 0, {
+            "kind": "message", "time": local_time_with_zone(message.received_at),
+            "who": message.from_address or message.mail_from, "what": message.kind,
+            "text": message.subject, "sha256": message.sha256}))
+    for note in records.notes:
+        entries.append((note.created_at, 1, {
+            "kind": "note", "time": local_time_with_zone(note.created_at), "who": note.author,
+            "what": None, "text": note.text, "sha256": None}))
+    for event in records.events:
+        details = json.dumps(event.details, ensure_ascii=False, sort_keys=True)
+        if len(details) > _DETAILS_CHARS:
+            details = details[: _DETAILS_CHARS - 1] + "…"
+        entries.append((event.occurred_at, 2, {
+            "kind": "audit", "time": local_time_with_zone(event.occurred_at),
+            "who": event.actor, "what": event.action, "text": details,
+            "sha256": event.message_sha256, "seq": event.seq}))
+    entries.sort(key=lambda entry: (entry[0], entry[1]))
+    return [entry for _, _, entry in entries]
