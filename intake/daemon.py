@@ -31,15 +31,18 @@ from notifier.mails import MailComposer
 from notifier.plan import calendar_for
 from notifier.plan_mails import PlanMails
 from notifier.plan_runner import PlanRunner
-from notifier.plan_scheduler import PlanScheduler
+from notifier.plan_scheduler import PlanScheduler, ScheduledJob
 from notifier.sender import OutboxSender
 from notifier.templating import LANGUAGES
+from notifier.timestamps import TimestampJob
 from notifier.transport import transport_for
 from storage.blobstore import BlobStore
 from storage.claims import process_is_alive
 from storage.database import Database
 from storage.migrate import upgrade_database
 from storage.permissions import make_database_files_private, shared_mode
+from storage.retention import run_retention_if_enabled
+from storage.verify import verify_if_due
 
 log = logging.getLogger("chikanemail.daemon")
 
@@ -49,6 +52,10 @@ SHUTDOWN_GRACE_SECONDS = 30.0
 # server, one stored but not yet moved is fetched again at the next start and only counted.
 IMAP_STOP_GRACE_SECONDS = 3.0
 IMAP_STOP_SECONDS = 10.0
+# How often the scheduler looks whether verify is due ([storage] verify_every_days) and
+# deletes what retention says has expired.
+VERIFY_CHECK_SECONDS = 3600.0
+RETENTION_SECONDS = 3600.0
 
 
 @dataclass
@@ -144,6 +151,36 @@ def plan_runner_for(config: AppConfig, database: Database, clock: Clock,
                       clock=clock, on_outbox=on_outbox)
 
 
+def housekeeping_jobs(config: AppConfig, database: Database,
+                      clock: Clock) -> list[ScheduledJob]:
+    """The scheduler's jobs besides the plan: verify when due, retention, time-stamps.
+
+    Each decides from the tables what is due, so a run missed while the daemon was down is
+    simply done at the next start.
+    """
+    evidence = BlobStore(config.storage.blob_root)
+    derived = BlobStore(config.storage.derived_root)
+    jobs = [
+        ScheduledJob("verify", "verify blobs and the audit chain when due",
+                     lambda: verify_if_due(database, evidence, derived,
+                                           config.storage.data_path,
+                                           config.storage.verify_every_days, now=clock.now()),
+                     every_seconds=VERIFY_CHECK_SECONDS),
+        ScheduledJob("retention", "delete what has expired",
+                     lambda: run_retention_if_enabled(database, evidence, derived,
+                                                      config.retention, now=clock.now()),
+                     every_seconds=RETENTION_SECONDS),
+    ]
+    if config.timestamp.tsa_url:
+        try:
+            stamps = TimestampJob(database, derived, config.timestamp, clock)
+        except ValueError as error:
+            raise ConfigError(config.source, "timestamp.ca_file", str(error)) from None
+        jobs.append(ScheduledJob("timestamps", "RFC 3161 time-stamps of new messages",
+                                 stamps.run_due, every_seconds=config.plan.tick_seconds))
+    return jobs
+
+
 def pipeline_for(config: AppConfig, on_outbox: Callable[[], None] | None = None,
                  clock: Clock | None = None) -> list[PipelineStep]:
     """The processing steps for this configuration."""
@@ -200,6 +237,11 @@ async def serve(
     worker: Worker | None = None
     wake: Callable[[], None] | None = None
     services = await asyncio.to_thread(open_services, config, lambda: wake() if wake else None)
+    try:
+        jobs = housekeeping_jobs(config, services.database, clock)  # may refuse the CA file
+    except ConfigError:
+        services.close()
+        raise
     sender = OutboxSender(services.database,
                           transport_for(config.notify, config.storage.data_path),
                           config.notify)
@@ -211,7 +253,8 @@ async def serve(
         await asyncio.to_thread(worker.start)
 
     scheduler = PlanScheduler(plan_runner_for(config, services.database, clock, sender.wake),
-                              tick_seconds=config.plan.tick_seconds)
+                              tick_seconds=config.plan.tick_seconds,
+                              jobs=jobs)
     await asyncio.to_thread(scheduler.start)
 
     listener: SmtpListener | None = None
