@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.table import Table
 
 from intake.cli_context import CliContext, cli_actor, open_database, pass_context
-from notifier.templating import workplace_zone
 from storage import audit
+from storage.local_time import local_time_with_zone
 from storage.models import AuditEvent
 
 
@@ -20,17 +20,12 @@ def audit_group() -> None:
     """The audit log: who did what to which message or case, and when (hash-chained)."""
 
 
-def local_time_with_zone(event: AuditEvent) -> str:
-    """The event's time in the workplace's local time, with the zone's name and offset."""
-    return event.occurred_at.astimezone(workplace_zone()).strftime("%Y-%m-%d %H:%M:%S %Z (%z)")
-
-
 def event_json(event: AuditEvent) -> dict[str, Any]:
     """One event as JSON: its columns, its local time, and the canonical text it hashes."""
     return {
         "seq": event.seq,
         "time_utc": audit.format_utc(event.occurred_at),
-        "time_local": local_time_with_zone(event),
+        "time_local": local_time_with_zone(event.occurred_at),
         "actor": event.actor,
         "action": event.action,
         "case": event.case_number,
@@ -66,8 +61,8 @@ def audit_show_command(context: CliContext, number: str, as_json: bool) -> None:
     for column in ("seq", "time (local)", "actor", "action", "message", "details", "hash"):
         table.add_column(column)
     for event in events:
-        table.add_row(str(event.seq), local_time_with_zone(event), event.actor, event.action,
-                      (event.message_sha256 or "")[:12], json.dumps(event.details,
-                                                                    ensure_ascii=False),
+        table.add_row(str(event.seq), local_time_with_zone(event.occurred_at), event.actor,
+                      event.action, (event.message_sha256 or "")[:12],
+                      json.dumps(event.details, ensure_ascii=False),
                       event.hash[:16] + "…")
     Console().print(table)

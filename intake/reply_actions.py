@@ -34,8 +34,8 @@ from notifier.outbox import enqueue
 from notifier.plan import case_steps
 from notifier.plan_mails import PlanMails, UnknownLine
 from notifier.settings import NotifySettings
-from notifier.templating import workplace_zone
 from storage.cases import add_note
+from storage.local_time import workplace_zone
 from storage.models import Case, CaseStatus, Evidence, EvidenceRole, Message, MessageKind
 
 log = logging.getLogger("chikanemail.intake.replies")

@@ -35,8 +35,8 @@ from notifier.templating import (
     local_time,
     make_environment,
     one_line,
-    workplace_zone,
 )
+from storage.local_time import workplace_zone
 
 SENDER_NAME = "Chikanemail"
 SUBJECT_MAX_CHARS = 200

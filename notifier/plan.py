@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from notifier.durations import PlanDuration, add_duration, parse_duration
 from notifier.plan_settings import PlanSettings
-from notifier.templating import workplace_zone
 from notifier.working_days import WorkingCalendar
+from storage.local_time import workplace_zone
 from storage.models import Case, CaseStep
 
 AFTER_INTAKE = "intake"

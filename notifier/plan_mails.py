@@ -13,7 +13,8 @@ from notifier.mails import MailComposer
 from notifier.outgoing import OutgoingMail
 from notifier.plan import acknowledge_duration, step_description, step_title
 from notifier.plan_settings import PlanSettings
-from notifier.templating import local_date, local_time, workplace_zone
+from notifier.templating import local_date, local_time
+from storage.local_time import workplace_zone
 from storage.models import Case, CaseStep
 
 # Reminders are about a case the manager is already handling: they are sent as

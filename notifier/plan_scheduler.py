@@ -19,7 +19,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from notifier.plan_runner import PlanRunner
-from notifier.templating import workplace_zone
+from storage.local_time import workplace_zone
 
 log = logging.getLogger("chikanemail.notifier.scheduler")
 

@@ -7,10 +7,8 @@ them by putting a file of the same name under `[notify] template_dir`.
 from __future__ import annotations
 
 import re
-from datetime import UTC, date, datetime, tzinfo
-from functools import lru_cache
+from datetime import UTC, date, datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import (
     BaseLoader,
@@ -21,9 +19,10 @@ from jinja2 import (
     select_autoescape,
 )
 
+from storage.local_time import workplace_zone
+
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 LANGUAGES = ("da", "en")
-WORKPLACE_ZONE = "Europe/Copenhagen"
 
 # Everything str.splitlines() breaks on, and the other C0/C1 controls: none of it belongs in
 # a header, and in a body it would only let a file name or subject fake extra lines.
@@ -45,15 +44,6 @@ def one_line(text: str) -> str:
 def clip(text: str, limit: int) -> str:
     """The text cut to at most `limit` characters, with an ellipsis when it was cut."""
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
-
-
-@lru_cache(maxsize=1)
-def workplace_zone() -> tzinfo:
-    """Danish local time; UTC (and labelled so) if the system has no time zone data."""
-    try:
-        return ZoneInfo(WORKPLACE_ZONE)
-    except ZoneInfoNotFoundError:
-        return UTC
 
 
 def local_time(moment: datetime, language: str) -> str:

@@ -13,7 +13,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import holidays
 
-from notifier.templating import LANGUAGES, workplace_zone
+from notifier.templating import LANGUAGES
+from storage.local_time import workplace_zone
 
 # The `holidays` package's name for each of our languages.
 _HOLIDAY_LANGUAGES = {"da": "da", "en": "en_US"}

@@ -24,12 +24,9 @@ import hashlib
 import io
 import json
 import logging
-import mimetypes
 import os
-import re
 import shutil
 import time
-import unicodedata
 import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -43,18 +40,19 @@ from storage.blobstore import BlobStore, BlobStoreError, fsync_directory
 from storage.cases import case_messages, case_notes, get_case
 from storage.database import Database
 from storage.evidence import evidence_for_message
+from storage.export_names import evidence_path
 from storage.export_report import (
     LANGUAGES,
     TSA_CA_PATH,
     CaseRecords,
     ExportFacts,
     MessageRecords,
-    local_time_with_zone,
     render_readme,
     render_report,
     utc_time,
 )
-from storage.models import AuditEvent, CaseStep, Evidence, Message, MessageTimestamp, utc_now
+from storage.local_time import local_time_with_zone
+from storage.models import AuditEvent, CaseStep, Message, MessageTimestamp, utc_now
 
 log = logging.getLogger("chikanemail.storage.export")
 
@@ -63,25 +61,9 @@ BUNDLE_FORMAT_VERSION = 1
 EXPORTED_ACTION = "exported"
 FILE_MODE = 0o600
 DIR_MODE = 0o700
-# The safe part of an evidence file name, in UTF-8 bytes (after `<sha256>-`: 185 in all,
-# well under the 255 of common file systems).
-MAX_NAME_BYTES = 120
-_MAX_SUFFIX_BYTES = 16
 _CHUNK = 1024 * 1024
 MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
-# Control characters, line separators and the bidirectional overrides that make
-# `harmless\u202egpj.exe` look like a picture; all dropped from names.
-_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-# Path separators and what Windows refuses in a name; each becomes `_`.
-_RESERVED = re.compile(r'[/\\:*?"<>|]')
-_EXTENSIONS = {
-    "text/plain": ".txt", "text/html": ".html", "message/rfc822": ".eml",
-    "image/jpeg": ".jpg", "image/png": ".png", "image/gif": ".gif", "image/webp": ".webp",
-    "image/heic": ".heic", "image/tiff": ".tif", "image/bmp": ".bmp",
-    "application/pdf": ".pdf", "application/zip": ".zip",
-    "application/ms-tnef": ".dat", "application/x-ole-storage": ".msg",
-}
 
 
 class ExportError(Exception):
@@ -177,50 +159,6 @@ class _BundleTree:
         if target.parent.resolve() != self.root.resolve().joinpath(*parts[:-1]):
             raise ExportError(f"refusing bundle member name {relative!r}")
         return target
-
-
-# -- names ---------------------------------------------------------------------
-
-
-def safe_filename(name: str | None, role: str, sniffed_type: str | None) -> str:
-    """A file name that is safe everywhere: the basename only, without separators, control
-    or direction characters, leading dots or Windows-reserved characters, at most
-    MAX_NAME_BYTES of UTF-8; the role and the sniffed type's extension when nothing is left."""
-    cleaned = ""
-    if name:
-        text = unicodedata.normalize("NFC", name)
-        text = re.split(r"[/\\]", text)[-1]  # the basename, whatever the sender's system
-        text = _RESERVED.sub("_", _INVISIBLE.sub("", text))
-        cleaned = " ".join(text.split()).lstrip(". ").rstrip(". ")
-    if not cleaned:
-        role_name = re.sub(r"[^a-z0-9-]", "", role.lower()) or "part"
-        cleaned = role_name + extension_for(sniffed_type)
-    return _cap_length(cleaned)
-
-
-def extension_for(media_type: str | None) -> str:
-    """The usual file extension of a MIME type (`.bin` when unknown)."""
-    if not media_type:
-        return ".bin"
-    media_type = media_type.split(";", 1)[0].strip().lower()
-    return _EXTENSIONS.get(media_type) or mimetypes.guess_extension(media_type) or ".bin"
-
-
-def _cap_length(name: str) -> str:
-    if len(name.encode("utf-8")) <= MAX_NAME_BYTES:
-        return name
-    stem, dot, suffix = name.rpartition(".")
-    if not dot or not stem or len(suffix.encode("utf-8")) + 1 > _MAX_SUFFIX_BYTES:
-        stem, suffix = name, ""
-    ending = f".{suffix}" if suffix else ""
-    budget = MAX_NAME_BYTES - len(ending.encode("utf-8"))
-    cut = stem.encode("utf-8")[:budget].decode("utf-8", errors="ignore").rstrip(". ")
-    return (cut or "part") + ending
-
-
-def evidence_path(row: Evidence) -> str:
-    """Where an extracted item goes in the bundle: `evidence/<sha256>-<safe name>`."""
-    return f"evidence/{row.sha256}-{safe_filename(row.filename, row.role, row.sniffed_type)}"
 
 
 def sha256sums(files: Iterable[tuple[str, str]]) -> str:

@@ -13,16 +13,16 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from storage.audit import format_utc
 from storage.blobstore import BlobStore, BlobStoreError
+from storage.local_time import local_time_with_zone
 from storage.models import (
     AuditEvent,
     Case,
@@ -35,7 +35,6 @@ from storage.models import (
 
 TEMPLATES = Path(__file__).parent / "templates"
 LANGUAGES = ("da", "en")
-WORKPLACE_ZONE = "Europe/Copenhagen"
 TSA_CA_PATH = "timestamps/tsa-ca.pem"
 # What every browser shows as it is; anything else is shown by its derived thumbnail.
 BROWSER_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -82,20 +81,6 @@ class ExportFacts:
     tool_version: str
     language: str
     has_tsa_ca: bool
-
-
-@lru_cache(maxsize=1)
-def workplace_zone() -> tzinfo:
-    """Danish local time; UTC (and labelled so) if the system has no time zone data."""
-    try:
-        return ZoneInfo(WORKPLACE_ZONE)
-    except ZoneInfoNotFoundError:
-        return UTC
-
-
-def local_time_with_zone(moment: datetime) -> str:
-    """The moment in the workplace's local time with the zone's name and offset."""
-    return moment.astimezone(workplace_zone()).strftime("%Y-%m-%d %H:%M:%S %Z (%z)")
 
 
 def utc_time(moment: datetime) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -14,7 +13,6 @@ from typing import Any
 import pytest
 import trustme
 from aiosmtpd.controller import Controller
-from sqlalchemy import create_engine, text
 
 from intake.config import AppConfig
 from notifier.clock import Clock
@@ -22,12 +20,7 @@ from storage.database import Database
 from storage.migrate import upgrade_database
 from tests.dovecot import Dovecot
 from tests.mail_flow import CapturingRelay
-from tests.support import DaemonThread, free_port, make_config
-
-# PostgreSQL runs on this machine (trust auth); each test gets a schema of its own.
-POSTGRES_URL = os.environ.get(
-    "CHIKANEMAIL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
+from tests.support import DaemonThread, free_port, make_config, postgres_schema
 
 
 @pytest.fixture(autouse=True)
@@ -46,16 +39,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
         return
-    schema = f"chik_{secrets.token_hex(6)}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -16,7 +17,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from intake.config import AppConfig
+from click.testing import CliRunner, Result
+from sqlalchemy import create_engine, text
+
+from intake.cli import main
+from intake.config import CONFIG_ENV_VAR, AppConfig
 from intake.daemon import ReadyInfo, serve
 from intake.routing import RoutingSettings
 from intake.settings import ExtractSettings, IntakeSettings, SmtpSettings, WorkerSettings
@@ -192,3 +197,37 @@ def wait_for_port(port: int, timeout: float = 30.0) -> None:
         except OSError:
             return False
     wait_until(accepting, timeout=timeout, interval=0.05, message=f"port {port}")
+
+
+# PostgreSQL runs on this machine (trust auth); each test gets a schema of its own.
+POSTGRES_URL = os.environ.get(
+    "CHIKANEMAIL_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+@contextmanager
+def postgres_schema() -> Iterator[str]:
+    """A database URL whose search path is a new, empty schema, dropped afterwards."""
+    schema = f"chik_{secrets.token_hex(6)}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def run_cli(args: list[str], env: Mapping[str, str | None] | None = None) -> Result:
+    """Invoke the real click group in-process; CHIKANEMAIL_CONFIG is unset unless given."""
+    environment: dict[str, str | None] = {CONFIG_ENV_VAR: None}
+    environment.update(env or {})
+    return CliRunner(env=environment).invoke(main, args)
+
+
+def describe(result: Result) -> str:
+    """What to print when a CLI assertion fails."""
+    return (f"exit={result.exit_code} exception={result.exception!r}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")

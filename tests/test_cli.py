@@ -3,38 +3,22 @@
 from __future__ import annotations
 
 import importlib.metadata
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import func, inspect, select
 
 from intake import __version__
-from intake.cli import main
 from intake.cli_context import CONFIG_ERROR_EXIT
 from intake.config import CONFIG_ENV_VAR
 from storage.database import Database
 from storage.messages import DeliveryEnvelope, HeaderSummary, record_delivery
 from storage.migrate import head_revision
 from storage.models import Message
-from tests.support import INTAKE_ADDRESS, write_toml
+from tests.support import INTAKE_ADDRESS, describe, run_cli, write_toml
 
 # -- helpers (local to this file) ---------------------------------------------
-
-
-def run_cli(args: list[str], env: Mapping[str, str | None] | None = None) -> Result:
-    """Invoke the real click group in-process; CHIKANEMAIL_CONFIG is unset unless given."""
-    environment: dict[str, str | None] = {CONFIG_ENV_VAR: None}
-    environment.update(env or {})
-    return CliRunner(env=environment).invoke(main, args)
-
-
-def describe(result: Result) -> str:
-    """What to print when a CLI assertion fails."""
-    return (f"exit={result.exit_code} exception={result.exception!r}\n"
-            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import io
 import json
 import os
 import re
-import secrets
 import shutil
 import stat
 import subprocess
@@ -28,7 +27,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw, ImageFont
 from playwright.sync_api import Browser
-from sqlalchemy import create_engine, select, text
+from sqlalchemy import select
 
 from intake import __version__
 from intake.cli import main
@@ -36,22 +35,17 @@ from storage import audit
 from storage.blobstore import BlobStore
 from storage.cases import add_note_by_number, case_messages, get_case
 from storage.database import Database
-from storage.export import (
-    MAX_NAME_BYTES,
-    ExportError,
-    ExportOptions,
-    export_case,
-    safe_filename,
-)
+from storage.export import ExportError, ExportOptions, export_case
+from storage.export_names import MAX_NAME_BYTES, safe_filename
 from storage.models import AuditEvent, Case, MessageTimestamp, utc_now
 from tests.browser import chromium, open_file
-from tests.conftest import POSTGRES_URL
 from tests.mail_flow import REPORTER, send
 from tests.support import (
     INTAKE_ADDRESS,
     MANAGER,
     DaemonThread,
     make_config,
+    postgres_schema,
     wait_until,
     write_toml,
 )
@@ -186,16 +180,8 @@ def backend_url(request: pytest.FixtureRequest,
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'test.sqlite3'}"
         return
-    schema = f"chik_{secrets.token_hex(6)}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with postgres_schema() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

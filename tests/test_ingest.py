@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import mailbox
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -80,16 +78,6 @@ def summary_line(*, messages: int, files: int, new: int, duplicates: int, failed
     line = (f"ingested {messages} messages from {files} files: {new} new, "
             f"{duplicates} already stored")
     return line + (f"; {failed} files failed" if failed else "")
-
-
-@pytest.fixture(autouse=True)
-def _restore_root_logging() -> Iterator[None]:
-    """`ingest` calls `configure_logging`, which replaces the root handlers; put them back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture

@@ -19,12 +19,8 @@ from intake.config import AppConfig
 from intake.daemon import Services, open_services
 from notifier.clock import ManualClock
 from notifier.settings import TimestampSettings
-from notifier.timestamps import (
-    TimestampJob,
-    public_url,
-    timestamp_query,
-    with_sorted_certificates,
-)
+from notifier.timestamp_protocol import timestamp_query, with_sorted_certificates
+from notifier.timestamps import TimestampJob, public_url
 from storage import audit
 from storage.blobstore import BlobStore
 from storage.messages import DeliveryEnvelope

@@ -9,18 +9,17 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from sqlalchemy import func, select, text
 
-from intake.cli import main
-from intake.config import CONFIG_ENV_VAR, AppConfig
+from intake.config import AppConfig
 from intake.daemon import open_services, pipeline_for
 from intake.worker import Worker
 from storage import audit
@@ -35,7 +34,14 @@ from storage.verify import (
     verify,
     verify_if_due,
 )
-from tests.support import CORPUS, INTAKE_ADDRESS, make_config, write_toml
+from tests.support import (
+    CORPUS,
+    INTAKE_ADDRESS,
+    describe,
+    make_config,
+    run_cli,
+    write_toml,
+)
 
 # Mails with attachments and images, so both stores hold several kinds of blob.
 MAILS = (
@@ -72,29 +78,6 @@ class Filled:
         report = json.loads(result.stdout)
         return result, {check["name"]: check for check in report["checks"]} | {
             "healthy": report["healthy"]}
-
-
-def run_cli(args: list[str], env: Mapping[str, str | None] | None = None) -> Result:
-    """Invoke the real click group in-process; CHIKANEMAIL_CONFIG is unset unless given."""
-    environment: dict[str, str | None] = {CONFIG_ENV_VAR: None}
-    environment.update(env or {})
-    return CliRunner(env=environment).invoke(main, args)
-
-
-def describe(result: Result) -> str:
-    """What to print when a CLI assertion fails."""
-    return (f"exit={result.exit_code} exception={result.exception!r}\n"
-            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
-
-
-@pytest.fixture(autouse=True)
-def _restore_root_logging() -> Iterator[None]:
-    """`verify` calls `configure_logging`, which replaces the root handlers; put them back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 @pytest.fixture
