@@ -47,6 +47,7 @@ from storage.export_report import (
     CaseRecords,
     ExportFacts,
     MessageRecords,
+    envelope_of,
     render_readme,
     render_report,
     utc_time,
@@ -215,15 +216,7 @@ def _received(message: Message) -> dict[str, Any]:
         "message_sha256": message.sha256,
         "received_at": utc_time(message.received_at),
         "received_at_local": local_time_with_zone(message.received_at),
-        "envelope": {
-            "source": message.source,
-            "mail_from": message.mail_from,
-            "rcpt_tos": list(message.rcpt_tos or []),
-            "peer": message.peer,
-            "helo": message.helo,
-            "tls": message.tls,
-            "times_seen": message.times_seen,
-        },
+        "envelope": envelope_of(message),
     }
 
 

@@ -234,6 +234,19 @@ def _originals_view(messages: Sequence[MessageRecords]) -> list[dict[str, Any]]:
     return originals
 
 
+def envelope_of(message: Message) -> dict[str, Any]:
+    """How the message arrived (transport facts of its first delivery), as JSON values."""
+    return {
+        "source": message.source,
+        "mail_from": message.mail_from,
+        "rcpt_tos": list(message.rcpt_tos or []),
+        "peer": message.peer,
+        "helo": message.helo,
+        "tls": message.tls,
+        "times_seen": message.times_seen,
+    }
+
+
 def _message_view(item: MessageRecords, bundle_root: Path, evidence_paths: Mapping[int, str],
                   derived: BlobStore) -> dict[str, Any]:
     message = item.message
@@ -244,12 +257,7 @@ def _message_view(item: MessageRecords, bundle_root: Path, evidence_paths: Mappi
         "received_at": local_time_with_zone(message.received_at),
         "from_address": message.from_address,
         "subject": message.subject,
-        "source": message.source,
-        "mail_from": message.mail_from,
-        "rcpt_tos": list(message.rcpt_tos or []),
-        "peer": message.peer,
-        "helo": message.helo,
-        "tls": message.tls,
+        **envelope_of(message),
         "timestamp": (_optional_time(item.timestamp.gen_time)
                       if item.timestamp is not None else None),
         "evidence": [_evidence_view(row, bundle_root, evidence_paths.get(row.id), derived)
