@@ -21,6 +21,9 @@ from storage.database import Database
 from storage.models import OutboxMail, OutboxState, utc_now
 
 # Kept short in the row; details go to the log.
+# The kind of mail that goes to the reporter, and how the audit log names its recipient.
+RECEIPT_KIND = "receipt"
+REPORTER_ROLE = "(reporter)"
 _MAX_ERROR_TEXT = 2000
 
 
@@ -61,6 +64,13 @@ def outbox_row_by_message_id(session: Session, message_id: str) -> OutboxMail | 
     ).scalar_one_or_none()
 
 
+def audited_recipients(kind: str, rcpt_tos: Sequence[str]) -> list[str]:
+    """Who a mail went to, as the audit log keeps it: staff addresses as they are, the
+    reporter as the role only. The log outlives the case (retention cannot redact a hash
+    chain), so the person who reported is not named in it."""
+    return [REPORTER_ROLE] if kind == RECEIPT_KIND else list(rcpt_tos)
+
+
 def add_outbox_row(session: Session, new: NewOutboxRow) -> tuple[OutboxMail, bool]:
     """Queue a mail in the caller's transaction, once per Message-ID; True if it was added.
 
@@ -96,7 +106,7 @@ def add_outbox_row(session: Session, new: NewOutboxRow) -> tuple[OutboxMail, boo
     audit.record(session, "mail-queued", case_number=audit.case_number_of(session, new.case_id),
                  now=new.created_at,
                  details={"kind": new.kind, "message_id": new.message_id,
-                          "to": list(new.rcpt_tos)})
+                          "to": audited_recipients(new.kind, new.rcpt_tos)})
     return row, True
 
 
@@ -160,7 +170,8 @@ def mark_outbox_sent(
         audit.record(session, "mail-sent", now=now,
                      case_number=audit.case_number_of(session, current.case_id),
                      details={"kind": current.kind, "message_id": current.message_id,
-                              "to": list(current.rcpt_tos), "refused": note})
+                              "to": audited_recipients(current.kind, current.rcpt_tos),
+                              "refused": note is not None})
         session.execute(
             update(OutboxMail).where(OutboxMail.id == mail_id)
             .values(state=OutboxState.SENT, sent_at=now, claimed_by=None, claimed_until=None,

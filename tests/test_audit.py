@@ -18,7 +18,7 @@ from intake.cli import main
 from storage import audit
 from storage.database import Database
 from storage.models import AuditEvent, AuditHead
-from tests.mail_flow import CapturingRelay, database_of, list_cases_of, report, send
+from tests.mail_flow import REPORTER, CapturingRelay, database_of, list_cases_of, report, send
 from tests.support import MANAGER, wait_until, write_toml
 
 
@@ -57,6 +57,11 @@ def test_a_report_leaves_its_custody_trail(start: Any,
         assert routed.details["manager"] == MANAGER
         extracted = next(event for event in events if event.action == "evidence-extracted")
         assert extracted.details["items"] == len(extracted.details["parts"]) >= 1
+        queued = {event.details["kind"]: event.details["to"] for event in events
+                  if event.action == "mail-queued"}
+        assert queued == {"receipt": ["(reporter)"], "notification": [MANAGER]}
+        # The log outlives the case: the reporter is never named in it.
+        assert REPORTER not in json.dumps([[event.actor, event.details] for event in events])
         # The same bytes again: one message, one case, and the log says it was seen twice.
         send(daemon, raw)
         seen = wait_until(lambda: [event for event in audit.events_for_case(database, number)
