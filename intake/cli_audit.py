@@ -14,6 +14,9 @@ from storage import audit
 from storage.local_time import local_time_with_zone
 from storage.models import AuditEvent
 
+# How much of an event's details the table shows (the JSON output has all of them).
+_DETAILS_WIDTH = 80
+
 
 @click.group("audit")
 def audit_group() -> None:
@@ -57,12 +60,24 @@ def audit_show_command(context: CliContext, number: str, as_json: bool) -> None:
         click.echo(json.dumps([event_json(event) for event in events], indent=2,
                               ensure_ascii=False))
         return
-    table = Table(title=f"case {number}: {len(events)} audit events")
-    for column in ("seq", "time (local)", "actor", "action", "message", "details", "hash"):
+    table = Table(title=f"case {number}: {len(events)} audit events (--json for every field "
+                        "and the full hashes)")
+    table.add_column("seq", justify="right")
+    table.add_column("time (local)", no_wrap=True)
+    for column in ("actor", "action", "message", "details", "hash"):
         table.add_column(column)
     for event in events:
         table.add_row(str(event.seq), local_time_with_zone(event.occurred_at), event.actor,
                       event.action, (event.message_sha256 or "")[:12],
-                      json.dumps(event.details, ensure_ascii=False),
-                      event.hash[:16] + "…")
+                      _short_details(event.details), event.hash[:12])
     Console().print(table)
+
+
+def _short_details(details: dict[str, Any]) -> str:
+    """The details as `key=value` pairs, long values and the whole line cut short."""
+    pairs = []
+    for key, value in sorted(details.items()):
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        pairs.append(f"{key}={text if len(text) <= 24 else text[:23] + '…'}")
+    line = " ".join(pairs)
+    return line if len(line) <= _DETAILS_WIDTH else line[:_DETAILS_WIDTH - 1] + "…"
