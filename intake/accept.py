@@ -16,6 +16,7 @@ from intake.addresses import SenderPolicy
 from intake.headers import summarize_headers
 from storage.blobstore import BlobStore, BlobWriter
 from storage.database import Database
+from storage.log_context import log_fields
 from storage.messages import DeliveryEnvelope, HeaderSummary, record_delivery
 from storage.models import MessageSource, QuarantineReason
 
@@ -128,6 +129,12 @@ class IntakeService:
         self, sha256: str, size: int, head: bytes, envelope: DeliveryEnvelope
     ) -> AcceptedMessage:
         """Commit the row of a stored blob and wake the worker for a new message."""
+        with log_fields(sha256=sha256):
+            return self._record_row(sha256, size, head, envelope)
+
+    def _record_row(
+        self, sha256: str, size: int, head: bytes, envelope: DeliveryEnvelope
+    ) -> AcceptedMessage:
         headers = summarize_headers(head)
         foreign = self._is_foreign(envelope, headers)
         recorded = record_delivery(

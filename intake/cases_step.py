@@ -44,6 +44,7 @@ from storage.cases import (
     open_case,
     replies_to_mail_without_case,
 )
+from storage.log_context import add_log_fields
 from storage.models import Case, CaseStep, Evidence, Medium, Message, MessageKind
 
 log = logging.getLogger("chikanemail.intake.cases")
@@ -125,6 +126,7 @@ class OpenOrThreadCase:
             case = case_threaded_by(session, thread_ids)
             if case is None:
                 case = self._case_by_tag(session, header_str(headers, "Subject"), sender.address)
+            add_log_fields(case=case.number if case else None)
             if reason is not None:
                 row.automatic = True
                 row.kind = MessageKind.AUTOMATIC if case else MessageKind.NOT_A_REPORT
@@ -168,6 +170,7 @@ class OpenOrThreadCase:
             deputy=decision.deputy, language=self.notify.language,
             routing_source=decision.source, routing_reason=decision.reason, now=now,
         )
+        add_log_fields(case=case.number)
         row.case_id = case.id
         row.kind = MessageKind.REPORT
         if row.original_rule:

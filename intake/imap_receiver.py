@@ -37,6 +37,7 @@ from intake.imap_folders import (
 from intake.imap_idle import wait_in_idle
 from intake.settings import ImapMailbox
 from storage.imap_state import FolderPosition, begin_folder, record_connected, record_error
+from storage.log_context import add_log_fields
 
 log = logging.getLogger("chikanemail.intake.imap")
 
@@ -146,6 +147,7 @@ class ImapReceiver:
 
     def run(self) -> None:
         """Connect, take in mail and wait for more until stopped, reconnecting after errors."""
+        add_log_fields(mailbox=self.mailbox.name)  # this thread serves this mailbox only
         self._safely(record_connected, False)
         while not self._stop.is_set():
             try:

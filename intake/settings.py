@@ -28,6 +28,10 @@ class SmtpSettings:
     require_starttls: bool = False
     server_hostname: str = ""
     max_connections: int = 50
+    # A unix socket path: listen there instead of host:port (LMTP from an MTA on this host).
+    socket: str = ""
+    socket_mode: str = "0660"
+    socket_group: str = ""
 
 
 @dataclass(frozen=True)
@@ -104,3 +108,5 @@ class LoggingSettings:
     __pydantic_config__ = _FORBID_UNKNOWN_KEYS
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "text": key=value lines; "json": one JSON object per line.
+    format: Literal["text", "json"] = "text"

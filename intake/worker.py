@@ -17,6 +17,7 @@ from intake.step import MessageContext, PipelineStep
 from storage.blobstore import BlobStore
 from storage.claims import ClaimerIdentity
 from storage.database import Database
+from storage.log_context import log_fields
 from storage.messages import (
     ClaimedMessage,
     claim_messages,
@@ -91,6 +92,10 @@ class Worker:
         return total
 
     def _process_one(self, message: ClaimedMessage) -> None:
+        with log_fields(sha256=message.sha256):
+            self._run_steps(message)
+
+    def _run_steps(self, message: ClaimedMessage) -> None:
         context = MessageContext(
             message_pk=message.message_pk,
             sha256=message.sha256,

@@ -25,6 +25,7 @@ from notifier.settings import NotifySettings
 from notifier.transport import PermanentSendError, TemporarySendError, Transport
 from storage.claims import ClaimerIdentity
 from storage.database import Database
+from storage.log_context import log_fields
 
 log = logging.getLogger("chikanemail.notifier.sender")
 
@@ -103,6 +104,10 @@ class OutboxSender:
         return len(claimed), sent
 
     def _send_one(self, mail: ClaimedMail) -> int:
+        with log_fields(outbox=mail.id):
+            return self._send(mail)
+
+    def _send(self, mail: ClaimedMail) -> int:
         try:
             result = self.transport.send(mail.mail_from, mail.rcpt_tos, mail.raw)
         except PermanentSendError as error:
