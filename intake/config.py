@@ -6,9 +6,11 @@ a file are taken relative to the folder of that file.
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -42,6 +44,8 @@ _NO_FILE = "(built-in defaults)"
 _IMAP = IMAP_TABLE
 _DOMAIN = re.compile(r"(\*\.)?([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9-]{1,63}\.?")
 _ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
+# sun_path of struct sockaddr_un on Linux, with its terminating NUL.
+_UNIX_SOCKET_PATH_MAX = 108
 
 T = TypeVar("T")
 
@@ -170,7 +174,8 @@ def _resolve_paths(config: AppConfig, base_dir: Path) -> AppConfig:
 
     storage = replace(config.storage, data_dir=absolute(config.storage.data_dir))
     smtp = replace(
-        config.smtp, tls_cert=absolute(config.smtp.tls_cert), tls_key=absolute(config.smtp.tls_key)
+        config.smtp, tls_cert=absolute(config.smtp.tls_cert), tls_key=absolute(config.smtp.tls_key),
+        socket=absolute(config.smtp.socket),
     )
     routing = replace(config.routing, directory=absolute(config.routing.directory))
     timestamp = replace(config.timestamp, ca_file=absolute(config.timestamp.ca_file))
@@ -185,6 +190,29 @@ def _resolve_paths(config: AppConfig, base_dir: Path) -> AppConfig:
     )
     return replace(config, storage=storage, smtp=smtp, routing=routing, notify=notify,
                    imap=imap, timestamp=timestamp)
+
+
+def _check_smtp_socket(smtp: SmtpSettings, fail: Callable[[str, str], None]) -> None:
+    """[smtp] socket, socket_mode and socket_group."""
+    if not re.fullmatch(r"0?[0-7]{3}", smtp.socket_mode):
+        fail("smtp.socket_mode", f"must be octal permissions like \"0660\" (got "
+             f"{smtp.socket_mode!r})")
+    if smtp.socket_group:
+        try:
+            grp.getgrnam(smtp.socket_group)
+        except KeyError:
+            fail("smtp.socket_group", f"no group {smtp.socket_group!r} on this machine")
+    if not smtp.socket:
+        return
+    if len(os.fsencode(smtp.socket)) >= _UNIX_SOCKET_PATH_MAX:
+        fail("smtp.socket", f"{smtp.socket} is too long for a unix socket path "
+             f"(at most {_UNIX_SOCKET_PATH_MAX - 1} bytes)")
+    folder = os.path.dirname(smtp.socket)
+    if not os.path.isdir(folder):
+        fail("smtp.socket", f"folder {folder} does not exist (with systemd: "
+             "RuntimeDirectory=chikanemail creates /run/chikanemail)")
+    if os.path.exists(smtp.socket) and not stat.S_ISSOCK(os.stat(smtp.socket).st_mode):
+        fail("smtp.socket", f"{smtp.socket} exists and is not a socket")
 
 
 def _check_notify(config: AppConfig, fail: Callable[[str, str], None]) -> None:
@@ -290,6 +318,7 @@ def _check_contradictions(config: AppConfig) -> None:
             fail(key, f"file {value} does not exist or is not readable")
     if smtp.require_starttls and not smtp.tls_cert:
         fail("smtp.require_starttls", "needs smtp.tls_cert and smtp.tls_key")
+    _check_smtp_socket(smtp, fail)
 
     intake = config.intake
     if not intake.addresses:

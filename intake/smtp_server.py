@@ -15,10 +15,13 @@ What aiosmtpd does not do and this module adds:
 from __future__ import annotations
 
 import asyncio
+import errno
+import grp
 import logging
 import os
 import socket
 import ssl
+import stat
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -574,10 +577,16 @@ class SmtpListener:
     server: asyncio.AbstractServer
     handler: IntakeHandler
     tracker: ConnectionTracker
+    # On a unix socket: its path and the (device, inode) of the socket file we made.
+    socket_path: str = ""
+    socket_identity: tuple[int, int] | None = None
 
     @property
     def address(self) -> tuple[str, int]:
-        """The host and port actually bound (useful with port 0)."""
+        """The host and port actually bound (useful with port 0); on a unix socket its path
+        and 0."""
+        if self.socket_path:
+            return self.socket_path, 0
         sockname = self.server.sockets[0].getsockname()  # type: ignore[attr-defined]
         return str(sockname[0]), int(sockname[1])
 
@@ -597,6 +606,54 @@ class SmtpListener:
                 transport.write((REPLY_SHUTTING_DOWN + "\r\n").encode())  # type: ignore[attr-defined]
                 transport.close()
         await self.server.wait_closed()
+        self._remove_socket_file()
+
+    def _remove_socket_file(self) -> None:
+        """Remove our unix socket file, unless another process has replaced it meanwhile."""
+        if not self.socket_path:
+            return
+        try:
+            found = os.stat(self.socket_path)
+            if (found.st_dev, found.st_ino) == self.socket_identity:
+                os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
+
+
+def _bind_unix_socket(settings: SmtpSettings) -> socket.socket:
+    """A unix socket bound at smtp.socket with its mode and group set, not yet listening.
+
+    A socket file left by a crashed run (nobody accepts on it) is replaced; one a live
+    listener accepts on, or a file that is no socket, is an error.
+    """
+    path = settings.socket
+    try:
+        existing = os.stat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(existing.st_mode):
+            raise OSError(errno.EEXIST, f"smtp.socket {path} exists and is not a socket")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(path)
+            except (ConnectionRefusedError, FileNotFoundError):
+                os.unlink(path)  # stale: left by a run that did not stop cleanly
+            else:
+                raise OSError(errno.EADDRINUSE,
+                              f"smtp.socket {path}: another process is listening on it")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        # Before listen() every connect is refused: nobody gets in before the mode is set.
+        os.chmod(path, int(settings.socket_mode, 8))
+        if settings.socket_group:
+            os.chown(path, -1, grp.getgrnam(settings.socket_group).gr_gid)
+    except OSError as error:
+        sock.close()
+        raise OSError(error.errno, f"cannot listen on smtp.socket {path}: "
+                      f"{error.strerror}") from error
+    return sock
 
 
 async def start_smtp_listener(
@@ -637,6 +694,15 @@ async def start_smtp_listener(
 
     _warn_if_memory_may_run_out(settings)
     loop = asyncio.get_running_loop()
+    if settings.socket:
+        sock = _bind_unix_socket(settings)
+        found = os.stat(settings.socket)
+        server = await loop.create_unix_server(make_protocol, sock=sock)
+        listener = SmtpListener(server, handler, tracker, settings.socket,
+                                (found.st_dev, found.st_ino))
+        log.info("%s listening on %s max_message_bytes=%d", "LMTP" if settings.lmtp else "SMTP",
+                 settings.socket, settings.max_message_bytes)
+        return listener
     try:
         server = await loop.create_server(
             make_protocol, host=settings.host, port=settings.port, reuse_address=True

@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from intake.accept import HEAD_BYTES, MessageHead
+from intake.config import ConfigError, load_config
 from intake.headers import summarize_headers
 from intake.smtp_server import SPOOL_WRITE_BYTES, DataReader, DotUnstuffer
 from storage.blobstore import BlobStore, BlobWriter
@@ -580,3 +581,55 @@ def test_lmtp_oversize_gets_552_per_recipient_and_the_session_goes_on(make_daemo
         client.close()
     assert rows_for(daemon) == []
     assert incoming_files(daemon) == []
+
+
+def test_lmtp_on_a_unix_socket_replaces_a_stale_socket_and_removes_it_at_stop(
+    tmp_path: Path, make_daemon: Any
+) -> None:
+    socket_path = tmp_path / "lmtp.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as stale:
+        stale.bind(str(socket_path))  # as a crashed run leaves it: bound, nobody listening
+    daemon = make_daemon(lmtp=True, socket=str(socket_path))
+    assert socket_path.stat().st_mode & 0o777 == 0o660
+    with smtplib.LMTP(str(socket_path)) as client:
+        assert client.sendmail(SENDER, [INTAKE_ADDRESS], mail("over the socket")) == {}
+    (row,) = rows_for(daemon)
+    assert (row.source, row.peer) == ("lmtp", None)
+    daemon.stop()
+    assert not socket_path.exists()
+
+
+def test_a_socket_another_listener_serves_is_not_taken_over(
+    tmp_path: Path, make_daemon: Any
+) -> None:
+    socket_path = tmp_path / "lmtp.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as live:
+        live.bind(str(socket_path))
+        live.listen()
+        with pytest.raises(OSError, match="another process is listening"):
+            make_daemon(lmtp=True, socket=str(socket_path))
+    assert socket_path.exists()
+
+
+@pytest.mark.parametrize(("smtp", "key", "problem"), [
+    ({"socket": "no-such-folder/lmtp.sock"}, "smtp.socket", "does not exist"),
+    ({"socket": "x" * 120}, "smtp.socket", "too long"),
+    ({"socket_mode": "660x"}, "smtp.socket_mode", "octal"),
+    ({"socket_group": "no-such-group-here"}, "smtp.socket_group", "no group"),
+])
+def test_socket_settings_errors_name_the_key_and_file(
+    tmp_path: Path, smtp: dict[str, str], key: str, problem: str
+) -> None:
+    config_file = tmp_path / "config.toml"
+    config_file.write_text("[smtp]\n" + "".join(f'{name} = "{value}"\n'
+                                                  for name, value in smtp.items()))
+    with pytest.raises(ConfigError) as error:
+        load_config(config_file)
+    assert (error.value.source, error.value.key) == (str(config_file), key)
+    assert problem in error.value.problem
+
+
+def test_a_relative_socket_path_is_taken_from_the_config_folder(tmp_path: Path) -> None:
+    config_file = tmp_path / "config.toml"
+    config_file.write_text('[smtp]\nsocket = "lmtp.sock"\n')
+    assert load_config(config_file).smtp.socket == str(tmp_path / "lmtp.sock")
