@@ -1,13 +1,15 @@
 """`chikanemail verify`: re-hash every blob and walk the audit chain, now.
 `chikanemail health`: a list of named checks, each ok, warn or fail.
 
-A later check (listeners, IMAP mailboxes) is one more function in `HEALTH_CHECKS`.
+Each check is one function in `HEALTH_CHECKS`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import sys
 import tempfile
 from collections.abc import Callable
@@ -33,6 +35,7 @@ from intake.config import AppConfig
 from intake.logging_setup import configure_logging
 from storage.blobstore import BlobStore
 from storage.database import Database
+from storage.imap_state import folder_status
 from storage.migrate import current_revision, head_revision
 from storage.models import Message, MessageState, OutboxMail, OutboxState, utc_now
 from storage.verify import VerifyProgress, VerifyResult, last_verify_run, verify
@@ -100,7 +103,7 @@ class CheckStatus(StrEnum):
     OK = "ok"
     WARN = "warn"  # worth a look; still healthy
     FAIL = "fail"  # unhealthy: `health` exits non-zero
-    SKIPPED = "skipped"  # could not be checked because an earlier check failed
+    SKIPPED = "skipped"  # not checked: an earlier check failed, or nothing to check
 
 
 @dataclass(frozen=True)
@@ -250,9 +253,97 @@ def check_quarantine(inputs: HealthInputs) -> Finding:
     return Finding(CheckStatus.OK, f"{total} quarantined", details)
 
 
+# How long the listener check waits for a connection and for the 220 greeting.
+LISTENER_TIMEOUT_SECONDS = 3.0
+# A mailbox whose last successful check is older than this is worth a look.
+IMAP_STALE_AFTER = timedelta(minutes=10)
+
+
+def _connectable_host(host: str) -> str:
+    """Where to connect to reach a listener bound to `host` (a wildcard means this machine)."""
+    return {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)  # noqa: S104
+
+
+def _read_line(connection: socket.socket, limit: int = 512) -> bytes:
+    """The first line the peer sends (up to `limit` bytes), or what came before it closed."""
+    received = b""
+    while b"\n" not in received and len(received) < limit:
+        chunk = connection.recv(limit - len(received))
+        if not chunk:
+            break
+        received += chunk
+    return received
+
+
+def check_listeners(inputs: HealthInputs) -> Finding:
+    """The [smtp] listener accepts a connection and greets with 220 (skipped when disabled)."""
+    smtp = inputs.config.smtp
+    kind = "LMTP" if smtp.lmtp else "SMTP"
+    details: dict[str, Any] = {"kind": kind, "host": smtp.host, "port": smtp.port}
+    if not smtp.enabled:
+        return Finding(CheckStatus.SKIPPED, "[smtp] enabled = false: no listener", details)
+    where = f"{smtp.host}:{smtp.port}"
+    try:
+        with socket.create_connection((_connectable_host(smtp.host), smtp.port),
+                                      timeout=LISTENER_TIMEOUT_SECONDS) as connection:
+            greeting = _read_line(connection).decode("ascii", "replace")
+            with contextlib.suppress(OSError):  # the greeting is what counts
+                connection.sendall(b"QUIT\r\n")
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        return Finding(CheckStatus.FAIL, f"nothing answers on {where} ({kind}): {reason}",
+                       details)
+    details["greeting"] = greeting.strip()
+    if not greeting.startswith("220"):
+        return Finding(CheckStatus.FAIL, f"{kind} on {where} did not greet with 220: "
+                                         f"{greeting.strip()[:80]!r}", details)
+    return Finding(CheckStatus.OK, f"{kind} on {where} greets with 220", details)
+
+
+def check_imap(inputs: HealthInputs) -> Finding:
+    """Each [[imap]] mailbox: connected and checked within 10 minutes; never checked
+    successfully while errors are recorded is a failure."""
+    assert inputs.database is not None
+    mailboxes = inputs.config.imap
+    if not mailboxes:
+        return Finding(CheckStatus.SKIPPED, "no [[imap]] mailboxes configured")
+    worst = CheckStatus.OK
+    lines: list[str] = []
+    entries: list[dict[str, Any]] = []
+    for mailbox in mailboxes:
+        state = folder_status(inputs.database, mailbox.name, mailbox.folder)
+        connected = state.connected if state else False
+        success = state.last_success_at if state else None
+        error = state.last_error if state else None
+        age = inputs.now - success if success is not None else None
+        if success is None and error:
+            status, line = CheckStatus.FAIL, f"{mailbox.name}: never worked: {error}"
+        elif success is None:
+            status, line = CheckStatus.WARN, f"{mailbox.name}: not checked yet"
+        elif not connected or (age is not None and age > IMAP_STALE_AFTER):
+            status = CheckStatus.WARN
+            line = (f"{mailbox.name}: {'connected' if connected else 'not connected'}, last "
+                    f"success {format_age(age or timedelta())} ago"
+                    + (f"; last error: {error}" if error else ""))
+        else:
+            status, line = CheckStatus.OK, f"{mailbox.name}: ok"
+        if status == CheckStatus.FAIL or (status == CheckStatus.WARN
+                                          and worst == CheckStatus.OK):
+            worst = status
+        lines.append(line)
+        entries.append({"name": mailbox.name, "folder": mailbox.folder, "status": status.value,
+                        "connected": connected,
+                        "last_success_age_seconds": (int(age.total_seconds())
+                                                     if age is not None else None),
+                        "last_error": error})
+    return Finding(worst, "; ".join(lines), {"mailboxes": entries})
+
+
 HEALTH_CHECKS: tuple[HealthCheck, ...] = (
     HealthCheck("data-dir", check_data_dir, needs_database=False),
     HealthCheck("database", check_database, needs_database=False),
+    HealthCheck("listeners", check_listeners, needs_database=False),
+    HealthCheck("imap", check_imap),
     HealthCheck("verify", check_last_verify),
     HealthCheck("outbox", check_outbox),
     HealthCheck("quarantine", check_quarantine),
@@ -299,8 +390,9 @@ def format_age(age: timedelta) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_context
 def health_command(context: CliContext, as_json: bool) -> None:
-    """Whether the service is healthy: data directory, database, last verify, outbox,
-    quarantine. Exit status 1 when a check fails (warnings keep it 0)."""
+    """Whether the service is healthy: data directory, database, SMTP/LMTP listener, IMAP
+    mailboxes, last verify, outbox, quarantine. Exit status 1 when a check fails (warnings
+    keep it 0)."""
     results = run_health_checks(context.config)
     healthy = is_healthy(results)
     if as_json:

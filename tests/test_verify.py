@@ -97,6 +97,7 @@ def filled(tmp_path: Path, database_url: str) -> Iterator[Filled]:
     config_file = write_toml(tmp_path / "chikanemail.toml", {
         "storage": {"data_dir": str(config.storage.data_path), "database_url": database_url},
         "intake": {"addresses": [INTAKE_ADDRESS]},
+        "smtp": {"enabled": False},  # no daemon runs here: the listener check is skipped
     })
     database = Database(database_url)
     yield Filled(config, config_file, database)
@@ -400,10 +401,12 @@ def test_health_fails_without_a_database(tmp_path: Path) -> None:
         "storage": {"data_dir": str(tmp_path / "data"),
                     "database_url": "postgresql+psycopg://nobody@127.0.0.1:1/none"},
         "intake": {"addresses": [INTAKE_ADDRESS]},
+        "smtp": {"enabled": False},
     })
     (tmp_path / "data").mkdir()
     result = run_cli(["--config", str(config_file), "health", "--json"])
     assert result.exit_code == 1, describe(result)
     checks = {check["name"]: check["status"] for check in json.loads(result.stdout)["checks"]}
-    assert checks == {"data-dir": "warn", "database": "fail", "verify": "skipped",
-                      "outbox": "skipped", "quarantine": "skipped"}
+    assert checks == {"data-dir": "warn", "database": "fail", "listeners": "skipped",
+                      "imap": "skipped", "verify": "skipped", "outbox": "skipped",
+                      "quarantine": "skipped"}
