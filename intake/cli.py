@@ -31,10 +31,12 @@ from intake.cli_context import (
     require_current_schema,
 )
 from intake.cli_export import export_command
+from intake.cli_quarantine import quarantine_group
 from intake.cli_retention import hold_command, retention_command, unhold_command
 from intake.cli_verify import health_command, verify_command
 from intake.config import CONFIG_ENV_VAR, AppConfig, ConfigError
 from intake.daemon import Services, open_services, pipeline_for, serve
+from intake.demo import demo_command
 from intake.imap_check import check_mailbox
 from intake.imap_report import imap_status, imap_status_table
 from intake.ingest import ingest_files
@@ -69,6 +71,8 @@ main.add_command(patterns_command)
 main.add_command(audit_group)
 main.add_command(verify_command)
 main.add_command(health_command)
+main.add_command(quarantine_group)
+main.add_command(demo_command)
 main.add_command(export_command)
 main.add_command(retention_command)
 cases_group.add_command(hold_command)
@@ -80,7 +84,7 @@ cases_group.add_command(unhold_command)
 def serve_command(context: CliContext) -> None:
     """Run the daemon: SMTP/LMTP listener and worker, until SIGTERM or SIGINT."""
     config = context.config
-    configure_logging(config.logging.level)
+    configure_logging(config.logging.level, log_format=config.logging.format)
     try:
         sys.exit(asyncio.run(serve(config)))
     except ConfigError as error:

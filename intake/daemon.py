@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from intake.accept import IntakeService
@@ -24,6 +25,7 @@ from intake.reply_commands import command_help
 from intake.routing import Router, load_directory
 from intake.smtp_server import SmtpListener, start_smtp_listener
 from intake.step import PipelineStep
+from intake.systemd_notify import SystemdNotifier, ready_status
 from intake.worker import Worker
 from notifier.case_actions import CaseActions
 from notifier.clock import Clock, SystemClock
@@ -39,6 +41,7 @@ from notifier.transport import transport_for
 from storage.blobstore import BlobStore
 from storage.claims import process_is_alive
 from storage.database import Database
+from storage.leader import LeaderLock
 from storage.migrate import upgrade_database
 from storage.permissions import make_database_files_private, shared_mode
 from storage.retention import run_retention_if_enabled
@@ -56,6 +59,8 @@ IMAP_STOP_SECONDS = 10.0
 # deletes what retention says has expired.
 VERIFY_CHECK_SECONDS = 3600.0
 RETENTION_SECONDS = 3600.0
+# How often every daemon looks for work a stopped daemon of the same host left claimed.
+RESUME_ABANDONED_SECONDS = 10.0
 
 
 @dataclass
@@ -181,6 +186,15 @@ def housekeeping_jobs(config: AppConfig, database: Database,
     return jobs
 
 
+def resume_abandoned(worker: Worker | None, sender: OutboxSender) -> int:
+    """Hand back the messages and mails a daemon of this host left mid-work when it died
+    (claims of other hosts come back when their lease runs out); how many."""
+    resumed = sender.recover_abandoned()
+    if worker is not None:
+        resumed += worker.recover_abandoned()
+    return resumed
+
+
 def pipeline_for(config: AppConfig, on_outbox: Callable[[], None] | None = None,
                  clock: Clock | None = None) -> list[PipelineStep]:
     """The processing steps for this configuration."""
@@ -252,13 +266,20 @@ async def serve(
         wake = worker.wake
         await asyncio.to_thread(worker.start)
 
+    recovery = ScheduledJob("resume-abandoned", "resume work a stopped daemon of this host left",
+                            partial(resume_abandoned, worker, sender),
+                            every_seconds=RESUME_ABANDONED_SECONDS, leader_only=False)
     scheduler = PlanScheduler(plan_runner_for(config, services.database, clock, sender.wake),
                               tick_seconds=config.plan.tick_seconds,
-                              jobs=jobs)
+                              jobs=[*jobs, recovery], leader=LeaderLock(services.database))
     await asyncio.to_thread(scheduler.start)
 
     listener: SmtpListener | None = None
     receivers: list[ImapReceiver] = []
+    # systemd (Type=notify, WatchdogSec=): does nothing without NOTIFY_SOCKET. The watchdog
+    # pings run on this loop until the very end, so a slow but live shutdown is not killed.
+    systemd = SystemdNotifier.from_environment()
+    systemd.start_watchdog()
     try:
         for mailbox in config.imap:
             receiver = ImapReceiver(mailbox, services.intake, config.smtp.max_message_bytes)
@@ -275,7 +296,9 @@ async def serve(
                  services.database.url.render_as_string(hide_password=True))
         if on_ready is not None:
             on_ready(ReadyInfo(listener.address if listener else None))
+        systemd.ready(ready_status(listener.address if listener else None, len(receivers)))
         await stop.wait()
+        systemd.stopping("stopping: finishing messages in flight")
         log.info("stopping: no new connections; finishing messages in flight")
     finally:
         if listener is not None:
@@ -291,5 +314,6 @@ async def serve(
         if handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
+        systemd.stop_watchdog()
     log.info("stopped")
     return 0
