@@ -188,15 +188,19 @@ def daemon_process(config_file: Path, log_file: Path) -> Iterator[subprocess.Pop
             process.wait(30)
 
 
+def port_accepts(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port now."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def wait_for_port(port: int, timeout: float = 30.0) -> None:
     """Wait until something accepts connections on 127.0.0.1:port."""
-    def accepting() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return True
-        except OSError:
-            return False
-    wait_until(accepting, timeout=timeout, interval=0.05, message=f"port {port}")
+    wait_until(lambda: port_accepts(port), timeout=timeout, interval=0.05,
+               message=f"port {port}")
 
 
 # PostgreSQL runs on this machine (trust auth); each test gets a schema of its own.

@@ -9,7 +9,6 @@ import os
 import random
 import signal
 import smtplib
-import socket
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -24,7 +23,14 @@ from storage.database import Database
 from storage.evidence import evidence_for_message
 from storage.messages import list_messages
 from storage.models import Message
-from tests.support import INTAKE_ADDRESS, daemon_process, free_port, wait_until, write_toml
+from tests.support import (
+    INTAKE_ADDRESS,
+    daemon_process,
+    free_port,
+    port_accepts,
+    wait_until,
+    write_toml,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -73,19 +79,11 @@ def setup(tmp_path: Path, database_url: str) -> DaemonSetup:
     return DaemonSetup(config, data_dir, database_url, port, tmp_path / "daemon.log")
 
 
-def _accepting(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @contextmanager
 def running_daemon(setup: DaemonSetup) -> Iterator[subprocess.Popen[bytes]]:
     """`chikanemail serve` as a process, ready to take connections."""
     with daemon_process(setup.config, setup.log) as process:
-        wait_until(lambda: process.poll() is not None or _accepting(setup.port),
+        wait_until(lambda: process.poll() is not None or port_accepts(setup.port),
                    timeout=DEADLINE, interval=0.05, message=f"daemon on port {setup.port}")
         assert process.poll() is None, f"daemon exited early:\n{setup.log_text()}"
         yield process
@@ -268,7 +266,7 @@ def test_sigterm_while_idle_exits_zero(setup: DaemonSetup) -> None:
                    timeout=DEADLINE, message="the message processed")
         process.send_signal(signal.SIGTERM)
         assert wait_for_exit(process, setup) == 0, setup.log_text()
-    assert not _accepting(setup.port), "the port is closed after the stop"
+    assert not port_accepts(setup.port), "the port is closed after the stop"
     log = setup.log_text()
     assert "stopped" in log
     assert "Traceback" not in log, log

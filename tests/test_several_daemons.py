@@ -33,6 +33,7 @@ from tests.support import (
     MANAGER,
     daemon_process,
     free_port,
+    port_accepts,
     postgres_schema,
     wait_until,
     write_toml,
@@ -183,18 +184,10 @@ class Node:
         return f"chikanemail:{socket.gethostname()}:{self.process.pid}"
 
 
-def _accepting(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def _start(node: Node, stack: ExitStack) -> None:
     node.process = stack.enter_context(daemon_process(node.config, node.log))
     process = node.process
-    wait_until(lambda: process.poll() is not None or _accepting(node.port), timeout=DEADLINE,
+    wait_until(lambda: process.poll() is not None or port_accepts(node.port), timeout=DEADLINE,
                interval=0.05, message=f"daemon {node.name} on port {node.port}")
     assert process.poll() is None, f"daemon {node.name} exited early:\n{node.log_text()}"
 

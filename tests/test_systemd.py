@@ -22,6 +22,7 @@ from tests.support import (
     REPO_ROOT,
     daemon_process,
     free_port,
+    port_accepts,
     write_toml,
 )
 
@@ -137,14 +138,6 @@ def receive_until(sock: socket.socket, wanted: str, seen: list[list[str]],
     raise AssertionError(f"no {wanted} within {timeout} s; received {seen}")
 
 
-def accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.mark.slow
 def test_daemon_notifies_ready_watchdog_and_stopping(
     tmp_path: Path, notify_socket: tuple[socket.socket, str], monkeypatch: pytest.MonkeyPatch,
@@ -166,7 +159,7 @@ def test_daemon_notifies_ready_watchdog_and_stopping(
     with daemon_process(config, log_file) as process:
         ready = receive_until(sock, "READY=1", seen)
         # READY=1 means mail can be delivered now, not soon.
-        assert accepts(port), log_file.read_text()
+        assert port_accepts(port), log_file.read_text()
         assert any(line.startswith("STATUS=accepting mail") and f":{port}" in line
                    for line in ready)
 
