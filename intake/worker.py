@@ -8,12 +8,12 @@ leaves a claim that the next start on this host (or the lease, elsewhere) hands 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Sequence
 from datetime import timedelta
 
 from intake.settings import WorkerSettings
 from intake.step import MessageContext, PipelineStep
+from notifier.polling_thread import PollingThread
 from storage.blobstore import BlobStore
 from storage.claims import ClaimerIdentity
 from storage.database import Database
@@ -30,7 +30,6 @@ from storage.models import MessageState
 
 log = logging.getLogger("chikanemail.intake.worker")
 
-_MAX_IDLE_BACKOFF_SECONDS = 60.0
 
 
 class Worker:
@@ -48,13 +47,14 @@ class Worker:
         self.settings = settings
         self.steps = list(steps)
         self.identity = ClaimerIdentity()
-        self._wakeup = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._loop = PollingThread(
+            "chikanemail-worker", self.process_batch, settings.poll_seconds,
+            failure="worker could not claim or record work",
+            busy_at_stop="worker still busy at shutdown; its message resumes at next start")
 
     def wake(self) -> None:
         """Tell the worker a new message is waiting (safe from any thread)."""
-        self._wakeup.set()
+        self._loop.wake()
 
     def recover_abandoned(self) -> int:
         """Hand back messages left mid-processing by a dead worker of this host."""
@@ -76,7 +76,7 @@ class Worker:
             lease=timedelta(seconds=self.settings.lease_seconds),
         )
         for index, message in enumerate(claimed):
-            if self._stop.is_set():
+            if self._loop.stopping:
                 # Hand the rest back now, so no other daemon has to wait for our lease.
                 release_claims(self.database, [m.message_pk for m in claimed[index:]],
                                str(self.identity))
@@ -138,33 +138,8 @@ class Worker:
     def start(self) -> None:
         """Resume abandoned work and start the worker thread."""
         self.recover_abandoned()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="chikanemail-worker", daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Let the current message finish and stop the thread."""
-        self._stop.set()
-        self._wakeup.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("worker still busy at shutdown; its message resumes at next start")
-            self._thread = None
-
-    def _run(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            self._wakeup.clear()
-            try:
-                handled = self.process_batch()
-                failures = 0
-            except Exception:
-                # The database may be down; nothing is lost (claims expire), so wait and retry.
-                failures = min(failures + 1, 16)  # 2**16 times poll_seconds is past the cap anyway
-                pause = min(_MAX_IDLE_BACKOFF_SECONDS, self.settings.poll_seconds * 2**failures)
-                log.exception("worker could not claim or record work; retrying in %.0f s", pause)
-                self._stop.wait(pause)
-                continue
-            if handled == 0:
-                self._wakeup.wait(self.settings.poll_seconds)
+        self._loop.stop(timeout)

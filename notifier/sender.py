@@ -8,7 +8,6 @@ mail again, byte for byte, with the same Message-ID.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from datetime import timedelta
 
@@ -21,6 +20,7 @@ from notifier.outbox import (
     release_claims,
     schedule_retry,
 )
+from notifier.polling_thread import PollingThread
 from notifier.settings import NotifySettings
 from notifier.transport import PermanentSendError, TemporarySendError, Transport
 from storage.claims import ClaimerIdentity
@@ -30,8 +30,6 @@ from storage.log_context import log_fields
 log = logging.getLogger("chikanemail.notifier.sender")
 
 DEFAULT_BATCH_SIZE = 10
-_MAX_ERROR_BACKOFF_SECONDS = 60.0
-_MAX_BACKOFF_DOUBLINGS = 16
 
 
 class OutboxSender:
@@ -55,10 +53,11 @@ class OutboxSender:
         # Long enough for a slow relay; a claim of a sender that hangs beyond it is taken over.
         self.lease = lease or timedelta(seconds=max(60.0, settings.timeout_seconds * 10))
         self.identity = ClaimerIdentity()
-        self._wakeup = threading.Event()
-        self._stop = threading.Event()
         self._recovered = False
-        self._thread: threading.Thread | None = None
+        self._loop = PollingThread(
+            "chikanemail-sender", self._send_round, settings.poll_seconds,
+            failure="sender could not claim or record mail",
+            busy_at_stop="sender still busy at shutdown; its mail is sent again at next start")
 
     @property
     def sender_id(self) -> str:
@@ -67,7 +66,7 @@ class OutboxSender:
 
     def wake(self) -> None:
         """Tell the sender a new mail is queued (safe from any thread)."""
-        self._wakeup.set()
+        self._loop.wake()
 
     def recover_abandoned(self) -> int:
         """Queue again the mails left mid-send by a dead sender of this host; how many."""
@@ -96,7 +95,7 @@ class OutboxSender:
         started = time.monotonic()
         sent = 0
         for index, mail in enumerate(claimed):
-            if self._stop.is_set() or time.monotonic() - started > self.lease.total_seconds() / 2:
+            if self._loop.stopping or time.monotonic() - started > self.lease.total_seconds() / 2:
                 # Hand the rest back now rather than send on a lease about to run out.
                 release_claims(self.database, [m.id for m in claimed[index:]], self.sender_id)
                 return index, sent
@@ -135,44 +134,18 @@ class OutboxSender:
 
     def start(self) -> None:
         """Resume mails a dead sender of this host left, then start the sending thread."""
-        if self._thread is not None:
-            raise RuntimeError("the outbox sender is already running")
         try:
             self.recover_abandoned()
         except Exception:
             log.exception("could not resume abandoned mails at start; the thread retries")
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name="chikanemail-sender",
-                                        daemon=True)
-        self._thread.start()
+        self._loop.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         """Let the mail being sent finish and stop the thread."""
-        self._stop.set()
-        self._wakeup.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
-                log.warning("sender still busy at shutdown; its mail is sent again at next start")
-            self._thread = None
+        self._loop.stop(timeout)
 
-    def _run(self) -> None:
-        failures = 0
-        while not self._stop.is_set():
-            self._wakeup.clear()
-            try:
-                if not self._recovered:
-                    self.recover_abandoned()
-                tried = self.send_due()
-                failures = 0
-            except Exception:
-                # The database may be down; nothing is lost (claims expire), so wait and retry.
-                failures += 1
-                pause = min(_MAX_ERROR_BACKOFF_SECONDS,
-                            self.settings.poll_seconds * 2.0 ** min(failures,
-                                                                     _MAX_BACKOFF_DOUBLINGS))
-                log.exception("sender could not claim or record mail; retrying in %.1f s", pause)
-                self._stop.wait(pause)
-                continue
-            if tried == 0:
-                self._wakeup.wait(self.settings.poll_seconds)
+    def _send_round(self) -> int:
+        """One turn of the thread: resume abandoned mails if that failed before, then send."""
+        if not self._recovered:
+            self.recover_abandoned()
+        return self.send_due()

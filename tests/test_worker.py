@@ -47,7 +47,7 @@ class StopsWorkerStep:
     def run(self, message: MessageContext) -> None:
         self.seen.append(message.message_pk)
         assert self.worker is not None
-        self.worker._stop.set()
+        self.worker.stop()  # no thread runs here: only the stop request is made
 
 
 @pytest.fixture
