@@ -101,28 +101,27 @@ class CaseActions:
     def relation(self, session: Session, case: Case, relation: str, *, actor: str,
                  now: datetime) -> ActionResult:
         """Record who the harasser is to the workplace: external, colleague or unknown."""
-        relation = HarasserRelation(relation).value
-        if case.status == CaseStatus.CLOSED:
-            return ActionResult("relation", relation, CASE_CLOSED)
-        if case.relation == relation:
-            return ActionResult("relation", relation, ALREADY)
-        case.relation = relation
-        add_note(session, case, author=actor, text=f"Harasser relation: {relation}.", now=now,
-                 action="relation-set", details={"relation": relation})
-        return ActionResult("relation", relation, DONE)
+        return self._set_code(session, case, "relation", HarasserRelation(relation).value,
+                              "Harasser relation", actor=actor, now=now)
 
     def medium(self, session: Session, case: Case, medium: str, *, actor: str,
                now: datetime) -> ActionResult:
         """Record where the harassment happened: mail, sms, social-media or other."""
-        medium = Medium(medium).value
+        return self._set_code(session, case, "medium", Medium(medium).value, "Medium",
+                              actor=actor, now=now)
+
+    @staticmethod
+    def _set_code(session: Session, case: Case, field: str, value: str, label: str, *,
+                  actor: str, now: datetime) -> ActionResult:
+        """Set one coded field of the case (`relation`, `medium`), with its note."""
         if case.status == CaseStatus.CLOSED:
-            return ActionResult("medium", medium, CASE_CLOSED)
-        if case.medium == medium:
-            return ActionResult("medium", medium, ALREADY)
-        case.medium = medium
-        add_note(session, case, author=actor, text=f"Medium: {medium}.", now=now,
-                 action="medium-set", details={"medium": medium})
-        return ActionResult("medium", medium, DONE)
+            return ActionResult(field, value, CASE_CLOSED)
+        if getattr(case, field) == value:
+            return ActionResult(field, value, ALREADY)
+        setattr(case, field, value)
+        add_note(session, case, author=actor, text=f"{label}: {value}.", now=now,
+                 action=f"{field}-set", details={field: value})
+        return ActionResult(field, value, DONE)
 
     def witness(self, session: Session, case: Case, witness: str, *, actor: str,
                 now: datetime) -> ActionResult:
