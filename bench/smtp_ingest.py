@@ -1,54 +1,61 @@
-"""SMTP ingest throughput: messages (and MiB) per second Chikanemail accepts with 250.
+"""SMTP acceptance (P1): mails per second that get a 250, against a do-nothing aiosmtpd.
 
 What it measures
-    Several concurrent SMTP clients (threads, one smtplib connection each) send distinct
-    mails that each carry one random attachment (default 1 MiB of random bytes, base64
-    encoded: about 1.37 MiB on the wire). The rate is the number of 250 replies to DATA
-    divided by the time from the moment every client is connected (EHLO done) to the last
-    250. It is measured twice in one run:
+    Eight concurrent SMTP clients (threads, one smtplib connection each) send distinct
+    report mails for 30 seconds. Each forwards one PNG screenshot of about 1 MiB (chat text
+    and a photo-like block; each mail's picture differs in one PNG text chunk, so every raw
+    mail and every picture has its own SHA-256): about 1.44 MiB on the wire. The rate is the
+    number of 250 replies to DATA divided by the time from the moment every client has
+    connected (EHLO done) to the last reply. Two servers are measured, alternated, for
+    --rounds rounds (baseline, chikanemail, baseline, chikanemail, ...):
 
     a) the real daemon, `chikanemail --config FILE serve` as a subprocess with a temporary
-       TOML config (data_dir in a temporary directory, embedded SQLite unless
-       --database-url is given, SMTP on a free port of 127.0.0.1). A 250 there means the
-       blob is fsync'd and the row committed;
+       TOML config (data_dir in a fresh temporary directory each round, embedded SQLite
+       unless --database-url is given, OCR on as by default, SMTP on a free port of
+       127.0.0.1). A 250 there means the blob is fsync'd and the row committed;
     b) a baseline: a plain aiosmtpd `Controller` whose handler's handle_DATA only returns
-       "250 OK", with the same aiosmtpd data_size_limit. It runs in a child process of this
-       script so it does not share a GIL with the client threads (like the daemon).
+       "250 OK", with the same data_size_limit, in a child process of this script (it does
+       not share a GIL with the client threads, like the daemon).
 
-    It prints both rates, the ratio chikanemail/baseline, per-transaction latencies and the
-    CPU time each server used. Afterwards it stops the daemon with SIGTERM (exit code must be
-    0) and checks with `chikanemail messages list --json` that the database holds exactly
-    one row per 250 reply of this run.
+    It prints each run's rate, MiB/s, per-mail latency and server CPU time, each round's
+    ratio chikanemail/baseline and the median ratio over the rounds (target: >= 0.8). After
+    each daemon run it stops the daemon with SIGTERM (exit code must be 0) and checks with
+    `chikanemail messages list --json` that the database holds exactly one row per 250.
 
 How to run (from the repository root)
-    .venv/bin/python bench/smtp_ingest.py
-    .venv/bin/python bench/smtp_ingest.py --messages 800 --clients 8 --size-mb 1
+    .venv/bin/python bench/smtp_ingest.py                    # 3 rounds of 30 s, ~4 minutes
+    .venv/bin/python bench/smtp_ingest.py --seconds 10 --rounds 1
     .venv/bin/python bench/smtp_ingest.py --database-url 'postgresql+psycopg://...'
+    .venv/bin/python bench/smtp_ingest.py --json p1.json     # also write the result
 
 With --database-url the database should be empty (or at least not shared with a running
-daemon); rows are matched to this run by a token in their Subject.
+daemon); rows are matched to the run by a token in their Subject.
 
-Exit status: 0 if every message got 250, the row count matches and the daemon exited 0;
-1 otherwise (the reason is printed).
+Exit status: 0 if every mail got 250, the row counts match and the daemon exited 0 (the
+JSON says whether the target was met); 1 otherwise (the reason is printed).
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import io
+import itertools
 import json
 import os
 import secrets
 import signal
 import smtplib
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from email import policy
-from email.message import EmailMessage
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +71,7 @@ from daemon_process import (  # bench/ is the script's own folder
     free_port,
     wait_for_port,
 )
+from results import Result, write_results
 
 from intake.settings import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -160,18 +168,75 @@ def serve_baseline(port: int) -> int:
 
 # -- messages ---------------------------------------------------------------------------
 
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+CHAT_LINES = (
+    "Mette (kl. 22:14): Du skal ikke tro, du slipper for det her i morgen.",
+    "Mette (kl. 22:15): Alle på afdelingen ved, hvad du gjorde.",
+    "Mette (kl. 22:17): Svar nu, eller jeg sender billedet til hele holdet.",
+    "Mette (kl. 22:31): Jeg venter ved parkeringen efter vagten.",
+)
 
-def build_message(run_id: str, number: int, attachment_bytes: int) -> bytes:
-    """One distinct mail with a random attachment, CRLF line ends, as sent on the wire."""
-    message = EmailMessage()
-    message["From"] = f"Bench Sender <{SENDER}>"
-    message["To"] = INTAKE_ADDRESS
-    message["Subject"] = f"bench {run_id} #{number}"
-    message["Message-ID"] = f"<{run_id}.{number}@{SERVER_HOSTNAME}>"
-    message.set_content(f"Benchmark message {number} of run {run_id}.\n")
-    message.add_attachment(os.urandom(attachment_bytes), maintype="application",
-                           subtype="octet-stream", filename=f"evidence-{number}.bin")
-    return message.as_bytes(policy=policy.SMTP)
+
+def screenshot_png(target_bytes: int) -> bytes:
+    """A phone-chat screenshot as PNG of about `target_bytes`: text lines OCR can read and a
+    photo-like block of noise that keeps the file near the target size."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    side = max(64, int((target_bytes / 3) ** 0.5))  # noise is about 3 bytes per pixel
+    width, height = max(1080, side + 80), side + 80 + 60 * len(CHAT_LINES) + 40
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    font = (ImageFont.truetype(str(FONT), 28) if FONT.exists()
+            else ImageFont.load_default())
+    for line_number, line in enumerate(CHAT_LINES):
+        draw.text((40, 30 + 60 * line_number), line, fill="black", font=font)
+    photo = Image.frombytes("RGB", (side, side), os.urandom(side * side * 3))
+    image.paste(photo, (40, 60 * len(CHAT_LINES) + 60))
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def with_text_chunk(png: bytes, text: str) -> bytes:
+    """The PNG with a tEXt chunk after IHDR: a distinct file (and SHA-256), same picture."""
+    header_end = 8 + 4 + 4 + 13 + 4  # signature, then IHDR: length, type, data, CRC
+    data = b"tEXt" + b"Comment\x00" + text.encode("ascii")
+    chunk = (len(data) - 4).to_bytes(4, "big") + data + zlib.crc32(data).to_bytes(4, "big")
+    return png[:header_end] + chunk + png[header_end:]
+
+
+class ScreenshotMails:
+    """Builds distinct report mails, each forwarding one screenshot, cheaply enough to build
+    while sending (a raw MIME template; the picture differs in one PNG text chunk)."""
+
+    def __init__(self, run_id: str, screenshot: bytes) -> None:
+        self.run_id = run_id
+        self.screenshot = screenshot
+
+    def build(self, number: int) -> bytes:
+        """Mail `number` of this run, CRLF line ends, as sent on the wire."""
+        picture = with_text_chunk(self.screenshot, f"{self.run_id}-{number}")
+        body = base64.encodebytes(picture).replace(b"\n", b"\r\n")
+        boundary = f"=_bench_{self.run_id}_{number}"
+        head = (
+            f"From: Bench Sender <{SENDER}>\r\n"
+            f"To: {INTAKE_ADDRESS}\r\n"
+            f"Subject: VS: bench {self.run_id} #{number}\r\n"
+            f"Message-ID: <{self.run_id}.{number}@{SERVER_HOSTNAME}>\r\n"
+            "MIME-Version: 1.0\r\n"
+            f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n'
+            "\r\n"
+            f"--{boundary}\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            "\r\n"
+            f"Se skærmbilledet. Besked {number} i kørsel {self.run_id}.\r\n"
+            f"--{boundary}\r\n"
+            "Content-Type: image/png\r\n"
+            "Content-Transfer-Encoding: base64\r\n"
+            f'Content-Disposition: attachment; filename="skaermbillede-{number}.png"\r\n'
+            "\r\n"
+        )
+        return head.encode("utf-8") + body + f"--{boundary}--\r\n".encode("ascii")
 
 
 # -- load -------------------------------------------------------------------------------
@@ -211,9 +276,9 @@ class LoadResult:
         return self.accepted_bytes / MIB / self.elapsed if self.elapsed > 0 else 0.0
 
 
-def client_thread(port: int, messages: Sequence[bytes], start: threading.Barrier,
-                  deadline: float, result: ClientResult) -> None:
-    """Connect, wait for every client, then send this client's messages one by one."""
+def client_thread(port: int, mails: ScreenshotMails, numbers: Iterator[int],
+                  start: threading.Barrier, window: float, result: ClientResult) -> None:
+    """Connect, wait for every client, then send mail after mail until the window closes."""
     try:
         with smtplib.SMTP(LOOPBACK, port, local_hostname=CLIENT_HOSTNAME,
                           timeout=SOCKET_TIMEOUT_S) as smtp:
@@ -221,10 +286,9 @@ def client_thread(port: int, messages: Sequence[bytes], start: threading.Barrier
             if code != 250:
                 raise BenchError(f"EHLO answered {code}")
             start.wait()
-            for raw in messages:
-                if time.monotonic() > deadline:
-                    result.errors.append("deadline reached before all messages were sent")
-                    break
+            closes = time.perf_counter() + window
+            while time.perf_counter() < closes:
+                raw = mails.build(next(numbers))
                 began = time.perf_counter()
                 code, reply = smtp.mail(SENDER, [f"SIZE={len(raw)}"])
                 if code != 250:
@@ -249,24 +313,24 @@ def client_thread(port: int, messages: Sequence[bytes], start: threading.Barrier
         start.abort()  # do not leave the other clients waiting for this one
 
 
-def run_load(label: str, port: int, server_pid: int, batches: Sequence[Sequence[bytes]],
-             timeout: float) -> LoadResult:
-    """Send every batch on its own connection, all at once; time first start to last 250."""
+def run_load(label: str, port: int, server_pid: int, mails: ScreenshotMails, clients: int,
+             window: float) -> LoadResult:
+    """Send from every client at once for `window` seconds; time first start to last 250."""
     started: list[float] = []
-    start = threading.Barrier(len(batches), action=lambda: started.append(time.perf_counter()),
+    start = threading.Barrier(clients, action=lambda: started.append(time.perf_counter()),
                               timeout=STARTUP_TIMEOUT_S)
-    deadline = time.monotonic() + timeout
-    results = [ClientResult() for _ in batches]
+    numbers = itertools.count()  # next() on it is atomic under the GIL: distinct mails
+    results = [ClientResult() for _ in range(clients)]
     threads = [
         threading.Thread(target=client_thread, name=f"client-{index}",
-                         args=(port, batch, start, deadline, results[index]))
-        for index, batch in enumerate(batches)
+                         args=(port, mails, numbers, start, window, results[index]))
+        for index in range(clients)
     ]
     cpu_before = cpu_seconds(server_pid)
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()) + SOCKET_TIMEOUT_S)
+        thread.join(STARTUP_TIMEOUT_S + window + SOCKET_TIMEOUT_S)
     cpu_after = cpu_seconds(server_pid)
     errors = [error for result in results for error in result.errors]
     if any(thread.is_alive() for thread in threads):
@@ -291,8 +355,9 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
-def print_result(result: LoadResult, expected: int) -> None:
-    print(f"[{result.label}] {result.accepted}/{expected} accepted with 250 in "
+def print_result(result: LoadResult) -> None:
+    """The run's figures, refusals and errors."""
+    print(f"[{result.label}] {result.accepted} accepted with 250 in "
           f"{result.elapsed:.2f} s: {result.messages_per_second:.1f} msg/s, "
           f"{result.mib_per_second:.1f} MiB/s; server CPU {result.server_cpu:.1f} s "
           f"({result.server_cpu / result.elapsed * 100 if result.elapsed else 0:.0f}% "
@@ -335,26 +400,22 @@ def problem_lines(log_path: Path) -> list[str]:
     return [line for line in text.splitlines() if any(marker in line for marker in markers)]
 
 
-def bench_chikanemail(workdir: Path, batches: Sequence[Sequence[bytes]], timeout: float,
-                      database_url: str | None, run_id: str,
-                      failures: list[str]) -> LoadResult | None:
+def bench_chikanemail(workdir: Path, mails: ScreenshotMails, clients: int, window: float,
+                      database_url: str | None, failures: list[str]) -> LoadResult:
     """Run the load against the real daemon, stop it, and check the rows."""
     port = free_port()
     config = write_config(workdir, port, database_url)
     log_path = workdir / "chikanemail.log"
     process = start_server([*chikanemail_command(), "--config", str(config), "serve"],
                            log_path, port)
-    result: LoadResult | None = None
     try:
-        result = run_load("chikanemail", port, process.pid, batches, timeout)
-        print_result(result, sum(len(batch) for batch in batches))
+        result = run_load("chikanemail", port, process.pid, mails, clients, window)
+        print_result(result)
     finally:
         exit_code = stop_process(process, "chikanemail daemon")
-    print(f"[chikanemail] daemon exit code after SIGTERM: {exit_code}")
     if exit_code != 0:
         failures.append(f"chikanemail daemon exited {exit_code} after SIGTERM")
     problems = problem_lines(log_path)
-    print(f"[chikanemail] daemon log: {len(problems)} WARNING/ERROR/Traceback lines")
     for line in problems[:20]:
         print(f"    {line}")
     serious = [line for line in problems if " WARNING " not in line]
@@ -370,32 +431,30 @@ def bench_chikanemail(workdir: Path, batches: Sequence[Sequence[bytes]], timeout
                         f"{listing.stderr.decode(errors='replace')[-500:]}")
         return result
     rows: list[dict[str, Any]] = json.loads(listing.stdout)
-    ours = [row for row in rows if run_id in (row.get("subject") or "")]
+    ours = [row for row in rows if mails.run_id in (row.get("subject") or "")]
     states: dict[str, int] = {}
     for row in ours:
         states[row["state"]] = states.get(row["state"], 0) + 1
-    accepted = result.accepted if result else 0
-    print(f"[chikanemail] database rows of this run: {len(ours)} (all rows: {len(rows)}); "
-          f"250 replies: {accepted}; states at shutdown: "
+    print(f"[chikanemail] rows of this run: {len(ours)}; 250 replies: {result.accepted}; "
+          "states at shutdown: "
           + ", ".join(f"{state}={count}" for state, count in sorted(states.items())))
-    if len(ours) != accepted:
-        failures.append(f"{len(ours)} database rows but {accepted} replies 250")
-    seen_twice = [row for row in ours if row["times_seen"] != 1]
-    if seen_twice:
-        failures.append(f"{len(seen_twice)} rows were seen more than once (deduplicated)")
+    if len(ours) != result.accepted:
+        failures.append(f"{len(ours)} database rows but {result.accepted} replies 250")
+    if any(row["times_seen"] != 1 for row in ours):
+        failures.append("rows were seen more than once: the mails were not distinct")
     return result
 
 
-def bench_baseline(workdir: Path, batches: Sequence[Sequence[bytes]],
-                   timeout: float, failures: list[str]) -> LoadResult:
+def bench_baseline(workdir: Path, mails: ScreenshotMails, clients: int, window: float,
+                   failures: list[str]) -> LoadResult:
     """Run the load against a plain aiosmtpd Controller in a child process."""
     port = free_port()
     log_path = workdir / "baseline.log"
     command = [sys.executable, str(Path(__file__).resolve()), "--serve-baseline", str(port)]
     process = start_server(command, log_path, port)
     try:
-        result = run_load("aiosmtpd baseline", port, process.pid, batches, timeout)
-        print_result(result, sum(len(batch) for batch in batches))
+        result = run_load("aiosmtpd baseline", port, process.pid, mails, clients, window)
+        print_result(result)
     finally:
         exit_code = stop_process(process, "baseline server")
     if exit_code != 0:
@@ -408,94 +467,109 @@ def bench_baseline(workdir: Path, batches: Sequence[Sequence[bytes]],
 
 
 def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line; see the module docstring."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--messages", type=int, default=400,
-                        help="total messages per target (default 400)")
+    parser.add_argument("--seconds", type=float, default=30.0,
+                        help="length of each run (default 30)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternated baseline/chikanemail pairs (default 3)")
     parser.add_argument("--clients", type=int, default=8,
                         help="concurrent SMTP connections (default 8)")
     parser.add_argument("--size-mb", type=float, default=1.0,
-                        help="attachment size in MiB of random bytes before base64 (default 1)")
+                        help="screenshot size in MiB, before base64 (default 1)")
     parser.add_argument("--database-url", default=None,
                         help="database for the daemon (default: embedded SQLite in the "
                              "temporary data_dir)")
-    parser.add_argument("--timeout", type=float, default=600.0,
-                        help="give up sending to one target after this many seconds "
-                             "(default 600)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="also write the result as JSON (bench/results.py) to PATH")
     parser.add_argument("--serve-baseline", type=int, default=None, metavar="PORT",
                         help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     if arguments.serve_baseline is None:
-        if arguments.messages < 1 or arguments.clients < 1:
-            parser.error("--messages and --clients must be at least 1")
+        if arguments.rounds < 1 or arguments.clients < 1 or arguments.seconds <= 0:
+            parser.error("--rounds and --clients must be at least 1, --seconds above 0")
         if not 0 < arguments.size_mb <= 36:
             parser.error("--size-mb must be above 0 and at most 36 (the mail must stay "
                          "under the 50 MiB limit)")
-        if arguments.timeout <= 0:
-            parser.error("--timeout must be positive")
     return arguments
 
 
-def split(messages: Sequence[bytes], parts: int) -> list[list[bytes]]:
-    """Deal the messages out to `parts` clients as evenly as possible."""
-    return [list(messages[index::parts]) for index in range(parts)]
+def run_target(name: str, runner: Callable[[Path], LoadResult],
+               failures: list[str]) -> LoadResult | None:
+    """One run against one server in a fresh temporary directory; None if it failed."""
+    with tempfile.TemporaryDirectory(prefix=f"chikanemail-bench-{name}-") as directory:
+        try:
+            result = runner(Path(directory))
+        except BenchError as error:
+            failures.append(f"{name}: {error}")
+            for log in Path(directory).glob("*.log"):
+                print(f"--- {log.name} tail ---\n{log.read_text(errors='replace')[-3000:]}")
+            return None
+    if result.errors or result.refused:
+        failures.append(f"{result.label}: {len(result.refused)} refused, "
+                        f"{len(result.errors)} errors")
+    return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the alternated rounds; print the figures; exit 1 on any failure."""
     arguments = parse_arguments(argv)
     if arguments.serve_baseline is not None:
         return serve_baseline(arguments.serve_baseline)
 
-    run_id = secrets.token_hex(6)
-    attachment_bytes = int(arguments.size_mb * MIB)
-    clients = min(arguments.clients, arguments.messages)
-    print(f"run {run_id}: {arguments.messages} messages, {clients} clients, attachment "
-          f"{attachment_bytes} random bytes (base64), database "
-          f"{arguments.database_url or 'embedded SQLite'}; {os.cpu_count()} CPUs")
-    built = time.perf_counter()
-    messages = [build_message(run_id, number, attachment_bytes)
-                for number in range(arguments.messages)]
-    sizes = [len(raw) for raw in messages]
-    print(f"built {len(messages)} messages in {time.perf_counter() - built:.1f} s; "
-          f"{min(sizes)}..{max(sizes)} bytes each, {sum(sizes) / MIB:.1f} MiB in all")
-    batches = split(messages, clients)
-
+    screenshot = screenshot_png(int(arguments.size_mb * MIB))
+    print(f"{arguments.rounds} rounds of {arguments.seconds:g} s per server, alternated; "
+          f"{arguments.clients} clients; a {len(screenshot) / MIB:.2f} MiB PNG screenshot per "
+          f"mail; database {arguments.database_url or 'embedded SQLite'}; "
+          f"{os.cpu_count()} CPUs")
     failures: list[str] = []
-    results: list[LoadResult] = []
-    runners: list[tuple[str, Callable[[Path], LoadResult | None]]] = [
-        ("chikanemail", lambda workdir: bench_chikanemail(
-            workdir, batches, arguments.timeout, arguments.database_url, run_id, failures)),
-        ("baseline", lambda workdir: bench_baseline(
-            workdir, batches, arguments.timeout, failures)),
-    ]
-    for name, runner in runners:
-        with tempfile.TemporaryDirectory(prefix=f"chikanemail-bench-{name}-") as directory:
-            try:
-                result = runner(Path(directory))
-            except BenchError as error:
-                failures.append(f"{name}: {error}")
-                log = Path(directory) / ("chikanemail.log" if name == "chikanemail"
-                                         else "baseline.log")
-                if log.exists():
-                    print(f"--- {name} log tail ---\n"
-                          f"{log.read_text(errors='replace')[-3000:]}")
-                continue
-        if result is not None:
-            results.append(result)
-            if result.accepted != arguments.messages:
-                failures.append(f"{result.label}: {result.accepted} of {arguments.messages} "
-                                f"accepted ({len(result.refused)} refused, "
-                                f"{len(result.errors)} errors)")
-
-    if len(results) == 2 and results[1].messages_per_second > 0:
-        chikanemail, baseline = results
-        print(f"ratio chikanemail/baseline: "
-              f"{chikanemail.messages_per_second / baseline.messages_per_second:.2f} "
-              f"({chikanemail.messages_per_second:.1f} vs "
-              f"{baseline.messages_per_second:.1f} msg/s, {chikanemail.mib_per_second:.1f} vs "
-              f"{baseline.mib_per_second:.1f} MiB/s)")
+    rounds: list[dict[str, float]] = []
+    for round_number in range(1, arguments.rounds + 1):
+        figures: dict[str, float] = {}
+        for name in ("baseline", "chikanemail"):
+            mails = ScreenshotMails(secrets.token_hex(6), screenshot)
+            runner: Callable[[Path], LoadResult]
+            if name == "baseline":
+                runner = partial(bench_baseline, mails=mails, clients=arguments.clients,
+                                 window=arguments.seconds, failures=failures)
+            else:
+                runner = partial(bench_chikanemail, mails=mails, clients=arguments.clients,
+                                 window=arguments.seconds,
+                                 database_url=arguments.database_url, failures=failures)
+            print(f"round {round_number}: {name}", flush=True)
+            result = run_target(name, runner, failures)
+            if result is None:
+                break
+            figures[f"{name}_messages_per_second"] = result.messages_per_second
+            figures[f"{name}_mib_per_second"] = result.mib_per_second
+            figures[f"{name}_server_cpu_seconds"] = result.server_cpu
+            figures[f"{name}_p95_ms"] = percentile(result.latencies, 0.95) * 1000
+        if len(figures) == 8:
+            figures["ratio"] = (figures["chikanemail_messages_per_second"]
+                                / figures["baseline_messages_per_second"])
+            rounds.append(figures)
+            print(f"round {round_number}: ratio chikanemail/baseline {figures['ratio']:.2f}")
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
-    return 1 if failures else 0
+    if failures or not rounds:
+        return 1
+    ratio = statistics.median(figures["ratio"] for figures in rounds)
+    ours = statistics.median(figures["chikanemail_messages_per_second"] for figures in rounds)
+    base = statistics.median(figures["baseline_messages_per_second"] for figures in rounds)
+    print(f"median over {len(rounds)} rounds: chikanemail {ours:.1f} msg/s, baseline "
+          f"{base:.1f} msg/s, ratio {ratio:.2f}")
+    write_results(arguments.json, [Result(
+        id="P1", what="SMTP acceptance of 1 MB screenshot mails, 8 clients, vs a do-nothing "
+                      "aiosmtpd", value=round(ratio, 3), unit="ratio", comparison=">=",
+        limit=0.8, summary=f"{ours:.1f} vs {base:.1f} mails/s (median of {len(rounds)} "
+                           f"rounds of {arguments.seconds:g} s)",
+        details={
+            "chikanemail_messages_per_second": round(ours, 1),
+            "baseline_messages_per_second": round(base, 1),
+            "seconds_per_run": arguments.seconds, "clients": arguments.clients,
+            "mail_bytes": len(ScreenshotMails("x" * 12, screenshot).build(0)),
+            "cpus": os.cpu_count(), "rounds": rounds})])
+    return 0
 
 
 if __name__ == "__main__":

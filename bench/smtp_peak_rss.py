@@ -31,6 +31,7 @@ import math
 import os
 import signal
 import smtplib
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -55,6 +56,7 @@ from daemon_process import (  # bench/ is the script's own folder
     free_port,
     wait_for_port,
 )
+from results import Result, write_results
 
 from intake.settings import DEFAULT_MAX_MESSAGE_BYTES
 
@@ -252,7 +254,26 @@ def connect(port: int) -> smtplib.SMTP:
 # -- main -------------------------------------------------------------------------------
 
 
-def run(workdir: Path, failures: list[str]) -> None:
+def wait_until_processed(data_dir: Path, sha256: str, timeout: float) -> str:
+    """Poll the embedded SQLite database (read-only) until the worker has finished with the
+    message; return its last state."""
+    databases = list(data_dir.glob("*.sqlite3"))
+    if len(databases) != 1:
+        raise BenchError(f"expected one SQLite database in {data_dir}, found {databases}")
+    deadline = time.monotonic() + timeout
+    state = "unknown"
+    while time.monotonic() < deadline:
+        with sqlite3.connect(f"file:{databases[0]}?mode=ro", uri=True, timeout=30) as db:
+            row = db.execute("SELECT state FROM message WHERE sha256 = ?", (sha256,)).fetchone()
+        state = row[0] if row else "missing"
+        if state in ("processed", "quarantined"):
+            return state
+        time.sleep(0.2)
+    return state
+
+
+def run(workdir: Path, failures: list[str]) -> dict[str, float]:
+    """Receive the mail, refuse the over-limit ones, check the row; return the figures."""
     built = time.perf_counter()
     mail = build_sized("fits", fits=True)
     over = build_sized("over", fits=False)
@@ -305,6 +326,12 @@ def run(workdir: Path, failures: list[str]) -> None:
         final = memory_kib(process.pid)
         print(f"after the over-limit mails: VmHWM {mib(final['VmHWM'])}, "
               f"VmRSS {mib(final['VmRSS'])}")
+        state = wait_until_processed(workdir / "data", mail_sha256, SOCKET_TIMEOUT_S)
+        processed = memory_kib(process.pid)
+        print(f"after the worker processed it ({state}): VmHWM {mib(processed['VmHWM'])}, "
+              f"VmRSS {mib(processed['VmRSS'])}")
+        if state != "processed":
+            failures.append(f"the mail was not processed: state {state}")
     finally:
         exit_code: int | None
         if process.poll() is None:
@@ -334,10 +361,14 @@ def run(workdir: Path, failures: list[str]) -> None:
         [*chikanemail_command(), "--config", str(config), "messages", "list", "--json"],
         capture_output=True, cwd=REPO_ROOT, timeout=CLI_TIMEOUT_S, check=False,
     )
+    figures = {"mail_bytes": len(mail), "idle_vmhwm_bytes": idle["VmHWM"] * 1024,
+               "receipt_vmhwm_bytes": after["VmHWM"] * 1024,
+               "after_processing_vmhwm_bytes": processed["VmHWM"] * 1024,
+               "receipt_seconds": round(took, 2)}
     if listing.returncode != 0:
         failures.append(f"`messages list --json` exited {listing.returncode}: "
                         f"{listing.stderr.decode(errors='replace')[-500:]}")
-        return
+        return figures
     rows: list[dict[str, Any]] = json.loads(listing.stdout)
     print(f"database: {len(rows)} row(s): "
           + ", ".join(f"size={row['size']} state={row['state']} sha256={row['sha256'][:16]}…"
@@ -345,15 +376,20 @@ def run(workdir: Path, failures: list[str]) -> None:
     if [(row["sha256"], row["size"]) for row in rows] != [(mail_sha256, len(mail))]:
         failures.append(f"expected exactly one row with sha256 {mail_sha256} and size "
                         f"{len(mail)}")
+    return figures
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None
-                            ).parse_args(argv)
+    """Run the measurement; print the figures; exit 1 on any failure."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="also write the result as JSON (bench/results.py) to PATH")
+    arguments = parser.parse_args(argv)
     failures: list[str] = []
+    figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="chikanemail-bench-rss-") as directory:
         try:
-            run(Path(directory), failures)
+            figures = run(Path(directory), failures)
         except (BenchError, smtplib.SMTPException, OSError) as error:
             failures.append(f"{type(error).__name__}: {error}")
             log = Path(directory) / "chikanemail.log"
@@ -361,7 +397,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"--- daemon log tail ---\n{log.read_text(errors='replace')[-3000:]}")
     for failure in failures:
         print(f"FAILED: {failure}", file=sys.stderr)
-    return 1 if failures else 0
+    if failures:
+        return 1
+    ratio = figures["receipt_vmhwm_bytes"] / figures["mail_bytes"]
+    print(f"peak RSS while receiving / mail size = {ratio:.2f} (target <= 4); including the "
+          f"worker's processing: "
+          f"{figures['after_processing_vmhwm_bytes'] / figures['mail_bytes']:.2f}")
+    write_results(arguments.json, [Result(
+        id="P3", what="peak RSS of the daemon while receiving one 50 MB mail, / the mail's size",
+        value=round(ratio, 2), unit="ratio", comparison="<=", limit=4.0,
+        summary=f"VmHWM {figures['receipt_vmhwm_bytes'] / MIB:.0f} MiB for a "
+                f"{figures['mail_bytes'] / MIB:.0f} MiB mail (idle "
+                f"{figures['idle_vmhwm_bytes'] / MIB:.0f} MiB)",
+        details={**figures,
+                 "peak_minus_idle_ratio": round((figures["receipt_vmhwm_bytes"]
+                                                 - figures["idle_vmhwm_bytes"])
+                                                / figures["mail_bytes"], 3),
+                 "after_processing_ratio": round(figures["after_processing_vmhwm_bytes"]
+                                                 / figures["mail_bytes"], 2)})])
+    return 0
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from daemon_process import (  # bench/ is the script's own folder
     BenchError,
     chikanemail_command,
 )
+from results import Result, write_results
 
 from storage.blobstore import BlobStore
 from storage.database import Database
@@ -135,8 +136,8 @@ def time_sha256sum(data_dir: Path, round_number: int) -> Run:
     return Run("sha256sum", round_number, seconds)
 
 
-def print_table(runs: list[Run], total: int) -> None:
-    """Every run, the medians, and the median of the per-round ratios."""
+def print_table(runs: list[Run], total: int) -> dict[str, float]:
+    """Print every run, the medians, and the median of the per-round ratios; return those."""
     mib = total / MIB
     print(f"  {'tool':20} {'round':>5} {'MiB':>8} {'seconds':>8} {'MiB/s':>8}  in-process s")
     for run in runs:
@@ -145,13 +146,19 @@ def print_table(runs: list[Run], total: int) -> None:
               f"{mib / run.seconds:8.1f}  {inner}")
     verify = {run.round: run for run in runs if run.tool != "sha256sum"}
     baseline = {run.round: run for run in runs if run.tool == "sha256sum"}
+    medians: dict[str, float] = {}
     for label, group in (("chikanemail verify", verify), ("sha256sum", baseline)):
         rate = statistics.median(mib / run.seconds for run in group.values())
+        medians[label] = rate
         print(f"  median {label:20} {rate:8.1f} MiB/s")
     ratio = statistics.median(baseline[n].seconds / verify[n].seconds for n in verify)
     verdict = "meets" if ratio >= TARGET_RATIO else "BELOW"
     print(f"  median ratio verify / sha256sum (throughput) {ratio:6.2f}  "
           f"({verdict} the target {TARGET_RATIO})")
+    return {"ratio": ratio, "verify_mib_per_second": medians["chikanemail verify"],
+            "sha256sum_mib_per_second": medians["sha256sum"],
+            "verify_in_process_seconds": statistics.median(
+                run.inner_seconds or 0.0 for run in verify.values())}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -161,6 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--large", type=int, default=3, help="large blobs (3)")
     parser.add_argument("--large-mib", type=int, default=50, help="MiB per large blob (50)")
     parser.add_argument("--rounds", type=int, default=3, help="runs of each tool (3)")
+    parser.add_argument("--json", type=Path, default=None, metavar="PATH",
+                        help="also write the result as JSON (bench/results.py) to PATH")
     args = parser.parse_args(argv)
     if shutil.which("sha256sum") is None:
         print("FAILED: sha256sum is not installed", file=sys.stderr)
@@ -191,8 +200,17 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{blobs} blobs, {total / MIB:.1f} MiB, {os.cpu_count()} CPUs, "
           f"python {sys.version.split()[0]}")
-    print_table(runs, total)
+    figures = print_table(runs, total)
     print("checks: every verify run ok, every blob and byte counted; sha256sum exit 0: OK")
+    write_results(args.json, [Result(
+        id="P4", what=f"`verify` over a {total / MIB:,.0f} MiB store vs sha256sum over the "
+                      "same files", value=round(figures["ratio"], 2), unit="ratio",
+        comparison=">=", limit=TARGET_RATIO,
+        summary=f"{figures['verify_mib_per_second']:.0f} vs "
+                f"{figures['sha256sum_mib_per_second']:.0f} MiB/s (median of {args.rounds})",
+        details={**{name: round(value, 2) for name, value in figures.items()},
+                 "blobs": blobs, "bytes": total, "rounds": args.rounds,
+                 "cpus": os.cpu_count()})])
     return 0
 
 
