@@ -1,15 +1,16 @@
 """The one durable accept path every receiver uses: blob first, then the committed row.
 
 A receiver may say "accepted" (SMTP 250, IMAP move) only after `accept_message` (a message
-held in memory) or `accept_spooled` (one streamed into a `BlobWriter`) returns: by then the
-raw bytes are fsync'd in the store and the row is committed.
+held in memory), `accept_messages` (several, all or none) or `accept_spooled` (one streamed
+into a `BlobWriter`) returns: by then the raw bytes are fsync'd in the store and the row is
+committed.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from intake.addresses import SenderPolicy
@@ -17,7 +18,14 @@ from intake.headers import summarize_headers
 from storage.blobstore import BlobStore, BlobWriter
 from storage.database import Database
 from storage.log_context import log_fields
-from storage.messages import DeliveryEnvelope, HeaderSummary, record_delivery
+from storage.messages import (
+    DeliveryEnvelope,
+    HeaderSummary,
+    NewDelivery,
+    RecordedDelivery,
+    record_deliveries,
+    record_delivery,
+)
 from storage.models import MessageSource, QuarantineReason
 
 log = logging.getLogger("chikanemail.intake.accept")
@@ -99,6 +107,35 @@ class IntakeService:
             sha256 = self.store.put(raw)
             return self._record(sha256, len(raw), raw, envelope)
 
+    def accept_messages(
+        self, raws: Sequence[bytes], envelope: DeliveryEnvelope
+    ) -> list[AcceptedMessage]:
+        """Accept several messages that arrived the same way, all or none, in order.
+
+        The same as `accept_message` for each in turn, with less waiting for the disk: the
+        blobs are written and fsync'd together (`BlobStore.put_many`), then every row is
+        committed in one transaction. When it raises, no row was committed; blobs already
+        written are unreferenced until their bytes come again.
+        """
+        if not raws:
+            return []
+        with self.store.shared_lock():  # as in `accept_message`, until the rows are committed
+            names = self.store.put_many(raws)
+            summaries = [summarize_headers(raw) for raw in raws]
+            foreign = [self._is_foreign(envelope, headers) for headers in summaries]
+            deliveries = [
+                NewDelivery(sha256, len(raw), headers,
+                            QuarantineReason.FOREIGN_SENDER if is_foreign else None)
+                for sha256, raw, headers, is_foreign in zip(names, raws, summaries, foreign,
+                                                            strict=True)
+            ]
+            recorded = record_deliveries(self.database, deliveries, envelope=envelope)
+            accepted = [self._accepted(delivery, envelope, row)
+                        for delivery, row in zip(deliveries, recorded, strict=True)]
+            if self._on_stored is not None and not all(row.duplicate for row in recorded):
+                self._on_stored()
+            return accepted
+
     def accept_spooled(
         self, writer: BlobWriter, head: bytes, envelope: DeliveryEnvelope
     ) -> AcceptedMessage:
@@ -137,25 +174,38 @@ class IntakeService:
     ) -> AcceptedMessage:
         headers = summarize_headers(head)
         foreign = self._is_foreign(envelope, headers)
+        delivery = NewDelivery(sha256, size, headers,
+                               QuarantineReason.FOREIGN_SENDER if foreign else None)
         recorded = record_delivery(
             self.database,
             sha256=sha256,
             size=size,
             envelope=envelope,
             headers=headers,
-            quarantine_reason=QuarantineReason.FOREIGN_SENDER if foreign else None,
+            quarantine_reason=delivery.quarantine_reason,
         )
-        log.info(
-            "message stored sha256=%s size=%d source=%s id=%d duplicate=%s times_seen=%d%s",
-            sha256, size, envelope.source, recorded.message_pk, recorded.duplicate,
-            recorded.times_seen, " quarantined=foreign-sender" if foreign else "",
-        )
+        accepted = self._accepted(delivery, envelope, recorded)
         if self._on_stored is not None and not recorded.duplicate:
             self._on_stored()
+        return accepted
+
+    def _accepted(
+        self, delivery: NewDelivery, envelope: DeliveryEnvelope, recorded: RecordedDelivery
+    ) -> AcceptedMessage:
+        """Log a committed delivery and describe it to the receiver."""
+        foreign = delivery.quarantine_reason is not None
+        with log_fields(sha256=delivery.sha256):
+            log.info(
+                "message stored sha256=%s size=%d source=%s id=%d duplicate=%s "
+                "times_seen=%d%s",
+                delivery.sha256, delivery.size, envelope.source, recorded.message_pk,
+                recorded.duplicate, recorded.times_seen,
+                " quarantined=foreign-sender" if foreign else "",
+            )
         return AcceptedMessage(
-            sha256=sha256,
+            sha256=delivery.sha256,
             message_pk=recorded.message_pk,
-            size=size,
+            size=delivery.size,
             duplicate=recorded.duplicate,
             times_seen=recorded.times_seen,
             quarantined=foreign,

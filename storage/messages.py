@@ -57,6 +57,16 @@ class ClaimedMessage:
     attempts: int
 
 
+@dataclass(frozen=True)
+class NewDelivery:
+    """One copy of a message to record: its blob, size and header summary."""
+
+    sha256: str
+    size: int
+    headers: HeaderSummary
+    quarantine_reason: QuarantineReason | None = None
+
+
 def record_delivery(
     database: Database,
     *,
@@ -68,60 +78,92 @@ def record_delivery(
     now: datetime | None = None,
 ) -> RecordedDelivery:
     """Insert the message row, or count one more sighting of the same raw bytes; committed."""
+    (recorded,) = record_deliveries(
+        database, [NewDelivery(sha256, size, headers, quarantine_reason)], envelope=envelope,
+        now=now)
+    return recorded
+
+
+def record_deliveries(
+    database: Database,
+    deliveries: Sequence[NewDelivery],
+    *,
+    envelope: DeliveryEnvelope,
+    now: datetime | None = None,
+) -> list[RecordedDelivery]:
+    """Record several copies that arrived the same way, in one transaction, in order: as
+    `record_delivery` one after the other would (the same bytes twice count twice), but all
+    rows are committed together, or none."""
+    if not deliveries:
+        return []
     now = now or utc_now()
     try:
-        return _insert_or_count(database, sha256, size, envelope, headers, quarantine_reason, now)
+        return _insert_or_count(database, deliveries, envelope, now)
     except IntegrityError:
-        # Another writer inserted the same bytes between our look-up and our insert
-        # (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises us). Now it is a duplicate.
-        return _insert_or_count(database, sha256, size, envelope, headers, quarantine_reason, now)
+        # Another writer inserted some of the same bytes between our look-up and our insert
+        # (PostgreSQL; SQLite's BEGIN IMMEDIATE serialises us). Now those are duplicates.
+        return _insert_or_count(database, deliveries, envelope, now)
 
 
 def _insert_or_count(
     database: Database,
-    sha256: str,
-    size: int,
+    deliveries: Sequence[NewDelivery],
     envelope: DeliveryEnvelope,
-    headers: HeaderSummary,
-    quarantine_reason: QuarantineReason | None,
     now: datetime,
-) -> RecordedDelivery:
+) -> list[RecordedDelivery]:
     with database.write() as session:
-        existing = session.execute(
-            select(Message).where(Message.sha256 == sha256).with_for_update()
-        ).scalar_one_or_none()
-        if existing is not None:
-            existing.times_seen += 1
-            existing.last_seen_at = now
-            audit.record(session, "seen-again", message_sha256=sha256, now=now,
-                         details={"source": envelope.source, "times_seen": existing.times_seen})
-            return RecordedDelivery(existing.id, True, existing.times_seen)
-        row = Message(
-            sha256=sha256,
-            size=size,
-            source=envelope.source,
-            mail_from=envelope.mail_from,
-            rcpt_tos=list(envelope.rcpt_tos),
-            peer=envelope.peer,
-            helo=envelope.helo,
-            tls=envelope.tls,
-            received_at=now,
-            last_seen_at=now,
-            times_seen=1,
-            message_id=headers.message_id,
-            subject=headers.subject,
-            state=(MessageState.QUARANTINED if quarantine_reason else MessageState.RECEIVED),
-            quarantine_reason=quarantine_reason,
-            attempts=0,
-        )
-        session.add(row)
+        rows = {row.sha256: row for row in session.execute(
+            select(Message).where(Message.sha256.in_({d.sha256 for d in deliveries}))
+            .order_by(Message.id).with_for_update()
+        ).scalars()}
+        # First every row (new ones flushed together), then the events, in arrival order.
+        sightings: list[tuple[Message, bool, int]] = []
+        for delivery in deliveries:
+            row = rows.get(delivery.sha256)
+            if row is not None:
+                row.times_seen += 1
+                row.last_seen_at = now
+                sightings.append((row, True, row.times_seen))
+                continue
+            row = rows[delivery.sha256] = _new_row(delivery, envelope, now)
+            session.add(row)
+            sightings.append((row, False, 1))
         session.flush()
-        audit.record(session, "received", message_sha256=sha256, now=now,
-                     details={"source": envelope.source, "size": size, "tls": envelope.tls,
-                              "message": row.id,
-                              "quarantine": quarantine_reason.value if quarantine_reason
-                              else None})
-        return RecordedDelivery(row.id, False, 1)
+        recorded: list[RecordedDelivery] = []
+        for delivery, (row, duplicate, times_seen) in zip(deliveries, sightings, strict=True):
+            if duplicate:
+                audit.record(session, "seen-again", message_sha256=row.sha256, now=now,
+                             details={"source": envelope.source, "times_seen": times_seen})
+            else:
+                reason = delivery.quarantine_reason
+                audit.record(session, "received", message_sha256=row.sha256, now=now,
+                             details={"source": envelope.source, "size": delivery.size,
+                                      "tls": envelope.tls, "message": row.id,
+                                      "quarantine": reason.value if reason else None})
+            recorded.append(RecordedDelivery(row.id, duplicate, times_seen))
+        return recorded
+
+
+def _new_row(delivery: NewDelivery, envelope: DeliveryEnvelope, now: datetime) -> Message:
+    reason = delivery.quarantine_reason
+    return Message(
+        sha256=delivery.sha256,
+        size=delivery.size,
+        source=envelope.source,
+        mail_from=envelope.mail_from,
+        rcpt_tos=list(envelope.rcpt_tos),
+        peer=envelope.peer,
+        helo=envelope.helo,
+        tls=envelope.tls,
+        received_at=now,
+        last_seen_at=now,
+        times_seen=1,
+        message_id=delivery.headers.message_id,
+        subject=delivery.headers.subject,
+        state=MessageState.QUARANTINED if reason else MessageState.RECEIVED,
+        quarantine_reason=reason,
+        attempts=0,
+    )
 
 
 def claim_messages(
