@@ -12,34 +12,8 @@ from rich.tree import Tree
 from intake.message_report import message_report
 from storage.blobstore import BlobStore
 from storage.case_links import PatternGroup, RelatedCase
+from storage.cases import case_summary
 from storage.models import Case, CaseNote, CaseStep, Evidence, Message, OutboxMail
-
-
-def case_summary(case: Case) -> dict[str, Any]:
-    """The case's own fields as JSON-ready values (stable keys for scripts)."""
-    return {
-        "number": case.number,
-        "status": case.status,
-        "reporter": case.reporter,
-        "reporter_name": case.reporter_name,
-        "manager": case.manager,
-        "deputy": case.deputy,
-        "opened_at": case.opened_at.isoformat(),
-        "closed_at": case.closed_at.isoformat() if case.closed_at else None,
-        "close_reason": case.close_reason,
-        "routing_source": case.routing_source,
-        "routing_reason": case.routing_reason,
-        "relation": case.relation,
-        "medium": case.medium,
-        "first_absence_day": (case.first_absence_day.isoformat()
-                              if case.first_absence_day else None),
-        "witnesses": list(case.witnesses or []),
-        "acknowledged_at": case.acknowledged_at.isoformat() if case.acknowledged_at else None,
-        "acknowledged_by": case.acknowledged_by,
-        "escalation_level": case.escalation_level,
-        "legal_hold": bool(case.legal_hold),
-        "hold_reason": case.hold_reason,
-    }
 
 
 def plan_json(steps: Sequence[CaseStep], language: str) -> list[dict[str, Any]]:

@@ -1,259 +1,89 @@
-"""`chikanemail cases …` and `chikanemail patterns`: cases, their response plan, and the
-patterns across them."""
+"""`chikanemail cases …`: the group, and `cases list`, a page of cases newest first.
+
+`cases list` is what managers and admins run most, so this module imports little: the other
+case commands live in `intake.cli_case_actions` and are loaded only when they run.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
-from datetime import date
+from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from intake.case_report import case_report, case_summary, pattern_groups_json, render_case_report
-from intake.cli_context import CliContext, cli_actor, open_database, pass_context
-from notifier.case_actions import ActionResult, CaseActions
-from notifier.clock import SystemClock
-from notifier.outbox import outbox_for_case
-from notifier.plan import calendar_for, case_steps
-from storage import audit
-from storage.blobstore import BlobStore
-from storage.case_links import pattern_groups, related_cases
-from storage.cases import (
-    CaseError,
-    add_note_by_number,
-    assign_case,
-    case_messages,
-    case_notes,
-    get_case,
-    list_cases,
-    lock_case,
-)
-from storage.evidence import evidence_for_message
-from storage.models import HarasserRelation, Medium
+from intake.cli_context import CliContext, LazyGroup, open_database, pass_context
+from storage.cases import case_summary_of_values, case_summary_rows, count_cases
 
-_OUTCOME_TEXT = {
-    "done": "done",
-    "already": "nothing to change (already so)",
-    "no-such-step": "no such step",
-    "case-closed": "the case is closed; nothing changed",
-}
+DEFAULT_PAGE = 50  # cases `cases list` shows without --limit or --all
 
 
-@click.group("cases")
+@click.group("cases", cls=LazyGroup, lazy_subcommands={
+    "show": "intake.cli_case_actions:cases_show_command",
+    "note": "intake.cli_case_actions:cases_note_command",
+    "assign": "intake.cli_case_actions:cases_assign_command",
+    "ack": "intake.cli_case_actions:cases_ack_command",
+    "step": "intake.cli_case_actions:cases_step_command",
+    "absence": "intake.cli_case_actions:cases_absence_command",
+    "relation": "intake.cli_case_actions:cases_relation_command",
+    "medium": "intake.cli_case_actions:cases_medium_command",
+    "witness": "intake.cli_case_actions:cases_witness_command",
+    "close": "intake.cli_case_actions:cases_close_command",
+    "hold": "intake.cli_retention:hold_command",
+    "unhold": "intake.cli_retention:unhold_command",
+})
 def cases_group() -> None:
     """Cases: one per report."""
 
 
 @cases_group.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print a JSON array (one case a line) instead of a table.")
 @click.option("--status", type=click.Choice(["open", "closed"]), default=None)
+@click.option("--limit", type=click.IntRange(min=1), default=DEFAULT_PAGE, show_default=True,
+              help="The newest N cases only.")
+@click.option("--all", "every", is_flag=True, help="Every case (overrides --limit).")
 @pass_context
-def cases_list_command(context: CliContext, as_json: bool, status: str | None) -> None:
-    """List cases, newest first."""
+def cases_list_command(context: CliContext, as_json: bool, status: str | None, limit: int,
+                       every: bool) -> None:
+    """List cases, newest first, a page at a time."""
     database = open_database(context)
     try:
-        rows = list_cases(database, status=status)
+        if as_json:
+            _print_cases_json(case_summary_rows(database, status=status,
+                                                limit=None if every else limit))
+            return
+        total = count_cases(database, status=status)
+        cases = [case_summary_of_values(row) for row in
+                 case_summary_rows(database, status=status, limit=None if every else limit)]
     finally:
         database.dispose()
-    summaries = [case_summary(case) for case in rows]
-    if as_json:
-        click.echo(json.dumps(summaries, indent=2, ensure_ascii=False))
-        return
-    table = Table(title=f"{len(rows)} cases")
+    from rich.console import Console  # only the table needs rich (about 0.1 s to import)
+    from rich.table import Table
+
+    kind = f"{status} cases" if status else "cases"
+    title = (f"{total} {kind} (newest first)" if len(cases) == total else
+             f"{len(cases)} of {total} {kind} (newest first; --all or --limit N for more)")
+    table = Table(title=title)
     for column in ("number", "status", "opened (local time)", "reporter", "manager"):
         table.add_column(column)
-    for case in rows:
-        table.add_row(case.number, case.status,
-                      case.opened_at.astimezone().strftime("%Y-%m-%d %H:%M %Z"),
-                      case.reporter, case.manager)
+    for case in cases:
+        opened = datetime.fromisoformat(case["opened_at"]).astimezone()
+        table.add_row(case["number"], case["status"], opened.strftime("%Y-%m-%d %H:%M %Z"),
+                      case["reporter"], case["manager"])
     Console().print(table)
 
 
-@cases_group.command("show")
-@click.argument("number")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a tree.")
-@pass_context
-def cases_show_command(context: CliContext, number: str, as_json: bool) -> None:
-    """One case: people, routing, the plan's checklist and deadlines, relation, absence,
-    related cases, messages, evidence, originals, notes, outbox."""
-    config = context.config
-    database = open_database(context)
-    try:
-        case = get_case(database, number)
-        if case is None:
-            click.echo(f"chikanemail: no case {number}", err=True)
-            sys.exit(1)
-        messages = [(message, evidence_for_message(database, message.id))
-                    for message in case_messages(database, case.id)]
-        notes = case_notes(database, case.id)
-        outbox = outbox_for_case(database, case.id)
-        with database.read() as session:
-            steps = case_steps(session, case.id)
-            related = related_cases(session, case.id)
-            session.expunge_all()
-        audit.record_committed(database, "viewed", actor=cli_actor(), case_number=number,
-                               details={"what": "case"})
-    finally:
-        database.dispose()
-    report = case_report(case, messages, notes, outbox, BlobStore(config.storage.derived_root),
-                         steps=steps, related=related, now=SystemClock().now())
-    if as_json:
-        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
-        return
-    Console().print(render_case_report(report))
-
-
-@cases_group.command("note")
-@click.argument("number")
-@click.argument("text")
-@pass_context
-def cases_note_command(context: CliContext, number: str, text: str) -> None:
-    """Add a note to a case."""
-    database = open_database(context)
-    try:
-        add_note_by_number(database, number, author=cli_actor(), text=text)
-    except CaseError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        database.dispose()
-    click.echo(f"note added to case {number}")
-
-
-@cases_group.command("assign")
-@click.argument("number")
-@click.argument("email")
-@pass_context
-def cases_assign_command(context: CliContext, number: str, email: str) -> None:
-    """Make EMAIL the case's responsible manager."""
-    if "@" not in email:
-        raise click.BadParameter("not a mail address", param_hint="EMAIL")
-    database = open_database(context)
-    try:
-        assign_case(database, number, email.strip().lower(), actor=cli_actor())
-    except CaseError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        database.dispose()
-    click.echo(f"case {number} assigned to {email}")
-
-
-def _act(context: CliContext, number: str, action: str, *arguments: Any) -> ActionResult:
-    """Run one CaseActions method on a case in its own transaction, as the CLI user, now."""
-    run = getattr(CaseActions(calendar_for(context.config.plan)), action)
-    database = open_database(context)
-    try:
-        with database.write() as session:
-            result: ActionResult = run(session, lock_case(session, number), *arguments,
-                                       actor=cli_actor(), now=SystemClock().now())
-    except CaseError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        database.dispose()
-    if result.outcome in ("no-such-step", "case-closed"):
-        raise click.ClickException(f"case {number}: {_OUTCOME_TEXT[result.outcome]}")
-    return result
-
-
-def _say(number: str, what: str, result: ActionResult) -> None:
-    click.echo(f"case {number}: {what}: {_OUTCOME_TEXT.get(result.outcome, result.outcome)}")
-
-
-@cases_group.command("ack")
-@click.argument("number")
-@pass_context
-def cases_ack_command(context: CliContext, number: str) -> None:
-    """Acknowledge a case for its manager (stops escalation)."""
-    result = _act(context, number, "acknowledge")
-    _say(number, "acknowledged", result)
-
-
-@cases_group.command("step")
-@click.argument("number")
-@click.argument("step")
-@click.argument("state", type=click.Choice(["done"]), default="done")
-@pass_context
-def cases_step_command(context: CliContext, number: str, step: str, state: str) -> None:
-    """Mark STEP (its number in the checklist, or its key) done."""
-    result = _act(context, number, "step_done", step)
-    _say(number, f"step {result.value} ({result.step_key}) done", result)
-
-
-@cases_group.command("absence")
-@click.argument("number")
-@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
-@pass_context
-def cases_absence_command(context: CliContext, number: str, day: object) -> None:
-    """Record the employee's first day of absence (YYYY-MM-DD); starts the EASY deadline."""
-    first_day: date = day.date()  # type: ignore[attr-defined]  # click gives a datetime
-    result = _act(context, number, "absence", first_day)
-    _say(number, f"first day of absence {first_day.isoformat()}", result)
-
-
-@cases_group.command("relation")
-@click.argument("number")
-@click.argument("relation", type=click.Choice([item.value for item in HarasserRelation]))
-@pass_context
-def cases_relation_command(context: CliContext, number: str, relation: str) -> None:
-    """Record who the harasser is: external (violence), colleague (krænkende handlinger)."""
-    result = _act(context, number, "relation", relation)
-    _say(number, f"relation {relation}", result)
-
-
-@cases_group.command("medium")
-@click.argument("number")
-@click.argument("medium", type=click.Choice([item.value for item in Medium]))
-@pass_context
-def cases_medium_command(context: CliContext, number: str, medium: str) -> None:
-    """Record where the harassment happened."""
-    result = _act(context, number, "medium", medium)
-    _say(number, f"medium {medium}", result)
-
-
-@cases_group.command("witness")
-@click.argument("number")
-@click.argument("witness")
-@pass_context
-def cases_witness_command(context: CliContext, number: str, witness: str) -> None:
-    """Add a witness (name, role, how to reach them)."""
-    result = _act(context, number, "witness", witness)
-    _say(number, "witness added", result)
-
-
-@cases_group.command("close")
-@click.argument("number")
-@click.option("--reason", required=True, help="Why the case can close.")
-@pass_context
-def cases_close_command(context: CliContext, number: str, reason: str) -> None:
-    """Close a case."""
-    result = _act(context, number, "close", reason)
-    if result.outcome == "already":
-        raise click.ClickException(f"case {number} is already closed")
-    click.echo(f"case {number} closed")
-
-
-@click.command("patterns")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@pass_context
-def patterns_command(context: CliContext, as_json: bool) -> None:
-    """Groups of cases that share a sender, a sender domain or a screenshot."""
-    database = open_database(context)
-    try:
-        groups = pattern_groups_json(pattern_groups(database))
-    finally:
-        database.dispose()
-    if as_json:
-        click.echo(json.dumps(groups, indent=2, ensure_ascii=False))
-        return
-    table = Table(title=f"{len(groups)} groups of related cases")
-    for column in ("cases", "managers", "open", "why"):
-        table.add_column(column)
-    for group in groups:
-        table.add_row(", ".join(case["number"] for case in group["cases"]),
-                      ", ".join(sorted({case["manager"] for case in group["cases"]})),
-                      str(sum(1 for case in group["cases"] if case["status"] == "open")),
-                      "; ".join(f"{reason['reason']}: {reason['detail']}"
-                                for reason in group["reasons"]))
-    Console().print(table)
+def _print_cases_json(rows: Iterator[Sequence[Any]]) -> None:
+    """A JSON array of case summaries, one case a line, written as the rows arrive so that
+    listing every case holds one batch of rows, not all of them."""
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    out = sys.stdout  # buffered; click.echo would flush after every case
+    separator = "[\n"
+    for row in rows:
+        out.write(separator + encode(case_summary_of_values(row)))
+        separator = ",\n"
+    out.write("[]\n" if separator == "[\n" else "\n]\n")
+    out.flush()

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from storage import audit
@@ -40,12 +38,17 @@ def format_case_number(year: int, sequence: int) -> str:
 def allocate_case_number(session: Session, year: int) -> tuple[int, str]:
     """The next number of the year, taken inside the caller's transaction (gap-free: a
     rolled-back transaction gives its number back)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(
-        insert(CaseCounter).values(year=year, last_sequence=0)
-        .on_conflict_do_nothing(index_elements=["year"])
-    )
+    # Imported here: a listing on SQLite need not load the PostgreSQL dialect.
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+        session.execute(postgresql_insert(CaseCounter).values(year=year, last_sequence=0)
+                        .on_conflict_do_nothing(index_elements=["year"]))
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        session.execute(sqlite_insert(CaseCounter).values(year=year, last_sequence=0)
+                        .on_conflict_do_nothing(index_elements=["year"]))
     counter = session.execute(
         select(CaseCounter).where(CaseCounter.year == year).with_for_update()
     ).scalar_one()
@@ -171,6 +174,66 @@ def list_cases(database: Database, *, status: str | None = None) -> list[Case]:
         rows = list(session.execute(statement).scalars())
         session.expunge_all()
     return rows
+
+
+# What a case listing shows of each case, in this order: `case_summary` names its keys after
+# these columns.
+CASE_SUMMARY_COLUMNS = (
+    Case.number, Case.status, Case.reporter, Case.reporter_name, Case.manager, Case.deputy,
+    Case.opened_at, Case.closed_at, Case.close_reason, Case.routing_source,
+    Case.routing_reason, Case.relation, Case.medium, Case.first_absence_day, Case.witnesses,
+    Case.acknowledged_at, Case.acknowledged_by, Case.escalation_level, Case.legal_hold,
+    Case.hold_reason,
+)
+CASE_SUMMARY_KEYS = tuple(column.key for column in CASE_SUMMARY_COLUMNS)
+_SUMMARY_TIMES = ("opened_at", "closed_at", "first_absence_day", "acknowledged_at")
+# Rows fetched at a time when a listing streams (a server-side cursor on PostgreSQL).
+LISTING_BATCH_ROWS = 1000
+
+
+def case_summary(case: Case) -> dict[str, Any]:
+    """The case's own fields as JSON-ready values (stable keys for scripts)."""
+    return case_summary_of_values([getattr(case, key) for key in CASE_SUMMARY_KEYS])
+
+
+def case_summary_of_values(values: Sequence[Any]) -> dict[str, Any]:
+    """`case_summary` of a row of CASE_SUMMARY_COLUMNS (what a listing fetches, without
+    loading the `Case`)."""
+    summary = dict(zip(CASE_SUMMARY_KEYS, values, strict=True))
+    for key in _SUMMARY_TIMES:
+        if summary[key] is not None:
+            summary[key] = summary[key].isoformat()
+    summary["witnesses"] = list(summary["witnesses"] or [])
+    summary["legal_hold"] = bool(summary["legal_hold"])
+    return summary
+
+
+def count_cases(database: Database, *, status: str | None = None) -> int:
+    """How many cases there are (with this status)."""
+    statement = select(func.count()).select_from(Case)
+    if status:
+        statement = statement.where(Case.status == status)
+    with database.read() as session:
+        return int(session.execute(statement).scalar_one())
+
+
+def case_summary_rows(database: Database, *, status: str | None = None,
+                      limit: int | None = None) -> Iterator[Sequence[Any]]:
+    """Cases newest first as tuples of CASE_SUMMARY_COLUMNS, streamed: rows come
+    LISTING_BATCH_ROWS at a time while the caller iterates (a server-side cursor on
+    PostgreSQL), so listing every case never holds them all.
+
+    The order walks an index backwards: the unique (year, sequence), or (status, year,
+    sequence) with a status (revision 0007). The read transaction stays open until the
+    iteration ends or the generator is closed.
+    """
+    statement = select(*CASE_SUMMARY_COLUMNS).order_by(Case.year.desc(), Case.sequence.desc())
+    if status:
+        statement = statement.where(Case.status == status)
+    if limit is not None:
+        statement = statement.limit(limit)
+    with database.read_connection() as connection:
+        yield from connection.execution_options(yield_per=LISTING_BATCH_ROWS).execute(statement)
 
 
 def get_case(database: Database, number: str) -> Case | None:

@@ -42,9 +42,8 @@ class Database:
         if self.is_sqlite:
             _install_sqlite_behaviour(self.engine)
         self._write_sessions = sessionmaker(self.engine, expire_on_commit=False)
-        self._read_sessions = sessionmaker(
-            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
-        )
+        self._read_engine = self.engine.execution_options(**{_READ_ONLY: True})
+        self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
         # Audit events recorded in a transaction are chained in when it commits.
         audit.install(self._write_sessions)
         audit.install(self._read_sessions)
@@ -60,6 +59,13 @@ class Database:
         """A session for reading only; it never takes SQLite's write lock."""
         with self._read_sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def read_connection(self) -> Iterator[Connection]:
+        """A Core connection in one read-only transaction, without the ORM's per-row work:
+        for long listings of a few columns."""
+        with self._read_engine.connect() as connection, connection.begin():
+            yield connection
 
     def dispose(self) -> None:
         """Close every pooled connection."""

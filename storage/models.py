@@ -13,6 +13,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -189,12 +190,17 @@ class Case(Base):
     """One report of harassment and everything that followed it."""
 
     __tablename__ = "case_file"  # "case" is an SQL keyword
+    # Listings go newest first: by (year, sequence), and by status then (year, sequence).
+    __table_args__ = (
+        UniqueConstraint("year", "sequence", name="uq_case_file_year_sequence"),
+        Index("ix_case_file_status_year_sequence", "status", "year", "sequence"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     number: Mapped[str] = mapped_column(String(16), unique=True)  # YYYY-NNNN
     year: Mapped[int] = mapped_column(Integer)
     sequence: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))
     reporter: Mapped[str] = mapped_column(Text)
     reporter_name: Mapped[str | None] = mapped_column(Text)
     manager: Mapped[str] = mapped_column(Text)
