@@ -303,16 +303,24 @@ def release_abandoned_claims(
     """Hand back messages whose claiming worker is gone; quarantine those out of tries.
 
     A message that keeps killing its worker (a crash in a step) counts each crash as an
-    attempt, so it ends in quarantine instead of crashing the daemon forever.
+    attempt, so it ends in quarantine instead of crashing the daemon forever. A worker works
+    through its claimed batch in id order, so of a dead worker's messages only the first was
+    under way: the others were never started and get their attempt back, or a few kills
+    during a busy hour would quarantine mails that never failed.
     """
     released = 0
+    started_seen: set[str] = set()  # claimers whose message under way has been handled
     with database.write() as session:
         rows = session.execute(
-            select(Message).where(Message.state == MessageState.PROCESSING).with_for_update()
+            select(Message).where(Message.state == MessageState.PROCESSING)
+            .order_by(Message.id).with_for_update()
         ).scalars()
         for row in rows:
             if row.claimed_by is None or not is_abandoned(row.claimed_by):
                 continue
+            if row.claimed_by in started_seen:
+                row.attempts = max(0, row.attempts - 1)  # claimed but never started
+            started_seen.add(row.claimed_by)
             row.claimed_by = None
             row.claimed_until = None
             if row.attempts >= max_attempts:

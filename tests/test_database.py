@@ -160,6 +160,18 @@ def test_abandoned_claims_are_released_or_quarantined(database: Database) -> Non
     assert "worker died" in (row.last_error or "")
 
 
+def test_a_dead_workers_unstarted_claims_get_their_attempt_back(database: Database) -> None:
+    under_way, waiting, last = record(database, 12), record(database, 13), record(database, 14)
+    for _ in range(5):  # five kills, each while the first of the batch was under way
+        claims = claim_messages(database, worker_id="dead", limit=5, lease=timedelta(minutes=5))
+        assert [claim.message_pk for claim in claims] == [under_way, waiting, last]
+        assert release_abandoned_claims(database, is_abandoned=lambda _: True,
+                                        max_attempts=10) == 3
+    attempts = {row.id: (row.state, row.attempts) for row in list_messages(database)}
+    assert attempts[under_way] == ("received", 5)
+    assert attempts[waiting] == attempts[last] == ("received", 0)
+
+
 def test_a_foreign_sender_is_recorded_as_quarantined(database: Database) -> None:
     record(database, 10, quarantine_reason=QuarantineReason.FOREIGN_SENDER)
     row = get_message_by_sha256(database, f"{10:064x}")
