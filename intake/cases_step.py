@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from email.utils import getaddresses
 
 from sqlalchemy import select
@@ -32,6 +33,7 @@ from notifier.mails import (
     RelatedLine,
 )
 from notifier.outbox import enqueue
+from notifier.outgoing import OutgoingMail
 from notifier.plan import AFTER_FIRST_ABSENCE_DAY, acknowledge_duration, add_checklist
 from notifier.plan_settings import PlanSettings, PlanText
 from notifier.settings import NotifySettings
@@ -185,14 +187,28 @@ class OpenOrThreadCase:
         matches = self.plan.patterns.find(session, case, now)
         self.plan.patterns.link(session, case, matches, now)
         view = self._view(session, row, case, steps, self._related(session, case, matches))
-        receipt = self.composer.receipt(view)
+        receipt = self._receipt(session, case, view, now) if sender.address else None
         notification = self.composer.notification(view, self._evidence_bytes(view, row))
-        if sender.address:
+        if receipt is not None:
             enqueue(session, receipt, case_id=case.id, settings=self.notify)
         enqueue(session, notification, case_id=case.id, settings=self.notify)
         log.info("case %s opened sha256=%s routing=%s", case.number, row.sha256,
                  decision.source)
         return True
+
+    def _receipt(self, session: Session, case: Case, view: CaseMailView,
+                 now: datetime) -> OutgoingMail | None:
+        """The reporter's receipt; None, recorded, when their address cannot be written in a
+        mail header (a non-ASCII local part, RFC 6532, needs SMTPUTF8 all the way). The case
+        opens and the manager is told all the same."""
+        try:
+            return self.composer.receipt(view)
+        except ValueError as error:  # email's header defects are ValueErrors
+            audit.record(session, "receipt-skipped", case=case, now=now,
+                         details={"reason": type(error).__name__})
+            log.warning("case %s: no receipt: the reporter's address cannot be written in a "
+                        "mail header (%s)", case.number, type(error).__name__)
+            return None
 
     @staticmethod
     def _related(session: Session, case: Case,

@@ -360,6 +360,8 @@ def _check_contradictions(config: AppConfig) -> None:
         fail("extract.ocr_timeout_seconds", "must be greater than 0")
     if extract.max_image_pixels < 1_000_000:
         fail("extract.max_image_pixels", "must be at least 1000000")
+    if extract.max_parts < 1:
+        fail("extract.max_parts", "must be at least 1")
     if not re.fullmatch(r"[A-Za-z_]+(\+[A-Za-z_]+)*", extract.ocr_languages):
         fail("extract.ocr_languages", "must be tesseract language codes joined by + "
              "(e.g. dan+eng)")

@@ -14,7 +14,6 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import policy
 from email.parser import HeaderParser
 from email.utils import parseaddr, parsedate_to_datetime
 from functools import partial
@@ -27,6 +26,8 @@ from extract_msg.enums import ErrorBehavior
 from extract_msg.msg_classes import MSGFile
 from extract_msg.utils import stripRtf
 from tnefparse import TNEF
+
+from intake.header_policy import BOUNDED_POLICY
 
 log = logging.getLogger("chikanemail.intake.containers")
 
@@ -285,7 +286,7 @@ def _header_facts(text: str | None) -> _HeaderFacts:
     if text.startswith(prefix):
         text = text[len(prefix) :].lstrip()
     try:
-        headers = HeaderParser(policy=policy.default).parsestr(text, headersonly=True)
+        headers = HeaderParser(policy=BOUNDED_POLICY).parsestr(text, headersonly=True)
     except Exception:
         return _HeaderFacts()
     from_text = _header_value(headers, "From")

@@ -27,11 +27,12 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from typing import Any
+
+from intake.header_policy import BOUNDED_POLICY
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def _parse_encoded_message(inner: Message, encoding: str) -> Message | None:
         raw = base64.b64decode(data) if encoding == "base64" else quopri.decodestring(data)
     except (UnicodeEncodeError, binascii.Error, ValueError):
         return None
-    parsed = BytesParser(policy=policy.default).parsebytes(raw)
+    parsed = BytesParser(policy=BOUNDED_POLICY).parsebytes(raw)
     return parsed if parsed.keys() else None
 
 

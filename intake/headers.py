@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
-from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import getaddresses
 
+from intake.header_policy import BOUNDED_POLICY
 from storage.blobstore import BlobStore
 from storage.messages import HeaderSummary
 
@@ -27,7 +27,7 @@ def parse_header_block(store: BlobStore, sha256: str) -> EmailMessage:
     match = _HEADER_END.search(head)
     block = head[: match.end()] if match else head
     try:
-        headers = BytesHeaderParser(policy=policy.default).parsebytes(block)
+        headers = BytesHeaderParser(policy=BOUNDED_POLICY).parsebytes(block)
     except Exception:  # the raw blob is safe; a parser bug must not stop the pipeline
         log.warning("header block could not be parsed sha256=%s", sha256)
         return EmailMessage()
@@ -49,7 +49,7 @@ def summarize_headers(raw: bytes) -> HeaderSummary:
     match = _HEADER_END.search(raw, 0, _MAX_HEADER_BYTES)
     block = raw[: match.end()] if match else raw[:_MAX_HEADER_BYTES]
     try:
-        headers = BytesHeaderParser(policy=policy.default).parsebytes(block)
+        headers = BytesHeaderParser(policy=BOUNDED_POLICY).parsebytes(block)
     except Exception:  # a parser bug must not stop intake: the raw bytes are already safe
         log.warning("header block could not be parsed; row keeps no Message-ID or Subject")
         return HeaderSummary()

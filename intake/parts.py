@@ -17,7 +17,7 @@ from email import policy
 from email.generator import BytesGenerator
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
+from email.parser import BytesFeedParser
 from io import BytesIO
 from typing import Any
 
@@ -29,6 +29,7 @@ from intake.containers import (
     open_outlook_msg,
     open_tnef,
 )
+from intake.header_policy import BOUNDED_POLICY, HEADER_TOO_LONG_DEFECT, MAX_PARSED_HEADER_CHARS
 from intake.html_text import html_to_text
 from storage.models import EvidenceRole
 
@@ -42,6 +43,13 @@ _BROKEN_ENCODING_DEFECTS = frozenset({
     "InvalidBase64LengthDefect",
 })
 _NESTED_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
+# Headers a message or part may carry at most once (RFC 5322 3.6, RFC 2045, RFC 2183).
+_SINGLE_HEADERS = frozenset({
+    "from", "sender", "reply-to", "to", "cc", "subject", "date", "message-id", "in-reply-to",
+    "references", "mime-version", "content-type", "content-transfer-encoding",
+    "content-disposition",
+})
+DUPLICATE_HEADER_DEFECT = "DuplicateHeader"
 
 
 @dataclass
@@ -75,9 +83,18 @@ class MessageFacts:
     body_html_text: str | None = None
 
 
+# Fed to the parser a piece at a time: `BytesParser.parsebytes` turns the whole mail into one
+# str inside a StringIO (4 bytes a character), about 235 MiB more for a 50 MB mail.
+_PARSE_CHUNK_BYTES = 1 << 20
+
+
 def parse_message(raw: bytes) -> EmailMessage:
     """Parse raw bytes with the stdlib's modern policy (lenient: defects, not exceptions)."""
-    message = BytesParser(policy=policy.default).parsebytes(raw)
+    parser = BytesFeedParser(policy=BOUNDED_POLICY)
+    view = memoryview(raw)
+    for start in range(0, len(raw), _PARSE_CHUNK_BYTES):
+        parser.feed(bytes(view[start:start + _PARSE_CHUNK_BYTES]))
+    message = parser.close()
     assert isinstance(message, EmailMessage)
     return message
 
@@ -103,6 +120,22 @@ def _linesep_of(raw: bytes) -> str:
 
 def _defect_names(part: Message) -> list[str]:
     return [type(defect).__name__ for defect in getattr(part, "defects", [])]
+
+
+def _header_defects(part: Message) -> list[str]:
+    """What the stdlib does not record about a header block: a header that may occur only
+    once found twice (parsers disagree on which one counts: first for the stdlib, last for
+    others), and a value too long to be parsed whole (see intake.header_policy)."""
+    defects: list[str] = []
+    seen: set[str] = set()
+    for name, value in part.raw_items():
+        key = name.lower()
+        if key in _SINGLE_HEADERS and key in seen and DUPLICATE_HEADER_DEFECT not in defects:
+            defects.append(DUPLICATE_HEADER_DEFECT)
+        seen.add(key)
+        if len(value) > MAX_PARSED_HEADER_CHARS and HEADER_TOO_LONG_DEFECT not in defects:
+            defects.append(HEADER_TOO_LONG_DEFECT)
+    return defects
 
 
 def _header_text(part: Message, name: str) -> str | None:
@@ -135,7 +168,7 @@ def decode_text(data: bytes, charset: str | None) -> tuple[str, list[str]]:
     if charset:
         try:
             return data.decode(charset, errors="replace"), flags
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: a NUL in the charset's name
             flags.append("charset-unknown")
     try:
         return data.decode("utf-8"), flags
@@ -168,8 +201,13 @@ class PartWalker:
             yield from self._walk(message, "", None, 0, top_level=True)
         self.facts.defects = sorted(set(self._defects))
 
+    def stop_early(self, defect: str) -> None:
+        """The consumer stopped before the last part: `facts` holds what was seen so far."""
+        self.facts.defects = sorted({*self._defects, defect})
+
     def _note_defects(self, part: Message) -> None:
         self._defects.extend(_defect_names(part))
+        self._defects.extend(_header_defects(part))
 
     def _walk(self, part: Message, path: str, parent: str | None, depth: int,
               *, top_level: bool) -> Iterator[ExtractedPart]:
@@ -336,10 +374,16 @@ def _role_of(content_type: str, disposition: str | None, filename: str | None,
 
 
 def _raw_payload_bytes(part: Message) -> bytes:
-    """The part's body exactly as transfer-encoded in the mail."""
-    payload: Any = part.get_payload(decode=False)
+    """The part's body exactly as transfer-encoded in the mail.
+
+    Read from the stored payload, not `get_payload(decode=False)`: for a body with non-ASCII
+    bytes that returns text decoded with "replace" (U+FFFD for every such byte), which lost
+    the bytes and then failed to encode (a flipped byte in a base64 body quarantined the mail).
+    """
+    payload: Any = getattr(part, "_payload", None)
     if isinstance(payload, bytes):
         return payload
     if isinstance(payload, str):
-        return payload.encode("ascii", "surrogateescape")
+        # Parsed from bytes: non-ASCII bytes are surrogate escapes; text set by code is not.
+        return payload.encode("utf-8", "surrogateescape")
     return b""

@@ -70,6 +70,7 @@ class ExtractSettings:
     ocr_languages: str = "dan+eng"
     ocr_timeout_seconds: float = 60.0
     max_image_pixels: int = 64_000_000
+    max_parts: int = 1000
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ What aiosmtpd does not do and this module adds:
 - 451 instead of aiosmtpd's permanent 500 when anything of ours fails, so the sender retries;
 - one reply per accepted recipient after LMTP DATA (RFC 2033);
 - the exact size limit: aiosmtpd counts dot-stuffed wire bytes, we count the message.
+- with require_starttls, NOOP refused before TLS as well (only EHLO, STARTTLS, QUIT pass).
 """
 
 from __future__ import annotations
@@ -328,6 +329,19 @@ class _GuardedServer(SMTP):
         # Bytes are flowing: the sender is alive, however long its DATA takes.
         self._reset_timeout()
         super().data_received(data)
+
+    @syntax("NOOP [ignored]")
+    async def smtp_NOOP(self, arg: str) -> None:
+        """NOOP, refused before STARTTLS when TLS is required.
+
+        aiosmtpd refuses every command but NOOP, EHLO, STARTTLS and QUIT before TLS (RFC 3207
+        section 4 allows NOOP); issue 9 asks for nothing but EHLO, STARTTLS and QUIT. A NOOP
+        does nothing, but answering it lets an unencrypted session idle on.
+        """
+        if self.require_starttls and not self._tls_protocol:
+            await self.push("530 5.7.0 Must issue a STARTTLS command first")
+            return
+        await super().smtp_NOOP(arg)
 
     @syntax("DATA")
     async def smtp_DATA(self, arg: str | None) -> None:

@@ -28,6 +28,9 @@ from intake.settings import ExtractSettings, IntakeSettings, SmtpSettings, Worke
 from notifier.clock import Clock
 from notifier.plan_settings import PlanSettings
 from notifier.settings import NotifySettings
+from storage.database import Database
+from storage.messages import list_messages
+from storage.models import Message
 from storage.settings import StorageSettings
 
 T = TypeVar("T")
@@ -235,3 +238,12 @@ def describe(result: Result) -> str:
     """What to print when a CLI assertion fails."""
     return (f"exit={result.exit_code} exception={result.exception!r}\n"
             f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+
+
+def message_rows(database_url: str) -> list[Message]:
+    """Every message row of the database at this URL, newest first (its own connection)."""
+    database = Database(database_url)
+    try:
+        return list_messages(database)
+    finally:
+        database.dispose()

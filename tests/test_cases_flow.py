@@ -13,6 +13,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from intake.cli import main
+from storage.audit import events_for_case
 from storage.cases import case_messages, case_notes, list_cases
 from tests.mail_flow import (
     REPORTER,
@@ -57,6 +58,27 @@ def test_report_gives_receipt_and_notification_in_danish(
     assert "kasper@eksempel.example" in body and "Du er ikke velkommen" in body
     assert "Vi ved hvor du bor" not in body  # no evidence content by default
     assert not list(note.iter_attachments())
+
+
+def test_a_reporter_whose_address_cannot_be_written_in_a_header_still_gets_a_case(
+        start: Any, relay: tuple[CapturingRelay, int]) -> None:
+    """RFC 6532: a non-ASCII local part in From. The receipt cannot be addressed without
+    SMTPUTF8, so it is skipped and recorded; the case opens and the manager is told."""
+    capture, _ = relay
+    daemon = start()
+    raw = report().replace(f"From: {REPORTER}".encode(),
+                           "From: Jørgen <jørgen@kommune.example>".encode())
+    assert "jørgen@".encode() in raw
+    send(daemon, raw)
+    wait_until(lambda: capture.to(MANAGER), message="the notification")
+    number = wait_until(lambda: list_cases_of(daemon), message="a case")[0]
+    database = database_of(daemon)
+    try:
+        events = [event.action for event in events_for_case(database, number)]
+    finally:
+        database.dispose()
+    assert "receipt-skipped" in events and "case-opened" in events
+    assert [mail.rcpt_tos for mail in capture.mails] == [[MANAGER]]
 
 
 def test_english_notifications(start: Any, relay: tuple[CapturingRelay, int]) -> None:

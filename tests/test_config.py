@@ -108,6 +108,7 @@ STEP = ('[[plan.steps]]\nkey = "a"\ntitle = { da = "A", en = "A" }\n'
          "not a domain"),
         ('[storage]\ndatabase_url = "mysql://x/y"\n', "storage.database_url", "unsupported"),
         ("[worker]\nmax_attempts = 0\n", "worker.max_attempts", "at least 1"),
+        ("[extract]\nmax_parts = 0\n", "extract.max_parts", "at least 1"),
         ("[smtp\n", "(syntax)", "line 1"),
         ('[plan]\nacknowledge_within = "P1M"\n', "plan.acknowledge_within", "months"),
         ('[plan]\nreminder_time = "8"\n', "plan.reminder_time", "HH:MM"),

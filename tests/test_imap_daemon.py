@@ -16,11 +16,16 @@ from intake.config import AppConfig
 from storage.blobstore import BlobStore
 from storage.database import Database
 from storage.imap_state import folder_status
-from storage.messages import list_messages
 from storage.migrate import upgrade_database
-from storage.models import Message
 from tests.dovecot import Dovecot
-from tests.support import INTAKE_ADDRESS, DaemonThread, daemon_process, free_port, wait_until
+from tests.support import (
+    INTAKE_ADDRESS,
+    DaemonThread,
+    daemon_process,
+    free_port,
+    message_rows,
+    wait_until,
+)
 from tests.test_imap_support import (
     PROCESSED,
     append,
@@ -35,13 +40,6 @@ pytestmark = pytest.mark.slow
 DEADLINE = 30.0
 
 
-def rows(database_url: str) -> list[Message]:
-    database = Database(database_url)
-    try:
-        return list_messages(database)
-    finally:
-        database.dispose()
-
 
 def test_daemon_takes_mail_from_imap_and_stops_promptly_while_in_idle(
         dovecot: Dovecot, tmp_path: Path, config: AppConfig, database_url: str) -> None:
@@ -53,7 +51,7 @@ def test_daemon_takes_mail_from_imap_and_stops_promptly_while_in_idle(
         append(dovecot, mail)
 
         def processed() -> bool:
-            found = rows(database_url)
+            found = message_rows(database_url)
             return len(found) == 1 and found[0].state == "processed"
 
         wait_until(processed, timeout=DEADLINE, interval=0.1, message="mail processed")
@@ -68,7 +66,7 @@ def test_daemon_takes_mail_from_imap_and_stops_promptly_while_in_idle(
         started = time.monotonic()
         daemon.stop()
         assert time.monotonic() - started < 5.0, "the daemon took too long to stop"
-    (row,) = rows(database_url)
+    (row,) = message_rows(database_url)
     assert (row.source, row.peer, row.case_id is not None) == ("imap", "imap:intake", True)
 
 
@@ -93,17 +91,18 @@ def test_sigkill_while_draining_a_mailbox_loses_and_doubles_nothing(
         return log.read_text(errors="replace") if log.exists() else ""
 
     with daemon_process(path, log) as first:
-        wait_until(lambda: first.poll() is not None or len(rows(database_url)) >= 20,
+        wait_until(lambda: first.poll() is not None or len(message_rows(database_url)) >= 20,
                    timeout=DEADLINE, interval=0.05, message="the drain under way")
         assert first.poll() is None, log_text()
         first.send_signal(signal.SIGKILL)
         assert first.wait(DEADLINE) == -signal.SIGKILL
-    killed_at = len(rows(database_url))
+    killed_at = len(message_rows(database_url))
     assert killed_at < len(mails), "the drain finished before the kill: make it longer"
 
     with daemon_process(path, log) as second:
         wait_until(lambda: second.poll() is not None or (
-            len(rows(database_url)) == len(mails) and folder_contents(dovecot, "INBOX") == []),
+            len(message_rows(database_url)) == len(mails)
+            and folder_contents(dovecot, "INBOX") == []),
                    timeout=DEADLINE, interval=0.2, message="the drain finished after restart")
         second.send_signal(signal.SIGTERM)
         try:
@@ -111,7 +110,7 @@ def test_sigkill_while_draining_a_mailbox_loses_and_doubles_nothing(
         except subprocess.TimeoutExpired:
             raise AssertionError(f"no exit after SIGTERM:\n{log_text()[-3000:]}") from None
 
-    found = rows(database_url)
+    found = message_rows(database_url)
     assert {row.sha256 for row in found} == set(mails) and len(found) == len(mails)
     assert all(row.times_seen in (1, 2) for row in found)  # 2: stored, killed before the move
     assert sorted(folder_contents(dovecot, PROCESSED)) == sorted(mails.values())

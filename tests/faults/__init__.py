@@ -1,0 +1,1 @@
+"""Fault-injection tests (issue 9): kills, dead relays, hostile SMTP, hostile input."""
