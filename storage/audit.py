@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event, or_, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from storage.models import AuditEvent, AuditHead, Case, Message, utc_now
 
@@ -38,6 +38,7 @@ GENESIS_HASH = "0" * 64
 SYSTEM_ACTOR = "system"
 _HEAD_ID = 1
 _PENDING_KEY = "chikanemail_audit_pending"
+_SAVEPOINTS_KEY = "chikanemail_audit_savepoints"  # open savepoint -> events queued before it
 _READ_BATCH = 2000
 
 
@@ -89,10 +90,17 @@ def case_number_of(session: Session, case_id: int | None) -> str | None:
 def install(sessions: sessionmaker[Session]) -> None:
     """Make sessions from this factory chain their queued events in just before commit."""
     event.listen(sessions, "before_commit", _append_pending)
-    event.listen(sessions, "after_rollback", _drop_pending)
+    event.listen(sessions, "after_transaction_create", _mark_savepoint)
+    event.listen(sessions, "after_soft_rollback", _drop_rolled_back)
 
 
 def _append_pending(session: Session) -> None:
+    # SQLAlchemy fires before_commit for a savepoint's release too. Chaining there would lock
+    # the head row in the middle of the transaction (the head lock must be its last lock) and
+    # tie the events to the savepoint; they are chained when the whole transaction commits.
+    if session.in_nested_transaction():
+        return
+    session.info.pop(_SAVEPOINTS_KEY, None)
     pending: list[_PendingEvent] = session.info.pop(_PENDING_KEY, [])
     if not pending:
         return
@@ -114,8 +122,24 @@ def _append_pending(session: Session) -> None:
     session.flush()
 
 
-def _drop_pending(session: Session) -> None:
-    session.info.pop(_PENDING_KEY, None)
+def _mark_savepoint(session: Session, transaction: SessionTransaction) -> None:
+    """Note how many events were queued when a savepoint began."""
+    if transaction.nested:
+        marks = session.info.setdefault(_SAVEPOINTS_KEY, {})
+        marks[transaction] = len(session.info.get(_PENDING_KEY, ()))
+
+
+def _drop_rolled_back(session: Session, previous_transaction: SessionTransaction) -> None:
+    """A rolled-back savepoint drops the events queued inside it; a rolled-back transaction
+    drops them all."""
+    if not previous_transaction.nested:
+        session.info.pop(_PENDING_KEY, None)
+        session.info.pop(_SAVEPOINTS_KEY, None)
+        return
+    mark = session.info.get(_SAVEPOINTS_KEY, {}).pop(previous_transaction, None)
+    pending = session.info.get(_PENDING_KEY)
+    if mark is not None and pending is not None:
+        del pending[mark:]
 
 
 def _dumps(value: Any) -> str:

@@ -115,6 +115,25 @@ def test_a_rolled_back_transaction_leaves_no_event(database: Database) -> None:
     assert audit.check_chain(database).ok
 
 
+def test_savepoints_neither_chain_early_nor_lose_the_transactions_events(
+        database: Database) -> None:
+    """Events are chained (and the head row locked) at the outermost commit only: a savepoint's
+    release chains nothing, and its rollback drops only the events recorded inside it."""
+    with database.write() as session:
+        audit.record(session, "note", details={"index": 1})
+        with session.begin_nested():
+            audit.record(session, "note", details={"index": 2})
+        assert session.execute(select(AuditEvent)).first() is None  # nothing chained yet
+        with pytest.raises(RuntimeError), session.begin_nested():
+            audit.record(session, "note", details={"index": 3})
+            raise RuntimeError("the savepoint's work failed")
+        audit.record(session, "note", details={"index": 4})
+    events = list(audit.iter_events(database))
+    assert [event.details["index"] for event in events] == [1, 2, 4]
+    assert [event.seq for event in events] == [1, 2, 3]
+    assert audit.check_chain(database).ok
+
+
 def _tamper(database: Database, statement: Any) -> None:
     with database.write() as session:
         session.execute(statement)
