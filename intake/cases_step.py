@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.utils import getaddresses
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from intake.automatic import automatic_reason
@@ -22,20 +21,13 @@ from intake.patterns import PatternFinder, PatternMatch
 from intake.reply_actions import ReplyHandler
 from intake.routing import Router
 from intake.step import MessageContext
+from notifier.case_view import case_mail_view
 from notifier.clock import Clock
-from notifier.durations import parse_duration
-from notifier.mails import (
-    CaseMailView,
-    EvidenceLine,
-    MailComposer,
-    OriginalLine,
-    PlanStepLine,
-    RelatedLine,
-)
+from notifier.mails import CaseMailView, EvidenceLine, MailComposer, RelatedLine
 from notifier.outbox import enqueue
 from notifier.outgoing import OutgoingMail
-from notifier.plan import AFTER_FIRST_ABSENCE_DAY, acknowledge_duration, add_checklist
-from notifier.plan_settings import PlanSettings, PlanText
+from notifier.plan import add_checklist
+from notifier.plan_settings import PlanSettings
 from notifier.settings import NotifySettings
 from notifier.working_days import WorkingCalendar
 from storage import audit
@@ -47,7 +39,7 @@ from storage.cases import (
     replies_to_mail_without_case,
 )
 from storage.log_context import add_log_fields
-from storage.models import Case, CaseStep, Evidence, Medium, Message, MessageKind
+from storage.models import Case, CaseStep, Medium, Message, MessageKind
 
 log = logging.getLogger("chikanemail.intake.cases")
 
@@ -229,46 +221,9 @@ class OpenOrThreadCase:
             lines.append(RelatedLine(other.number if same_manager else None, tuple(why)))
         return tuple(lines)
 
-    def _plan_lines(self, steps: list[CaseStep]) -> tuple[PlanStepLine, ...]:
-        return tuple(
-            PlanStepLine(
-                number=step.position,
-                title=PlanText(da=step.title_da, en=step.title_en),
-                description=PlanText(da=step.description_da, en=step.description_en),
-                owner=step.owner, due_at=step.due_at,
-                after_absence=(parse_duration(step.due, working=step.working_days)
-                               if step.due and step.due_after == AFTER_FIRST_ABSENCE_DAY
-                               else None),
-            )
-            for step in steps
-        )
-
     def _view(self, session: Session, row: Message, case: Case, steps: list[CaseStep],
               related: tuple[RelatedLine, ...]) -> CaseMailView:
-        evidence = list(session.execute(
-            select(Evidence).where(Evidence.message_pk == row.id).order_by(Evidence.position)
-        ).scalars())
-        items = tuple(
-            EvidenceLine(filename=item.filename, content_type=item.declared_type,
-                         size=item.size, sha256=item.sha256, role=item.role,
-                         is_image=item.image is not None)
-            for item in evidence
-        )
-        original = None
-        if row.original_rule:
-            original = OriginalLine(from_name=row.original_from_name,
-                                    from_address=row.original_from_address,
-                                    date=row.original_date, date_raw=row.original_date_raw,
-                                    subject=row.original_subject)
-        return CaseMailView(
-            case_number=case.number, reporter=case.reporter, reporter_name=case.reporter_name,
-            manager=case.manager, manager_name=None, deputy=case.deputy,
-            received_at=row.received_at, report_subject=row.subject,
-            report_message_id=row.message_id, raw_sha256=row.sha256, raw_size=row.size,
-            items=items, original=original,
-            plan_steps=self._plan_lines(steps), routing_reason=case.routing_reason,
-            acknowledge_within=acknowledge_duration(self.plan.plan), related=related,
-        )
+        return case_mail_view(session, row, case, steps, self.plan.plan, related)
 
     def _evidence_bytes(self, view: CaseMailView,
                         row: Message) -> list[tuple[EvidenceLine, bytes]]:

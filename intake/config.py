@@ -30,6 +30,7 @@ from intake.settings import (
     IntakeSettings,
     LoggingSettings,
     SmtpSettings,
+    TrustSettings,
     WorkerSettings,
 )
 from notifier.plan_checks import PlanSettingsError, check_plan
@@ -76,6 +77,7 @@ class AppConfig:
     plan: PlanSettings = field(default_factory=PlanSettings)
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     timestamp: TimestampSettings = field(default_factory=TimestampSettings)
+    trust: TrustSettings = field(default_factory=TrustSettings)
     # Mailboxes to take mail from: the [[imap]] tables, in the file's order.
     imap: tuple[ImapMailbox, ...] = ()
 
@@ -92,6 +94,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "plan": PlanSettings,
     "retention": RetentionSettings,
     "timestamp": TimestampSettings,
+    "trust": TrustSettings,
 }
 
 
@@ -245,6 +248,28 @@ def _check_notify(config: AppConfig, fail: Callable[[str, str], None]) -> None:
             fail(key, "must be greater than 0")
 
 
+def _check_trust(config: AppConfig, fail: Callable[[str, str], None]) -> None:
+    """[trust], and [notify] reply_to as the address whose plus-addresses carry tokens."""
+    trust = config.trust
+    for server in trust.dns_servers:
+        host, _, port = server.rpartition(":") if server.count(":") == 1 else (server, "", "")
+        if not host or (port and not (port.isdigit() and 1 <= int(port) <= 65535)):
+            fail("trust.dns_servers", f"{server!r} is not an address, or address:port")
+    if trust.dns_timeout_seconds <= 0:
+        fail("trust.dns_timeout_seconds", "must be greater than 0")
+    for authserv_id in trust.authserv_ids:
+        if not authserv_id.strip() or any(character.isspace() for character in authserv_id):
+            fail("trust.authserv_ids", f"{authserv_id!r} is not a server name")
+    if trust.commands == "token+authenticated" and not trust.authenticates:
+        fail("trust.commands", "\"token+authenticated\" needs trust.dkim = true or "
+             "trust.authserv_ids")
+    reply_to = config.notify.reply_to
+    intake_addresses = {address.casefold() for address in config.intake.addresses}
+    if reply_to and reply_to.casefold() not in intake_addresses:
+        fail("notify.reply_to", f"{reply_to!r} must be one of intake.addresses (replies carry "
+             "the case's secret token on its plus-address)")
+
+
 def _check_proof(config: AppConfig, fail: Callable[[str, str], None]) -> None:
     """[storage] verify, [retention] and [timestamp]."""
     if config.storage.verify_every_days <= 0:
@@ -348,6 +373,7 @@ def _check_contradictions(config: AppConfig) -> None:
         fail("worker.retry_seconds", "must not be negative")
 
     _check_notify(config, fail)
+    _check_trust(config, fail)
     _check_proof(config, fail)
     _check_routing(config, fail)
     _check_plan(config, fail)

@@ -43,6 +43,43 @@ class IntakeSettings:
     addresses: tuple[str, ...] = ("chikanemail@localhost",)
     allowed_sender_domains: tuple[str, ...] = ()
     foreign_sender_action: Literal["reject", "quarantine"] = "reject"
+    # Between an intake address's local part and a secret reply token: chikanemail+<token>@…
+    recipient_delimiter: Literal["+", "-"] = "+"
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """Who a mail is proven to come from: the [trust] table.
+
+    A mail acts on a case only when it came to a live reply token of that case and person;
+    with `commands = "token+authenticated"` its From must also be authenticated, by our own
+    DKIM check (`dkim`) or by the Authentication-Results of a server the admin names
+    (`authserv_ids`).
+    """
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    dkim: bool = False
+    # DNS servers for DKIM keys, "host" or "host:port"; empty: the system's resolver.
+    dns_servers: tuple[str, ...] = ()
+    dns_timeout_seconds: float = 5.0
+    # The authserv-ids of the admin's own servers whose Authentication-Results count.
+    authserv_ids: tuple[str, ...] = ()
+    # "token+authenticated" (default when dkim or authserv_ids is set) or "token"; empty:
+    # that default.
+    commands: Literal["", "token", "token+authenticated"] = ""
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether any way of authenticating a sender is configured."""
+        return self.dkim or bool(self.authserv_ids)
+
+    @property
+    def command_mode(self) -> str:
+        """The mode in force: the configured one, else the default for what is configured."""
+        if self.commands:
+            return self.commands
+        return "token+authenticated" if self.authenticates else "token"
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,8 @@ class CaseMailView:
     routing_reason: str
     acknowledge_within: PlanDuration | None = None
     related: tuple[RelatedLine, ...] = ()
+    # The report's From could not be vouched for: no receipt went out.
+    sender_unverified: bool = False
 
 
 def case_tag(case_number: str, language: str) -> str:
@@ -125,8 +127,10 @@ class MailComposer:
     """Renders the mails of a case into OutgoingMail, ready for the outbox."""
 
     def __init__(self, settings: NotifySettings, *, intake_address: str, hostname: str,
-                 command_help: Mapping[str, Sequence[tuple[str, str]]] | None = None) -> None:
+                 command_help: Mapping[str, Sequence[tuple[str, str]]] | None = None,
+                 recipient_delimiter: str = "+") -> None:
         self.settings = settings
+        self.recipient_delimiter = recipient_delimiter
         self.command_help = dict(command_help or {})
         self.from_address = settings.from_address or intake_address
         self.reply_to = settings.reply_to or intake_address
@@ -142,45 +146,59 @@ class MailComposer:
             raise ValueError(f"notify.template_dir: {settings.template_dir!r} is not a folder")
         self._env = make_environment(settings.template_dir)
 
+    def token_address(self, token: str) -> str:
+        """The secret reply address that carries a token: `chikanemail+<token>@domain`."""
+        local, _, domain = self.reply_to.rpartition("@")
+        return f"{local}{self.recipient_delimiter}{token}@{domain}"
+
     def language_for(self, address: str) -> str:
         """The language of mail to this address: its manager_languages entry, else the default."""
         return self._languages.get(address.strip().lower(), self.settings.language)
 
-    def receipt(self, view: CaseMailView) -> OutgoingMail:
-        """The reporter's receipt: case number, what was received with hashes, what happens."""
+    def receipt(self, view: CaseMailView, *, reply_to: str | None = None) -> OutgoingMail:
+        """The reporter's receipt: case number, what was received with hashes, what happens.
+
+        `reply_to` is the reporter's secret reply address (a token address); the To header
+        names the bare address only: a display name is the sender's word.
+        """
         language = self.settings.language
         context = self._context(view, language, evidence_attached=False)
         message, subject = self._message(
-            "receipt", language, context, to=_address(view.reporter_name, view.reporter),
-            auto_submitted="auto-replied", in_reply_to=_message_id_in(view.report_message_id))
+            "receipt", language, context, to=_address(None, view.reporter),
+            auto_submitted="auto-replied", in_reply_to=_message_id_in(view.report_message_id),
+            reply_to=reply_to)
         return self._outgoing("receipt", message, subject, view.reporter, language)
 
     def notification(self, view: CaseMailView,
-                     evidence: Sequence[tuple[EvidenceLine, bytes]] = ()) -> OutgoingMail:
+                     evidence: Sequence[tuple[EvidenceLine, bytes]] = (), *,
+                     reply_to: str | None = None, kind: str = "notification",
+                     extra: Mapping[str, object] | None = None) -> OutgoingMail:
         """The manager's notification: who, when, what, the plan's first steps, how to reply.
 
         Carries no evidence content; the evidence bytes are attached only when the settings
-        say `include_evidence`.
+        say `include_evidence`. `reply_to` is the manager's secret reply address; `extra`
+        adds to what the templates see.
         """
         language = self.language_for(view.manager)
         attach = self.settings.include_evidence and bool(evidence)
-        context = self._context(view, language, evidence_attached=attach)
+        context = {**self._context(view, language, evidence_attached=attach), **(extra or {})}
         message, subject = self._message(
             "notification", language, context, to=_address(view.manager_name, view.manager),
-            auto_submitted="auto-generated", in_reply_to=None)
+            auto_submitted="auto-generated", in_reply_to=None, reply_to=reply_to)
         if attach:
             for number, (line, data) in enumerate(evidence, start=1):
                 _attach(message, line, data, number, language)
-        return self._outgoing("notification", message, subject, view.manager, language)
+        return self._outgoing(kind, message, subject, view.manager, language)
 
     def compose(self, kind: str, *, recipient: str, recipient_name: str | None,
                 context: dict[str, object], language: str | None = None,
                 auto_submitted: str = "auto-generated",
-                in_reply_to: str | None = None) -> OutgoingMail:
+                in_reply_to: str | None = None, reply_to: str | None = None) -> OutgoingMail:
         """Any other mail of a case (or a digest) from `<language>/<kind>.*.j2`.
 
         The templates see `context` plus `language`, `recipient`, `recipient_name`,
         `recipient_display`, `reply_address`, and `case_tag` when `case_number` is given.
+        `reply_to` is the recipient's secret reply address (never shown in the body).
         """
         language = language or self.language_for(recipient)
         full: dict[str, object] = {
@@ -192,7 +210,8 @@ class MailComposer:
         full["case_tag"] = case_tag(str(case_number), language) if case_number else ""
         message, subject = self._message(
             kind, language, full, to=_address(recipient_name, recipient),
-            auto_submitted=auto_submitted, in_reply_to=_message_id_in(in_reply_to))
+            auto_submitted=auto_submitted, in_reply_to=_message_id_in(in_reply_to),
+            reply_to=reply_to)
         return self._outgoing(kind, message, subject, recipient, language)
 
     def _context(self, view: CaseMailView, language: str, *,
@@ -226,6 +245,7 @@ class MailComposer:
             "image_count": sum(1 for item in view.items if item.is_image),
             "original": original, "plan_steps": _plan_steps(view.plan_steps, language),
             "routing_reason": view.routing_reason, "reply_address": self.reply_to,
+            "sender_unverified": view.sender_unverified,
             "evidence_attached": evidence_attached,
             "acknowledge_within": (describe_duration(view.acknowledge_within, language)
                                    if view.acknowledge_within else ""),
@@ -237,8 +257,8 @@ class MailComposer:
         }
 
     def _message(self, kind: str, language: str, context: dict[str, object], *,
-                 to: Address, auto_submitted: str,
-                 in_reply_to: str | None) -> tuple[EmailMessage, str]:
+                 to: Address, auto_submitted: str, in_reply_to: str | None,
+                 reply_to: str | None) -> tuple[EmailMessage, str]:
         tag = str(context["case_tag"])
         subject = clip(one_line(self._render(f"{language}/{kind}.subject.j2", context)),
                        SUBJECT_MAX_CHARS)
@@ -248,7 +268,8 @@ class MailComposer:
         message["Date"] = format_datetime(datetime.now(workplace_zone()))
         message["From"] = Address(SENDER_NAME, addr_spec=self.from_address)
         message["To"] = to
-        message["Reply-To"] = Address(addr_spec=self.reply_to)
+        # The secret reply address when the caller issued one; the plain intake address else.
+        message["Reply-To"] = Address(addr_spec=reply_to or self.reply_to)
         message["Subject"] = subject
         message["Message-ID"] = make_msgid(domain=self._domain())
         if in_reply_to is not None:  # so the reporter's program threads the receipt

@@ -133,6 +133,17 @@ class Message(Base):
     from_address: Mapped[str | None] = mapped_column(Text)  # the header From, lower-cased
     in_reply_to: Mapped[str | None] = mapped_column(Text)
     reference_ids: Mapped[list[str] | None] = mapped_column(JSON)  # References header
+    # Who the mail is proven to be from (issue 15), decided once and never re-run:
+    # `sender_check` is a SenderCheck code ("dkim-pass", "authserv-pass", "dkim-fail",
+    # "no-signature", "not-aligned", "several-from", "dns-temporary", "not-checked", …);
+    # `sender_authenticated` says whether it authenticates the From address.
+    sender_check: Mapped[str | None] = mapped_column(String(32))
+    sender_authenticated: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The live or retired reply token the mail came to, if any.
+    reply_token_id: Mapped[int | None] = mapped_column(ForeignKey("reply_token.id"))
+    # True when the mail claims a role on its case (reporter's follow-up, manager's reply)
+    # that it could not prove: kept as evidence, changed nothing.
+    unverified: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ImapFolderState(Base):
@@ -225,6 +236,24 @@ class Case(Base):
     hold_reason: Mapped[str | None] = mapped_column(Text)
     held_at: Mapped[datetime | None]
     held_by: Mapped[str | None] = mapped_column(Text)
+    # The report's From could not be vouched for: no receipt went out (issue 15).
+    sender_unverified: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class ReplyToken(Base):
+    """A secret reply address's token, issued for one case (or none: a digest) and one
+    person, kept only as its SHA-256; live until `retired_at` is set."""
+
+    __tablename__ = "reply_token"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("case_file.id"), index=True)
+    address: Mapped[str] = mapped_column(Text)  # case-folded
+    kind: Mapped[str] = mapped_column(String(32))  # the mail it was issued with
+    issued_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
+    retired_reason: Mapped[str | None] = mapped_column(String(32))  # closed, reassigned, …
 
 
 class HarasserRelation(enum.StrEnum):
