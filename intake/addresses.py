@@ -24,18 +24,33 @@ def domain_of(address: str | None) -> str | None:
 
 @dataclass(frozen=True)
 class RecipientPolicy:
-    """The intake addresses this service accepts mail for (case-insensitive)."""
+    """The intake addresses this service accepts mail for (case-insensitive), each also with
+    a secret reply token after the delimiter: `chikanemail+<token>@kommune.dk`."""
 
     addresses: frozenset[str]
+    delimiter: str = "+"
 
     @classmethod
-    def from_addresses(cls, addresses: Iterable[str]) -> RecipientPolicy:
-        """Build the policy from the configured addresses."""
-        return cls(frozenset(normalize_address(address) for address in addresses))
+    def from_addresses(cls, addresses: Iterable[str], delimiter: str = "+") -> RecipientPolicy:
+        """Build the policy from the configured addresses and the recipient delimiter."""
+        return cls(frozenset(normalize_address(address) for address in addresses), delimiter)
 
     def accepts(self, recipient: str) -> bool:
-        """Tell whether mail to this recipient is ours."""
-        return normalize_address(recipient) in self.addresses
+        """Tell whether mail to this recipient is ours (with or without a token)."""
+        address = normalize_address(recipient)
+        return address in self.addresses or self.token_in(address) is not None
+
+    def token_in(self, recipient: str) -> str | None:
+        """The token in `local<delimiter>token@domain` of an intake address; None if none."""
+        local, at, domain = normalize_address(recipient).rpartition("@")
+        if not at:
+            return None
+        for intake in self.addresses:
+            intake_local, _, intake_domain = intake.rpartition("@")
+            prefix = intake_local + self.delimiter
+            if domain == intake_domain and local.startswith(prefix) and len(local) > len(prefix):
+                return local[len(prefix):]
+        return None
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 from rich.tree import Tree
 
-from intake.message_report import message_report
+from intake.message_report import UNVERIFIED_MARK, message_report, sender_json, sender_label
 from storage.blobstore import BlobStore
 from storage.case_links import PatternGroup, RelatedCase
 from storage.cases import case_summary
@@ -82,13 +82,15 @@ def case_report(case: Case, messages: list[tuple[Message, list[Evidence]]],
     """The whole case as a JSON-ready dict."""
     reports = [message_report(message, evidence, derived) for message, evidence in messages]
     report = case_summary(case)
+    report["sender_unverified"] = bool(case.sender_unverified)
     report["plan"] = plan_json(steps, case.language)
     report["deadlines"] = deadlines_json(steps, now or case.opened_at)
     report["related"] = related_json(related)
     report["messages"] = [
         {"id": message.id, "sha256": message.sha256, "message_id": message.message_id,
          "subject": message.subject, "from": message.from_address, "kind": message.kind,
-         "automatic": message.automatic, "received_at": message.received_at.isoformat()}
+         "automatic": message.automatic, "received_at": message.received_at.isoformat(),
+         **sender_json(message)}
         for message, _ in messages
     ]
     report["evidence"] = [item for single in reports for item in single["evidence"]]
@@ -110,6 +112,9 @@ def render_case_report(report: dict[str, Any]) -> Tree:
     tree = Tree(f"case {report['number']}  {report['status']}  opened "
                 f"{report['opened_at']}")
     tree.add(f"reporter: {report['reporter_name'] or ''} <{report['reporter']}>")
+    if report["sender_unverified"]:
+        tree.add("[bold red]no receipt was sent: the reporter's sender address could not be "
+                 "verified[/]")
     tree.add(f"manager: {report['manager']}   deputy: {report['deputy'] or '-'}")
     tree.add(f"routing: {report['routing_source']} — {report['routing_reason']}")
     acknowledged = (f"{report['acknowledged_at']} by {report['acknowledged_by']}"
@@ -140,8 +145,12 @@ def render_case_report(report: dict[str, Any]) -> Tree:
                  f"subject {original['subject'] or '?'}")
     messages = tree.add(f"messages ({len(report['messages'])})")
     for message in report["messages"]:
-        messages.add(f"{message['kind']}  {message['received_at']}  {message['from'] or '?'}  "
-                     f"{message['subject'] or ''}  {message['sha256'][:16]}…")
+        node = messages.add(f"{message['kind']}  {message['received_at']}  "
+                            f"{message['from'] or '?'}  {message['subject'] or ''}  "
+                            f"{message['sha256'][:16]}…")
+        if message["unverified"]:
+            node.add(f"[bold red]{UNVERIFIED_MARK}[/]")
+        node.add(sender_label(message))
     evidence = tree.add(f"evidence ({len(report['evidence'])} items)")
     for item in report["evidence"]:
         evidence.add(f"[{item['path']}] {item['role']}  {item['filename'] or '(no name)'}  "

@@ -14,13 +14,17 @@ from email.utils import getaddresses
 
 from sqlalchemy.orm import Session
 
+from intake.addresses import RecipientPolicy
 from intake.automatic import automatic_reason
 from intake.case_tags import case_number_in
 from intake.headers import header_str, parse_header_block
 from intake.patterns import PatternFinder, PatternMatch
-from intake.reply_actions import ReplyHandler
+from intake.reply_actions import IncomingMail, ReplyHandler
+from intake.reply_proof import ReceiptPolicy, reply_token_of
 from intake.routing import Router
-from intake.step import MessageContext
+from intake.sender_check import DnsTemporaryError, SenderCheck, check_sender
+from intake.settings import TrustSettings
+from intake.step import MessageContext, StepError
 from notifier.case_view import case_mail_view
 from notifier.clock import Clock
 from notifier.mails import CaseMailView, EvidenceLine, MailComposer, RelatedLine
@@ -28,6 +32,7 @@ from notifier.outbox import enqueue
 from notifier.outgoing import OutgoingMail
 from notifier.plan import add_checklist
 from notifier.plan_settings import PlanSettings
+from notifier.reply_addresses import secret_reply_address
 from notifier.settings import NotifySettings
 from notifier.working_days import WorkingCalendar
 from storage import audit
@@ -44,6 +49,8 @@ from storage.models import Case, CaseStep, Medium, Message, MessageKind
 log = logging.getLogger("chikanemail.intake.cases")
 
 TEXT_MAX_CHARS = 200_000
+# Enough of a message for its From when no signature is checked (as the header parser reads).
+HEADER_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,17 @@ class CasePlanParts:
     clock: Clock
     replies: ReplyHandler
     patterns: PatternFinder
+
+
+@dataclass(frozen=True)
+class SenderTrust:
+    """What decides who a mail is from: the intake addresses (for reply tokens), the
+    [trust] settings, who may get a receipt, and how many tries a DNS failure gets."""
+
+    recipients: RecipientPolicy
+    settings: TrustSettings
+    receipts: ReceiptPolicy
+    max_attempts: int
 
 
 @dataclass(frozen=True)
@@ -94,8 +112,9 @@ class OpenOrThreadCase:
 
     def __init__(self, router: Router, composer: MailComposer, notify: NotifySettings,
                  derived: BlobStore, store_of_evidence: BlobStore, plan: CasePlanParts,
-                 on_outbox: Callable[[], None] | None = None) -> None:
+                 trust: SenderTrust, on_outbox: Callable[[], None] | None = None) -> None:
         self.store_of_evidence = store_of_evidence
+        self.trust = trust
         self.plan = plan
         self.router = router
         self.composer = composer
@@ -106,6 +125,7 @@ class OpenOrThreadCase:
     def run(self, message: MessageContext) -> None:
         """Decide the message's case and queue the mails that go with it, in one transaction."""
         headers = parse_header_block(message.store, message.sha256)
+        check = self._check_sender(message)
         queued = False
         with message.database.write() as session:
             row = session.get(Message, message.message_pk, with_for_update=True)
@@ -113,13 +133,19 @@ class OpenOrThreadCase:
                 return  # already decided (a re-run after a crash, or `reprocess`)
             sender = _sender_of(header_str(headers, "From"), row.mail_from)
             row.from_address = sender.address
+            row.sender_check = check.code
+            row.sender_authenticated = check.authenticated
             row.in_reply_to = header_str(headers, "In-Reply-To")
             row.reference_ids = _message_ids(header_str(headers, "References"))
+            token = reply_token_of(session, row, headers, self.trust.recipients)
+            row.reply_token_id = token.token_id if token is not None else None
             reason = automatic_reason(headers, row.mail_from)
             thread_ids = _message_ids(row.in_reply_to) + row.reference_ids
             case = case_threaded_by(session, thread_ids)
             if case is None:
                 case = self._case_by_tag(session, header_str(headers, "Subject"), sender.address)
+            if case is None and token is not None and token.case_id is not None:
+                case = session.get(Case, token.case_id)
             add_log_fields(case=case.number if case else None)
             if reason is not None:
                 row.automatic = True
@@ -128,34 +154,61 @@ class OpenOrThreadCase:
                 log.info("automatic mail (%s) sha256=%s case=%s", reason, message.sha256,
                          case.number if case else "none")
             elif case is not None:
-                outcome = self.plan.replies.handle(session, row, case, sender.address,
-                                                   self._body_text(row), self.plan.clock.now())
+                mail = IncomingMail(sender=check.from_address or sender.address,
+                                    text=self._body_text(row), token=token, check=check)
+                outcome = self.plan.replies.handle(session, row, case, mail,
+                                                   self.plan.clock.now())
                 queued = outcome.queued
-            elif replies_to_mail_without_case(session, thread_ids):
+            elif (token is not None and token.case_id is None) or replies_to_mail_without_case(
+                    session, thread_ids):
                 # A manager answering the weekly digest is not reporting harassment.
                 row.kind = MessageKind.NOT_A_REPORT
                 log.info("reply to a mail of no case (a digest) kept, no case opened "
                          "sha256=%s", message.sha256)
             else:
-                queued = self._open(session, row, sender)
+                queued = self._open(session, row, sender,
+                                    self.trust.receipts.why_not(row, headers, check))
             audit.record(session, "filed", message_sha256=row.sha256,
                          case_number=audit.case_number_of(session, row.case_id),
-                         details={"kind": row.kind, "automatic": row.automatic})
+                         details={"kind": row.kind, "automatic": row.automatic,
+                                  "sender_check": check.code, "unverified": row.unverified})
         if queued and self._on_outbox is not None:
             self._on_outbox()
 
+    def _check_sender(self, message: MessageContext) -> SenderCheck:
+        """Whether the From is authenticated; a DNS failure is retried like a failing step
+        and, on the last try, counts as unverified."""
+        settings = self.trust.settings
+        if settings.authenticates:
+            raw = message.store.read_bytes(message.sha256)
+        else:
+            with message.store.open(message.sha256) as handle:
+                raw = handle.read(HEADER_BYTES)
+        try:
+            return check_sender(raw, settings)
+        except DnsTemporaryError:
+            if message.attempt < self.trust.max_attempts:
+                raise StepError("DNS failed for a DKIM key; tried again later") from None
+            log.warning("DNS still failing for a DKIM key on the last try; the sender counts "
+                        "as unverified sha256=%s", message.sha256)
+            unchecked = check_sender(raw, TrustSettings())
+            return SenderCheck(code="dns-temporary", authenticated=False,
+                               from_address=unchecked.from_address, domain=None)
+
     def _case_by_tag(self, session: Session, subject: str | None,
                      sender: str | None) -> Case | None:
+        """The case a typed case number names, when the sender is one of its people or an
+        admin; anyone else's case number opens a new case and learns nothing."""
         number = case_number_in(subject)
         if number is None or sender is None:
             return None
         case = case_by_number(session, number)
         if case is None:
             return None
-        allowed = {case.reporter, case.manager, case.deputy}
-        return case if sender in allowed else None  # a stranger's tag opens a new case
+        return case if self.plan.replies.may_act_without_token(case, sender) else None
 
-    def _open(self, session: Session, row: Message, sender: Sender) -> bool:
+    def _open(self, session: Session, row: Message, sender: Sender,
+              no_receipt_reason: str | None) -> bool:
         reporter = sender.address or "unknown@invalid"
         decision = self.router.route(reporter)
         now = self.plan.clock.now()
@@ -176,11 +229,23 @@ class OpenOrThreadCase:
         audit.record(session, "routed", case=case, now=now,
                      details={"manager": case.manager, "deputy": case.deputy,
                               "source": decision.source})
+        if no_receipt_reason is not None:
+            # No mail to an address we cannot vouch for: the manager is told instead.
+            case.sender_unverified = True
+            audit.record(session, "sender-unverified", case=case, message_sha256=row.sha256,
+                         now=now, details={"reason": no_receipt_reason})
+            log.info("case %s: no receipt: the sender cannot be vouched for (%s)",
+                     case.number, no_receipt_reason)
         matches = self.plan.patterns.find(session, case, now)
         self.plan.patterns.link(session, case, matches, now)
         view = self._view(session, row, case, steps, self._related(session, case, matches))
-        receipt = self._receipt(session, case, view, now) if sender.address else None
-        notification = self.composer.notification(view, self._evidence_bytes(view, row))
+        receipt = (self._receipt(session, case, view, now)
+                   if sender.address and no_receipt_reason is None else None)
+        notification = self.composer.notification(
+            view, self._evidence_bytes(view, row),
+            reply_to=secret_reply_address(session, self.composer, case_id=case.id,
+                                          recipient=case.manager, kind="notification",
+                                          now=now))
         if receipt is not None:
             enqueue(session, receipt, case_id=case.id, settings=self.notify)
         enqueue(session, notification, case_id=case.id, settings=self.notify)
@@ -194,7 +259,9 @@ class OpenOrThreadCase:
         mail header (a non-ASCII local part, RFC 6532, needs SMTPUTF8 all the way). The case
         opens and the manager is told all the same."""
         try:
-            return self.composer.receipt(view)
+            reply_to = secret_reply_address(session, self.composer, case_id=case.id,
+                                            recipient=case.reporter, kind="receipt", now=now)
+            return self.composer.receipt(view, reply_to=reply_to)
         except ValueError as error:  # email's header defects are ValueErrors
             audit.record(session, "receipt-skipped", case=case, now=now,
                          details={"reason": type(error).__name__})

@@ -10,12 +10,22 @@ from rich.console import Console
 from rich.table import Table
 
 from intake.cli_context import CliContext, cli_actor, open_database, pass_context
+from intake.message_report import SENDER_CHECK_TEXT
 from storage import audit
 from storage.local_time import local_time_with_zone
 from storage.models import AuditEvent
 
 # How much of an event's details the table shows (the JSON output has all of them).
 _DETAILS_WIDTH = 80
+# Why a mail's commands were not carried out (`command-refused`), in words; the sender
+# check codes a refusal can name are said as `SENDER_CHECK_TEXT` says them.
+REFUSAL_TEXT = {
+    "no-token": "it did not come to a secret reply address",
+    "token-retired": "its reply address is no longer valid",
+    "token-for-another-case": "its reply address belongs to another case",
+    "token-for-another-person": "its reply address was issued to someone else",
+    "not-authenticated": "its sender is not authenticated",
+}
 
 
 @click.group("audit")
@@ -69,8 +79,48 @@ def audit_show_command(context: CliContext, number: str, as_json: bool) -> None:
     for event in events:
         table.add_row(str(event.seq), local_time_with_zone(event.occurred_at), event.actor,
                       event.action, (event.message_sha256 or "")[:12],
-                      _short_details(event.details), event.hash[:12])
+                      event_summary(event.action, event.details), event.hash[:12])
     Console().print(table)
+
+
+def refusal_text(reason: str | None) -> str:
+    """Why a mail's commands were refused, in words (the code itself when it is unknown)."""
+    if reason is None:
+        return "no reason recorded"
+    if reason in REFUSAL_TEXT:
+        return REFUSAL_TEXT[reason]
+    if reason in SENDER_CHECK_TEXT:
+        return f"sender not proven: {SENDER_CHECK_TEXT[reason]}"
+    return reason
+
+
+def event_summary(action: str, details: dict[str, Any]) -> str:
+    """The details column: a plain sentence first for the events a reader must not miss (a
+    refused command, an unverified sender), then the remaining details as `key=value`."""
+    rest = dict(details)
+    lead = ""
+    if action == "command-refused":
+        reason = rest.pop("reason", None)
+        commands = rest.pop("commands", None) or []
+        named = ", ".join(str(command) for command in commands) or "(none named)"
+        lead = f"REFUSED {named}: {refusal_text(reason)} ({reason or '-'})"
+    elif action == "sender-unverified":
+        reason = rest.pop("reason", None)
+        lead = "UNVERIFIED reporter sender: no receipt sent" + (
+            f" ({reason})" if reason else "")
+    elif action == "unverified-mail":
+        reason = rest.pop("reason", None)
+        role = rest.pop("claimed_role", None)
+        claimed = "the reporter" if role == "reporter" else "someone outside the case"
+        lead = (f"UNVERIFIED mail claiming to be from {claimed}, kept as evidence, changed "
+                f"nothing: {refusal_text(reason)} ({reason or '-'})")
+    elif action == "filed" and rest.get("unverified"):
+        rest.pop("unverified")
+        check = rest.pop("sender_check", None)
+        lead = ("UNVERIFIED sender, kept as evidence, changed nothing"
+                + (f" ({check})" if check else ""))
+    shown = _short_details(rest) if rest else ""
+    return f"{lead}  {shown}".strip() if lead else shown
 
 
 def _short_details(details: dict[str, Any]) -> str:

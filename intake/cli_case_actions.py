@@ -24,7 +24,6 @@ from storage.case_links import pattern_groups, related_cases
 from storage.cases import (
     CaseError,
     add_note_by_number,
-    assign_case,
     case_messages,
     case_notes,
     get_case,
@@ -91,22 +90,74 @@ def cases_note_command(context: CliContext, number: str, text: str) -> None:
     click.echo(f"note added to case {number}")
 
 
+def _mail_address(context: click.Context, param: click.Parameter,
+                  value: str | None) -> str | None:
+    """Click callback: the value as a case-folded mail address, or a usage error naming
+    the parameter."""
+    if value is None:
+        return None
+    from notifier.assignment import mail_address
+
+    try:
+        return mail_address(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx=context, param=param) from None
+
+
 @click.command("assign")
 @click.argument("number")
-@click.argument("email")
+@click.argument("address", callback=_mail_address)
+@click.option("--deputy", callback=_mail_address, metavar="ADDRESS",
+              help="Make ADDRESS the case's deputy.")
+@click.option("--no-deputy", is_flag=True, help="Leave the case without a deputy.")
 @pass_context
-def cases_assign_command(context: CliContext, number: str, email: str) -> None:
-    """Make EMAIL the case's responsible manager."""
-    if "@" not in email:
-        raise click.BadParameter("not a mail address", param_hint="EMAIL")
+def cases_assign_command(context: CliContext, number: str, address: str, deputy: str | None,
+                         no_deputy: bool) -> None:
+    """Make ADDRESS the case's responsible manager; tell the new and the previous manager.
+
+    Without --deputy or --no-deputy the deputy stays. Whoever leaves the case can no
+    longer act on it through the reply addresses of earlier mails.
+    """
+    if deputy is not None and no_deputy:
+        raise click.UsageError("--deputy and --no-deputy cannot be used together")
+    from intake.daemon import composer_for
+    from notifier.assignment import ALREADY, CASE_CLOSED, KEEP, reassign
+
+    config = context.config
+    composer = composer_for(config)
     database = open_database(context)
     try:
-        assign_case(database, number, email.strip().lower(), actor=cli_actor())
+        with database.write() as session:
+            result = reassign(session, lock_case(session, number), manager=address,
+                              deputy=None if no_deputy else (deputy or KEEP),
+                              actor=cli_actor(), now=SystemClock().now(), composer=composer,
+                              plan=config.plan, notify=config.notify)
     except CaseError as error:
         raise click.ClickException(str(error)) from None
     finally:
         database.dispose()
-    click.echo(f"case {number} assigned to {email}")
+    if result.outcome == CASE_CLOSED:
+        raise click.ClickException(f"case {number} is closed: it cannot be assigned; "
+                                   "nothing changed")
+    if result.outcome == ALREADY:
+        click.echo(f"case {number}: nothing to change: {result.manager} is already the "
+                   f"manager, deputy {result.deputy or 'none'}")
+        return
+    if result.manager_changed:
+        said = f"case {number} assigned to {result.manager} (was {result.previous_manager})"
+    else:
+        said = f"case {number}: manager stays {result.manager}"
+    deputy_said = f"deputy {result.deputy or 'none'}"
+    if result.deputy_changed:
+        deputy_said += f" (was {result.previous_deputy or 'none'})"
+    mails = []
+    if result.notified:
+        mails.append(f"notification queued to {', '.join(result.notified)}")
+    if result.told:
+        mails.append(f"{', '.join(result.told)} told")
+    if result.report_missing:
+        mails.append("no notification: the case has no report message")
+    click.echo(f"{said}; {deputy_said}" + (f"; {', '.join(mails)}" if mails else ""))
 
 
 def _act(context: CliContext, number: str, action: str, *arguments: Any) -> ActionResult:

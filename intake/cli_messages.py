@@ -47,6 +47,8 @@ def _message_json(row: Message) -> dict[str, Any]:
         "kind": row.kind,
         "case_id": row.case_id,
         "automatic": row.automatic,
+        "unverified": bool(row.unverified),
+        "sender_check": row.sender_check,
         "quarantine_reason": row.quarantine_reason,
         "times_seen": row.times_seen,
         "attempts": row.attempts,
@@ -84,7 +86,8 @@ def messages_list_command(context: CliContext, as_json: bool, limit: int | None)
             str(row.id), row.received_at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
             row.source, row.state + (f" ({row.quarantine_reason})" if row.quarantine_reason
                                      else ""),
-            row.kind or "", str(row.size), str(row.times_seen), row.sha256[:16] + "…",
+            (row.kind or "") + (" (UNVERIFIED sender)" if row.unverified else ""),
+            str(row.size), str(row.times_seen), row.sha256[:16] + "…",
             row.subject or "",
         )
     Console().print(table)
@@ -95,7 +98,8 @@ def messages_list_command(context: CliContext, as_json: bool, limit: int | None)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a tree.")
 @pass_context
 def messages_show_command(context: CliContext, reference: str, as_json: bool) -> None:
-    """One message: its forwarded original, defects and evidence tree (REFERENCE: id or SHA-256)."""
+    """One message: whether its sender was verified, its forwarded original, defects and
+    evidence tree (REFERENCE: id or SHA-256)."""
     config = context.config
     database = Database(config.storage.effective_database_url)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from intake.accept import IntakeService
 from intake.addresses import RecipientPolicy, SenderPolicy
-from intake.cases_step import CasePlanParts, OpenOrThreadCase
+from intake.cases_step import CasePlanParts, OpenOrThreadCase, SenderTrust
 from intake.config import AppConfig, ConfigError
 from intake.imap_receiver import ImapReceiver
 from intake.ocr import OcrEngine
@@ -22,6 +22,7 @@ from intake.patterns import PatternFinder
 from intake.pipeline import build_pipeline
 from intake.reply_actions import ReplyHandler
 from intake.reply_commands import command_help
+from intake.reply_proof import ReceiptPolicy
 from intake.routing import Router, load_directory
 from intake.smtp_server import SmtpListener, start_smtp_listener
 from intake.step import PipelineStep
@@ -126,7 +127,8 @@ def composer_for(config: AppConfig) -> MailComposer:
     return MailComposer(config.notify, intake_address=config.intake.addresses[0],
                         hostname=config.smtp.server_hostname or socket.gethostname(),
                         command_help={language: command_help(language)
-                                      for language in LANGUAGES})
+                                      for language in LANGUAGES},
+                        recipient_delimiter=config.intake.recipient_delimiter)
 
 
 def plan_mails_for(config: AppConfig, composer: MailComposer) -> PlanMails:
@@ -140,7 +142,8 @@ def case_plan_parts(config: AppConfig, clock: Clock, composer: MailComposer) -> 
     replies = ReplyHandler(CaseActions(calendar), plan_mails_for(config, composer),
                            config.notify,
                            admins=config.plan.admins,
-                           default_manager=config.routing.default_manager)
+                           default_manager=config.routing.default_manager,
+                           command_mode=config.trust.command_mode)
     own_domains = [*config.intake.allowed_sender_domains,
                    *(address.rpartition("@")[2] for address in config.intake.addresses)]
     return CasePlanParts(plan=config.plan, calendar=calendar, clock=clock, replies=replies,
@@ -195,6 +198,28 @@ def resume_abandoned(worker: Worker | None, sender: OutboxSender) -> int:
     return resumed
 
 
+def sender_trust_for(config: AppConfig) -> SenderTrust:
+    """How the case step decides who a mail is from, for this configuration."""
+    return SenderTrust(
+        recipients=RecipientPolicy.from_addresses(config.intake.addresses,
+                                                  config.intake.recipient_delimiter),
+        settings=config.trust,
+        receipts=ReceiptPolicy.from_settings(config.intake.allowed_sender_domains,
+                                             config.intake.addresses,
+                                             config.trust.authenticates),
+        max_attempts=config.worker.max_attempts,
+    )
+
+
+def warn_about_trust(config: AppConfig) -> None:
+    """Say once, at start, what the command mode means when only the token guards it."""
+    if config.trust.command_mode == "token":
+        log.warning("trust.commands = \"token\": a mail acts on a case when it comes to the "
+                    "secret reply address of that case and person and its From is that "
+                    "person; the From itself is not authenticated (set [trust] dkim = true or "
+                    "authserv_ids to require that)")
+
+
 def pipeline_for(config: AppConfig, on_outbox: Callable[[], None] | None = None,
                  clock: Clock | None = None) -> list[PipelineStep]:
     """The processing steps for this configuration."""
@@ -206,7 +231,8 @@ def pipeline_for(config: AppConfig, on_outbox: Callable[[], None] | None = None,
     cases = OpenOrThreadCase(
         Router(config.routing, directory), composer, config.notify, derived,
         BlobStore(config.storage.blob_root),
-        case_plan_parts(config, clock or SystemClock(), composer), on_outbox,
+        case_plan_parts(config, clock or SystemClock(), composer), sender_trust_for(config),
+        on_outbox,
     )
     return build_pipeline(derived, config.extract, ocr_engine_for(config), cases)
 
@@ -243,6 +269,7 @@ async def serve(
     """
     clock = clock or SystemClock()
     stop = stop or asyncio.Event()
+    warn_about_trust(config)
     loop = asyncio.get_running_loop()
     if handle_signals:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -289,7 +316,8 @@ async def serve(
             listener = await start_smtp_listener(
                 config.smtp,
                 services.intake,
-                RecipientPolicy.from_addresses(config.intake.addresses),
+                RecipientPolicy.from_addresses(config.intake.addresses,
+                                               config.intake.recipient_delimiter),
                 reject_foreign_senders=config.intake.foreign_sender_action == "reject",
             )
         log.info("chikanemail running data_dir=%s database=%s", config.storage.data_path,

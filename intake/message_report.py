@@ -10,6 +10,22 @@ from storage.blobstore import BlobStore, BlobStoreError
 from storage.models import Evidence, Message
 
 OCR_EXCERPT_CHARS = 160
+# What a mail that claims a role on its case but could not prove it is, in the terminal.
+UNVERIFIED_MARK = "UNVERIFIED SENDER (kept as evidence, changed nothing)"
+# How the From of a mail was checked (a SenderCheck code), in words for the terminal.
+SENDER_CHECK_TEXT = {
+    "dkim-pass": "DKIM signature verifies and is aligned with the From domain",
+    "authserv-pass": "authenticated by the workplace's own mail server",
+    "authserv-fail": "the workplace's own mail server found no valid DKIM signature",
+    "dkim-fail": "DKIM signature does not verify",
+    "no-signature": "no DKIM signature",
+    "not-aligned": "signed by a domain other than the From address's",
+    "several-from": "more than one From address",
+    "no-from": "no From address",
+    "dns-temporary": "not checked: a DNS lookup failed for now",
+    "not-checked": "not checked",
+    "unreadable": "the From header could not be read",
+}
 
 
 def _derived_text(derived: BlobStore, sha256: str | None) -> str | None:
@@ -19,6 +35,32 @@ def _derived_text(derived: BlobStore, sha256: str | None) -> str | None:
         return derived.read_bytes(sha256).decode("utf-8", errors="replace")
     except BlobStoreError:
         return None
+
+
+def sender_check_text(code: str | None) -> str:
+    """A sender check code with its meaning, e.g. `dkim-fail (DKIM signature does not verify)`."""
+    if code is None:
+        return "not recorded"
+    meaning = SENDER_CHECK_TEXT.get(code)
+    return f"{code} ({meaning})" if meaning else code
+
+
+def sender_json(message: Message) -> dict[str, Any]:
+    """Whether the message's sender could be verified: the fields every view of it shows."""
+    return {
+        "unverified": bool(message.unverified),
+        "sender_check": message.sender_check,
+        "sender_authenticated": bool(message.sender_authenticated),
+        "reply_token_id": message.reply_token_id,
+    }
+
+
+def sender_label(report: dict[str, Any]) -> str:
+    """One line on the sender check of a message report (or a case report's message)."""
+    line = f"sender check: {sender_check_text(report['sender_check'])}"
+    if report["reply_token_id"] is not None:
+        line += "; came to a secret reply address"
+    return line
 
 
 def message_report(message: Message, evidence: list[Evidence],
@@ -68,6 +110,9 @@ def message_report(message: Message, evidence: list[Evidence],
         "size": message.size,
         "subject": message.subject,
         "message_id": message.message_id,
+        "from": message.from_address,
+        "kind": message.kind,
+        **sender_json(message),
         "received_at": message.received_at.isoformat(),
         "source": message.source,
         "state": message.state,
@@ -85,7 +130,11 @@ def render_message_report(report: dict[str, Any]) -> Tree:
     title = (f"message {report['id']}  {report['state']}  {report['size']} bytes  "
              f"sha256 {report['sha256']}")
     tree = Tree(title)
+    if report["unverified"]:
+        tree.add(f"[bold red]{UNVERIFIED_MARK}[/]")
     tree.add(f"subject: {report['subject'] or '(none)'}")
+    tree.add(f"from: {report['from'] or '?'}   kind: {report['kind'] or '-'}")
+    tree.add(sender_label(report))
     original = report["original"]
     if original:
         who = " ".join(part for part in (original["from_name"], original["from"] and

@@ -257,6 +257,27 @@ def parse_reply(text: str, *, today: date) -> ParsedReply:
     )
 
 
+_RELATION_WORDS: Mapping[str, Mapping[str, str]] = MappingProxyType({
+    "da": {"external": "ekstern", "colleague": "kollega", "unknown": "ukendt"},
+    "en": {"external": "external", "colleague": "colleague", "unknown": "unknown"},
+})
+
+
+def command_name(command: Command, language: str) -> str:
+    """The command's word as a person writes it, in "da" or "en" (without its argument,
+    except a step's number): what a warning may name without quoting a mail."""
+    english = language == "en"
+    if isinstance(command, StepDone):
+        return f"step {command.step} done" if english else f"trin {command.step} udført"
+    if isinstance(command, Relation):
+        return _RELATION_WORDS["en" if english else "da"].get(command.kind, command.kind)
+    words = {Acknowledge: ("kvitter", "ack"), Absence: ("fravær", "absence"),
+             Medium: ("medie", "medium"), Witness: ("vidne", "witness"),
+             Close: ("luk", "close"), Help: ("hjælp", "help")}
+    danish, english_word = words[type(command)]
+    return english_word if english else danish
+
+
 def command_help(language: str) -> tuple[tuple[str, str], ...]:
     """(syntax, explanation) pairs for a help reply, in "da" or "en"; Danish otherwise."""
     return _HELP.get(language, _HELP["da"])

@@ -16,6 +16,7 @@ from notifier.plan import case_steps, find_step, recompute_event_deadlines
 from notifier.working_days import WorkingCalendar
 from storage.cases import add_note
 from storage.models import Case, CaseStatus, HarasserRelation, Medium
+from storage.reply_tokens import retire_tokens
 
 DONE = "done"
 ALREADY = "already"
@@ -149,7 +150,9 @@ class CaseActions:
         if open_steps:
             left = " Steps not done: " + ", ".join(
                 f"{step.position} ({step.key})" for step in open_steps) + "."
+        retired = retire_tokens(session, case_id=case.id, reason="closed", now=now)
         add_note(session, case, author=actor, text=f"Closed: {case.close_reason}.{left}",
                  now=now, action="closed",
-                 details={"open_steps": [step.position for step in open_steps]})
+                 details={"open_steps": [step.position for step in open_steps],
+                          "tokens_retired": retired})
         return ActionResult("close", reason, DONE)

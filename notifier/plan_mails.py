@@ -66,7 +66,7 @@ class PlanMails:
         self._command_help = command_help
 
     def reminder(self, case: Case, step: CaseStep, *, recipient: str, role: str,
-                 now: datetime) -> OutgoingMail:
+                 now: datetime, reply_to: str | None = None) -> OutgoingMail:
         """A reminder to the owner of a step that its deadline is near (or past)."""
         language = self.composer.language_for(recipient)
         due_at = step.due_at
@@ -92,10 +92,10 @@ class PlanMails:
             "reporter_display": reporter_display(case),
         }
         return self.composer.compose("reminder", recipient=recipient, recipient_name=None,
-                                     context=context, language=language)
+                                     context=context, language=language, reply_to=reply_to)
 
     def escalation(self, case: Case, *, level: int, recipient: str, previous: Sequence[str],
-                   item_count: int) -> OutgoingMail:
+                   item_count: int, reply_to: str | None = None) -> OutgoingMail:
         """The case has not been acknowledged in time: ask the deputy (level 1) or the
         default manager (level 2) to make sure someone takes it."""
         language = self.composer.language_for(recipient)
@@ -108,10 +108,10 @@ class PlanMails:
             "item_count": item_count,
         }
         return self.composer.compose("escalation", recipient=recipient, recipient_name=None,
-                                     context=context, language=language)
+                                     context=context, language=language, reply_to=reply_to)
 
     def digest(self, manager: str, cases: Sequence[DigestCase], *, week: int, year: int,
-               now: datetime) -> OutgoingMail:
+               now: datetime, reply_to: str | None = None) -> OutgoingMail:
         """The weekly overview of a manager's open cases."""
         language = self.composer.language_for(manager)
         listed = []
@@ -142,13 +142,29 @@ class PlanMails:
             "overdue_total": sum(entry.overdue_count for entry in cases),
         }
         return self.composer.compose("digest", recipient=manager, recipient_name=None,
-                                     context=context, language=language)
+                                     context=context, language=language, reply_to=reply_to)
+
+    def sender_warning(self, case: Case, *, recipient: str, claimed_role: str,
+                       commands: Sequence[str], reason: str,
+                       reply_to: str | None) -> OutgoingMail:
+        """A short warning that a mail on the case could not be proven to come from who it
+        names: to that person ("self": their command was refused, give it again in a reply
+        to this mail) or to the manager ("reporter", "other": an unverified mail is on the
+        case). Quotes nothing of that mail; `commands` are our own command words."""
+        language = self.composer.language_for(recipient)
+        context: dict[str, object] = {
+            "case_number": case.number, "claimed_role": claimed_role,
+            "commands": list(commands), "reason": reason,
+        }
+        return self.composer.compose("sender_warning", recipient=recipient,
+                                     recipient_name=None, context=context, language=language,
+                                     reply_to=reply_to)
 
     def confirmation(self, case: Case, *, actor: str, language: str,
                      results: Sequence[ActionResult], steps: Sequence[CaseStep],
                      implicit_ack: bool, unknown: Sequence[UnknownLine], show_help: bool,
                      note_saved: bool, attachment_count: int,
-                     in_reply_to: str | None) -> OutgoingMail:
+                     in_reply_to: str | None, reply_to: str | None = None) -> OutgoingMail:
         """The short answer to a manager's reply: what was done, what was not understood."""
         by_position = {str(step.position): step for step in steps}
         shown = []
@@ -182,4 +198,5 @@ class PlanMails:
         }
         return self.composer.compose("confirmation", recipient=actor, recipient_name=None,
                                      context=context, language=language,
-                                     auto_submitted="auto-replied", in_reply_to=in_reply_to)
+                                     auto_submitted="auto-replied", in_reply_to=in_reply_to,
+                                     reply_to=reply_to)

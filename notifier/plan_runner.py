@@ -27,6 +27,7 @@ from notifier.plan import acknowledge_duration, case_steps
 from notifier.plan_checks import parse_clock
 from notifier.plan_mails import DigestCase, PlanMails
 from notifier.plan_settings import WEEKDAYS, PlanSettings
+from notifier.reply_addresses import secret_reply_address
 from notifier.settings import NotifySettings
 from notifier.working_days import WorkingCalendar
 from storage.database import Database
@@ -143,7 +144,10 @@ class PlanRunner:
                 continue
             latest = max(due, key=lambda point: point.moment)
             recipient, role = self._owner_address(case, step.owner)
-            mail = self.mails.reminder(case, step, recipient=recipient, role=role, now=now)
+            reply_to = secret_reply_address(session, self.mails.composer, case_id=case.id,
+                                            recipient=recipient, kind="reminder", now=now)
+            mail = self.mails.reminder(case, step, recipient=recipient, role=role, now=now,
+                                       reply_to=reply_to)
             row = enqueue(session, mail, case_id=case.id, settings=self.notify)
             for point in due:
                 record_notice(session, kind=REMINDER, key=f"{prefix}:{point.key}",
@@ -156,7 +160,7 @@ class PlanRunner:
         return sent
 
     def _owner_address(self, case: Case, owner: str) -> tuple[str, str]:
-        if owner == "reporter":
+        if owner == "reporter" and not case.sender_unverified:
             return case.reporter, "reporter"
         if owner == "safety_rep" and self.plan.safety_rep:
             return self.plan.safety_rep, "safety_rep"
@@ -206,8 +210,12 @@ class PlanRunner:
             if moment <= now and not notice_exists(session, ESCALATION, key):
                 if item_count is None:
                     item_count = self._item_count(session, case.id)
+                reply_to = secret_reply_address(session, self.mails.composer,
+                                                case_id=case.id, recipient=address,
+                                                kind="escalation", now=now)
                 mail = self.mails.escalation(case, level=level, recipient=address,
-                                             previous=told, item_count=item_count)
+                                             previous=told, item_count=item_count,
+                                             reply_to=reply_to)
                 row = enqueue(session, mail, case_id=case.id, settings=self.notify)
                 record_notice(session, kind=ESCALATION, key=key, case_id=case.id,
                               recipient=address, due_at=moment, now=now, outbox_id=row.id)
@@ -258,7 +266,12 @@ class PlanRunner:
                     entries = self._digest_entries(session, manager, slot, now)
                     if not entries:
                         continue
-                    mail = self.mails.digest(manager, entries, week=week, year=year, now=now)
+                    # The digest's token acts on no case: it only shows the reply is ours.
+                    reply_to = secret_reply_address(session, self.mails.composer,
+                                                    case_id=None, recipient=manager,
+                                                    kind="digest", now=now)
+                    mail = self.mails.digest(manager, entries, week=week, year=year, now=now,
+                                             reply_to=reply_to)
                     row = enqueue(session, mail, case_id=None, settings=self.notify)
                     record_notice(session, kind=DIGEST, key=key, case_id=None,
                                   recipient=manager, due_at=slot, now=now, outbox_id=row.id)

@@ -141,18 +141,24 @@ def add_note_by_number(database: Database, number: str, *, author: str, text: st
         return note
 
 
-def assign_case(database: Database, number: str, manager: str, *, actor: str) -> Case:
-    """Make someone else the responsible manager (committed, with a note saying so)."""
-    with database.write() as session:
-        case = lock_case(session, number)
-        previous = case.manager
-        case.manager = manager
-        add_note(session, case, author=actor,
-                 text=f"Assigned to {manager} (was {previous}).", action="assigned",
-                 details={"manager": manager, "previous": previous})
-        session.flush()
-        session.expunge(case)
-        return case
+def assign_case(session: Session, case: Case, *, manager: str, deputy: str | None,
+                actor: str, now: datetime) -> CaseNote:
+    """Set the case's responsible manager and deputy in the caller's transaction, with a
+    note and its `assigned` audit event naming who it was before."""
+    previous, previous_deputy = case.manager, case.deputy
+    case.manager = manager
+    case.deputy = deputy
+    parts = []
+    if manager != previous:
+        parts.append(f"Assigned to {manager} (was {previous}).")
+    else:
+        parts.append(f"Manager stays {manager}.")
+    if deputy != previous_deputy:
+        parts.append(f"Deputy {deputy or 'none'} (was {previous_deputy or 'none'}).")
+    return add_note(session, case, author=actor, text=" ".join(parts), now=now,
+                    action="assigned",
+                    details={"manager": manager, "previous": previous, "deputy": deputy,
+                             "previous_deputy": previous_deputy})
 
 
 def lock_case(session: Session, number: str) -> Case:

@@ -220,6 +220,18 @@ def _received(message: Message) -> dict[str, Any]:
     }
 
 
+def _sender(message: Message) -> dict[str, Any]:
+    """Whether the mail's sender could be verified: `unverified` (it claimed a role on the
+    case it could not prove; kept as evidence, it changed nothing) and how its From was
+    checked (a sender check code)."""
+    return {
+        "unverified": bool(message.unverified),
+        "sender_check": message.sender_check,
+        "sender_authenticated": bool(message.sender_authenticated),
+        "to_reply_address": message.reply_token_id is not None,
+    }
+
+
 def _write_originals(tree: _BundleTree, blobs: BlobStore,
                      records: CaseRecords) -> list[dict[str, Any]]:
     entries = []
@@ -229,7 +241,7 @@ def _write_originals(tree: _BundleTree, blobs: BlobStore,
         fact = tree.copy_blob(blobs, message.sha256, path)
         entries.append({"path": path, "sha256": fact.sha256, "size": fact.size,
                         "kind": "original", "role": "message", "message_kind": message.kind,
-                        "parent": None, **_received(message)})
+                        "parent": None, **_sender(message), **_received(message)})
     return entries
 
 
@@ -329,6 +341,7 @@ def _messages_summary(records: CaseRecords) -> list[dict[str, Any]]:
             "sha256": message.sha256, "path": f"originals/{message.sha256}.eml",
             "size": message.size, "kind": message.kind, "subject": message.subject,
             "message_id": message.message_id, "from_address": message.from_address,
+            **_sender(message),
             **_received(message),
             "forwarded_original": {
                 "rule": message.original_rule, "from_name": message.original_from_name,
@@ -368,6 +381,8 @@ def _build_tree(tree: _BundleTree, records: CaseRecords, options: ExportOptions,
         "format_version": BUNDLE_FORMAT_VERSION,
         "case": records.case.number,
         "case_status": records.case.status,
+        # The report's own From could not be vouched for: no receipt was sent to it.
+        "sender_unverified": bool(records.case.sender_unverified),
         "exported_at": utc_time(facts.exported_at),
         "exported_at_local": local_time_with_zone(facts.exported_at),
         "exporter": facts.exporter,

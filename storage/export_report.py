@@ -152,12 +152,12 @@ def render_report(records: CaseRecords, facts: ExportFacts, *, bundle_root: Path
         "head_seq": records.head_seq,
         "head_hash": records.head_hash,
         "originals": _originals_view(records.messages),
-        "messages": [_message_view(item, bundle_root, evidence_paths, derived)
+        "messages": [_message_view(item, bundle_root, evidence_paths, derived, labels)
                      for item in records.messages],
         "steps": [_step_view(step, facts.language) for step in records.steps],
         "notes": [{"time": local_time_with_zone(note.created_at), "author": note.author,
                    "text": note.text} for note in records.notes],
-        "timeline": _timeline(records),
+        "timeline": _timeline(records, labels),
     }
     return environment.get_template("common/report.html.j2").render(values)
 
@@ -186,6 +186,7 @@ def _case_view(case: Case, language: str) -> dict[str, Any]:
         "acknowledged_by": case.acknowledged_by,
         "legal_hold": case.legal_hold,
         "hold_reason": case.hold_reason,
+        "sender_unverified": bool(case.sender_unverified),
     }
 
 
@@ -247,8 +248,24 @@ def envelope_of(message: Message) -> dict[str, Any]:
     }
 
 
+def sender_check_words(labels: Any, code: str | None) -> str:
+    """How a mail's From was checked, in the report's words (never the internal code)."""
+    if code is None:
+        return str(labels.sender_check_none)
+    return str(labels.sender_checks.get(code, labels.sender_check_unknown))
+
+
+def refusal_words(labels: Any, reason: str | None) -> str:
+    """Why a mail's commands were refused (`command-refused`), in the report's words."""
+    if reason in labels.refusal_reasons:
+        return str(labels.refusal_reasons[reason])
+    if reason in labels.sender_checks:
+        return str(labels.sender_checks[reason])
+    return str(labels.refusal_unknown)
+
+
 def _message_view(item: MessageRecords, bundle_root: Path, evidence_paths: Mapping[int, str],
-                  derived: BlobStore) -> dict[str, Any]:
+                  derived: BlobStore, labels: Any) -> dict[str, Any]:
     message = item.message
     return {
         "sha256": message.sha256,
@@ -257,6 +274,9 @@ def _message_view(item: MessageRecords, bundle_root: Path, evidence_paths: Mappi
         "received_at": local_time_with_zone(message.received_at),
         "from_address": message.from_address,
         "subject": message.subject,
+        "unverified": bool(message.unverified),
+        "sender_check_text": sender_check_words(labels, message.sender_check),
+        "to_reply_address": message.reply_token_id is not None,
         **envelope_of(message),
         "timestamp": (_optional_time(item.timestamp.gen_time)
                       if item.timestamp is not None else None),
@@ -338,7 +358,27 @@ def _step_view(step: CaseStep, language: str) -> dict[str, Any]:
     }
 
 
-def _timeline(records: CaseRecords) -> list[dict[str, Any]]:
+def _event_reading(event: AuditEvent, labels: Any) -> tuple[str | None, dict[str, Any]]:
+    """A sentence for the events a reader must not miss (an unverified sender, a refused
+    command), and the details with their sender check and refusal codes put into words."""
+    details = dict(event.details)
+    if "sender_check" in details:
+        details["sender_check"] = sender_check_words(labels, details["sender_check"])
+    note = None
+    if event.action == "command-refused":
+        reason = details.get("reason")
+        details["reason"] = refusal_words(labels, reason)
+        commands = ", ".join(str(command) for command in details.get("commands") or [])
+        note = (f"{labels.command_refused}{f' ({commands})' if commands else ''}: "
+                f"{details['reason']}")
+    elif event.action == "sender-unverified":
+        note = str(labels.case_sender_unverified)
+    elif event.action == "filed" and details.get("unverified"):
+        note = f"{labels.unverified}: {labels.unverified_explained}"
+    return note, details
+
+
+def _timeline(records: CaseRecords, labels: Any) -> list[dict[str, Any]]:
     """Messages, notes and audit events in the order they happened."""
     entries: list[tuple[datetime, int, dict[str, Any]]] = []
     for item in records.messages:
@@ -346,18 +386,21 @@ def _timeline(records: CaseRecords) -> list[dict[str, Any]]:
         entries.append((message.received_at, 0, {
             "kind": "message", "time": local_time_with_zone(message.received_at),
             "who": message.from_address or message.mail_from, "what": message.kind,
-            "text": message.subject, "sha256": message.sha256}))
+            "text": message.subject, "sha256": message.sha256,
+            "note": (f"{labels.unverified}: {labels.unverified_explained}"
+                     if message.unverified else None)}))
     for note in records.notes:
         entries.append((note.created_at, 1, {
             "kind": "note", "time": local_time_with_zone(note.created_at), "who": note.author,
-            "what": None, "text": note.text, "sha256": None}))
+            "what": None, "text": note.text, "sha256": None, "note": None}))
     for event in records.events:
-        details = json.dumps(event.details, ensure_ascii=False, sort_keys=True)
+        reading, shown = _event_reading(event, labels)
+        details = json.dumps(shown, ensure_ascii=False, sort_keys=True)
         if len(details) > _DETAILS_CHARS:
             details = details[: _DETAILS_CHARS - 1] + "…"
         entries.append((event.occurred_at, 2, {
             "kind": "audit", "time": local_time_with_zone(event.occurred_at),
             "who": event.actor, "what": event.action, "text": details,
-            "sha256": event.message_sha256, "seq": event.seq}))
+            "sha256": event.message_sha256, "seq": event.seq, "note": reading}))
     entries.sort(key=lambda entry: (entry[0], entry[1]))
     return [entry for _, _, entry in entries]

@@ -19,6 +19,7 @@ from storage import audit
 from storage.claims import claim_rows, release_rows
 from storage.database import Database
 from storage.models import OutboxMail, OutboxState, utc_now
+from storage.reply_tokens import without_reply_token
 
 # Kept short in the row; details go to the log.
 # The kind of mail that goes to the reporter, and how the audit log names its recipient.
@@ -162,7 +163,8 @@ def mark_outbox_sent(
     with database.write() as session:
         current = session.execute(
             select(OutboxMail.state, OutboxMail.claimed_by, OutboxMail.case_id,
-                   OutboxMail.kind, OutboxMail.message_id, OutboxMail.rcpt_tos)
+                   OutboxMail.kind, OutboxMail.message_id, OutboxMail.rcpt_tos,
+                   OutboxMail.raw)
             .where(OutboxMail.id == mail_id).with_for_update()
         ).one_or_none()
         if current is None or current.state == OutboxState.SENT:
@@ -175,7 +177,8 @@ def mark_outbox_sent(
         session.execute(
             update(OutboxMail).where(OutboxMail.id == mail_id)
             .values(state=OutboxState.SENT, sent_at=now, claimed_by=None, claimed_until=None,
-                    last_error=note[:_MAX_ERROR_TEXT] if note else None),
+                    last_error=note[:_MAX_ERROR_TEXT] if note else None,
+                    raw=without_reply_token(bytes(current.raw))),
             execution_options={"synchronize_session": False},
         )
         return bool(current.state == OutboxState.SENDING and current.claimed_by == sender_id)

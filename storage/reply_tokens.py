@@ -24,6 +24,11 @@ TOKEN_BYTES = 20
 TOKEN_PATTERN = re.compile(r"[a-z2-7]{32}")
 
 
+# A token in the Reply-To field of a raw mail of ours, and what replaces it once sent.
+_REPLY_TO_TOKEN = re.compile(rb"(?im)^(Reply-To:[^\r\n]*?[+-])([a-z2-7]{32})(@)")
+_SENT_PLACEHOLDER = b"0" * 32  # "0" is no base32 letter: it can never be a token
+
+
 @dataclass(frozen=True)
 class TokenState:
     """What a token found in a recipient address stands for."""
@@ -77,3 +82,10 @@ def retire_tokens(session: Session, *, case_id: int, reason: str, now: datetime,
         statement = statement.where(ReplyToken.address == address.strip().casefold())
     result = session.execute(statement.execution_options(synchronize_session=False))
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def without_reply_token(raw: bytes) -> bytes:
+    """A mail of ours as kept once it has left: the token in its Reply-To blanked, so the
+    outbox never holds a usable token after sending (the token table holds only hashes)."""
+    return _REPLY_TO_TOKEN.sub(lambda match: match.group(1) + _SENT_PLACEHOLDER
+                               + match.group(3), raw, count=1)

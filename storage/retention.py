@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import QueryableAttribute, Session
@@ -51,6 +51,7 @@ from storage.models import (
     MessageTimestamp,
     OutboxMail,
     PlanNotice,
+    ReplyToken,
     utc_now,
 )
 from storage.settings import RetentionSettings
@@ -446,8 +447,15 @@ def _delete_rows(session: Session, rows: _Rows) -> None:
     session.execute(delete(MessageTimestamp).where(
         MessageTimestamp.message_sha256.in_(rows.message_sha256s)))
     _delete_evidence(session, ids)
+    if case_id is not None:
+        # A mail of another case may have come to one of this case's reply tokens.
+        tokens = select(ReplyToken.id).where(ReplyToken.case_id == case_id)
+        session.execute(update(Message).where(Message.reply_token_id.in_(tokens))
+                        .values(reply_token_id=None)
+                        .execution_options(synchronize_session=False))
     session.execute(delete(Message).where(Message.id.in_(ids)))
     if case_id is not None:
+        session.execute(delete(ReplyToken).where(ReplyToken.case_id == case_id))
         session.execute(delete(Case).where(Case.id == case_id))
 
 

@@ -18,6 +18,7 @@ from intake.config import AppConfig
 from notifier.clock import Clock
 from storage.database import Database
 from storage.migrate import upgrade_database
+from tests import dns_server
 from tests.dovecot import Dovecot
 from tests.mail_flow import CapturingRelay
 from tests.support import DaemonThread, free_port, make_config, postgres_schema
@@ -118,3 +119,21 @@ def start(tmp_path: Path, database_url: str,
     yield run
     for daemon in started:
         daemon.stop()
+
+
+@pytest.fixture(scope="session")
+def dkim_dns() -> Iterator[dns_server.DkimDns]:
+    """A `tests.dns_server.DkimDns`: dnsmasq on 127.0.0.1 serving DKIM keys, session-wide.
+
+    `dkim_dns.settings()` is a `TrustSettings` with DKIM checking on against it (keyword
+    arguments override fields); `dkim_dns.dns_servers` is just its `dns_servers`;
+    `dkim_dns.sign(raw, domain="example.dk")` returns `raw` DKIM-signed for d=`domain`
+    (example.dk, kommune.dk or evil.dk; From, To, Subject, Date, Message-ID signed,
+    relaxed/relaxed). A From in kommune.dk or any subdomain of it aligns with d=kommune.dk.
+    `tests/dns_server.py` lists the other names it serves (a timeout, a refusal).
+    """
+    server = dns_server.start_dkim_dns()
+    try:
+        yield server
+    finally:
+        dns_server.stop_dkim_dns(server)

@@ -76,9 +76,15 @@ def report(subject: str = "VS: Du er ikke velkommen", *, sender: str = REPORTER,
     return mail.as_bytes()
 
 
-def send(daemon: DaemonThread, raw: bytes, mail_from: str = REPORTER) -> None:
+def send(daemon: DaemonThread, raw: bytes, mail_from: str = REPORTER,
+         to: str = INTAKE_ADDRESS) -> None:
     with smtplib.SMTP(*daemon.smtp_address) as client:
-        assert client.sendmail(mail_from, [INTAKE_ADDRESS], raw) == {}
+        assert client.sendmail(mail_from, [to], raw) == {}
+
+
+def reply_address(mail: Received) -> str:
+    """The secret reply address a mail of ours carries in its Reply-To."""
+    return str(mail.message["Reply-To"].addresses[0].addr_spec)
 
 
 def database_of(daemon: DaemonThread) -> Database:

@@ -24,7 +24,13 @@ from intake.cli import main
 from intake.config import CONFIG_ENV_VAR, AppConfig
 from intake.daemon import ReadyInfo, serve
 from intake.routing import RoutingSettings
-from intake.settings import ExtractSettings, IntakeSettings, SmtpSettings, WorkerSettings
+from intake.settings import (
+    ExtractSettings,
+    IntakeSettings,
+    SmtpSettings,
+    TrustSettings,
+    WorkerSettings,
+)
 from notifier.clock import Clock
 from notifier.plan_settings import PlanSettings
 from notifier.settings import NotifySettings
@@ -85,6 +91,7 @@ def make_config(data_dir: Path, database_url: str, **smtp_overrides: Any) -> App
     routing_overrides = smtp_overrides.pop("routing", {})
     extract_overrides = smtp_overrides.pop("extract", {})
     plan_overrides = smtp_overrides.pop("plan", {})
+    trust_overrides = smtp_overrides.pop("trust", {})
     smtp = SmtpSettings(port=0, server_hostname="chikanemail.test", **smtp_overrides)
     return AppConfig(
         source="(test)",
@@ -97,6 +104,7 @@ def make_config(data_dir: Path, database_url: str, **smtp_overrides: Any) -> App
         notify=replace(NotifySettings(poll_seconds=0.2, first_retry_seconds=0.05),
                        **notify_overrides),
         plan=replace(PlanSettings(), **plan_overrides),
+        trust=replace(TrustSettings(), **trust_overrides),
     )
 
 

@@ -1,5 +1,6 @@
 """The audit log: the events a report leaves, the chain under concurrent writers, rollback,
-tampering found at the right event, hashes anyone can recompute, and `audit show`."""
+tampering found at the right event, hashes anyone can recompute, and `audit show` (where a
+refused command and an unverified sender read plainly)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from storage import audit
 from storage.database import Database
 from storage.models import AuditEvent, AuditHead
 from tests.mail_flow import REPORTER, CapturingRelay, database_of, list_cases_of, report, send
-from tests.support import MANAGER, wait_until, write_toml
+from tests.support import MANAGER, describe, wait_until, write_toml
 
 
 def _actions(events: list[AuditEvent]) -> list[str]:
@@ -217,3 +218,50 @@ def test_audit_show_lists_events_in_local_time_and_records_the_look(
     missing = CliRunner().invoke(main, ["--config", str(config), "audit", "show", "2026-9999"])
     assert missing.exit_code != 0
     assert "no audit events for case 2026-9999" in missing.output
+
+
+def test_audit_show_says_plainly_what_was_refused_and_unverified(
+        tmp_path: Path, database: Database) -> None:
+    forged, genuine = "f0" * 32, "a1" * 32
+    recorded = {
+        "filed-forged": {"kind": "follow-up", "automatic": False, "unverified": True,
+                         "sender_check": "dkim-fail"},
+        "filed-genuine": {"kind": "note", "automatic": False, "unverified": False,
+                          "sender_check": "dkim-pass"},
+        "command-refused": {"reason": "token-for-another-case", "commands": ["luk", "kvitter"]},
+    }
+    with database.write() as session:
+        audit.record(session, "sender-unverified", case_number="2026-0043")
+        audit.record(session, "filed", case_number="2026-0043", message_sha256=forged,
+                     details=recorded["filed-forged"])
+        audit.record(session, "command-refused", case_number="2026-0043",
+                     message_sha256=forged, details=recorded["command-refused"])
+        audit.record(session, "filed", case_number="2026-0043", message_sha256=genuine,
+                     details=recorded["filed-genuine"])
+    config = write_toml(tmp_path / "config.toml", {
+        "storage": {"data_dir": str(tmp_path / "data"),
+                    "database_url": database.url.render_as_string(hide_password=False)},
+    })
+    command = ["--config", str(config), "audit", "show", "2026-0043"]
+    table = CliRunner(env={"COLUMNS": "300"}).invoke(main, command)  # one row a line
+    assert table.exit_code == 0, describe(table)
+    rows = {}
+    for line in table.stdout.splitlines():
+        for sha256 in (forged, genuine):
+            if sha256[:12] in line:
+                action = "command-refused" if "command-refused" in line else "filed"
+                rows[f"{action}-{sha256[:2]}"] = line
+    refused = rows["command-refused-f0"]
+    assert "REFUSED luk, kvitter: its reply address belongs to another case" in refused
+    assert "UNVERIFIED sender, kept as evidence, changed nothing (dkim-fail)" in rows[
+        "filed-f0"]
+    assert "UNVERIFIED" not in rows["filed-a1"] and "sender_check=dkim-pass" in rows["filed-a1"]
+    assert "UNVERIFIED reporter sender: no receipt sent" in table.stdout
+
+    # The JSON keeps every detail as it was recorded.
+    shown = json.loads(CliRunner().invoke(main, [*command, "--json"]).stdout)
+    details = [(event["action"], event["details"]) for event in shown
+               if event["action"] != "viewed"]
+    assert details == [("sender-unverified", {}), ("filed", recorded["filed-forged"]),
+                       ("command-refused", recorded["command-refused"]),
+                       ("filed", recorded["filed-genuine"])]

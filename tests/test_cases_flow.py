@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import smtplib
 import threading
 from email.message import EmailMessage
@@ -14,7 +15,7 @@ from click.testing import CliRunner
 
 from intake.cli import main
 from storage.audit import events_for_case
-from storage.cases import case_messages, case_notes, list_cases
+from storage.cases import case_messages, case_notes, get_case, list_cases
 from tests.mail_flow import (
     REPORTER,
     CapturingRelay,
@@ -32,6 +33,8 @@ from tests.support import (
     write_toml,
 )
 
+STRANGER = "fremmed@kommune.example"
+
 
 def test_report_gives_receipt_and_notification_in_danish(
         start: Any, relay: tuple[CapturingRelay, int]) -> None:
@@ -47,7 +50,8 @@ def test_report_gives_receipt_and_notification_in_danish(
     assert message["Subject"].startswith(f"[Sag {number}]")
     assert message["Auto-Submitted"] == "auto-replied"
     assert message["X-Auto-Response-Suppress"] == "All"
-    assert INTAKE_ADDRESS in str(message["Reply-To"])
+    local, _, domain = INTAKE_ADDRESS.partition("@")
+    assert re.fullmatch(rf"{local}\+[a-z2-7]{{32}}@{domain}", str(message["Reply-To"]))
     text = message.get_body(("plain",)).get_content()
     assert number in text
 
@@ -77,7 +81,8 @@ def test_a_reporter_whose_address_cannot_be_written_in_a_header_still_gets_a_cas
         events = [event.action for event in events_for_case(database, number)]
     finally:
         database.dispose()
-    assert "receipt-skipped" in events and "case-opened" in events
+    # Here the envelope sender differs from From as well; either way no receipt is written.
+    assert {"receipt-skipped", "sender-unverified"} & set(events) and "case-opened" in events
     assert [mail.rcpt_tos for mail in capture.mails] == [[MANAGER]]
 
 
@@ -97,18 +102,19 @@ def test_follow_ups_thread_and_strangers_open_new_cases(
     receipt = wait_until(lambda: capture.to(REPORTER), message="the receipt")[0].message
     number = list_cases_of(daemon)[0]
 
-    # A reply to our receipt threads by In-Reply-To/References.
+    # A reply to our receipt, through its secret reply address: the reporter's own.
+    reply_to = str(receipt["Reply-To"].addresses[0].addr_spec)
     send(daemon, report(f"Re: {receipt['Subject']}", headers={
         "In-Reply-To": str(receipt["Message-ID"]),
-        "References": str(receipt["Message-ID"])}, body="Et billede mere."))
-    # The reporter types the tag by hand.
+        "References": str(receipt["Message-ID"])}, body="Et billede mere."), to=reply_to)
+    # The reporter types the tag by hand: it joins the case, but proves nothing.
     send(daemon, report(f"mere til sag {number}", body="Og en til."))
-    # The manager writes: a note.
+    # The manager writes with the tag, not through a reply address: an unverified note.
     send(daemon, report(f"SV: [Sag {number}] ny sag", sender=MANAGER,
                         body="Jeg har talt med hende."), mail_from=MANAGER)
     # A stranger using the tag opens a case of their own.
-    send(daemon, report(f"[Sag {number}] hej", sender="fremmed@andet.example",
-                        body="Hej."), mail_from="fremmed@andet.example")
+    send(daemon, report(f"[Sag {number}] hej", sender=STRANGER, body="Hej."),
+         mail_from=STRANGER)
 
     def settled() -> list[str]:
         numbers = list_cases_of(daemon)
@@ -120,24 +126,31 @@ def test_follow_ups_thread_and_strangers_open_new_cases(
         cases = {case.number: case for case in list_cases(database)}
         first = cases[number]
 
-        def kinds() -> list[str | None]:
-            return [m.kind for m in case_messages(database, first.id)]
+        def messages() -> list[tuple[str | None, bool]]:
+            return [(m.kind, m.unverified) for m in case_messages(database, first.id)]
 
-        wait_until(lambda: len(kinds()) == 4, message="four messages in the first case")
-        assert kinds() == ["report", "follow-up", "follow-up", "note"]
+        wait_until(lambda: len(messages()) == 4, message="four messages in the first case")
+        assert messages() == [("report", False), ("follow-up", False), ("follow-up", True),
+                              ("note", True)]
         notes = case_notes(database, first.id)
-        # The manager's first reply acknowledged the case and became a note.
-        assert [n.author for n in notes] == [MANAGER, MANAGER]
-        assert notes[0].text == "Acknowledged the case."
-        assert "talt med hende" in notes[1].text
+        assert [n.author for n in notes] == [MANAGER]
+        assert "talt med hende" in notes[0].text
+        assert get_case(database, number).acknowledged_at is None  # type: ignore[union-attr]
         other = next(case for n, case in cases.items() if n != number)
-        assert other.reporter == "fremmed@andet.example"
+        assert other.reporter == STRANGER
     finally:
         database.dispose()
     assert sorted(numbers)[-1].endswith("-0002")
-    # The stranger got a receipt for their own case only; nothing went out for follow-ups.
-    wait_until(lambda: len(capture.to("fremmed@andet.example")) == 1, message="receipt")
+    # The stranger got a receipt for their own case only; nothing went to the reporter for
+    # follow-ups; the manager was warned once about the unproven mails.
+    wait_until(lambda: len(capture.to(STRANGER)) == 1, message="receipt")
     assert len(capture.to(REPORTER)) == 1
+    warnings = wait_until(lambda: [m for m in capture.to(MANAGER)
+                                   if "sender_warning" in str(m.message["Subject"])
+                                   or "verificeres" in str(m.message["Subject"])
+                                   or "afvist" in str(m.message["Subject"])],
+                          message="the warning")
+    assert len(warnings) == 1
 
 
 def test_out_of_office_and_bounces_open_nothing_and_get_nothing(
@@ -246,8 +259,8 @@ def test_cases_and_outbox_commands(start: Any, relay: tuple[CapturingRelay, int]
     assert shown["evidence"] and {"sha256", "role", "parent"} <= set(shown["evidence"][0])
     assert shown["original"]["from"] == "kasper@eksempel.example"
     assert shown["notes"][0]["text"] == "Samtale holdt mandag."
-    kinds = sorted((m["kind"], m["state"]) for m in shown["outbox"])
-    assert kinds == [("notification", "sent"), ("receipt", "sent")]
+    kinds = sorted(m["kind"] for m in shown["outbox"])
+    assert kinds == ["notification", "notification", "reassigned", "receipt"]
     assert {"kind", "to", "state", "message_id"} <= set(shown["outbox"][0])
     tree = cli("cases", "show", number)
     assert number in tree.stdout
@@ -257,6 +270,7 @@ def test_cases_and_outbox_commands(start: Any, relay: tuple[CapturingRelay, int]
     again = runner.invoke(main, ["--config", str(config), "cases", "close", number,
                                  "--reason", "igen"])
     assert again.exit_code != 0 and "already closed" in again.output
+    wait_until(lambda: len(capture.by_message_id()) == 4, message="the assignment's mails")
     outbox = json.loads(cli("outbox", "list", "--json").stdout)
     assert {row["message_id"] for row in outbox} == set(capture.by_message_id())
     missing = runner.invoke(main, ["--config", str(config), "cases", "show", "1999-0001"])

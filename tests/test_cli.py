@@ -1,8 +1,11 @@
-"""The command line front door: --version, `db upgrade`, `config check` and CHIKANEMAIL_CONFIG."""
+"""The command line front door: --version, `db upgrade`, `config check`, CHIKANEMAIL_CONFIG,
+and unverified senders as `cases show` and `messages show|list` show them."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import json
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +18,8 @@ from intake.config import CONFIG_ENV_VAR
 from storage.database import Database
 from storage.messages import DeliveryEnvelope, HeaderSummary, record_delivery
 from storage.migrate import head_revision
-from storage.models import Message
-from tests.support import INTAKE_ADDRESS, describe, run_cli, write_toml
+from storage.models import Case, Message
+from tests.support import INTAKE_ADDRESS, MANAGER, describe, run_cli, write_toml
 
 # -- helpers (local to this file) ---------------------------------------------
 
@@ -168,3 +171,81 @@ def test_without_any_config_the_defaults_run(tmp_path: Path) -> None:
     assert result.exit_code == 0, describe(result)
     assert result.stdout.splitlines()[0] == "configuration OK: (built-in defaults)"
     assert "127.0.0.1:8025" in result.stdout
+
+
+# -- unverified senders in `cases show` and `messages show|list` ----------------
+
+UNVERIFIED_MARK = "UNVERIFIED SENDER (kept as evidence, changed nothing)"
+WIDE = {"COLUMNS": "300"}  # rich wraps at 80 columns otherwise
+
+
+def _seed_unverified_case(database: Database) -> tuple[str, str, str]:
+    """Case 2026-0007, whose report's sender was not vouched for, with the report
+    (no signature) and a forged follow-up (DKIM fails, unverified): (number, report, forged)."""
+    when = datetime(2026, 11, 19, 9, 0, tzinfo=UTC)
+    report_sha, forged_sha = "a1" * 32, "f0" * 32
+    with database.write() as session:
+        case = Case(number="2026-0007", year=2026, sequence=7, status="open",
+                    reporter="ansat@kommune.example", manager=MANAGER, language="da",
+                    routing_source="default", routing_reason="test", opened_at=when,
+                    sender_unverified=True)
+        session.add(case)
+        session.flush()
+        for sha256, kind, check, unverified in ((report_sha, "report", "no-signature", False),
+                                                (forged_sha, "follow-up", "dkim-fail", True)):
+            session.add(Message(sha256=sha256, size=100, source="smtp", rcpt_tos=[INTAKE_ADDRESS],
+                                received_at=when, last_seen_at=when, state="processed",
+                                case_id=case.id, kind=kind, from_address="ansat@kommune.example",
+                                subject=f"sag 2026-0007 {kind}", sender_check=check,
+                                sender_authenticated=False, unverified=unverified))
+    return "2026-0007", report_sha, forged_sha
+
+
+def test_cases_and_messages_show_mark_unverified_senders(tmp_path: Path,
+                                                         database: Database) -> None:
+    number, report_sha, forged_sha = _seed_unverified_case(database)
+    config = write_toml(tmp_path / "config.toml", {
+        "storage": {"data_dir": str(tmp_path / "data"),
+                    "database_url": database.url.render_as_string(hide_password=False)},
+    })
+    base = ["--config", str(config)]
+
+    result = run_cli([*base, "cases", "show", number, "--json"])
+    assert result.exit_code == 0, describe(result)
+    shown = json.loads(result.stdout)
+    assert shown["sender_unverified"] is True
+    by_sha = {message["sha256"]: message for message in shown["messages"]}
+    assert (by_sha[forged_sha]["unverified"], by_sha[forged_sha]["sender_check"]) == (
+        True, "dkim-fail")
+    assert (by_sha[report_sha]["unverified"], by_sha[report_sha]["sender_check"]) == (
+        False, "no-signature")
+    assert by_sha[forged_sha]["sender_authenticated"] is False
+    assert by_sha[forged_sha]["reply_token_id"] is None
+
+    tree = run_cli([*base, "cases", "show", number], env=WIDE)
+    assert tree.exit_code == 0, describe(tree)
+    assert ("no receipt was sent: the reporter's sender address could not be verified"
+            in tree.stdout)
+    assert tree.stdout.count(UNVERIFIED_MARK) == 1  # the follow-up only
+    lines = tree.stdout.splitlines()
+    marked = lines.index(next(line for line in lines if UNVERIFIED_MARK in line))
+    assert "follow-up" in lines[marked - 1]  # under its message
+    assert "sender check: dkim-fail (DKIM signature does not verify)" in tree.stdout
+    assert "sender check: no-signature (no DKIM signature)" in tree.stdout
+
+    forged = run_cli([*base, "messages", "show", forged_sha, "--json"])
+    assert forged.exit_code == 0, describe(forged)
+    report = json.loads(forged.stdout)
+    assert (report["unverified"], report["sender_check"], report["sender_authenticated"],
+            report["kind"]) == (True, "dkim-fail", False, "follow-up")
+    forged_tree = run_cli([*base, "messages", "show", forged_sha], env=WIDE).stdout
+    assert UNVERIFIED_MARK in forged_tree and "sender check: dkim-fail" in forged_tree
+    genuine_tree = run_cli([*base, "messages", "show", report_sha], env=WIDE).stdout
+    assert UNVERIFIED_MARK not in genuine_tree
+    assert "sender check: no-signature" in genuine_tree
+
+    listed = json.loads(run_cli([*base, "messages", "list", "--json"]).stdout)
+    assert {row["sha256"]: (row["unverified"], row["sender_check"]) for row in listed} == {
+        report_sha: (False, "no-signature"), forged_sha: (True, "dkim-fail")}
+    table = run_cli([*base, "messages", "list"], env=WIDE).stdout
+    assert "follow-up (UNVERIFIED sender)" in table and "report (UNVERIFIED" not in table

@@ -125,6 +125,14 @@ STEP = ('[[plan.steps]]\nkey = "a"\ntitle = { da = "A", en = "A" }\n'
         (STEP + STEP, "plan.steps[2].key", "earlier step"),
         ('[[plan.steps]]\nkey = "a"\ndescription = { da = "", en = "" }\n',
          "plan.steps[1].title", "required"),
+        ('[notify]\nreply_to = "svar@kommune.dk"\n', "notify.reply_to",
+         "must be one of intake.addresses"),
+        ('[intake]\nrecipient_delimiter = "#"\n', "intake.recipient_delimiter", "'+'"),
+        ('[trust]\ncommands = "token+authenticated"\n', "trust.commands", "needs trust.dkim"),
+        ('[trust]\ncommands = "none"\n', "trust.commands", "token"),
+        ('[trust]\ndns_servers = ["127.0.0.1:99999"]\n', "trust.dns_servers", "address:port"),
+        ('[trust]\nauthserv_ids = ["mx kommune.dk"]\n', "trust.authserv_ids", "server name"),
+        ("[trust]\ndkim = 1\n", "trust.dkim", "boolean"),
     ],
 )
 def test_mistakes_name_the_key_and_the_file(tmp_path: Path, text: str, key: str,
@@ -157,3 +165,19 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.smtp.port = 1  # type: ignore[misc]
     assert config.intake.addresses == ("A@Kommune.dk",)
+
+
+def test_the_command_mode_follows_what_is_configured_and_token_only_is_said_at_start(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from intake.daemon import warn_about_trust
+    from intake.settings import TrustSettings
+
+    assert TrustSettings().command_mode == "token"
+    assert TrustSettings(dkim=True).command_mode == "token+authenticated"
+    assert TrustSettings(authserv_ids=("mx.kommune.dk",)).command_mode == "token+authenticated"
+    assert TrustSettings(dkim=True, commands="token").command_mode == "token"
+    with caplog.at_level("WARNING", logger="chikanemail.daemon"):
+        warn_about_trust(AppConfig())
+        warn_about_trust(AppConfig(trust=TrustSettings(dkim=True)))
+    said = [record.getMessage() for record in caplog.records]
+    assert len(said) == 1 and "not authenticated" in said[0]

@@ -1,7 +1,8 @@
 """`chikanemail export`: a case opened through a real daemon and SMTP is exported to a folder
 and to a zip, then checked the way the police would: `sha256sum -c`, the custody hashes
 recomputed with printf and sha256sum, `openssl ts -verify`, and the report opened offline in
-headless Chromium."""
+headless Chromium; mails whose senders could not be verified are marked in it and the
+manifest."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image, ImageDraw, ImageFont
 from playwright.sync_api import Browser
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from intake import __version__
 from intake.cli import main
@@ -37,7 +38,7 @@ from storage.cases import add_note_by_number, case_messages, get_case
 from storage.database import Database
 from storage.export import ExportError, ExportOptions, export_case
 from storage.export_names import MAX_NAME_BYTES, safe_filename
-from storage.models import AuditEvent, Case, MessageTimestamp, utc_now
+from storage.models import AuditEvent, Case, Message, MessageTimestamp, utc_now
 from tests.browser import chromium, open_file
 from tests.mail_flow import REPORTER, send
 from tests.support import (
@@ -519,8 +520,8 @@ def test_a_failed_export_leaves_nothing(case: ExportableCase, tmp_path: Path,
     assert len(exported_events(case)) == before
 
 
-def test_report_shows_every_picture_offline(case: ExportableCase, tmp_path: Path,
-                                            browser: Browser) -> None:
+def export_in_both_languages(case: ExportableCase, tmp_path: Path) -> tuple[Path, Path]:
+    """The case's bundle in Danish and in English: their folders."""
     database = case.database()
     try:
         danish = export_case(database, case.number, tmp_path / "da", case.options()).path
@@ -528,6 +529,12 @@ def test_report_shows_every_picture_offline(case: ExportableCase, tmp_path: Path
                               case.options(language="en")).path
     finally:
         database.dispose()
+    return danish, english
+
+
+def test_report_shows_every_picture_offline(case: ExportableCase, tmp_path: Path,
+                                            browser: Browser) -> None:
+    danish, english = export_in_both_languages(case, tmp_path)
     readme = (english / "README.txt").read_text("utf-8")
     assert readme.startswith(f"Evidence bundle for case {case.number}\n")
     assert "Sådan" not in readme  # English alone when the language is English
@@ -579,3 +586,90 @@ def test_report_shows_every_picture_offline(case: ExportableCase, tmp_path: Path
             dark = sum(histogram[:128])
             assert dark > 0.005 * grey.width * grey.height  # text and pictures, not blank
             assert len(picture.convert("RGB").getcolors(1 << 24) or []) > 50
+
+
+@dataclass
+class UnverifiedFlags:
+    """What `unverified_follow_up` set: the case's number and its two mails' SHA-256."""
+
+    number: str
+    report: str
+    follow_up: str
+
+
+@pytest.fixture
+def unverified_follow_up(case: ExportableCase) -> Iterator[UnverifiedFlags]:
+    """The case as if its report's sender were not vouched for and its follow-up forged
+    (DKIM fails, its command refused); the flags are put back afterwards (the audit events
+    stay: the chain only grows)."""
+    report, follow_up = (hashlib.sha256(raw).hexdigest() for raw in case.sent)
+    database = case.database()
+    with database.read() as session:
+        before_case = session.execute(select(Case.sender_unverified).where(
+            Case.number == case.number)).scalar_one()
+        before = {row.sha256: (row.unverified, row.sender_check) for row in session.execute(
+            select(Message.sha256, Message.unverified, Message.sender_check).where(
+                Message.sha256.in_([report, follow_up])))}
+
+    def flag(sender_unverified: bool, values: dict[str, tuple[bool, str | None]]) -> None:
+        with database.write() as session:
+            session.execute(update(Case).where(Case.number == case.number)
+                            .values(sender_unverified=sender_unverified))
+            for sha256, (unverified, check) in values.items():
+                session.execute(update(Message).where(Message.sha256 == sha256)
+                                .values(unverified=unverified, sender_check=check))
+
+    try:
+        flag(True, {report: (False, "no-signature"), follow_up: (True, "dkim-fail")})
+        with database.write() as session:
+            audit.record(session, "command-refused", case_number=case.number,
+                         message_sha256=follow_up,
+                         details={"reason": "token-for-another-case", "commands": ["luk"]})
+        yield UnverifiedFlags(case.number, report, follow_up)
+    finally:
+        flag(before_case, before)
+        database.dispose()
+
+
+def test_unverified_senders_are_marked_in_the_manifest_and_the_report(
+        case: ExportableCase, unverified_follow_up: UnverifiedFlags, tmp_path: Path,
+        browser: Browser) -> None:
+    flags = unverified_follow_up
+    danish, english = export_in_both_languages(case, tmp_path)
+    manifest = json.loads((danish / "manifest.json").read_text("utf-8"))
+    assert manifest["sender_unverified"] is True
+    assert {message["sha256"]: (message["unverified"], message["sender_check"])
+            for message in manifest["messages"]} == {
+        flags.report: (False, "no-signature"), flags.follow_up: (True, "dkim-fail")}
+    assert {entry["sha256"]: entry["unverified"] for entry in manifest["files"]
+            if entry["kind"] == "original"} == {flags.report: False, flags.follow_up: True}
+
+    words = {
+        danish: ("afsender ikke verificeret",
+                 "kunne ikke bevises at komme fra den, den udgiver sig for; gemt som bevis, "
+                 "ændrede intet",
+                 "Anmelderens afsenderadresse kunne ikke verificeres; der blev ikke sendt "
+                 "kvittering",
+                 "mailens DKIM-signatur er ugyldig", "mailen har ingen DKIM-signatur",
+                 "Kommando afvist (luk): svaradressen hører til en anden sag"),
+        english: ("sender not verified",
+                  "could not be proven to come from whom it claims to be from; kept as "
+                  "evidence, changed nothing",
+                  "The reporter's sender address could not be verified; no receipt was sent",
+                  "the mail's DKIM signature is invalid", "the mail has no DKIM signature",
+                  "Command refused (luk): the reply address belongs to another case"),
+    }
+    for folder, (mark, why, case_line, forged_check, report_check, refused) in words.items():
+        with open_file(browser, folder / "report.html") as opened:
+            page = opened.page
+            assert case_line in page.locator("p.sender-unverified").inner_text()
+            sections = page.locator("section.message")
+            assert sections.count() == 2
+            first, second = sections.nth(0).inner_text(), sections.nth(1).inner_text()
+            assert mark not in first and report_check in first
+            assert second.count(mark) >= 2 and why in second and forged_check in second
+            assert page.locator("section.message p.unverified-note").count() == 1
+            body = page.inner_text("body")
+            assert refused in body
+            for code in ("dkim-fail", "no-signature", "token-for-another-case"):
+                assert code not in body, code

@@ -220,7 +220,7 @@ def test_receipt_tells_what_was_received() -> None:
         assert "uændret" in text
         assert "Lars Jensen" in text
         assert "lars.jensen@kommune.example" in text
-        assert "[Sag 2026-0042]" in text  # how to keep a follow-up in the case
+        assert "svar på denne mail" in text  # how to keep a follow-up in the case
         assert "hr@kommune.example" in text  # the deputy, if the manager is away
 
 
@@ -426,7 +426,8 @@ def test_line_breaks_in_subject_and_names_do_not_inject_headers() -> None:
     receipt = parse(composer().receipt(view))
     assert receipt["Subject"] == (
         "[Sag 2026-0042] Kvittering: Hej Bcc: evil@example.net X-Evil: 1")
-    assert receipt["To"].addresses[0].display_name == "Mette Cc: evil@example.net"
+    # A display name is the sender's word: the receipt is addressed to the bare address.
+    assert receipt["To"].addresses[0].display_name == ""
 
 
 def test_line_breaks_in_a_filename_do_not_fake_lines_in_the_text() -> None:
@@ -440,9 +441,9 @@ def test_danish_names_round_trip_in_display_names() -> None:
     view = make_view(reporter_name="Søren Ærø", manager_name="Åse Østergård")
     receipt = composer().receipt(view)
     notification = composer().notification(view)
-    assert parse(receipt)["To"].addresses[0].display_name == "Søren Ærø"
+    assert parse(receipt)["To"].addresses[0].display_name == ""  # the sender's word: left out
     assert parse(notification)["To"].addresses[0].display_name == "Åse Østergård"
     for mail in (receipt, notification):
         header_block(mail.raw).decode("ascii")  # RFC 2047 encoded words, no raw 8-bit
-    assert b"=?utf-8?" in header_block(receipt.raw)
+    assert b"=?utf-8?" in header_block(notification.raw)
     assert "Hej Søren Ærø" in plain(parse(receipt))

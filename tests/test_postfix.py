@@ -15,15 +15,27 @@ import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterator
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from notifier.transport import OUTGOING_MAILDIR
 from storage.blobstore import BlobStore
+from storage.cases import list_cases
 from storage.database import Database
 from storage.messages import list_messages
-from tests.support import INTAKE_ADDRESS, DaemonThread, free_port, make_config, wait_until
+from tests.support import (
+    INTAKE_ADDRESS,
+    MANAGER,
+    DaemonThread,
+    free_port,
+    make_config,
+    wait_until,
+)
 
 SYSTEM_PATH = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 POSTFIX = shutil.which("postfix", path=SYSTEM_PATH)
@@ -114,6 +126,8 @@ class PostfixInstance:
             "queue_run_delay": "1s",
             "minimal_backoff_time": "1s",
             "maximal_backoff_time": "2s",
+            # Replies come to chikanemail+<token>@…: found in both tables by the base address.
+            "recipient_delimiter": "+",
         }
         (self.config_dir / "main.cf").write_text(
             "".join(f"{key} = {value}\n" for key, value in main_cf.items()), encoding="utf-8")
@@ -150,11 +164,12 @@ class PostfixInstance:
             return "(no Postfix log written)"
         return "Postfix log tail:\n" + "\n".join(lines[-LOG_TAIL_LINES:])
 
-    def send_with_swaks(self, message_id: str) -> None:
-        """Send one mail to the intake address through this Postfix's smtpd."""
-        self._run(SWAKS, "--server", f"127.0.0.1:{self.port}", "--from", SENDER,
-                  "--to", INTAKE_ADDRESS, "--header", f"Message-Id: {message_id}",
-                  "--header", "Subject: Postfix recipe test", "--silent", "2")
+    def send_with_swaks(self, message_id: str, *, sender: str = SENDER,
+                        to: str = INTAKE_ADDRESS, body: str = "Postfix recipe test") -> None:
+        """Send one mail (to the intake address by default) through this Postfix's smtpd."""
+        self._run(SWAKS, "--server", f"127.0.0.1:{self.port}", "--from", sender,
+                  "--to", to, "--header", f"Message-Id: {message_id}",
+                  "--header", "Subject: Postfix recipe test", "--body", body, "--silent", "2")
 
 
 @pytest.fixture
@@ -217,6 +232,37 @@ def test_postfix_delivers_over_lmtp_on_tcp(
         host, port = daemon.smtp_address
         postfix = run_postfix(f"lmtp:inet:{host}:{port}")
         _deliver_and_check(daemon, postfix, "tcp")
+        _reply_through_the_token_address(daemon, postfix)
+
+
+def _reply_through_the_token_address(daemon: DaemonThread, postfix: PostfixInstance) -> None:
+    """The manager answers the notification's secret reply address (`chikanemail+<token>@`):
+    Postfix finds the base address in its tables and hands the whole address over LMTP."""
+    outgoing = daemon.config.storage.data_path / OUTGOING_MAILDIR / "new"
+
+    def notification() -> EmailMessage | None:
+        for path in sorted(outgoing.glob("*")) if outgoing.is_dir() else []:
+            mail = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+            if MANAGER in str(mail["To"]):
+                return mail  # type: ignore[return-value]
+        return None
+
+    found = wait_until(notification, timeout=30, message="the notification in the Maildir")
+    reply_to = found["Reply-To"].addresses[0].addr_spec
+    assert reply_to.startswith(INTAKE_ADDRESS.partition("@")[0] + "+"), reply_to
+    message_id = f"<postfix-reply-{os.getpid()}@kommune.example>"
+    postfix.send_with_swaks(message_id, sender=MANAGER, to=reply_to, body="kvitter")
+    row = wait_until(lambda: _stored_with(daemon, message_id), timeout=60, interval=0.2,
+                     message="the reply stored")
+    assert list(row.rcpt_tos) == [reply_to], postfix.log_tail()
+    database = Database(daemon.config.storage.effective_database_url)
+    try:
+        case = wait_until(lambda: next((case for case in list_cases(database)
+                                        if case.acknowledged_by), None),
+                          timeout=30, message="the case acknowledged by the token reply")
+    finally:
+        database.dispose()
+    assert case.acknowledged_by == MANAGER
 
 
 def test_postfix_delivers_over_lmtp_on_a_unix_socket(

@@ -25,10 +25,11 @@ from tests.mail_flow import (
     Received,
     database_of,
     list_cases_of,
+    reply_address,
     report,
     send,
 )
-from tests.support import INTAKE_ADDRESS, MANAGER, DaemonThread, wait_until
+from tests.support import MANAGER, DaemonThread, wait_until
 
 DEPUTY = "stedfortraeder@kommune.example"
 COLLEAGUE = "kollega@kommune.example"
@@ -55,7 +56,7 @@ def reply(notification: Received, *, sender: str, body: str,
     original = notification.message
     mail = EmailMessage()
     mail["From"] = sender
-    mail["To"] = INTAKE_ADDRESS
+    mail["To"] = reply_address(notification)
     mail["Subject"] = f"SV: {original['Subject']}"
     mail["In-Reply-To"] = str(original["Message-ID"])
     mail["References"] = str(original["Message-ID"])
@@ -65,6 +66,13 @@ def reply(notification: Received, *, sender: str, body: str,
         mail.add_attachment(attachment, maintype="image", subtype="png",
                             filename="referat.png")
     return mail.as_bytes()
+
+
+def answer(daemon: DaemonThread, mail: Received, *, sender: str, body: str,
+           attachment: bytes | None = None) -> None:
+    """Reply to one of our mails as `sender` does: through its secret reply address."""
+    send(daemon, reply(mail, sender=sender, body=body, attachment=attachment),
+         mail_from=sender, to=reply_address(mail))
 
 
 def case_of(daemon: DaemonThread, number: str) -> tuple[Case, dict[str, Any], list[str]]:
@@ -104,7 +112,7 @@ def test_danish_commands_with_outlook_quote_and_signature(
             "Jeg har talt med hende i dag.\nVi tager den derfra.\n\n"
             "Med venlig hilsen\nLars Leder\nAfdelingsleder, Skole Nord\nTlf. 12 34 56 78\n"
             + OUTLOOK_QUOTE_DA.format(number=number))
-    send(daemon, reply(notification, sender=MANAGER, body=body), mail_from=MANAGER)
+    answer(daemon, notification, sender=MANAGER, body=body)
 
     confirmation = wait_until(lambda: confirmations(capture, MANAGER),
                               message="the confirmation")[0]
@@ -131,7 +139,7 @@ def test_english_commands_with_gmail_quote(
     daemon, number, notification = opened(start, capture)
     body = ("ack\nstep 1 done\nabsence 2026-11-20\ncolleague\n\nSpoke to her this morning."
             "\n\n-- \nLars\n" + GMAIL_QUOTE_EN)
-    send(daemon, reply(notification, sender=MANAGER, body=body), mail_from=MANAGER)
+    answer(daemon, notification, sender=MANAGER, body=body)
     confirmation = wait_until(lambda: confirmations(capture, MANAGER),
                               message="the confirmation")[0]
     case, steps, notes = case_of(daemon, number)
@@ -144,13 +152,17 @@ def test_english_commands_with_gmail_quote(
     assert confirmation["Subject"] == f"[Case {number}] Recorded"
 
 
-def test_the_deputy_closes_and_the_reply_attachment_is_evidence(
+def test_the_deputy_closes_through_the_escalation_and_the_reply_attachment_is_evidence(
         start: Any, relay: tuple[CapturingRelay, int]) -> None:
+    """The deputy has a token of their own only once the case is escalated to them."""
     capture, _ = relay
-    daemon, number, notification = opened(start, capture)
+    clock = ManualClock(datetime(2026, 11, 16, 10, 0, tzinfo=ZoneInfo("Europe/Copenhagen")))
+    daemon, number, _ = opened(start, capture, clock=clock, plan={"tick_seconds": 0.1})
+    clock.advance(timedelta(days=2))  # past the acknowledgement period: the deputy is told
+    escalation = wait_until(lambda: capture.to(DEPUTY), message="the escalation")[0]
     picture = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
-    send(daemon, reply(notification, sender=DEPUTY, body="luk: mødet er holdt\n",
-                       attachment=picture), mail_from=DEPUTY)
+    answer(daemon, escalation, sender=DEPUTY, body="luk: mødet er holdt\n",
+           attachment=picture)
     wait_until(lambda: confirmations(capture, DEPUTY), message="the confirmation")
     case, _, notes = case_of(daemon, number)
     assert notes[-1].startswith("Closed: mødet er holdt.")
@@ -169,9 +181,9 @@ def test_a_reply_from_someone_else_is_a_note_with_no_effect(
         start: Any, relay: tuple[CapturingRelay, int]) -> None:
     capture, _ = relay
     daemon, number, notification = opened(start, capture)
-    send(daemon, reply(notification, sender=COLLEAGUE,
-                       body="luk\nkvitter\ntrin 1 udført\n\nDen er god nok."),
-         mail_from=COLLEAGUE)
+    # The manager forwarded the notification; a colleague answers its reply address.
+    answer(daemon, notification, sender=COLLEAGUE,
+           body="luk\nkvitter\ntrin 1 udført\n\nDen er god nok.")
 
     def noted() -> list[str]:
         return case_of(daemon, number)[2]
@@ -190,8 +202,7 @@ def test_an_unknown_command_is_answered_with_the_list_of_commands(
         start: Any, relay: tuple[CapturingRelay, int]) -> None:
     capture, _ = relay
     daemon, number, notification = opened(start, capture)
-    send(daemon, reply(notification, sender=MANAGER, body="lukk\nfravær 30.02.2026\n"),
-         mail_from=MANAGER)
+    answer(daemon, notification, sender=MANAGER, body="lukk\nfravær 30.02.2026\n")
     confirmation = wait_until(lambda: confirmations(capture, MANAGER),
                               message="the answer")[0]
     assert confirmation["Subject"] == f"[Sag {number}] Kommando ikke forstået"
@@ -207,7 +218,7 @@ def test_the_reporters_reply_stays_a_follow_up(
     capture, _ = relay
     daemon, _, _ = opened(start, capture)
     receipt = wait_until(lambda: capture.to(REPORTER), message="the receipt")[0]
-    send(daemon, reply(receipt, sender=REPORTER, body="luk\nEt billede mere."))
+    answer(daemon, receipt, sender=REPORTER, body="luk\nEt billede mere.")
     database = database_of(daemon)
     try:
         wait_until(lambda: len([row for row in list_messages(database) if row.kind]) == 2,
@@ -237,8 +248,7 @@ def test_the_daemons_scheduler_sends_the_digest_and_a_reply_to_it_opens_nothing(
     assert number in digest.message.get_body(("plain",)).get_content()
     escalated = wait_until(lambda: capture.to(DEPUTY), message="the escalation to the deputy")
     assert str(escalated[0].message["Subject"]).startswith(f"[Sag {number}]")
-    send(daemon, reply(digest, sender=MANAGER, body="Tak for overblikket."),
-         mail_from=MANAGER)
+    answer(daemon, digest, sender=MANAGER, body="Tak for overblikket.")
     database = database_of(daemon)
     try:
         wait_until(lambda: any(row.kind == "not-a-report" for row in list_messages(database)),
