@@ -1,4 +1,4 @@
-"""Run every benchmark (P1-P6), print one table of figures against targets, write JSON.
+"""Run every benchmark (P1-P7), print one table of figures against targets, write JSON.
 
 Each benchmark runs as its own process (one after the other, so they do not compete for
 the CPUs) with `--json` pointing into a temporary folder; this script gathers the results,
@@ -52,6 +52,7 @@ BENCHMARKS = (
     Benchmark("P4", "verify_throughput.py"),
     Benchmark("P5", "imap_drain.py"),
     Benchmark("P6", "cases_list.py"),
+    Benchmark("P7", "dkim_verify.py"),
 )
 
 

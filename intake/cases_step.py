@@ -14,7 +14,7 @@ from email.utils import getaddresses
 
 from sqlalchemy.orm import Session
 
-from intake.addresses import RecipientPolicy
+from intake.addresses import RecipientPolicy, normalize_address
 from intake.automatic import automatic_reason
 from intake.case_tags import case_number_in
 from intake.headers import header_str, parse_header_block
@@ -154,7 +154,8 @@ class OpenOrThreadCase:
                 log.info("automatic mail (%s) sha256=%s case=%s", reason, message.sha256,
                          case.number if case else "none")
             elif case is not None:
-                mail = IncomingMail(sender=check.from_address or sender.address,
+                claimed = check.from_address or sender.address
+                mail = IncomingMail(sender=normalize_address(claimed) if claimed else None,
                                     text=self._body_text(row), token=token, check=check)
                 outcome = self.plan.replies.handle(session, row, case, mail,
                                                    self.plan.clock.now())

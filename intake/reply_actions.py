@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from intake.addresses import normalize_address
 from intake.reply_commands import (
     Absence,
     Acknowledge,
@@ -94,15 +95,15 @@ class ReplyHandler:
         self.actions = actions
         self.mails = mails
         self.notify = notify
-        self.admins = frozenset(address.strip().lower() for address in admins)
-        self.default_manager = default_manager.strip().lower()
+        self.admins = frozenset(normalize_address(address) for address in admins)
+        self.default_manager = normalize_address(default_manager)
         self.command_mode = command_mode
 
     def responsible(self, case: Case) -> set[str]:
         """Who answers for the case: their first reply acknowledges it."""
-        people = {case.manager}
+        people = {normalize_address(case.manager)}
         if case.deputy:
-            people.add(case.deputy)
+            people.add(normalize_address(case.deputy))
         if case.escalation_level >= 2 and self.default_manager:
             people.add(self.default_manager)
         return people
@@ -114,7 +115,8 @@ class ReplyHandler:
     def may_act_without_token(self, case: Case, sender: str | None) -> bool:
         """Whether a case number typed by this person leads to the case (to be told how to
         act) rather than to a new case: the case's people and the admins."""
-        return self.may_act(case, sender) or sender == case.reporter
+        return self.may_act(case, sender) or (
+            sender is not None and sender == normalize_address(case.reporter))
 
     def handle(self, session: Session, row: Message, case: Case, mail: IncomingMail,
                now: datetime) -> ReplyOutcome:
@@ -128,7 +130,7 @@ class ReplyHandler:
                 return self._refuse(session, row, case, sender, mail.text, reason, now)
             row.kind = MessageKind.NOTE
             return self._act(session, row, case, sender, mail.text, now)
-        if sender is not None and sender == case.reporter:
+        if sender is not None and sender == normalize_address(case.reporter):
             row.kind = MessageKind.FOLLOW_UP
             if follow_up_proven(case.id, sender, mail.token, mail.check, self.command_mode):
                 log.info("message joined case %s as follow-up sha256=%s", case.number,

@@ -27,7 +27,8 @@ from notifier.plan_settings import PlanSettings
 from notifier.settings import NotifySettings
 from storage.cases import lock_case, open_case
 from storage.database import Database
-from storage.models import OutboxMail, PlanNotice
+from storage.models import OutboxMail, PlanNotice, ReplyToken
+from storage.reply_tokens import token_sha256
 from tests.support import wait_until
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
@@ -293,3 +294,43 @@ def test_the_scheduler_ticks_while_the_clock_moves(plan: Plan) -> None:
         wait_until(lambda: len(plan.outbox()) == 2, message="Tuesday's reminders")
     finally:
         scheduler.stop()
+
+
+# -- secret reply addresses -------------------------------------------------------------
+
+
+def test_every_plan_mail_carries_a_token_of_its_case_and_recipient(plan: Plan) -> None:
+    """Reminders and escalations carry a token for that case and person; a digest's acts
+    on no case (issue 15)."""
+    number = plan.open(local(2026, 11, 16, 10, 0))
+    plan.at(local(2026, 11, 18, 10, 0))  # reminders and both escalations
+    plan.at(local(2026, 11, 23, 8, 0))  # the digest
+    with plan.database.read() as session:
+        case_id = lock_case(session, number).id
+        rows = session.execute(select(OutboxMail).order_by(OutboxMail.id)).scalars().all()
+        assert {row.kind for row in rows} == {"reminder", "escalation", "digest"}
+        for row in rows:
+            message = BytesParser(policy=policy.default).parsebytes(row.raw)
+            local_part, _, _ = message["Reply-To"].addresses[0].addr_spec.partition("@")
+            base, _, token = local_part.partition("+")
+            assert base == "chikanemail" and len(token) == 32
+            assert token.encode() not in message.get_body(("plain",)).get_content().encode()
+            stored = session.execute(select(ReplyToken).where(
+                ReplyToken.token_sha256 == token_sha256(token))).scalar_one()
+            assert stored.address == row.rcpt_tos[0] and stored.kind == row.kind
+            assert stored.case_id == (None if row.kind == "digest" else case_id)
+
+
+def test_a_step_of_an_unverified_reporter_is_reminded_to_the_manager(
+        database: Database) -> None:
+    """No mail to an address we cannot vouch for: the reporter's step goes to the manager."""
+    steps = tuple(replace(step, owner="reporter") if step.key == "first-aid" else step
+                  for step in PlanSettings().steps)
+    plan = Plan(database, local(2026, 11, 16, 10, 0), steps=steps)
+    for unverified in (False, True):
+        number = plan.open(local(2026, 11, 16, 10, 0))
+        with plan.database.write() as session:
+            lock_case(session, number).sender_unverified = unverified
+    plan.at(local(2026, 11, 17, 8, 0))
+    first_aid = [to[0] for kind, to, subject in plan.outbox() if "Psykisk" in subject]
+    assert sorted(first_aid) == sorted([REPORTER, MANAGER])

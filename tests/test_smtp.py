@@ -22,6 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from intake.accept import HEAD_BYTES, MessageHead
+from intake.addresses import RecipientPolicy
 from intake.config import ConfigError, load_config
 from intake.headers import summarize_headers
 from intake.smtp_server import SPOOL_WRITE_BYTES, DataReader, DotUnstuffer
@@ -123,8 +124,14 @@ def test_unknown_recipient_gets_550_and_intake_address_any_case_is_accepted(
         client.mail(SENDER)
         code, _ = client.rcpt("someone.else@kommune.example")
         assert code == 550
+        # A secret reply address is the intake address with a token after "+"; a
+        # lookalike is not.
+        for lookalike in ("chikanemail+@kommune.example", "chikanemailx@kommune.example",
+                          "chikanemail-abc@kommune.example", "chikanemail+abc@evil.example"):
+            assert client.rcpt(lookalike)[0] == 550, lookalike
         code, _ = client.rcpt(INTAKE_ADDRESS.upper())
         assert code == 250
+        assert client.rcpt("chikanemail+Anything2@kommune.example")[0] == 250
         code, _ = client.data(mail("any case"))
         assert code == 250
     assert len(rows_for(daemon)) == 1
@@ -633,3 +640,15 @@ def test_a_relative_socket_path_is_taken_from_the_config_folder(tmp_path: Path) 
     config_file = tmp_path / "config.toml"
     config_file.write_text('[smtp]\nsocket = "lmtp.sock"\n')
     assert load_config(config_file).smtp.socket == str(tmp_path / "lmtp.sock")
+
+
+def test_the_token_is_read_after_the_configured_delimiter() -> None:
+    hyphen = RecipientPolicy.from_addresses(["chikane-mail@kommune.dk"], "-")
+    assert hyphen.token_in("chikane-mail-abc@kommune.dk") == "abc"
+    assert hyphen.accepts("chikane-mail@kommune.dk")
+    assert hyphen.token_in("chikane-mail@kommune.dk") is None
+    assert not hyphen.accepts("chikane@kommune.dk")
+    assert not hyphen.accepts("chikane-mail+abc@kommune.dk")
+    plus = RecipientPolicy.from_addresses(["chikanemail@kommune.dk"])
+    assert plus.token_in("ChikaneMail+ABC@Kommune.DK") == "abc"
+    assert plus.token_in("chikanemail+abc@other.dk") is None
