@@ -20,10 +20,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from intake.daemon import composer_for
+from notifier.assignment import reassign
 from storage.audit import events_for_case
-from storage.cases import get_case, list_cases
+from storage.cases import get_case, list_cases, lock_case
 from storage.database import Database
-from storage.models import Case, Message, OutboxMail, ReplyToken
+from storage.models import Case, Message, OutboxMail, ReplyToken, utc_now
 from storage.reply_tokens import token_sha256
 from tests.dns_server import DkimDns
 from tests.dovecot import Dovecot
@@ -458,3 +460,31 @@ def test_a_dkim_signed_reply_through_the_token_acts_and_a_changed_byte_does_not(
     assert (row.unverified, row.sender_check, row.sender_authenticated) == (
         False, "dkim-pass", True)
     assert world.case(number).status == "closed"
+
+
+def test_after_reassignment_the_old_token_is_refused_and_the_new_managers_acts(
+        world: World) -> None:
+    opened = world.open_case()
+    old_token_address = reply_address(opened.notification)
+    config = world.daemon.config
+    with world.database.write() as session:
+        reassign(session, lock_case(session, opened.number), manager=OTHER_MANAGER,
+                 actor="cli:admin", now=utc_now(), composer=composer_for(config),
+                 plan=config.plan, notify=config.notify)
+    new_notification = wait_until(lambda: world.mails_about(opened.number, OTHER_MANAGER),
+                                  message="the new manager's notification")[0]
+    raw, old_id = mail(sender=MANAGER, subject="SV: kvitter", body="kvitter",
+                       to=old_token_address)
+    world.send(raw, mail_from=MANAGER, to=old_token_address)
+    assert world.processed(old_id).unverified
+    # The previous manager is no longer one of the case's people: their mail is a note.
+    assert ("unverified-mail", {"reason": "token-retired", "claimed_role": "other"}) in (
+        world.events(opened.number))
+    assert world.case(opened.number).acknowledged_at is None
+    new_token_address = reply_address(new_notification)
+    assert new_token_address != old_token_address
+    raw, new_id = mail(sender=OTHER_MANAGER, subject="SV: kvitter", body="kvitter",
+                       to=new_token_address)
+    world.send(raw, mail_from=OTHER_MANAGER, to=new_token_address)
+    assert not world.processed(new_id).unverified
+    assert world.case(opened.number).acknowledged_by == OTHER_MANAGER
