@@ -9,7 +9,13 @@ from typing import Any
 from rich.table import Table
 from rich.tree import Tree
 
-from intake.message_report import UNVERIFIED_MARK, message_report, sender_json, sender_label
+from intake.message_report import (
+    UNVERIFIED_MARK,
+    message_report,
+    original_date_text,
+    sender_json,
+    sender_label,
+)
 from storage.blobstore import BlobStore
 from storage.case_links import PatternGroup, RelatedCase
 from storage.cases import case_summary
@@ -141,7 +147,7 @@ def render_case_report(report: dict[str, Any]) -> Tree:
     original = report["original"]
     if original:
         tree.add(f"forwarded original: from {original['from'] or '?'}, "
-                 f"date {original['date'] or original['date_raw'] or '?'}, "
+                 f"date {original_date_text(original)}, "
                  f"subject {original['subject'] or '?'}")
     messages = tree.add(f"messages ({len(report['messages'])})")
     for message in report["messages"]:

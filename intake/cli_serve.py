@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from intake.cli_context import CONFIG_ERROR_EXIT, CliContext, pass_context
 from intake.config import AppConfig, ConfigError
-from intake.daemon import Services, open_services, pipeline_for, serve
+from intake.daemon import Services, open_services, reprocess_steps, serve
 from intake.ingest import ingest_files
 from intake.logging_setup import configure_logging
 from intake.reprocess import reprocess_messages
@@ -88,7 +88,8 @@ def ingest_command(context: CliContext, files: tuple[Path, ...], force_mbox: boo
 @click.option("--all", "every", is_flag=True, help="Every message, not only those named.")
 @pass_context
 def reprocess_command(context: CliContext, references: tuple[str, ...], every: bool) -> None:
-    """Run extraction again from the raw blobs (REFERENCES: ids or SHA-256s)."""
+    """Run extraction again from the raw blobs (REFERENCES: ids or SHA-256s): the evidence
+    rows and defects are rebuilt; sender checks, kinds and cases stay as decided."""
     if every == bool(references):
         raise click.UsageError("give message ids or SHA-256s, or --all (not both)")
     config = context.config
@@ -105,7 +106,7 @@ def reprocess_command(context: CliContext, references: tuple[str, ...], every: b
                     raise click.ClickException(f"no message {reference!r}")
                 messages.append(found)
         summary = reprocess_messages(messages, services.store, services.database,
-                                     pipeline_for(config))
+                                     reprocess_steps(config))
     finally:
         services.close()
     for error in summary.errors:

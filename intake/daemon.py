@@ -19,7 +19,7 @@ from intake.config import AppConfig, ConfigError
 from intake.imap_receiver import ImapReceiver
 from intake.ocr import OcrEngine
 from intake.patterns import PatternFinder
-from intake.pipeline import build_pipeline
+from intake.pipeline import build_pipeline, extraction_steps
 from intake.reply_actions import ReplyHandler
 from intake.reply_commands import command_help
 from intake.reply_proof import ReceiptPolicy
@@ -235,6 +235,13 @@ def pipeline_for(config: AppConfig, on_outbox: Callable[[], None] | None = None,
         on_outbox,
     )
     return build_pipeline(derived, config.extract, ocr_engine_for(config), cases)
+
+
+def reprocess_steps(config: AppConfig) -> list[PipelineStep]:
+    """What `reprocess` runs again for this configuration: the extraction steps only."""
+    derived = BlobStore(config.storage.derived_root)
+    derived.ensure_root()
+    return extraction_steps(derived, config.extract, ocr_engine_for(config))
 
 
 def stop_receivers(receivers: list[ImapReceiver], grace: float, timeout: float) -> None:

@@ -24,6 +24,7 @@ from intake.settings import ExtractSettings
 from intake.sniff import sniff_type
 from intake.step import MessageContext
 from storage.blobstore import BlobStore
+from storage.defects import MAIL_PARSER, STDLIB, Defect
 from storage.evidence import (
     EvidenceRecord,
     ForwardedOriginalRecord,
@@ -40,6 +41,13 @@ PART_LIMIT_DEFECT = "PartLimitReached"
 # Above this, mail-parser reads the header block only (see _mailparser_facts).
 MAILPARSER_WHOLE_MAX_BYTES = 8 * 1024 * 1024
 _HEADER_BLOCK_END = re.compile(rb"\r?\n\r?\n")
+# What mail-parser can know from a header block alone: its own checks of header values. Its
+# MIME parse of a header block infers a body that is not there (every multipart mail got
+# StartBoundaryNotFoundDefect and MultipartInvariantViolationDefect); the header block's
+# structural defects are the stdlib's to report, from its parse of the whole mail.
+MAILPARSER_HEADER_CHECKS = frozenset({
+    "AddressHeaderDefect", "DateHeaderDefect", "MimeHeaderDefect", "ReceivedHeaderDefect",
+})
 _UNREADABLE_IMAGE_FLAGS = frozenset({
     "image-format-not-allowed", "image-truncated", "image-corrupt",
     "image-decompression-bomb", "image-too-large",
@@ -124,7 +132,8 @@ class EvidenceExtractor:
             sniffed_type=sniff_type(part.data), filename=part.filename,
             content_id=part.content_id, disposition=part.disposition,
             transfer_encoding=part.transfer_encoding, charset=part.charset,
-            defects=sorted(set(part.defects)), flags=flags, text_sha256=text_sha256,
+            defects=sorted({Defect(name, STDLIB) for name in part.defects}), flags=flags,
+            text_sha256=text_sha256,
             image=image, thumbnail_sha256=thumbnail_sha256, dhash=dhash,
             ocr_status=ocr_status, ocr_sha256=ocr_sha256,
             original=_original_json(original) if original else None,
@@ -180,15 +189,19 @@ def _original_json(original: ForwardedOriginalRecord) -> dict[str, Any]:
     }
 
 
-def _mailparser_facts(raw: bytes) -> tuple[list[dict[str, Any]], str | None, set[str]]:
+def _mailparser_facts(raw: bytes) -> tuple[list[dict[str, Any]], str | None, set[Defect]]:
     """By mail-parser: the Received chain (oldest hop first), the first hop's sending IP, and
     the defect categories of the legacy (compat32) parse, which sees some the modern one does
     not. A mail over MAILPARSER_WHOLE_MAX_BYTES is shown only its header block: mail-parser
     holds about five times the mail while parsing it (a 50 MB mail took the worker to 570
-    MiB), and the body's defects are found by the stdlib walk all the same."""
+    MiB), and the body's defects are found by the stdlib walk all the same. Of that partial
+    view only the defects of MAILPARSER_HEADER_CHECKS count, and none when no header block
+    ends within the mail (the view then stops inside a header)."""
+    known: frozenset[str] | None = None  # None: every category (the whole mail was read)
     if len(raw) > MAILPARSER_WHOLE_MAX_BYTES:
         end = _HEADER_BLOCK_END.search(raw)
         raw = raw[:end.end()] if end else raw[:MAILPARSER_WHOLE_MAX_BYTES]
+        known = MAILPARSER_HEADER_CHECKS if end else frozenset()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -198,14 +211,16 @@ def _mailparser_facts(raw: bytes) -> tuple[list[dict[str, Any]], str | None, set
     except Exception:  # mail-parser is a helper here; the stdlib tree is the evidence
         log.warning("mail-parser could not read the message")
         return [], None, set()
+    defects = {Defect(name, MAIL_PARSER) for name in categories
+               if known is None or name in known}
     hops.sort(key=lambda hop: int(hop.get("hop", 0) or 0))
     for hop in hops:
         for candidate in _IP_IN_BRACKETS.findall(str(hop.get("from", ""))):
             try:
-                return hops, str(ipaddress.ip_address(candidate)), categories
+                return hops, str(ipaddress.ip_address(candidate)), defects
             except ValueError:
                 continue
-    return hops, None, categories
+    return hops, None, defects
 
 
 class ExtractEvidence:

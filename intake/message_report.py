@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from rich.tree import Tree
 
 from storage.blobstore import BlobStore, BlobStoreError
+from storage.defects import read_defects
+from storage.local_time import local_time_with_zone
 from storage.models import Evidence, Message
 
 OCR_EXCERPT_CHARS = 160
@@ -35,6 +38,20 @@ def _derived_text(derived: BlobStore, sha256: str | None) -> str | None:
         return derived.read_bytes(sha256).decode("utf-8", errors="replace")
     except BlobStoreError:
         return None
+
+
+def defects_report(stored: object) -> list[dict[str, Any]]:
+    """A stored defect list as `{"defect": name, "parsers": [...]}` entries; `parsers` is
+    empty for a row written before the parsers were recorded."""
+    return [{"defect": defect.name, "parsers": list(defect.parsers)}
+            for defect in read_defects(stored)]
+
+
+def defects_text(defects: list[dict[str, Any]]) -> str:
+    """The defects of a report on one line, each with the parsers that reported it."""
+    return ", ".join(
+        f"{entry['defect']} ({', '.join(entry['parsers']) or 'parser not recorded'})"
+        for entry in defects)
 
 
 def sender_check_text(code: str | None) -> str:
@@ -74,6 +91,7 @@ def message_report(message: Message, evidence: list[Evidence],
             "from": message.original_from_address,
             "from_name": message.original_from_name,
             "date": message.original_date.isoformat() if message.original_date else None,
+            "date_zone_assumed": bool(message.original_date_zone_assumed),
             "date_raw": message.original_date_raw,
             "subject": message.original_subject,
             "to": message.original_to,
@@ -96,7 +114,7 @@ def message_report(message: Message, evidence: list[Evidence],
             "content_id": row.content_id,
             "disposition": row.disposition,
             "flags": row.flags,
-            "defects": row.defects,
+            "defects": defects_report(row.defects),
             "image": row.image,
             "thumbnail_sha256": row.thumbnail_sha256,
             "dhash": row.dhash,
@@ -120,9 +138,22 @@ def message_report(message: Message, evidence: list[Evidence],
         "sender_ip": message.sender_ip,
         "received_chain": message.received_chain or [],
         "original": original,
-        "defects": message.defects or [],
+        "defects": defects_report(message.defects),
         "evidence": items,
     }
+
+
+def original_date_text(original: dict[str, Any]) -> str:
+    """The forwarded original's date for the terminal: in local time, saying when its zone
+    was assumed, with the text the mail has; the raw text alone when it names no instant."""
+    raw = original.get("date_raw")
+    if not original.get("date"):
+        return f'"{raw}" (as written; not read as an exact time)' if raw else "?"
+    shown = local_time_with_zone(datetime.fromisoformat(original["date"]))
+    if original.get("date_zone_assumed"):
+        return (f"{shown}, zone assumed (the mail names none; read as Danish time), "
+                f'as written: "{raw}"')
+    return f'{shown}, as written: "{raw}"' if raw else shown
 
 
 def render_message_report(report: dict[str, Any]) -> Tree:
@@ -140,12 +171,12 @@ def render_message_report(report: dict[str, Any]) -> Tree:
         who = " ".join(part for part in (original["from_name"], original["from"] and
                                          f"<{original['from']}>") if part)
         tree.add(f"forwarded original ({original['rule']}): from {who or '?'}, "
-                 f"date {original['date'] or original['date_raw'] or '?'}, "
+                 f"date {original_date_text(original)}, "
                  f"subject {original['subject'] or '?'}")
     else:
         tree.add("forwarded original: none found")
     if report["defects"]:
-        tree.add("defects: " + ", ".join(report["defects"]))
+        tree.add("defects (reported by): " + defects_text(report["defects"]))
     nodes: dict[str, Tree] = {}
     for item in report["evidence"]:
         label = (f"[{item['path']}] {item['role']}  {item['filename'] or '(no name)'}  "
@@ -153,6 +184,8 @@ def render_message_report(report: dict[str, Any]) -> Tree:
                  f"{item['sha256'][:16]}…")
         if item["flags"]:
             label += "  flags: " + ", ".join(item["flags"])
+        if item["defects"]:
+            label += "  defects: " + defects_text(item["defects"])
         image = item["image"]
         if image:
             label += f"  image {image.get('width')}x{image.get('height')} {image.get('format')}"

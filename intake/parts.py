@@ -31,6 +31,7 @@ from intake.containers import (
 )
 from intake.header_policy import BOUNDED_POLICY, HEADER_TOO_LONG_DEFECT, MAX_PARSED_HEADER_CHARS
 from intake.html_text import html_to_text
+from storage.defects import CHIKANEMAIL, STDLIB, Defect
 from storage.models import EvidenceRole
 
 log = logging.getLogger("chikanemail.intake.parts")
@@ -66,7 +67,7 @@ class ExtractedPart:
     disposition: str | None = None
     transfer_encoding: str | None = None
     charset: str | None = None
-    defects: list[str] = field(default_factory=list)
+    defects: list[str] = field(default_factory=list)  # as the stdlib reported them
     flags: list[str] = field(default_factory=list)
     text: str | None = None  # readable text of a body part (HTML converted), for derived blobs
     nested: EmailMessage | None = None  # the parsed message of a nested-message part
@@ -78,7 +79,7 @@ class ExtractedPart:
 class MessageFacts:
     """What the walk learned about the message as a whole."""
 
-    defects: list[str] = field(default_factory=list)
+    defects: list[Defect] = field(default_factory=list)
     body_text: str | None = None
     body_html_text: str | None = None
 
@@ -185,7 +186,7 @@ class PartWalker:
         self.max_depth = max_depth
         self.linesep = _linesep_of(raw)
         self.facts = MessageFacts()
-        self._defects: list[str] = []
+        self._defects: list[Defect] = []
 
     def parts(self, message: EmailMessage) -> Iterator[ExtractedPart]:
         """Every part of the message, then `facts` holds the message-wide findings."""
@@ -194,7 +195,7 @@ class PartWalker:
             # `chikanemail ingest`): the whole file is the one part.
             whole = ExtractedPart(path="1", parent_path=None, role=EvidenceRole.ATTACHMENT,
                                   data=self.raw, flags=["not-mime"])
-            self._defects.append("NotMimeContainer")
+            self._defects.append(Defect("NotMimeContainer", CHIKANEMAIL))
             yield from self._with_container_items(whole)
         else:
             self._note_defects(message)
@@ -202,12 +203,13 @@ class PartWalker:
         self.facts.defects = sorted(set(self._defects))
 
     def stop_early(self, defect: str) -> None:
-        """The consumer stopped before the last part: `facts` holds what was seen so far."""
-        self.facts.defects = sorted({*self._defects, defect})
+        """The consumer stopped before the last part: `facts` holds what was seen so far, and
+        `defect` (this service's own) says why the rest is missing."""
+        self.facts.defects = sorted({*self._defects, Defect(defect, CHIKANEMAIL)})
 
     def _note_defects(self, part: Message) -> None:
-        self._defects.extend(_defect_names(part))
-        self._defects.extend(_header_defects(part))
+        self._defects.extend(Defect(name, STDLIB) for name in _defect_names(part))
+        self._defects.extend(Defect(name, CHIKANEMAIL) for name in _header_defects(part))
 
     def _walk(self, part: Message, path: str, parent: str | None, depth: int,
               *, top_level: bool) -> Iterator[ExtractedPart]:
@@ -265,7 +267,8 @@ class PartWalker:
             decoded = None
             flags.append("decode-failed")
         defects = _defect_names(part)  # decoding adds its own defects
-        self._defects.extend(name for name in defects if name in _BROKEN_ENCODING_DEFECTS)
+        self._defects.extend(Defect(name, STDLIB) for name in defects
+                             if name in _BROKEN_ENCODING_DEFECTS)
         data: bytes
         if decoded is None or _BROKEN_ENCODING_DEFECTS.intersection(defects):
             data = _raw_payload_bytes(part)

@@ -11,11 +11,17 @@ from intake.step import PipelineStep
 from storage.blobstore import BlobStore
 
 
-def build_pipeline(derived: BlobStore, extract: ExtractSettings, ocr: OcrEngine | None,
-                   cases: OpenOrThreadCase) -> list[PipelineStep]:
-    """The steps every received message goes through, in order."""
+def extraction_steps(derived: BlobStore, extract: ExtractSettings,
+                     ocr: OcrEngine | None) -> list[PipelineStep]:
+    """The steps that derive everything from the raw blob, in order: what `reprocess` runs
+    again. The case step is not among them: a message is filed once, by the worker."""
     return [
         CheckRawMessage(),
         ExtractEvidence(derived, extract, ocr),
-        cases,
     ]
+
+
+def build_pipeline(derived: BlobStore, extract: ExtractSettings, ocr: OcrEngine | None,
+                   cases: OpenOrThreadCase) -> list[PipelineStep]:
+    """The steps every received message goes through, in order."""
+    return [*extraction_steps(derived, extract, ocr), cases]

@@ -46,7 +46,8 @@ def case_mail_view(session: Session, row: Message, case: Case, steps: list[CaseS
         original = OriginalLine(from_name=row.original_from_name,
                                 from_address=row.original_from_address,
                                 date=row.original_date, date_raw=row.original_date_raw,
-                                subject=row.original_subject)
+                                subject=row.original_subject,
+                                date_zone_assumed=row.original_date_zone_assumed)
     return CaseMailView(
         case_number=case.number, reporter=case.reporter, reporter_name=case.reporter_name,
         manager=case.manager, manager_name=None, deputy=case.deputy,

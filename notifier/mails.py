@@ -5,7 +5,9 @@ Each mail is three templates, `<language>/<kind>.subject.j2`, `.txt.j2` and `.ht
 `reporter_name`, `reporter_display`, `manager`, `manager_name`, `manager_display`, `deputy`,
 `received`, `report_subject`, `raw_sha256`, `raw_size`, `items` (each: `number`, `name`,
 `content_type`, `size`, `sha256`, `role`, `is_image`), `item_count`, `image_count`,
-`original` (`sender`, `date`, `subject`; or None), `plan_steps` (each: `number`, `title`,
+`original` (`sender`, `date`, `subject`, `date_raw`, and the flags `zone_assumed`: the date
+line named no zone and was read in Danish time, `as_written`: `date` is the raw text, not
+read as a time; or None), `plan_steps` (each: `number`, `title`,
 `description`, `owner`, `due`, `after_absence`), `acknowledge_within`, `related` (each:
 `number` or None, `reasons_text`), `commands` (each: `syntax`, `explanation`),
 `routing_reason`, `reply_address`, `evidence_attached`, and `view` (the CaseMailView).
@@ -70,6 +72,8 @@ class OriginalLine:
     date: datetime | None
     date_raw: str | None
     subject: str | None
+    # The date line named no zone: `date` is it read in the workplace's zone (issue 16).
+    date_zone_assumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -216,14 +220,16 @@ class MailComposer:
 
     def _context(self, view: CaseMailView, language: str, *,
                  evidence_attached: bool) -> dict[str, object]:
-        original: dict[str, str | None] | None = None
+        original: dict[str, object] | None = None
         if view.original is not None:
             found = view.original
             date = found.date_raw
             if found.date is not None and found.date.tzinfo is not None:
                 date = local_time(found.date, language)
             original = {"sender": _display(found.from_name, found.from_address),
-                        "date": date, "subject": found.subject}
+                        "date": date, "subject": found.subject, "date_raw": found.date_raw,
+                        "zone_assumed": found.date_zone_assumed and found.date is not None,
+                        "as_written": found.date is None and bool(found.date_raw)}
         items = [
             {"number": number, "name": item.filename, "content_type": item.content_type,
              "size": human_size(item.size, language), "sha256": item.sha256,

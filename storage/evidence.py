@@ -15,6 +15,8 @@ from sqlalchemy import select
 
 from storage import audit
 from storage.database import Database
+from storage.defects import Defect, defect_changes, defects_json, defects_of_message
+from storage.local_time import read_in_workplace_zone
 from storage.models import Evidence, Message, utc_now
 
 
@@ -34,7 +36,7 @@ class EvidenceRecord:
     disposition: str | None = None
     transfer_encoding: str | None = None
     charset: str | None = None
-    defects: Sequence[str] = ()
+    defects: Sequence[Defect] = ()
     flags: Sequence[str] = ()
     text_sha256: str | None = None
     image: dict[str, Any] | None = None
@@ -58,12 +60,30 @@ class ForwardedOriginalRecord:
     to: str | None = None
     message_id: str | None = None
 
+    def stored_date(self) -> tuple[datetime | None, bool]:
+        """The date to store, and whether its zone was assumed.
+
+        A date with a zone is stored as it is. One without a zone from an inline forward is
+        the time the employee's program showed, so it is read in the workplace's zone and
+        flagged; unless a daylight-saving change makes that hour ambiguous or impossible,
+        when only the raw text is kept. A header's date without a zone (an attached
+        original) was written in the sender's zone, which nothing tells: raw text only.
+        """
+        if self.date is None:
+            return None, False
+        if self.date.tzinfo is not None:
+            return self.date, False
+        if self.rule.startswith("attached-"):
+            return None, False
+        assumed = read_in_workplace_zone(self.date)
+        return assumed, assumed is not None
+
 
 @dataclass(frozen=True)
 class MessageExtraction:
     """What extraction learned about the message as a whole."""
 
-    defects: Sequence[str] = ()
+    defects: Sequence[Defect] = ()
     body_text_sha256: str | None = None
     received_chain: list[dict[str, Any]] = field(default_factory=list)
     sender_ip: str | None = None
@@ -94,6 +114,9 @@ def save_extraction(
                 select(Evidence).where(Evidence.message_pk == message_pk)
             ).scalars()
         }
+        # Extracted before (a crash's re-run, `reprocess`): the audit event says which defect
+        # names this extraction removed or added, in the transaction that changes them.
+        defects_before = defects_of_message(session, message_pk) if message.extracted_at else None
         ids: dict[str, int] = {}
         for position, record in enumerate(records):
             row = existing.pop(record.part_path, None)
@@ -104,7 +127,7 @@ def save_extraction(
             row.parent_id = ids.get(record.parent_path) if record.parent_path else None
             for name in _RECORD_FIELDS:
                 setattr(row, name, getattr(record, name))
-            row.defects = list(record.defects)
+            row.defects = defects_json(record.defects)
             row.flags = list(record.flags)
             session.flush()
             ids[record.part_path] = row.id
@@ -114,7 +137,8 @@ def save_extraction(
             session.delete(stale)
             session.flush()
         message.extracted_at = utc_now()
-        message.defects = list(extraction.defects)
+        message_defects = defects_json(extraction.defects)
+        message.defects = message_defects
         message.body_text_sha256 = extraction.body_text_sha256
         message.received_chain = extraction.received_chain
         message.sender_ip = extraction.sender_ip
@@ -122,18 +146,26 @@ def save_extraction(
         message.original_rule = original.rule if original else None
         message.original_from_name = original.from_name if original else None
         message.original_from_address = original.from_address if original else None
-        # A date without a zone is kept as its raw text only: a UTC instant would be a guess.
-        message.original_date = (original.date if original and original.date
-                                 and original.date.tzinfo else None)
+        message.original_date, message.original_date_zone_assumed = (
+            original.stored_date() if original else (None, False))
         message.original_date_raw = original.date_raw if original else None
         message.original_subject = original.subject if original else None
         message.original_to = original.to if original else None
         message.original_message_id = original.message_id if original else None
+        details: dict[str, Any] = {
+            "items": len(records), "defects": len(message_defects),
+            "parts": [[record.part_path, record.role, record.sha256] for record in records]}
+        if defects_before is not None:
+            after: dict[str | None, list[str]] = {
+                None: [defect.name for defect in extraction.defects]}
+            after.update({record.part_path: [defect.name for defect in record.defects]
+                          for record in records})
+            changes = defect_changes(defects_before, after)
+            if any(changes.values()):
+                details.update(changes)
         audit.record(session, "evidence-extracted", message_sha256=message.sha256,
                      case_number=audit.case_number_of(session, message.case_id),
-                     details={"items": len(records), "defects": len(extraction.defects),
-                              "parts": [[record.part_path, record.role, record.sha256]
-                                        for record in records]})
+                     details=details)
 
 
 def evidence_for_message(database: Database, message_pk: int) -> list[Evidence]:

@@ -347,6 +347,7 @@ def _messages_summary(records: CaseRecords) -> list[dict[str, Any]]:
                 "rule": message.original_rule, "from_name": message.original_from_name,
                 "from_address": message.original_from_address,
                 "date": message.original_date.isoformat() if message.original_date else None,
+                "date_zone_assumed": bool(message.original_date_zone_assumed),
                 "date_raw": message.original_date_raw, "subject": message.original_subject,
                 "to": message.original_to, "message_id": message.original_message_id,
             } if message.original_rule else None,

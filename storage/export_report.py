@@ -209,6 +209,7 @@ def _original_view(source: str, values: Mapping[str, Any]) -> dict[str, Any]:
         "from_name": values.get("from_name"),
         "from_address": values.get("from_address"),
         "date": _shown_date(values.get("date")),
+        "date_zone_assumed": bool(values.get("date_zone_assumed")),
         "date_raw": values.get("date_raw"),
         "subject": values.get("subject"),
         "to": values.get("to"),
@@ -225,6 +226,7 @@ def _originals_view(messages: Sequence[MessageRecords]) -> list[dict[str, Any]]:
             originals.append(_original_view(message.sha256, {
                 "rule": message.original_rule, "from_name": message.original_from_name,
                 "from_address": message.original_from_address, "date": message.original_date,
+                "date_zone_assumed": message.original_date_zone_assumed,
                 "date_raw": message.original_date_raw, "subject": message.original_subject,
                 "to": message.original_to, "message_id": message.original_message_id,
             }))

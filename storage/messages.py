@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from storage import audit
 from storage.claims import claim_rows, release_rows
 from storage.database import Database
+from storage.defects import DefectsByPlace, defect_changes, defects_of_message
 from storage.models import Message, MessageState, QuarantineReason, utc_now
 
 # Kept short in the row; the full traceback goes to the log.
@@ -256,19 +257,26 @@ def release_claims(database: Database, message_pks: Sequence[int], worker_id: st
                         waiting_state=MessageState.RECEIVED)
 
 
-def mark_reprocessed(database: Database, message_pk: int, now: datetime | None = None) -> None:
-    """Record a successful manual re-run: processed, unless kept out as a foreign sender."""
+def mark_reprocessed(database: Database, message_pk: int, now: datetime | None = None, *,
+                     defects_before: DefectsByPlace | None = None) -> None:
+    """Record a successful re-run of extraction (`reprocess`). A message already filed (its
+    kind decided) is processed; one not filed yet keeps its state: filing is the worker's
+    (a quarantined one goes back to it with `quarantine retry`), and a foreign sender's
+    stays kept out. Given the defects stored before the run (`defects_of_message`), the
+    audit event lists each defect the run removed or added."""
     now = now or utc_now()
     with database.write() as session:
         row = session.get(Message, message_pk, with_for_update=True)
         if row is None:
             raise LookupError(f"message {message_pk} does not exist")
+        details = (defect_changes(defects_before, defects_of_message(session, message_pk))
+                   if defects_before is not None else None)
+        audit.record(session, "reprocessed", message_sha256=row.sha256, now=now,
+                     case_number=audit.case_number_of(session, row.case_id), details=details)
+        if row.kind is None:
+            return
         row.last_error = None
         row.processed_at = now
-        audit.record(session, "reprocessed", message_sha256=row.sha256, now=now,
-                     case_number=audit.case_number_of(session, row.case_id))
-        if row.quarantine_reason == QuarantineReason.FOREIGN_SENDER:
-            return
         row.state = MessageState.PROCESSED
         row.quarantine_reason = None
         row.claimed_by = None

@@ -114,7 +114,8 @@ class Message(Base):
     processed_at: Mapped[datetime | None]
     # Set by extraction (issue 3); all derived from the raw blob and rebuilt by `reprocess`.
     extracted_at: Mapped[datetime | None]
-    defects: Mapped[list[str] | None] = mapped_column(JSON)
+    # Each {"defect": name, "parsers": [...]}; a plain name on rows from before (storage.defects).
+    defects: Mapped[list[Any] | None] = mapped_column(JSON)
     body_text_sha256: Mapped[str | None] = mapped_column(String(64))
     received_chain: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     sender_ip: Mapped[str | None] = mapped_column(String(64))
@@ -122,6 +123,9 @@ class Message(Base):
     original_from_name: Mapped[str | None] = mapped_column(Text)
     original_from_address: Mapped[str | None] = mapped_column(Text)
     original_date: Mapped[datetime | None]
+    # The inline forward's date line named no zone: original_date is that wall-clock time
+    # read in the workplace's zone (issue 16), and every view says so beside the raw text.
+    original_date_zone_assumed: Mapped[bool] = mapped_column(Boolean, default=False)
     original_date_raw: Mapped[str | None] = mapped_column(Text)
     original_subject: Mapped[str | None] = mapped_column(Text)
     original_to: Mapped[str | None] = mapped_column(Text)
@@ -422,7 +426,7 @@ class Evidence(Base):
     disposition: Mapped[str | None] = mapped_column(String(32))
     transfer_encoding: Mapped[str | None] = mapped_column(String(64))
     charset: Mapped[str | None] = mapped_column(String(64))
-    defects: Mapped[list[str]] = mapped_column(JSON)
+    defects: Mapped[list[Any]] = mapped_column(JSON)  # as Message.defects
     flags: Mapped[list[str]] = mapped_column(JSON)
     text_sha256: Mapped[str | None] = mapped_column(String(64))
     image: Mapped[dict[str, Any] | None] = mapped_column(JSON)

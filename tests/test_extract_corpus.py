@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -200,3 +202,50 @@ def test_filenames_are_decoded_from_rfc2047_and_rfc2231(
              for record in extraction.records if record.filename}
     assert not any("=?" in name for name in names), [n for n in names if "=?" in n]
     assert any(any(ch in name for ch in "æøåÆØÅäöüé") or not name.isascii() for name in names)
+
+
+# -- the forwarded originals' dates (issue 16) --------------------------------------------
+
+DATES_BEFORE = Path(__file__).parent / "fixtures" / "forward_dates_before.json"
+# Forwards in the corpus whose message got a structured date: before issue 16, and now.
+DATED_BEFORE = 36
+DATED_NOW = 47
+
+
+def same_moment(before: str, after: datetime) -> bool:
+    """The same instant written with the same UTC offset."""
+    written = datetime.fromisoformat(before)
+    return written == after and written.utcoffset() == after.utcoffset()
+
+
+def test_every_forward_keeps_or_improves_its_date(extractions: dict[str, Extraction]) -> None:
+    """Against the dates stored before zone-less dates were read in the workplace's zone: no
+    structured date is lost, no zoned one changes, and each new one is flagged assumed."""
+    before = json.loads(DATES_BEFORE.read_text(encoding="utf-8"))["files"]
+    assert set(before) == {item.name for item in CORPUS_FILES}
+    dated_before = dated_now = 0
+    for name, was in before.items():
+        extraction = extractions[name]
+        original = extraction.message.original
+        if was["original"] is None:
+            assert original is None, name
+        else:
+            assert original is not None and original.rule == was["original"]["rule"], name
+            assert original.date_raw == was["original"]["date_raw"], name
+            date, assumed = original.stored_date()
+            if was["original"]["date"] is not None:
+                dated_before += 1
+                assert date is not None and not assumed, name
+                assert same_moment(was["original"]["date"], date), name
+            elif date is not None:
+                assert assumed and not original.rule.startswith("attached-"), name
+                assert date.tzinfo is not None, name
+            dated_now += date is not None
+        parts = {record.part_path: record.original for record in extraction.records
+                 if record.original}
+        assert set(parts) == set(was["parts"]), name
+        for path, part in was["parts"].items():
+            assert parts[path]["date_raw"] == part["date_raw"], (name, path)
+            if part["date"] is not None:
+                assert parts[path]["date"] == part["date"], (name, path)
+    assert (dated_before, dated_now) == (DATED_BEFORE, DATED_NOW)

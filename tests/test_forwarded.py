@@ -439,7 +439,7 @@ def test_sender_forms(sender: str, name: str | None, address: str | None) -> Non
         ("Mon, 3 Mar 2025 10:15:00 +0100", AWARE_0315),
         ("Mon, 3 Mar 2025 09:15:00 GMT", AWARE_0315),
         ("Mon, 3 Mar 2025 10:15:00 CET", AWARE_0315),
-        ("Mon, 3 Mar 2025 10:15:00 -0000", NAIVE_0315),  # RFC 5322: zone unknown
+        ("Mon, 3 Mar 2025 10:15:00 -0000", None),  # RFC 5322: the zone is unknown
         ("Monday, March 3, 2025 10:15 AM", NAIVE_0315),
         ("Monday, March 3, 2025 10:15 PM", datetime(2025, 3, 3, 22, 15)),
         ("3. marts 2025 10:15", NAIVE_0315),
@@ -471,6 +471,111 @@ def test_dates(raw: str, expected: datetime | None) -> None:
     if expected is not None:
         assert found.date is not None
         assert (found.date.tzinfo is None) == (expected.tzinfo is None)
+
+
+# How each mail program starts its block, and its labels for From, the date, To and Subject.
+BLOCKS: dict[str, tuple[str, str, str, str, str]] = {
+    "outlook-da": ("", "Fra", "Sendt", "Til", "Emne"),
+    "gmail-da": ("---------- Videresendt meddelelse ---------", "Fra", "Dato", "Til", "Emne"),
+    "apple-da": ("Start på videresendt besked:", "Fra", "Dato", "Til", "Emne"),
+    "thunderbird-da": ("-------- Videresendt meddelelse --------", "Emne", "Dato", "Fra",
+                       "Til"),
+    "gmail-no": ("---------- Videresendt melding ---------", "Fra", "Dato", "Til", "Emne"),
+    "outlook-sv": ("", "Från", "Skickat", "Till", "Ämne"),
+    "gmail-sv": ("---------- Vidarebefordrat meddelande ---------", "Från", "Datum", "Till",
+                 "Ämne"),
+    "outlook-de": ("", "Von", "Gesendet", "An", "Betreff"),
+    "gmail-de": ("---------- Weitergeleitete Nachricht ---------", "Von", "Datum", "An",
+                 "Betreff"),
+    "thunderbird-de": ("-------- Weitergeleitete Nachricht --------", "Betreff", "Datum",
+                       "Von", "An"),
+    "outlook-en": ("", "From", "Sent", "To", "Subject"),
+    "gmail-en": ("---------- Forwarded message ---------", "From", "Date", "Subject", "To"),
+    "apple-en": ("Begin forwarded message:", "From", "Date", "To", "Subject"),
+}
+# A Norwegian Outlook's labels are the Danish ones: its block counts as da.
+BLOCKS["outlook-no"] = BLOCKS["outlook-da"]
+
+
+def forward_block(rule: str, date: str) -> str:
+    """An employee's line and a forwarded original's header block as `rule`'s program
+    writes it, with `date` on the date line."""
+    marker, *labels = BLOCKS[rule]
+    sender, recipient = "Jens <jens@firma.dk>", "Mette <mette@kommune.dk>"
+    values = dict.fromkeys(("Fra", "Från", "Von", "From"), sender)
+    values.update(dict.fromkeys(("Til", "Till", "An", "To"), recipient))
+    lines = [f"{label}: {values.get(label, 'Dit projekt')}" for label in labels]
+    lines[labels.index(BLOCKS[rule][2])] = f"{BLOCKS[rule][2]}: {date}"
+    return f"{CONTEXT}\n\n{marker}\n" + "\n".join(lines) + "\n\nTekst.\n"
+
+
+EVENING = datetime(2026, 11, 19, 21, 14)
+EVENING_05 = datetime(2026, 11, 19, 21, 14, 5, tzinfo=CET)
+
+
+@pytest.mark.parametrize(
+    ("rule", "raw", "expected"),
+    [
+        ("outlook-da", "19. november 2026 21:14", EVENING),
+        ("outlook-da", "torsdag 19. november 2026 21:14", EVENING),
+        ("outlook-da", "torsdag den 19. november 2026 21:14", EVENING),
+        ("gmail-da", "tor. 19. nov. 2026 kl. 21.14", EVENING),
+        ("apple-da", "19. november 2026 kl. 21.14.05 CET", EVENING_05),
+        ("thunderbird-da", "Thu, 19 Nov 2026 21:14:05 +0100", EVENING_05),
+        ("outlook-no", "torsdag 19. november 2026 21:14", EVENING),
+        ("gmail-no", "tor. 19. nov. 2026 kl. 21:14", EVENING),
+        ("gmail-no", "lør. 19. des. 2026 kl. 21:14", datetime(2026, 12, 19, 21, 14)),
+        ("outlook-no", "19. desember 2026 21:14", datetime(2026, 12, 19, 21, 14)),
+        ("outlook-sv", "den 19 november 2026 21:14", EVENING),
+        ("gmail-sv", "tors 19 nov. 2026 kl. 21:14", EVENING),
+        ("outlook-de", "Donnerstag, 19. November 2026 21:14", EVENING),
+        ("gmail-de", "Do., 19. Nov. 2026 um 21:14 Uhr", EVENING),
+        ("thunderbird-de", "19.11.26 um 21:14", EVENING),
+        ("outlook-en", "Thursday, November 19, 2026 9:14 PM", EVENING),
+        ("outlook-en", "Thursday, 19 November 2026 21:14", EVENING),
+        ("gmail-en", "Thu, Nov 19, 2026 at 9:14 PM", EVENING),
+        ("apple-en", "19 November 2026 at 21:14:05 CET", EVENING_05),
+        ("apple-en", "November 19, 2026 at 9:14:05 PM GMT+1", EVENING_05),
+        # Numeric dates: the labels' language settles the day/month order.
+        ("outlook-da", "05/11/2026 21:14", datetime(2026, 11, 5, 21, 14)),
+        ("outlook-de", "05.11.2026 21:14", datetime(2026, 11, 5, 21, 14)),
+        ("outlook-sv", "05-11-2026 21:14", datetime(2026, 11, 5, 21, 14)),
+        ("outlook-en", "05.11.2026 21:14", datetime(2026, 11, 5, 21, 14)),  # dots: day first
+        ("outlook-en", "15/11/2026 21:14", datetime(2026, 11, 15, 21, 14)),  # one reading
+        ("outlook-en", "11/15/2026 9:14 PM", datetime(2026, 11, 15, 21, 14)),  # one reading
+        ("outlook-en", "05/11/2026 21:14", None),  # 5 November in London, May 11 in Boston
+        ("outlook-en", "05-11-2026 21:14", None),
+        ("gmail-en", "5/11/2026, 9:14 PM", None),
+        # A part missing: never completed from today's date.
+        ("outlook-da", "19. november 21:14", None),  # no year
+        ("outlook-da", "november 2026 21:14", None),  # no day
+        ("outlook-da", "19. november 2026", None),  # no time
+        ("outlook-de", "Donnerstag, 19. November 2026", None),
+        ("outlook-en", "Thursday 9:14 PM", None),
+        ("outlook-da", "torsdag kl. 21.14", None),
+        # Relative dates.
+        ("outlook-da", "i går kl. 21.14", None),
+        ("gmail-da", "i dag 21:14", None),
+        ("outlook-sv", "igår 21:14", None),
+        ("outlook-de", "gestern um 21:14", None),
+        ("outlook-en", "Yesterday at 9:14 PM", None),
+        # The hours a daylight-saving change repeats or skips still read here, zone-less:
+        # the store decides (tests/test_forward_dates.py).
+        ("outlook-da", "25. oktober 2026 02:30", datetime(2026, 10, 25, 2, 30)),
+        ("outlook-da", "29. marts 2026 02:30", datetime(2026, 3, 29, 2, 30)),
+    ],
+)
+def test_dates_as_each_program_and_language_writes_them(
+        rule: str, raw: str, expected: datetime | None) -> None:
+    """Zone-less dates come back naive, zoned ones aware, incomplete or ambiguous ones None."""
+    found = find_inline_forward(forward_block(rule, raw))
+    assert found is not None
+    assert found.rule == rule.replace("outlook-no", "outlook-da")
+    assert (found.date_raw, found.from_address) == (raw, "jens@firma.dk")
+    assert found.date == expected
+    if expected is not None:
+        assert found.date is not None
+        assert found.date.utcoffset() == expected.utcoffset()
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,7 @@ def main() -> None:
 
     from intake.daemon import open_services, pipeline_for
     from intake.worker import Worker
+    from storage.defects import defect_names
     from storage.evidence import evidence_for_message
     from storage.messages import DeliveryEnvelope
     from storage.models import Message, MessageSource
@@ -72,7 +73,8 @@ def main() -> None:
         row = session.scalars(select(Message).where(Message.id == accepted.message_pk)).one()
         result: dict[str, Any] = {
             "sha256": row.sha256, "state": row.state, "reason": row.quarantine_reason,
-            "error": (row.last_error or "").splitlines()[:1], "defects": row.defects or [],
+            "error": (row.last_error or "").splitlines()[:1],
+            "defects": defect_names(row.defects),
             "case": row.case_id is not None,
         }
     evidence = evidence_for_message(services.database, accepted.message_pk)

@@ -13,6 +13,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -95,7 +96,7 @@ class _Row:
     state: str
     quarantine_reason: str | None
     last_error: str | None
-    defects: list[str] | None
+    defects: list[Any] | None  # as storage.defects reads them
 
 
 def _check_stored(services: Services, expected: dict[str, tuple[int, str, bool]],
