@@ -124,6 +124,8 @@ class OpenOrThreadCase:
 
     def run(self, message: MessageContext) -> None:
         """Decide the message's case and queue the mails that go with it, in one transaction."""
+        if self._already_filed(message):
+            return  # decided before a crash: the sender is never checked again
         headers = parse_header_block(message.store, message.sha256)
         check = self._check_sender(message)
         queued = False
@@ -175,6 +177,13 @@ class OpenOrThreadCase:
                                   "sender_check": check.code, "unverified": row.unverified})
         if queued and self._on_outbox is not None:
             self._on_outbox()
+
+    @staticmethod
+    def _already_filed(message: MessageContext) -> bool:
+        """Whether the message's case was decided already (or its row is gone)."""
+        with message.database.read() as session:
+            row = session.get(Message, message.message_pk)
+            return row is None or row.kind is not None
 
     def _check_sender(self, message: MessageContext) -> SenderCheck:
         """Whether the From is authenticated; a DNS failure is retried like a failing step
