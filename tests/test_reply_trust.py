@@ -417,7 +417,7 @@ def signed_world(tmp_path_factory: pytest.TempPathFactory,
                        routing={"default_manager": SIGNED_MANAGER},
                        intake={"addresses": (SIGNED_INTAKE,)},
                        trust={"dkim": True, "dns_servers": tuple(dkim_dns.dns_servers),
-                              "dns_timeout_seconds": 2.0}) as shared:
+                              "dns_timeout_seconds": 0.5}) as shared:
         yield shared
 
 
@@ -488,3 +488,21 @@ def test_after_reassignment_the_old_token_is_refused_and_the_new_managers_acts(
     world.send(raw, mail_from=OTHER_MANAGER, to=new_token_address)
     assert not world.processed(new_id).unverified
     assert world.case(opened.number).acknowledged_by == OTHER_MANAGER
+
+
+def test_a_dns_failure_is_retried_and_on_the_last_try_counts_as_unverified(
+        signed_world: World, dkim_dns: DkimDns) -> None:
+    """broken.dk's resolver refuses: not a failed signature but a failed lookup. The step is
+    tried again; on the worker's last try the sender counts as unverified, and the mail is
+    filed all the same, never quarantined for it."""
+    world = signed_world
+    raw, message_id = mail(sender="ansat@broken.dk", subject="VS: chikane",
+                           body="Se nedenfor.\n", to=SIGNED_INTAKE)
+    world.send(dkim_dns.sign(raw.replace(b"\n", b"\r\n"), "broken.dk"),
+               mail_from="ansat@broken.dk", to=SIGNED_INTAKE)
+    row = world.processed(message_id)
+    assert (row.sender_check, row.sender_authenticated) == ("dns-temporary", False)
+    assert row.attempts == world.daemon.config.worker.max_attempts
+    assert row.state in ("processing", "processed")
+    with world.database.read() as session:
+        assert session.get(Case, row.case_id).sender_unverified  # type: ignore[union-attr]
