@@ -47,7 +47,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the before-state lives with the tests
 
 from intake.extract import EvidenceExtractor  # noqa: E402
-from intake.forwarded import _parse_date, find_inline_forward  # noqa: E402
+from intake.forward_dates import parse_forward_date  # noqa: E402
+from intake.forwarded import find_inline_forward  # noqa: E402
 from intake.settings import ExtractSettings  # noqa: E402
 from storage.blobstore import BlobStore  # noqa: E402
 
@@ -138,8 +139,8 @@ def library_reader() -> Callable[[str, str], datetime | None] | None:
 
 
 def hand_reader(raw: str, language: str) -> datetime | None:
-    """The intake's own reader (intake.forwarded)."""
-    return _parse_date(raw, language)
+    """The intake's own reader (intake.forward_dates)."""
+    return parse_forward_date(raw, language)
 
 
 def same(found: datetime | None, expected: datetime | None) -> bool:

@@ -21,16 +21,11 @@ from email.parser import BytesFeedParser
 from io import BytesIO
 from typing import Any
 
-from intake.containers import (
-    ContainerContents,
-    ContainerItem,
-    is_outlook_msg,
-    is_tnef,
-    open_outlook_msg,
-    open_tnef,
-)
+from intake.containers import ContainerContents, ContainerItem
 from intake.header_policy import BOUNDED_POLICY, HEADER_TOO_LONG_DEFECT, MAX_PARSED_HEADER_CHARS
 from intake.html_text import html_to_text
+from intake.outlook_msg import is_outlook_msg, open_outlook_msg
+from intake.tnef import is_tnef, open_tnef
 from storage.defects import CHIKANEMAIL, STDLIB, Defect
 from storage.models import EvidenceRole
 

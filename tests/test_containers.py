@@ -26,11 +26,9 @@ from intake.containers import (
     TNEF_CONTENT_TYPE,
     ContainerContents,
     ContainerItem,
-    is_outlook_msg,
-    is_tnef,
-    open_outlook_msg,
-    open_tnef,
 )
+from intake.outlook_msg import is_outlook_msg, open_outlook_msg
+from intake.tnef import is_tnef, open_tnef
 from tests.support import CORPUS
 
 CFB_SIGNATURE = bytes.fromhex("d0cf11e0a1b11ae1")

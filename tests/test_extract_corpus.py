@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from intake.containers import open_tnef
 from intake.extract import EvidenceExtractor, Extraction
 from intake.settings import ExtractSettings
+from intake.tnef import open_tnef
 from storage.blobstore import BlobStore
 from tests.support import CORPUS
 

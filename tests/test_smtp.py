@@ -25,7 +25,8 @@ from intake.accept import HEAD_BYTES, MessageHead
 from intake.addresses import RecipientPolicy
 from intake.config import ConfigError, load_config
 from intake.headers import summarize_headers
-from intake.smtp_server import SPOOL_WRITE_BYTES, DataReader, DotUnstuffer
+from intake.smtp_data import DataReader, DotUnstuffer
+from intake.smtp_handler import SPOOL_WRITE_BYTES
 from storage.blobstore import BlobStore, BlobWriter
 from storage.database import Database
 from storage.messages import get_message_by_sha256, list_messages
