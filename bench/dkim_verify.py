@@ -50,31 +50,38 @@ TEXT_TARGET_MS = 20.0
 LARGE_TARGET_MS = 100.0
 
 
+def _mail(sender: str, to: str, subject: str, message_id: str, text: str) -> EmailMessage:
+    """A mail with the headers every measured mail has; the caller adds attachments."""
+    mail = EmailMessage()
+    mail["From"] = sender
+    mail["To"] = to
+    mail["Subject"] = subject
+    mail["Date"] = "Mon, 06 Apr 2026 09:15:00 +0200"
+    mail["Message-ID"] = message_id
+    mail.set_content(text)
+    return mail
+
+
+def _crlf(mail: EmailMessage) -> bytes:
+    return mail.as_bytes().replace(b"\n", b"\r\n")
+
+
 def reply_mail(number: int) -> bytes:
     """A distinct text reply of about 2 KiB."""
-    mail = EmailMessage()
-    mail["From"] = f"Leder {number} <leder{number:05d}@example.dk>"
-    mail["To"] = "chikanemail+tok3n@kommune.dk"
-    mail["Subject"] = f"SV: Sag 2026-{number:04d}"
-    mail["Date"] = "Mon, 06 Apr 2026 09:15:00 +0200"
-    mail["Message-ID"] = f"<reply-{number}@example.dk>"
     line = f"Kvitteret {number}. Jeg tager kontakt i morgen.\n"
-    mail.set_content(line * 40)
-    return mail.as_bytes().replace(b"\n", b"\r\n")
+    return _crlf(_mail(f"Leder {number} <leder{number:05d}@example.dk>",
+                       "chikanemail+tok3n@kommune.dk", f"SV: Sag 2026-{number:04d}",
+                       f"<reply-{number}@example.dk>", line * 40))
 
 
 def report_mail(number: int, attachment: bytes) -> bytes:
     """A distinct report carrying `attachment` (made distinct per mail)."""
-    mail = EmailMessage()
-    mail["From"] = f"Ansat {number} <ansat{number:05d}@example.dk>"
-    mail["To"] = "chikanemail@kommune.dk"
-    mail["Subject"] = f"VS: beskeder {number}"
-    mail["Date"] = "Mon, 06 Apr 2026 09:15:00 +0200"
-    mail["Message-ID"] = f"<report-{number}@example.dk>"
-    mail.set_content("Se skærmbilledet.\n")
+    mail = _mail(f"Ansat {number} <ansat{number:05d}@example.dk>", "chikanemail@kommune.dk",
+                 f"VS: beskeder {number}", f"<report-{number}@example.dk>",
+                 "Se skærmbilledet.\n")
     mail.add_attachment(number.to_bytes(4, "big") + attachment, maintype="image",
                         subtype="png", filename=f"skaermbillede-{number}.png")
-    return mail.as_bytes().replace(b"\n", b"\r\n")
+    return _crlf(mail)
 
 
 def percentile(values: list[float], share: float) -> float:

@@ -56,11 +56,12 @@ def summarize_headers(raw: bytes) -> HeaderSummary:
     return HeaderSummary(
         message_id=_header_text(headers, "Message-ID"),
         subject=_header_text(headers, "Subject"),
-        from_address=_from_address(_header_text(headers, "From")),
+        from_address=first_address(_header_text(headers, "From")),
     )
 
 
-def _from_address(value: str | None) -> str | None:
+def first_address(value: str | None) -> str | None:
+    """The first address with an "@" in a header value, lower-cased; None if there is none."""
     if not value:
         return None
     for _name, address in getaddresses([value]):

@@ -35,7 +35,7 @@ from intake.reply_commands import (
     command_name,
     parse_reply,
 )
-from intake.reply_proof import follow_up_proven, refusal
+from intake.reply_proof import follow_up_refusal, refusal
 from intake.reply_text import new_text_of_reply
 from intake.sender_check import SenderCheck
 from notifier.case_actions import ActionResult, CaseActions
@@ -132,24 +132,23 @@ class ReplyHandler:
             return self._act(session, row, case, sender, mail.text, now)
         if sender is not None and sender == normalize_address(case.reporter):
             row.kind = MessageKind.FOLLOW_UP
-            if follow_up_proven(case.id, sender, mail.token, mail.check, self.command_mode):
+            reason = follow_up_refusal(case.id, sender, mail.token, mail.check,
+                                       self.command_mode)
+            if reason is None:
                 log.info("message joined case %s as follow-up sha256=%s", case.number,
                          row.sha256)
                 return ReplyOutcome(acted=False, queued=False)
-            reason = refusal(case.id, sender, mail.token, mail.check, self.command_mode)
-            return self._unverified(session, row, case, "reporter", reason or "no-token", now)
+            return self._unverified(session, row, case, "reporter", reason, now)
         row.kind = MessageKind.NOTE
         note = new_text_of_reply(mail.text)[:NOTE_MAX_CHARS] or "(no text)"
         add_note(session, case, author=sender or "unknown", text=note, message_pk=row.id,
                  now=now)
-        proven = sender is not None and refusal(case.id, sender, mail.token, mail.check,
-                                                self.command_mode) is None
-        if proven:
+        reason = refusal(case.id, sender or "", mail.token, mail.check, self.command_mode)
+        if reason is None:
             log.info("reply from someone not responsible kept as a note, no effect case=%s "
                      "sha256=%s", case.number, row.sha256)
             return ReplyOutcome(acted=False, queued=False)
-        reason = refusal(case.id, sender or "", mail.token, mail.check, self.command_mode)
-        return self._unverified(session, row, case, "other", reason or "no-token", now)
+        return self._unverified(session, row, case, "other", reason, now)
 
     def _refuse(self, session: Session, row: Message, case: Case, claimed: str, text: str,
                 reason: str, now: datetime) -> ReplyOutcome:

@@ -23,7 +23,7 @@ from email.utils import getaddresses
 from sqlalchemy.orm import Session
 
 from intake.addresses import RecipientPolicy, SenderPolicy, normalize_address
-from intake.headers import header_str
+from intake.headers import first_address, header_str
 from intake.sender_check import SenderCheck
 from storage.models import Message, MessageSource
 from storage.reply_tokens import TokenState, find_token
@@ -91,13 +91,13 @@ def refusal(case_id: int, claimed: str, token: TokenState | None, check: SenderC
     return None
 
 
-def follow_up_proven(case_id: int, reporter: str, token: TokenState | None,
-                     check: SenderCheck, command_mode: str) -> bool:
-    """Whether a mail is the reporter's own follow-up: the receipt's token (as for a
-    command), or an authenticated From that is the reporter."""
-    if refusal(case_id, reporter, token, check, command_mode) is None:
-        return True
-    return check.authenticated and check.from_address == normalize_address(reporter)
+def follow_up_refusal(case_id: int, reporter: str, token: TokenState | None,
+                      check: SenderCheck, command_mode: str) -> str | None:
+    """Why a mail is not proven to be the reporter's own follow-up; None when it is: the
+    receipt's token (as for a command), or an authenticated From that is the reporter."""
+    if check.authenticated and check.from_address == normalize_address(reporter):
+        return None
+    return refusal(case_id, reporter, token, check, command_mode)
 
 
 @dataclass(frozen=True)
@@ -137,10 +137,4 @@ class ReceiptPolicy:
 
 
 def _return_path(headers: EmailMessage) -> str | None:
-    value = header_str(headers, "Return-Path")
-    if not value:
-        return None
-    for _name, address in getaddresses([value]):
-        if "@" in address:
-            return address
-    return None
+    return first_address(header_str(headers, "Return-Path"))
