@@ -86,6 +86,8 @@ ssl_cert = <{self.base}/cert.pem
 ssl_key = <{self.base}/key.pem
 disable_plaintext_auth = no
 auth_mechanisms = plain login xoauth2 oauthbearer
+# Tests fail logins on purpose: answer them at once instead of after 2 s.
+auth_failure_delay = 0
 first_valid_uid = 1
 mail_location = maildir:~/Maildir
 mail_privileged_group = mail
