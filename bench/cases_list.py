@@ -61,8 +61,8 @@ from results import Result, write_results
 from sqlalchemy import create_engine, insert, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from intake.cli import main as chikanemail_main
-from intake.config import CONFIG_ENV_VAR
+from intake.commands.cli.main import main as chikanemail_main
+from intake.service.config import CONFIG_ENV_VAR
 from storage.cases import format_case_number
 from storage.database import Database
 from storage.migrate import upgrade_database
@@ -186,7 +186,7 @@ def console_script() -> list[str]:
     script = Path(sys.executable).parent / "chikanemail"
     if script.exists():
         return [sys.executable, str(script)]
-    return [sys.executable, "-c", "from intake.cli import main; main()"]
+    return [sys.executable, "-c", "from intake.commands.cli.main import main; main()"]
 
 
 def check_output(stdout: bytes | str, expected: int, newest: str, what: str) -> None:

@@ -36,8 +36,8 @@ def _name_and_parser(defect: Any) -> tuple[str, str | None]:
 
 def count_defects(corpus: Path) -> dict[str, Any]:
     """Per defect name: mails, evidence parts, and mails per reporting parser."""
-    from intake.extract import EvidenceExtractor
-    from intake.settings import ExtractSettings
+    from intake.pipeline.extract import EvidenceExtractor
+    from intake.service.settings import ExtractSettings
     from storage.blobstore import BlobStore
 
     mails: Counter[str] = Counter()

@@ -47,4 +47,4 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float) -
 
 def chikanemail_command() -> list[str]:
     """The daemon's command line, run by the interpreter running this script."""
-    return [sys.executable, "-c", "from intake.cli import main; main()"]
+    return [sys.executable, "-c", "from intake.commands.cli.main import main; main()"]

@@ -9,7 +9,7 @@ What it measures
     b) a report carrying a 1 MiB attachment (base64, so about 1.4 MB of body), what a
        forwarded screenshot looks like.
 
-    Each mail is checked once by `intake.sender_check.check_sender`, in this process, timed
+    Each mail is checked once by `intake.trust.sender.check_sender`, in this process, timed
     from the call to its return: the header block and From parsed, the signature's key
     fetched from dnsmasq over UDP (no cache: every mail asks), the body hashed after
     relaxed canonicalization and the RSA signature verified by dkimpy. Every check must say
@@ -42,8 +42,8 @@ from results import Result, write_results  # bench/ is the script's own folder
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the DNS helper lives with the tests
 
-from intake.dkim_check import build_resolver  # noqa: E402
-from intake.sender_check import DKIM_PASS, check_sender  # noqa: E402
+from intake.trust.dkim import build_resolver  # noqa: E402
+from intake.trust.sender import DKIM_PASS, check_sender  # noqa: E402
 from tests.dns_server import LONG_SELECTOR, DkimDns, start_dkim_dns, stop_dkim_dns  # noqa: E402
 
 TEXT_TARGET_MS = 20.0

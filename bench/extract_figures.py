@@ -35,9 +35,9 @@ def vm(field):
             return int(line.split()[1]) / 1024
     return 0.0
 
-from intake.extract import EvidenceExtractor
-from intake.ocr import OcrEngine
-from intake.settings import ExtractSettings
+from intake.pipeline.extract import EvidenceExtractor
+from intake.parse.ocr import OcrEngine
+from intake.service.settings import ExtractSettings
 from storage.blobstore import BlobStore
 
 mail, work, ocr = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "on"

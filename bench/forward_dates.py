@@ -46,10 +46,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # the before-state lives with the tests
 
-from intake.extract import EvidenceExtractor  # noqa: E402
-from intake.forward_dates import parse_forward_date  # noqa: E402
-from intake.forwarded import find_inline_forward  # noqa: E402
-from intake.settings import ExtractSettings  # noqa: E402
+from intake.parse.forwarded.dates import parse_forward_date  # noqa: E402
+from intake.parse.forwarded.original import find_inline_forward  # noqa: E402
+from intake.pipeline.extract import EvidenceExtractor  # noqa: E402
+from intake.service.settings import ExtractSettings  # noqa: E402
 from storage.blobstore import BlobStore  # noqa: E402
 
 CORPUS = REPO.parent / "shared" / "corpus"
@@ -139,7 +139,7 @@ def library_reader() -> Callable[[str, str], datetime | None] | None:
 
 
 def hand_reader(raw: str, language: str) -> datetime | None:
-    """The intake's own reader (intake.forward_dates)."""
+    """The intake's own reader (intake.parse.forwarded.dates)."""
     return parse_forward_date(raw, language)
 
 

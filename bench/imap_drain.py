@@ -59,10 +59,10 @@ from daemon_process import BenchError  # noqa: E402  # bench/ is the script's ow
 from imapclient import IMAPClient  # type: ignore[import-untyped]  # noqa: E402
 from results import Result, write_results  # noqa: E402
 
-from intake.daemon import open_services  # noqa: E402
-from intake.imap_catchup import BATCH_BYTES, BATCH_MESSAGES  # noqa: E402
-from intake.imap_receiver import ImapReceiver  # noqa: E402
-from intake.settings import ImapMailbox  # noqa: E402
+from intake.receive.imap.catchup import BATCH_BYTES, BATCH_MESSAGES  # noqa: E402
+from intake.receive.imap.receiver import ImapReceiver  # noqa: E402
+from intake.service.daemon import open_services  # noqa: E402
+from intake.service.settings import ImapMailbox  # noqa: E402
 from storage.messages import count_by_state, list_messages  # noqa: E402
 from tests.dovecot import Dovecot  # noqa: E402
 from tests.support import make_config  # noqa: E402
@@ -114,7 +114,7 @@ def bare_fetch(dovecot: Dovecot, expected_bytes: int, *, trace: bool = True) -> 
     fetched = 0
     with connect(dovecot) as client:
         if not trace:
-            client._imap.debug = 0  # what intake.imap_connection's client does
+            client._imap.debug = 0  # what intake.receive.imap.connection's client does
         client.select_folder("INBOX", readonly=True)
         uids = sorted(client.search("ALL"))
         sizes = client.fetch(f"{uids[0]}:{uids[-1]}", ["RFC822.SIZE"])

@@ -73,10 +73,10 @@ from daemon_process import (  # bench/ is the script's own folder
 )
 from results import Result, write_results
 
-from intake.settings import DEFAULT_MAX_MESSAGE_BYTES
+from intake.service.settings import DEFAULT_MAX_MESSAGE_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-# aiosmtpd's data_size_limit as intake.smtp_server.start_smtp_listener sets it for the
+# aiosmtpd's data_size_limit as intake.receive.smtp.server.start_smtp_listener sets it for the
 # default max_message_bytes (the exact limit is checked by Chikanemail's handler).
 WIRE_LIMIT = DEFAULT_MAX_MESSAGE_BYTES + DEFAULT_MAX_MESSAGE_BYTES // 16
 

@@ -58,7 +58,7 @@ from daemon_process import (  # bench/ is the script's own folder
 )
 from results import Result, write_results
 
-from intake.settings import DEFAULT_MAX_MESSAGE_BYTES
+from intake.service.settings import DEFAULT_MAX_MESSAGE_BYTES
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LIMIT = DEFAULT_MAX_MESSAGE_BYTES  # the daemon runs with the default max_message_bytes

@@ -21,8 +21,8 @@ from sqlalchemy.orm import Session
 from notifier.case_view import case_mail_view
 from notifier.mails import CaseMailView, MailComposer
 from notifier.outbox import enqueue
-from notifier.plan import case_steps
-from notifier.plan_settings import PlanSettings
+from notifier.plan.checklist import case_steps
+from notifier.plan.settings import PlanSettings
 from notifier.reply_addresses import secret_reply_address
 from notifier.settings import NotifySettings
 from storage.cases import CaseError, assign_case

@@ -12,7 +12,7 @@ from datetime import date, datetime
 
 from sqlalchemy.orm import Session
 
-from notifier.plan import case_steps, find_step, recompute_event_deadlines
+from notifier.plan.checklist import case_steps, find_step, recompute_event_deadlines
 from notifier.working_days import WorkingCalendar
 from storage.cases import add_note
 from storage.models import Case, CaseStatus, HarasserRelation, Medium

@@ -7,8 +7,8 @@ from sqlalchemy.orm import Session
 
 from notifier.durations import parse_duration
 from notifier.mails import CaseMailView, EvidenceLine, OriginalLine, PlanStepLine, RelatedLine
-from notifier.plan import AFTER_FIRST_ABSENCE_DAY, acknowledge_duration
-from notifier.plan_settings import PlanSettings, PlanText
+from notifier.plan.checklist import AFTER_FIRST_ABSENCE_DAY, acknowledge_duration
+from notifier.plan.settings import PlanSettings, PlanText
 from storage.models import Case, CaseStep, Evidence, Message
 
 

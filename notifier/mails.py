@@ -28,7 +28,7 @@ from pathlib import Path
 
 from notifier.durations import PlanDuration, describe_duration
 from notifier.outgoing import OutgoingMail
-from notifier.plan_settings import PlanText
+from notifier.plan.settings import PlanText
 from notifier.settings import NotifySettings
 from notifier.templating import (
     LANGUAGES,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-# Read by pydantic when `intake.config` validates the table (keeps this package pydantic-free).
+# Read by pydantic when `intake.service.config` validates the table (keeps this package
+# pydantic-free).
 _FORBID_UNKNOWN_KEYS = {"extra": "forbid", "strict": True}
 
 

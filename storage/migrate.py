@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"  # Alembic's default, which env.py keeps
 # The newest migration in migrations/versions/: raise it with each new migration
-# (tests/test_cases_list.py fails until it matches Alembic's own head).
+# (tests/commands/test_cases_list.py fails until it matches Alembic's own head).
 SCHEMA_HEAD = "0009"
 
 

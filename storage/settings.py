@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-# Pydantic reads this when `intake.config` validates the [storage] table;
+# Pydantic reads this when `intake.service.config` validates the [storage] table;
 # a plain dict keeps this package free of a pydantic import.
 _FORBID_UNKNOWN_KEYS = {"extra": "forbid", "strict": True}
 

@@ -14,7 +14,7 @@ import pytest
 import trustme
 from aiosmtpd.controller import Controller
 
-from intake.config import AppConfig
+from intake.service.config import AppConfig
 from notifier.clock import Clock
 from storage.database import Database
 from storage.migrate import upgrade_database

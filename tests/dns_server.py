@@ -39,7 +39,7 @@ import dns.resolver
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from intake.settings import TrustSettings
+from intake.service.settings import TrustSettings
 from tests.support import free_port
 
 DNSMASQ = "/usr/sbin/dnsmasq"

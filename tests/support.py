@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine, text
 
-from intake.cli import main
-from intake.config import CONFIG_ENV_VAR, AppConfig
-from intake.daemon import ReadyInfo, serve
-from intake.routing import RoutingSettings
-from intake.settings import (
+from intake.cases.routing import RoutingSettings
+from intake.commands.cli.main import main
+from intake.service.config import CONFIG_ENV_VAR, AppConfig
+from intake.service.daemon import ReadyInfo, serve
+from intake.service.settings import (
     ExtractSettings,
     IntakeSettings,
     SmtpSettings,
@@ -32,7 +32,7 @@ from intake.settings import (
     WorkerSettings,
 )
 from notifier.clock import Clock
-from notifier.plan_settings import PlanSettings
+from notifier.plan.settings import PlanSettings
 from notifier.settings import NotifySettings
 from storage.database import Database
 from storage.messages import list_messages
@@ -109,7 +109,7 @@ def make_config(data_dir: Path, database_url: str, **smtp_overrides: Any) -> App
 
 
 class DaemonThread:
-    """Runs `intake.daemon.serve` on an event loop in a background thread."""
+    """Runs `intake.service.daemon.serve` on an event loop in a background thread."""
 
     def __init__(self, config: AppConfig, clock: Clock | None = None) -> None:
         self.config = config
@@ -180,7 +180,7 @@ def free_port() -> int:
 
 def chikanemail_command() -> list[str]:
     """The console script of the environment running the tests."""
-    return [sys.executable, "-c", "from intake.cli import main; main()"]
+    return [sys.executable, "-c", "from intake.commands.cli.main import main; main()"]
 
 
 @contextmanager

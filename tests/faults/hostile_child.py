@@ -52,8 +52,8 @@ def main() -> None:
 
     from sqlalchemy import select
 
-    from intake.daemon import open_services, pipeline_for
-    from intake.worker import Worker
+    from intake.pipeline.worker import Worker
+    from intake.service.daemon import open_services, pipeline_for
     from storage.defects import defect_names
     from storage.evidence import evidence_for_message
     from storage.messages import DeliveryEnvelope

@@ -17,8 +17,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from intake.daemon import Services, open_services, pipeline_for
-from intake.worker import Worker
+from intake.pipeline.worker import Worker
+from intake.service.daemon import Services, open_services, pipeline_for
 from storage.evidence import evidence_for_message
 from storage.messages import DeliveryEnvelope
 from storage.models import Message, MessageSource, MessageState

@@ -147,7 +147,7 @@ def unfinished(database_url: str) -> int | None:
 
 
 # SQLite only: 1,000 mails with 5 kills already take most of the 90 s budget on this
-# machine; PostgreSQL intake and claims are covered by tests/test_crash_safety.py.
+# machine; PostgreSQL intake and claims are covered by tests/service/test_crash_safety.py.
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sigkill_five_times_during_a_thousand_mail_load(tmp_path: Path,
                                                          database_url: str) -> None:

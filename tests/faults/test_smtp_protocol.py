@@ -26,8 +26,8 @@ from storage.blobstore import BlobStore
 from storage.cases import list_cases
 from storage.database import Database
 from storage.models import Message
+from tests.receive.test_smtp import LineClient
 from tests.support import INTAKE_ADDRESS, DaemonThread, make_config, message_rows, wait_until
-from tests.test_smtp import LineClient
 
 pytestmark = pytest.mark.faults
 

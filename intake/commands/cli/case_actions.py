@@ -1,0 +1,279 @@
+"""`chikanemail cases show|note|assign|ack|step|absence|relation|medium|witness|close` and
+`chikanemail patterns`: one case, what is done on it, and the patterns across cases."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import date
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
+from intake.commands.cli.reports.case import case_report, pattern_groups_json, render_case_report
+from notifier.case_actions import ActionResult, CaseActions
+from notifier.clock import SystemClock
+from notifier.outbox import outbox_for_case
+from notifier.plan.checklist import calendar_for, case_steps
+from storage import audit
+from storage.blobstore import BlobStore
+from storage.case_links import pattern_groups, related_cases
+from storage.cases import (
+    CaseError,
+    add_note_by_number,
+    case_messages,
+    case_notes,
+    get_case,
+    lock_case,
+)
+from storage.evidence import evidence_for_message
+from storage.models import HarasserRelation, Medium
+
+_OUTCOME_TEXT = {
+    "done": "done",
+    "already": "nothing to change (already so)",
+    "no-such-step": "no such step",
+    "case-closed": "the case is closed; nothing changed",
+}
+
+
+@click.command("show")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a tree.")
+@pass_context
+def cases_show_command(context: CliContext, number: str, as_json: bool) -> None:
+    """One case: people, routing, the plan's checklist and deadlines, relation, absence,
+    related cases, messages, evidence, originals, notes, outbox."""
+    config = context.config
+    database = open_database(context)
+    try:
+        case = get_case(database, number)
+        if case is None:
+            click.echo(f"chikanemail: no case {number}", err=True)
+            sys.exit(1)
+        messages = [(message, evidence_for_message(database, message.id))
+                    for message in case_messages(database, case.id)]
+        notes = case_notes(database, case.id)
+        outbox = outbox_for_case(database, case.id)
+        with database.read() as session:
+            steps = case_steps(session, case.id)
+            related = related_cases(session, case.id)
+            session.expunge_all()
+        audit.record_committed(database, "viewed", actor=cli_actor(), case_number=number,
+                               details={"what": "case"})
+    finally:
+        database.dispose()
+    report = case_report(case, messages, notes, outbox, BlobStore(config.storage.derived_root),
+                         steps=steps, related=related, now=SystemClock().now())
+    if as_json:
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+        return
+    Console().print(render_case_report(report))
+
+
+@click.command("note")
+@click.argument("number")
+@click.argument("text")
+@pass_context
+def cases_note_command(context: CliContext, number: str, text: str) -> None:
+    """Add a note to a case."""
+    database = open_database(context)
+    try:
+        add_note_by_number(database, number, author=cli_actor(), text=text)
+    except CaseError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        database.dispose()
+    click.echo(f"note added to case {number}")
+
+
+def _mail_address(context: click.Context, param: click.Parameter,
+                  value: str | None) -> str | None:
+    """Click callback: the value as a case-folded mail address, or a usage error naming
+    the parameter."""
+    if value is None:
+        return None
+    from notifier.assignment import mail_address
+
+    try:
+        return mail_address(value)
+    except ValueError as error:
+        raise click.BadParameter(str(error), ctx=context, param=param) from None
+
+
+@click.command("assign")
+@click.argument("number")
+@click.argument("address", callback=_mail_address)
+@click.option("--deputy", callback=_mail_address, metavar="ADDRESS",
+              help="Make ADDRESS the case's deputy.")
+@click.option("--no-deputy", is_flag=True, help="Leave the case without a deputy.")
+@pass_context
+def cases_assign_command(context: CliContext, number: str, address: str, deputy: str | None,
+                         no_deputy: bool) -> None:
+    """Make ADDRESS the case's responsible manager; tell the new and the previous manager.
+
+    Without --deputy or --no-deputy the deputy stays. Whoever leaves the case can no
+    longer act on it through the reply addresses of earlier mails.
+    """
+    if deputy is not None and no_deputy:
+        raise click.UsageError("--deputy and --no-deputy cannot be used together")
+    from intake.service.daemon import composer_for
+    from notifier.assignment import ALREADY, CASE_CLOSED, KEEP, reassign
+
+    config = context.config
+    composer = composer_for(config)
+    database = open_database(context)
+    try:
+        with database.write() as session:
+            result = reassign(session, lock_case(session, number), manager=address,
+                              deputy=None if no_deputy else (deputy or KEEP),
+                              actor=cli_actor(), now=SystemClock().now(), composer=composer,
+                              plan=config.plan, notify=config.notify)
+    except CaseError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        database.dispose()
+    if result.outcome == CASE_CLOSED:
+        raise click.ClickException(f"case {number} is closed: it cannot be assigned; "
+                                   "nothing changed")
+    if result.outcome == ALREADY:
+        click.echo(f"case {number}: nothing to change: {result.manager} is already the "
+                   f"manager, deputy {result.deputy or 'none'}")
+        return
+    if result.manager_changed:
+        said = f"case {number} assigned to {result.manager} (was {result.previous_manager})"
+    else:
+        said = f"case {number}: manager stays {result.manager}"
+    deputy_said = f"deputy {result.deputy or 'none'}"
+    if result.deputy_changed:
+        deputy_said += f" (was {result.previous_deputy or 'none'})"
+    mails = []
+    if result.notified:
+        mails.append(f"notification queued to {', '.join(result.notified)}")
+    if result.told:
+        mails.append(f"{', '.join(result.told)} told")
+    if result.report_missing:
+        mails.append("no notification: the case has no report message")
+    click.echo(f"{said}; {deputy_said}" + (f"; {', '.join(mails)}" if mails else ""))
+
+
+def _act(context: CliContext, number: str, action: str, *arguments: Any) -> ActionResult:
+    """Run one CaseActions method on a case in its own transaction, as the CLI user, now."""
+    run = getattr(CaseActions(calendar_for(context.config.plan)), action)
+    database = open_database(context)
+    try:
+        with database.write() as session:
+            result: ActionResult = run(session, lock_case(session, number), *arguments,
+                                       actor=cli_actor(), now=SystemClock().now())
+    except CaseError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        database.dispose()
+    if result.outcome in ("no-such-step", "case-closed"):
+        raise click.ClickException(f"case {number}: {_OUTCOME_TEXT[result.outcome]}")
+    return result
+
+
+def _say(number: str, what: str, result: ActionResult) -> None:
+    click.echo(f"case {number}: {what}: {_OUTCOME_TEXT.get(result.outcome, result.outcome)}")
+
+
+@click.command("ack")
+@click.argument("number")
+@pass_context
+def cases_ack_command(context: CliContext, number: str) -> None:
+    """Acknowledge a case for its manager (stops escalation)."""
+    result = _act(context, number, "acknowledge")
+    _say(number, "acknowledged", result)
+
+
+@click.command("step")
+@click.argument("number")
+@click.argument("step")
+@click.argument("state", type=click.Choice(["done"]), default="done")
+@pass_context
+def cases_step_command(context: CliContext, number: str, step: str, state: str) -> None:
+    """Mark STEP (its number in the checklist, or its key) done."""
+    result = _act(context, number, "step_done", step)
+    _say(number, f"step {result.value} ({result.step_key}) done", result)
+
+
+@click.command("absence")
+@click.argument("number")
+@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]))
+@pass_context
+def cases_absence_command(context: CliContext, number: str, day: object) -> None:
+    """Record the employee's first day of absence (YYYY-MM-DD); starts the EASY deadline."""
+    first_day: date = day.date()  # type: ignore[attr-defined]  # click gives a datetime
+    result = _act(context, number, "absence", first_day)
+    _say(number, f"first day of absence {first_day.isoformat()}", result)
+
+
+@click.command("relation")
+@click.argument("number")
+@click.argument("relation", type=click.Choice([item.value for item in HarasserRelation]))
+@pass_context
+def cases_relation_command(context: CliContext, number: str, relation: str) -> None:
+    """Record who the harasser is: external (violence), colleague (krænkende handlinger)."""
+    result = _act(context, number, "relation", relation)
+    _say(number, f"relation {relation}", result)
+
+
+@click.command("medium")
+@click.argument("number")
+@click.argument("medium", type=click.Choice([item.value for item in Medium]))
+@pass_context
+def cases_medium_command(context: CliContext, number: str, medium: str) -> None:
+    """Record where the harassment happened."""
+    result = _act(context, number, "medium", medium)
+    _say(number, f"medium {medium}", result)
+
+
+@click.command("witness")
+@click.argument("number")
+@click.argument("witness")
+@pass_context
+def cases_witness_command(context: CliContext, number: str, witness: str) -> None:
+    """Add a witness (name, role, how to reach them)."""
+    result = _act(context, number, "witness", witness)
+    _say(number, "witness added", result)
+
+
+@click.command("close")
+@click.argument("number")
+@click.option("--reason", required=True, help="Why the case can close.")
+@pass_context
+def cases_close_command(context: CliContext, number: str, reason: str) -> None:
+    """Close a case."""
+    result = _act(context, number, "close", reason)
+    if result.outcome == "already":
+        raise click.ClickException(f"case {number} is already closed")
+    click.echo(f"case {number} closed")
+
+
+@click.command("patterns")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_context
+def patterns_command(context: CliContext, as_json: bool) -> None:
+    """Groups of cases that share a sender, a sender domain or a screenshot."""
+    database = open_database(context)
+    try:
+        groups = pattern_groups_json(pattern_groups(database))
+    finally:
+        database.dispose()
+    if as_json:
+        click.echo(json.dumps(groups, indent=2, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(groups)} groups of related cases")
+    for column in ("cases", "managers", "open", "why"):
+        table.add_column(column)
+    for group in groups:
+        table.add_row(", ".join(case["number"] for case in group["cases"]),
+                      ", ".join(sorted({case["manager"] for case in group["cases"]})),
+                      str(sum(1 for case in group["cases"] if case["status"] == "open")),
+                      "; ".join(f"{reason['reason']}: {reason['detail']}"
+                                for reason in group["reasons"]))
+    Console().print(table)

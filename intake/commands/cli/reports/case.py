@@ -1,0 +1,183 @@
+"""What `chikanemail cases show` prints: the case, its messages, evidence, notes and outbox."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from rich.table import Table
+from rich.tree import Tree
+
+from intake.commands.cli.reports.message import (
+    UNVERIFIED_MARK,
+    message_report,
+    original_date_text,
+    sender_json,
+    sender_label,
+)
+from storage.blobstore import BlobStore
+from storage.case_links import PatternGroup, RelatedCase
+from storage.cases import case_summary
+from storage.models import Case, CaseNote, CaseStep, Evidence, Message, OutboxMail
+
+
+def plan_json(steps: Sequence[CaseStep], language: str) -> list[dict[str, Any]]:
+    """The case's checklist: each step with its deadline and whether it is done."""
+    return [
+        {"number": step.position, "key": step.key,
+         "title": step.title_en if language == "en" else step.title_da,
+         "owner": step.owner, "due": step.due_at.isoformat() if step.due_at else None,
+         "due_rule": (f"{step.due}{' working days' if step.working_days else ''} after "
+                      f"{step.due_after}") if step.due else None,
+         "done_at": step.done_at.isoformat() if step.done_at else None,
+         "done_by": step.done_by}
+        for step in steps
+    ]
+
+
+def deadlines_json(steps: Sequence[CaseStep], now: datetime) -> list[dict[str, Any]]:
+    """The deadlines still open, soonest first, each saying whether it has passed."""
+    pending = sorted((step for step in steps if step.done_at is None and step.due_at),
+                     key=lambda step: (step.due_at, step.position))
+    return [{"step": step.position, "key": step.key,
+             "due": step.due_at.isoformat() if step.due_at else None,
+             "overdue": bool(step.due_at and step.due_at < now)} for step in pending]
+
+
+def related_json(related: Sequence[RelatedCase]) -> list[dict[str, Any]]:
+    """The cases linked to a case and why."""
+    return [{"number": other.number, "manager": other.manager, "status": other.status,
+             "reasons": [{"reason": reason, "detail": detail}
+                         for reason, detail in other.reasons]}
+            for other in related]
+
+
+def pattern_groups_json(groups: Sequence[PatternGroup]) -> list[dict[str, Any]]:
+    """Groups of related cases for `chikanemail patterns`."""
+    return [{"cases": [{"number": case.number, "manager": case.manager,
+                        "status": case.status, "opened_at": case.opened_at.isoformat()}
+                       for case in group.cases],
+             "reasons": [{"reason": reason, "detail": detail}
+                         for reason, detail in group.reasons]}
+            for group in groups]
+
+
+def outbox_json(mail: OutboxMail) -> dict[str, Any]:
+    """One outgoing mail's state (never its content)."""
+    return {
+        "id": mail.id,
+        "case_id": mail.case_id,
+        "kind": mail.kind,
+        "to": list(mail.rcpt_tos),
+        "state": mail.state,
+        "message_id": mail.message_id,
+        "subject": mail.subject,
+        "attempts": mail.attempts,
+        "last_error": mail.last_error,
+        "created_at": mail.created_at.isoformat(),
+        "next_attempt_at": mail.next_attempt_at.isoformat(),
+        "sent_at": mail.sent_at.isoformat() if mail.sent_at else None,
+    }
+
+
+def case_report(case: Case, messages: list[tuple[Message, list[Evidence]]],
+                notes: list[CaseNote], outbox: list[OutboxMail], derived: BlobStore, *,
+                steps: Sequence[CaseStep] = (), related: Sequence[RelatedCase] = (),
+                now: datetime | None = None) -> dict[str, Any]:
+    """The whole case as a JSON-ready dict."""
+    reports = [message_report(message, evidence, derived) for message, evidence in messages]
+    report = case_summary(case)
+    report["sender_unverified"] = bool(case.sender_unverified)
+    report["plan"] = plan_json(steps, case.language)
+    report["deadlines"] = deadlines_json(steps, now or case.opened_at)
+    report["related"] = related_json(related)
+    report["messages"] = [
+        {"id": message.id, "sha256": message.sha256, "message_id": message.message_id,
+         "subject": message.subject, "from": message.from_address, "kind": message.kind,
+         "automatic": message.automatic, "received_at": message.received_at.isoformat(),
+         **sender_json(message)}
+        for message, _ in messages
+    ]
+    report["evidence"] = [item for single in reports for item in single["evidence"]]
+    first_original = next((single["original"] for single in reports if single["original"]),
+                          None)
+    report["original"] = first_original
+    report["originals"] = [single["original"] for single in reports if single["original"]]
+    report["notes"] = [
+        {"author": note.author, "text": note.text, "created_at": note.created_at.isoformat(),
+         "message_pk": note.message_pk}
+        for note in notes
+    ]
+    report["outbox"] = [outbox_json(mail) for mail in outbox]
+    return report
+
+
+def render_case_report(report: dict[str, Any]) -> Tree:
+    """A readable tree of the case for the terminal."""
+    tree = Tree(f"case {report['number']}  {report['status']}  opened "
+                f"{report['opened_at']}")
+    tree.add(f"reporter: {report['reporter_name'] or ''} <{report['reporter']}>")
+    if report["sender_unverified"]:
+        tree.add("[bold red]no receipt was sent: the reporter's sender address could not be "
+                 "verified[/]")
+    tree.add(f"manager: {report['manager']}   deputy: {report['deputy'] or '-'}")
+    tree.add(f"routing: {report['routing_source']} — {report['routing_reason']}")
+    acknowledged = (f"{report['acknowledged_at']} by {report['acknowledged_by']}"
+                    if report["acknowledged_at"] else "not yet")
+    tree.add(f"acknowledged: {acknowledged}   escalation level: {report['escalation_level']}")
+    tree.add(f"relation: {report['relation']}   medium: {report['medium'] or '-'}   "
+             f"first day of absence: {report['first_absence_day'] or '-'}")
+    if report["witnesses"]:
+        tree.add("witnesses: " + "; ".join(report["witnesses"]))
+    plan = tree.add(f"plan ({len(report['plan'])} steps)")
+    for step in report["plan"]:
+        state = f"done {step['done_at']} by {step['done_by']}" if step["done_at"] else "open"
+        due = step["due"] or ("waits for " + step["due_rule"] if step["due_rule"] else "-")
+        plan.add(f"{step['number']}. {step['title']} [{step['key']}]  owner {step['owner']}  "
+                 f"due {due}  {state}")
+    deadlines = tree.add(f"open deadlines ({len(report['deadlines'])})")
+    for deadline in report["deadlines"]:
+        deadlines.add(f"step {deadline['step']} ({deadline['key']}) due {deadline['due']}"
+                      + ("  OVERDUE" if deadline["overdue"] else ""))
+    related = tree.add(f"related cases ({len(report['related'])})")
+    for other in report["related"]:
+        why = ", ".join(f"{reason['reason']} {reason['detail']}" for reason in other["reasons"])
+        related.add(f"{other['number']}  {other['status']}  manager {other['manager']}  {why}")
+    original = report["original"]
+    if original:
+        tree.add(f"forwarded original: from {original['from'] or '?'}, "
+                 f"date {original_date_text(original)}, "
+                 f"subject {original['subject'] or '?'}")
+    messages = tree.add(f"messages ({len(report['messages'])})")
+    for message in report["messages"]:
+        node = messages.add(f"{message['kind']}  {message['received_at']}  "
+                            f"{message['from'] or '?'}  {message['subject'] or ''}  "
+                            f"{message['sha256'][:16]}…")
+        if message["unverified"]:
+            node.add(f"[bold red]{UNVERIFIED_MARK}[/]")
+        node.add(sender_label(message))
+    evidence = tree.add(f"evidence ({len(report['evidence'])} items)")
+    for item in report["evidence"]:
+        evidence.add(f"[{item['path']}] {item['role']}  {item['filename'] or '(no name)'}  "
+                     f"{item['size']} B  {item['sha256'][:16]}…")
+    notes = tree.add(f"notes ({len(report['notes'])})")
+    for note in report["notes"]:
+        notes.add(f"{note['created_at']}  {note['author']}: {note['text'][:120]}")
+    outbox = tree.add(f"outbox ({len(report['outbox'])})")
+    for mail in report["outbox"]:
+        outbox.add(f"{mail['kind']} to {', '.join(mail['to'])}: {mail['state']}"
+                   f" (attempts {mail['attempts']})")
+    return tree
+
+
+def outbox_table(rows: list[dict[str, Any]]) -> Table:
+    """The outbox as a table for people."""
+    table = Table(title=f"{len(rows)} outgoing mails")
+    for column in ("id", "case", "kind", "to", "state", "attempts", "next attempt", "error"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(str(row["id"]), str(row["case_id"] or "-"), row["kind"],
+                      ", ".join(row["to"]), row["state"], str(row["attempts"]),
+                      row["next_attempt_at"], (row["last_error"] or "")[:60])
+    return table

@@ -1,0 +1,145 @@
+"""The worker: claims received messages and runs the pipeline on each, never dropping one.
+
+A step that raises sends the message back to the queue after a pause; after
+`max_attempts` tries it is quarantined with the error. A worker that dies mid-message
+leaves a claim that the next start on this host (or the lease, elsewhere) hands back.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+
+from intake.pipeline.step import MessageContext, PipelineStep
+from intake.service.settings import WorkerSettings
+from notifier.polling_thread import PollingThread
+from storage.blobstore import BlobStore
+from storage.claims import ClaimerIdentity
+from storage.database import Database
+from storage.log_context import log_fields
+from storage.messages import (
+    ClaimedMessage,
+    claim_messages,
+    mark_failed,
+    mark_processed,
+    release_abandoned_claims,
+    release_claims,
+)
+from storage.models import MessageState
+
+log = logging.getLogger("chikanemail.intake.worker")
+
+
+
+class Worker:
+    """Runs the pipeline over waiting messages, in its own thread or batch by batch."""
+
+    def __init__(
+        self,
+        store: BlobStore,
+        database: Database,
+        settings: WorkerSettings,
+        steps: Sequence[PipelineStep],
+    ) -> None:
+        self.store = store
+        self.database = database
+        self.settings = settings
+        self.steps = list(steps)
+        self.identity = ClaimerIdentity()
+        self._loop = PollingThread(
+            "chikanemail-worker", self.process_batch, settings.poll_seconds,
+            failure="worker could not claim or record work",
+            busy_at_stop="worker still busy at shutdown; its message resumes at next start")
+
+    def wake(self) -> None:
+        """Tell the worker a new message is waiting (safe from any thread)."""
+        self._loop.wake()
+
+    def recover_abandoned(self) -> int:
+        """Hand back messages left mid-processing by a dead worker of this host."""
+        released = release_abandoned_claims(
+            self.database,
+            is_abandoned=self.identity.is_abandoned,
+            max_attempts=self.settings.max_attempts,
+        )
+        if released:
+            log.info("resumed %d messages left mid-processing by a stopped worker", released)
+        return released
+
+    def process_batch(self) -> int:
+        """Claim up to batch_size waiting messages and process them; return how many."""
+        claimed = claim_messages(
+            self.database,
+            worker_id=str(self.identity),
+            limit=self.settings.batch_size,
+            lease=timedelta(seconds=self.settings.lease_seconds),
+        )
+        for index, message in enumerate(claimed):
+            if self._loop.stopping:
+                # Hand the rest back now, so no other daemon has to wait for our lease.
+                release_claims(self.database, [m.message_pk for m in claimed[index:]],
+                               str(self.identity))
+                break
+            self._process_one(message)
+        return len(claimed)
+
+    def process_until_idle(self) -> int:
+        """Process batches until nothing is waiting; return how many messages were handled."""
+        total = 0
+        while handled := self.process_batch():
+            total += handled
+        return total
+
+    def _process_one(self, message: ClaimedMessage) -> None:
+        with log_fields(sha256=message.sha256):
+            self._run_steps(message)
+
+    def _run_steps(self, message: ClaimedMessage) -> None:
+        context = MessageContext(
+            message_pk=message.message_pk,
+            sha256=message.sha256,
+            attempt=message.attempts,
+            store=self.store,
+            database=self.database,
+        )
+        for step in self.steps:
+            try:
+                step.run(context)
+            except Exception as error:
+                self._record_failure(message, step.name, error)
+                return
+        if mark_processed(self.database, message.message_pk, str(self.identity)):
+            log.info("message processed sha256=%s id=%d", message.sha256, message.message_pk)
+        else:
+            log.warning("message claim lost before finishing sha256=%s", message.sha256)
+
+    def _record_failure(self, message: ClaimedMessage, step_name: str, error: Exception) -> None:
+        description = f"{step_name}: {type(error).__name__}: {error}"
+        state = mark_failed(
+            self.database,
+            message.message_pk,
+            str(self.identity),
+            error=description,
+            max_attempts=self.settings.max_attempts,
+            retry_after=timedelta(seconds=self.settings.retry_seconds),
+        )
+        if state == MessageState.QUARANTINED:
+            log.error("message quarantined after %d attempts sha256=%s step=%s error=%s",
+                      message.attempts, message.sha256, step_name, type(error).__name__,
+                      exc_info=error)
+        else:
+            log.warning("step failed, will retry sha256=%s step=%s attempt=%d/%d error=%s",
+                        message.sha256, step_name, message.attempts,
+                        self.settings.max_attempts, type(error).__name__, exc_info=error)
+
+    # -- running in a thread ------------------------------------------------
+
+    def start(self) -> None:
+        """Resume abandoned work and start the worker thread."""
+        self.recover_abandoned()
+        self._loop.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let the current message finish and stop the thread."""
+        self._loop.stop(timeout)

@@ -1,0 +1,362 @@
+"""SMTP and LMTP listener on aiosmtpd: the guarded session protocol and the socket it
+serves on, answering 250 only after the message is durable.
+
+What aiosmtpd does not do and the intake adds:
+- DATA streamed to a spool file while it arrives: aiosmtpd keeps a DATA in memory as one
+  bytearray a line and joins them (about 4x the message); here a connection holds a few MiB
+  whatever the message size, and lines may be of any length;
+- an idle timeout: aiosmtpd's `timeout` is a deadline from the last command, so a 50 MB DATA
+  on a slow link would be cut off; here every received chunk restarts the timer;
+- a cap on concurrent connections (421 past it);
+- 451 instead of aiosmtpd's permanent 500 when anything of ours fails, so the sender retries;
+- one reply per accepted recipient after LMTP DATA (RFC 2033);
+- the exact size limit: aiosmtpd counts dot-stuffed wire bytes, we count the message.
+- with require_starttls, NOOP refused before TLS as well (only EHLO, STARTTLS, QUIT pass).
+
+The connection cap, the idle timeout, the NOOP refusal and the DATA command are here; the
+DATA stream is read by intake.receive.smtp.data, and the handler with its spool, store and
+replies is intake.receive.smtp.handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import grp
+import logging
+import os
+import socket
+import ssl
+import stat
+from dataclasses import dataclass
+from typing import Any
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, syntax
+
+from intake.receive.accept import HEAD_BYTES, IntakeService
+from intake.receive.addresses import RecipientPolicy
+from intake.receive.smtp.data import STREAM_LIMIT, DataReader, DotUnstuffer
+from intake.receive.smtp.handler import (
+    REPLY_SHUTTING_DOWN,
+    REPLY_START_DATA,
+    REPLY_TEMPORARY_FAILURE,
+    REPLY_TOO_MANY_CONNECTIONS,
+    SPOOL_WRITE_BYTES,
+    IntakeHandler,
+    Spool,
+    peer_text,
+)
+from intake.service.settings import SmtpSettings
+
+log = logging.getLogger("chikanemail.intake.smtp")
+
+# aiosmtpd logs every command line (addresses too) at INFO and DEBUG: keep its log quiet.
+logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+# Memory one connection may hold while it receives DATA, whatever the message size: the
+# reader's buffer (up to twice its limit, plus a socket read), a piece and its unstuffed
+# copy, the gathered write and the header block.
+MEMORY_PER_CONNECTION = 3 * STREAM_LIMIT + 2 * SPOOL_WRITE_BYTES + HEAD_BYTES
+
+
+class ConnectionTracker:
+    """Counts open connections against the cap and remembers them for shutdown."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: set[_GuardedServer] = set()
+
+    def admit(self, protocol: _GuardedServer) -> bool:
+        """Admit a new connection unless the cap is reached."""
+        if len(self.open) >= self.limit:
+            return False
+        self.open.add(protocol)
+        return True
+
+    def release(self, protocol: _GuardedServer) -> None:
+        """Forget a closed connection."""
+        self.open.discard(protocol)
+
+
+class _GuardedServer(SMTP):
+    """aiosmtpd's SMTP with a connection cap, an idle (not total) timeout, and DATA streamed
+    to disk."""
+
+    line_length_limit = STREAM_LIMIT
+
+    def __init__(self, handler: IntakeHandler, *, tracker: ConnectionTracker,
+                 **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self._intake = handler
+        self._tracker = tracker
+        self._refused = False
+        self._admitted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if not self._admitted:  # a first connection, not the STARTTLS upgrade of one
+            if not self._tracker.admit(self):
+                self._refused = True
+                log.warning("connection refused: %d connections open",
+                            len(self._tracker.open))
+                transport.write((REPLY_TOO_MANY_CONNECTIONS + "\r\n").encode())  # type: ignore[attr-defined]
+                transport.close()
+                return
+            self._admitted = True
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        self._tracker.release(self)
+        super().connection_lost(error)
+
+    def eof_received(self) -> bool | None:
+        if self._refused:
+            return False
+        result: bool | None = super().eof_received()
+        return result
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        # Bytes are flowing: the sender is alive, however long its DATA takes.
+        self._reset_timeout()
+        super().data_received(data)
+
+    @syntax("NOOP [ignored]")
+    async def smtp_NOOP(self, arg: str) -> None:
+        """NOOP, refused before STARTTLS when TLS is required.
+
+        aiosmtpd refuses every command but NOOP, EHLO, STARTTLS and QUIT before TLS (RFC 3207
+        section 4 allows NOOP); issue 9 asks for nothing but EHLO, STARTTLS and QUIT. A NOOP
+        does nothing, but answering it lets an unencrypted session idle on.
+        """
+        if self.require_starttls and not self._tls_protocol:
+            await self.push("530 5.7.0 Must issue a STARTTLS command first")
+            return
+        await super().smtp_NOOP(arg)
+
+    @syntax("DATA")
+    async def smtp_DATA(self, arg: str | None) -> None:
+        """DATA into a spool file as it arrives; then 250 once stored, or 552, or 451.
+
+        The checks and replies before 354 are aiosmtpd's, and so is the state afterwards.
+        """
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        assert self.session is not None and self.envelope is not None
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        spool = await self._intake.open_spool(self.session)
+        if spool is None:  # refused before 354: the sender keeps its data and retries
+            await self.push(REPLY_TEMPORARY_FAILURE)
+            return
+        try:
+            await self.push(REPLY_START_DATA)
+            await self._receive(spool)
+            self._reset_timeout()  # the DATA is in; give the store a full timeout
+            reply = await self._intake.finish_data(self.session, self.envelope, spool)
+        except (asyncio.CancelledError, ConnectionResetError):
+            log.info("connection lost during DATA peer=%s", peer_text(self.session.peer))
+            raise
+        except Exception:
+            # A fault of ours mid-DATA: the rest of the message must never be read as
+            # commands, so end the session (the sender retries) before aiosmtpd's 451.
+            log.error("DATA failed; closing the connection peer=%s", peer_text(self.session.peer))
+            if self.transport is not None:
+                self.transport.close()
+            raise
+        finally:
+            spool.discard()  # a spool the store took is the store's
+        self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd: not annotated
+        await self.push(reply)
+
+    async def _receive(self, spool: Spool) -> None:
+        """Read the DATA up to its end-of-data line into the spool, dot-unstuffed."""
+        data = DataReader(self._reader)
+        unstuffer = DotUnstuffer()
+        while not data.ended:
+            await spool.add(unstuffer.feed(await data.read()))
+        await spool.add(unstuffer.flush())
+
+
+class _GuardedLMTP(_GuardedServer, LMTP):
+    """aiosmtpd's LMTP with the same guards."""
+
+
+def _warn_if_memory_may_run_out(settings: SmtpSettings) -> None:
+    """Warn when every allowed connection receiving DATA at once would exhaust memory."""
+    try:
+        physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return
+    worst = settings.max_connections * MEMORY_PER_CONNECTION
+    if worst > physical:
+        log.warning(
+            "smtp.max_connections x %d MiB a connection = %d MiB exceeds this machine's "
+            "%d MiB of memory; lower smtp.max_connections",
+            MEMORY_PER_CONNECTION // 2**20, worst // 2**20, physical // 2**20,
+        )
+
+
+def make_tls_context(settings: SmtpSettings) -> ssl.SSLContext | None:
+    """The server TLS context from the configured certificate and key, if any."""
+    if not settings.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return context
+
+
+@dataclass
+class SmtpListener:
+    """A running SMTP/LMTP listener."""
+
+    server: asyncio.AbstractServer
+    handler: IntakeHandler
+    tracker: ConnectionTracker
+    # On a unix socket: its path and the (device, inode) of the socket file we made.
+    socket_path: str = ""
+    socket_identity: tuple[int, int] | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The host and port actually bound (useful with port 0); on a unix socket its path
+        and 0."""
+        if self.socket_path:
+            return self.socket_path, 0
+        sockname = self.server.sockets[0].getsockname()  # type: ignore[attr-defined]
+        return str(sockname[0]), int(sockname[1])
+
+    async def close(self, grace_seconds: float = 30.0) -> None:
+        """Stop accepting, let started stores finish, then close the remaining sessions."""
+        self.server.close()
+        self.handler.stopping = True
+        finished = await self.handler.wait_for_in_flight(grace_seconds)
+        if not finished:
+            log.warning("shutdown: some messages were still being stored; senders will retry")
+        for protocol in list(self.tracker.open):
+            transport = protocol.transport
+            # A session closing already (QUIT) is left alone: writing to a TLS transport
+            # closed twice raises AttributeError, which would end the shutdown here.
+            if transport is not None and not transport.is_closing():
+                # Tell the client why (RFC 5321 3.8); it will retry what it had not finished.
+                transport.write((REPLY_SHUTTING_DOWN + "\r\n").encode())  # type: ignore[attr-defined]
+                transport.close()
+        await self.server.wait_closed()
+        self._remove_socket_file()
+
+    def _remove_socket_file(self) -> None:
+        """Remove our unix socket file, unless another process has replaced it meanwhile."""
+        if not self.socket_path:
+            return
+        try:
+            found = os.stat(self.socket_path)
+            if (found.st_dev, found.st_ino) == self.socket_identity:
+                os.unlink(self.socket_path)
+        except FileNotFoundError:
+            pass
+
+
+def _bind_unix_socket(settings: SmtpSettings) -> socket.socket:
+    """A unix socket bound at smtp.socket with its mode and group set, not yet listening.
+
+    A socket file left by a crashed run (nobody accepts on it) is replaced; one a live
+    listener accepts on, or a file that is no socket, is an error.
+    """
+    path = settings.socket
+    try:
+        existing = os.stat(path)
+    except FileNotFoundError:
+        pass
+    else:
+        if not stat.S_ISSOCK(existing.st_mode):
+            raise OSError(errno.EEXIST, f"smtp.socket {path} exists and is not a socket")
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            try:
+                probe.connect(path)
+            except (ConnectionRefusedError, FileNotFoundError):
+                os.unlink(path)  # stale: left by a run that did not stop cleanly
+            else:
+                raise OSError(errno.EADDRINUSE,
+                              f"smtp.socket {path}: another process is listening on it")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        # Before listen() every connect is refused: nobody gets in before the mode is set.
+        os.chmod(path, int(settings.socket_mode, 8))
+        if settings.socket_group:
+            os.chown(path, -1, grp.getgrnam(settings.socket_group).gr_gid)
+    except OSError as error:
+        sock.close()
+        raise OSError(error.errno, f"cannot listen on smtp.socket {path}: "
+                      f"{error.strerror}") from error
+    return sock
+
+
+async def start_smtp_listener(
+    settings: SmtpSettings,
+    service: IntakeService,
+    recipients: RecipientPolicy,
+    *,
+    reject_foreign_senders: bool,
+) -> SmtpListener:
+    """Bind the listener described by the [smtp] settings and start serving."""
+    handler = IntakeHandler(
+        service, recipients, settings, reject_foreign_senders=reject_foreign_senders
+    )
+    tracker = ConnectionTracker(settings.max_connections)
+    tls_context = make_tls_context(settings)
+    # An empty server_hostname means this machine's name, looked up once, without DNS;
+    # aiosmtpd would otherwise call getfqdn() (a blocking DNS query) for every connection.
+    hostname = settings.server_hostname or socket.gethostname()
+    protocol_class = _GuardedLMTP if settings.lmtp else _GuardedServer
+    # aiosmtpd checks a declared SIZE in MAIL FROM before our handler does: keep its limit
+    # above ours so that handle_MAIL answers, with its enhanced status code. (It no longer
+    # reads DATA: smtp_DATA above does, and counts the message exactly.)
+    aiosmtpd_size_limit = settings.max_message_bytes + settings.max_message_bytes // 16
+
+    def make_protocol() -> _GuardedServer:
+        return protocol_class(
+            handler,
+            tracker=tracker,
+            data_size_limit=aiosmtpd_size_limit,
+            enable_SMTPUTF8=True,
+            hostname=hostname,
+            ident="Chikanemail evidence intake",
+            tls_context=tls_context,
+            require_starttls=settings.require_starttls,
+            timeout=settings.timeout_seconds,
+            auth_exclude_mechanism=["LOGIN", "PLAIN"],
+        )
+
+    _warn_if_memory_may_run_out(settings)
+    loop = asyncio.get_running_loop()
+    if settings.socket:
+        sock = _bind_unix_socket(settings)
+        found = os.stat(settings.socket)
+        server = await loop.create_unix_server(make_protocol, sock=sock)
+        listener = SmtpListener(server, handler, tracker, settings.socket,
+                                (found.st_dev, found.st_ino))
+        log.info("%s listening on %s max_message_bytes=%d", "LMTP" if settings.lmtp else "SMTP",
+                 settings.socket, settings.max_message_bytes)
+        return listener
+    try:
+        server = await loop.create_server(
+            make_protocol, host=settings.host, port=settings.port, reuse_address=True
+        )
+    except OSError as error:
+        raise OSError(error.errno, f"cannot listen on smtp.host {settings.host!r} smtp.port "
+                      f"{settings.port}: {error.strerror}") from error
+    listener = SmtpListener(server, handler, tracker)
+    host, port = listener.address
+    log.info("%s listening on %s:%d max_message_bytes=%d",
+             "LMTP" if settings.lmtp else "SMTP", host, port, settings.max_message_bytes)
+    return listener

@@ -1,0 +1,151 @@
+"""Settings the intake package owns, one small frozen dataclass per TOML table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+# Read by pydantic when `intake.service.config` validates a table: unknown keys and wrong
+# types fail.
+_FORBID_UNKNOWN_KEYS = {"extra": "forbid", "strict": True}
+
+DEFAULT_MAX_MESSAGE_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """The SMTP (or LMTP) listener: the [smtp] table."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8025
+    lmtp: bool = False
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    timeout_seconds: float = 300.0
+    tls_cert: str = ""
+    tls_key: str = ""
+    require_starttls: bool = False
+    server_hostname: str = ""
+    max_connections: int = 50
+    # A unix socket path: listen there instead of host:port (LMTP from an MTA on this host).
+    socket: str = ""
+    socket_mode: str = "0660"
+    socket_group: str = ""
+
+
+@dataclass(frozen=True)
+class IntakeSettings:
+    """Who may send to whom: the [intake] table."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    addresses: tuple[str, ...] = ("chikanemail@localhost",)
+    allowed_sender_domains: tuple[str, ...] = ()
+    foreign_sender_action: Literal["reject", "quarantine"] = "reject"
+    # Between an intake address's local part and a secret reply token: chikanemail+<token>@…
+    recipient_delimiter: Literal["+", "-"] = "+"
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """Who a mail is proven to come from: the [trust] table.
+
+    A mail acts on a case only when it came to a live reply token of that case and person;
+    with `commands = "token+authenticated"` its From must also be authenticated, by our own
+    DKIM check (`dkim`) or by the Authentication-Results of a server the admin names
+    (`authserv_ids`).
+    """
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    dkim: bool = False
+    # DNS servers for DKIM keys, "host" or "host:port"; empty: the system's resolver.
+    dns_servers: tuple[str, ...] = ()
+    dns_timeout_seconds: float = 5.0
+    # The authserv-ids of the admin's own servers whose Authentication-Results count.
+    authserv_ids: tuple[str, ...] = ()
+    # "token+authenticated" (default when dkim or authserv_ids is set) or "token"; empty:
+    # that default.
+    commands: Literal["", "token", "token+authenticated"] = ""
+
+    @property
+    def authenticates(self) -> bool:
+        """Whether any way of authenticating a sender is configured."""
+        return self.dkim or bool(self.authserv_ids)
+
+    @property
+    def command_mode(self) -> str:
+        """The mode in force: the configured one, else the default for what is configured."""
+        if self.commands:
+            return self.commands
+        return "token+authenticated" if self.authenticates else "token"
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The worker that runs the processing pipeline: the [worker] table."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    enabled: bool = True
+    batch_size: int = 10
+    poll_seconds: float = 5.0
+    max_attempts: int = 3
+    retry_seconds: float = 60.0
+    lease_seconds: float = 900.0
+
+
+@dataclass(frozen=True)
+class ExtractSettings:
+    """How every part of a message is taken out as evidence: the [extract] table."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    max_depth: int = 10
+    ocr: bool = True
+    ocr_languages: str = "dan+eng"
+    ocr_timeout_seconds: float = 60.0
+    max_image_pixels: int = 64_000_000
+    max_parts: int = 1000
+
+
+@dataclass(frozen=True)
+class ImapMailbox:
+    """One mailbox to take mail from: an [[imap]] table."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    name: str
+    host: str
+    username: str
+    port: int = 993
+    security: Literal["ssl", "starttls"] = "ssl"
+    auth: Literal["password", "xoauth2"] = "password"
+    password_file: str = ""
+    # OAuth2 (auth = "xoauth2"): the token endpoint, the client, and where the secrets live.
+    oauth_token_endpoint: str = ""
+    oauth_client_id: str = ""
+    oauth_client_secret_file: str = ""
+    oauth_scope: str = ""
+    oauth_refresh_token_file: str = ""
+    folder: str = "INBOX"
+    processed_folder: str = "Chikanemail/Behandlet"
+    mode: Literal["idle", "poll"] = "idle"
+    poll_seconds: float = 60.0
+    # Connect and read timeout (imapclient has none by default).
+    timeout_seconds: float = 60.0
+    # Verify the server's certificate against this CA file (PEM); empty: the system's CAs.
+    ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class LoggingSettings:
+    """What the daemon logs: the [logging] table."""
+
+    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # "text": key=value lines; "json": one JSON object per line.
+    format: Literal["text", "json"] = "text"
