@@ -229,24 +229,46 @@ def iter_events(database: Database, *, batch: int = _READ_BATCH) -> Iterator[Aud
 def check_chain(database: Database) -> ChainCheck:
     """Walk the chain from the first event: sequence without gaps, each event's stored
     previous hash equal to the hash before it, each hash recomputed from the columns, and
-    the head row naming the last event (so a removed tail is found too)."""
-    with database.read() as session:
-        head = session.execute(select(AuditHead).where(AuditHead.id == _HEAD_ID)).scalar_one()
-        head_seq, head_hash = head.seq, head.hash
+    the head row naming the last event (so a removed tail is found too). A running daemon
+    may add events during the walk: a head behind the walked chain is read again, and only
+    a head that stays wrong is reported."""
+    for _ in range(_WALKS_WHILE_WRITTEN):
+        check, appended = _walk_chain(database)
+        if not appended:
+            return check
+    return check
+
+
+# How often the chain is walked again when events were added while it was walked.
+_WALKS_WHILE_WRITTEN = 3
+
+
+def _walk_chain(database: Database) -> tuple[ChainCheck, bool]:
+    """One walk of the chain; True beside it when the head was behind the walked events and
+    the head has moved since (events were written during the walk)."""
+    head_seq, head_hash = _head(database)
     expected_seq, previous = 1, GENESIS_HASH
     count = 0
     for row in iter_events(database):
         count += 1
         broken = _check_link(row, expected_seq, previous)
         if broken is not None:
-            return ChainCheck(count, head_seq, head_hash, broken)
+            return ChainCheck(count, head_seq, head_hash, broken), False
         expected_seq, previous = row.seq + 1, row.hash
     if head_seq != expected_seq - 1 or head_hash != previous:
         reason = (f"the head names event {head_seq} ({head_hash[:16]}…) but the last event "
                   f"is {expected_seq - 1} ({previous[:16]}…): events were removed or added")
+        appended = head_seq < expected_seq - 1 and _head(database) != (head_seq, head_hash)
         return ChainCheck(count, head_seq, head_hash,
-                          BrokenLink(min(head_seq, expected_seq), None, reason))
-    return ChainCheck(count, head_seq, head_hash, None)
+                          BrokenLink(min(head_seq, expected_seq), None, reason)), appended
+    return ChainCheck(count, head_seq, head_hash, None), False
+
+
+def _head(database: Database) -> tuple[int, str]:
+    """The sequence number and hash the head row names."""
+    with database.read() as session:
+        head = session.execute(select(AuditHead).where(AuditHead.id == _HEAD_ID)).scalar_one()
+        return head.seq, head.hash
 
 
 def _check_link(row: AuditEvent, expected_seq: int, previous: str) -> BrokenLink | None:
