@@ -1,4 +1,9 @@
-"""Fixtures: every storage and receiver test runs on SQLite and on PostgreSQL."""
+"""Fixtures: every storage and receiver test runs on SQLite and on PostgreSQL.
+
+Tests that start a server, a daemon or a child process are marked `integration` here, by the
+fixtures they use or the module they are in, so `pytest -m "not integration and not faults"`
+is a fast loop with no server started.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +27,37 @@ from tests import dns_server
 from tests.dovecot import Dovecot
 from tests.mail_flow import CapturingRelay
 from tests.support import DaemonThread, free_port, make_config, postgres_schema
+
+
+# Fixtures that start a server or a daemon: a test using one is an integration test.
+SERVER_FIXTURES = frozenset({
+    "daemon", "dovecot", "relay", "start", "dkim_dns", "make_daemon", "browser", "tsa",
+    "token_server", "authorization_server", "oauth_dovecot", "run_postfix", "notify_socket",
+    "world", "signed_world", "wheel",
+})
+# Modules whose tests start servers, daemons or child processes in their own bodies.
+INTEGRATION_MODULES = frozenset({
+    "commands/test_cases_list.py", "commands/test_demo.py", "commands/test_export.py",
+    "commands/test_imap_cli.py", "commands/test_reply_actions.py",
+    "pipeline/test_cases_flow.py", "pipeline/test_extract_pipeline.py",
+    "receive/test_dovecot_fixture.py", "receive/test_imap_batch.py",
+    "receive/test_imap_daemon.py", "receive/test_imap_oauth.py",
+    "receive/test_imap_receiver.py", "receive/test_oauth.py", "receive/test_postfix.py",
+    "receive/test_smtp.py", "service/test_crash_safety.py", "service/test_health.py",
+    "service/test_several_daemons.py", "service/test_smoke_daemon.py",
+    "service/test_systemd.py", "storage/test_permissions.py", "notifier/test_sender.py",
+    "notifier/test_timestamps.py",
+})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that starts a server, a daemon or a child process `integration`."""
+    tests_root = Path(__file__).parent
+    for item in items:
+        module = item.path.relative_to(tests_root).as_posix()
+        if module in INTEGRATION_MODULES or SERVER_FIXTURES & set(
+                getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(autouse=True)

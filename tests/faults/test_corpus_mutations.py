@@ -1,4 +1,10 @@
-"""R3 (issue 9): 10,000 mutations of the real-world corpus through intake and the pipeline.
+"""R3 (issue 9): mutations of the real-world corpus through intake and the pipeline.
+
+The fault suite (`pytest -m faults`, part of the README's test command) runs a fixed, seeded
+2,000 of the 10,000 mutants: every fifth block of 200 consecutive seeds (a seed draws corpus
+file `seed % 200`, so each block draws every file once), so every corpus file is still drawn,
+ten times, each with other mutations. The whole 10,000 run in the soak suite, `pytest -m soak`, which `.ci/run`
+runs after the README's command.
 
 Every mutant (a seeded byte flip, cut, damaged boundary, duplicated header, broken header
 block, broken base64 or huge line of a corpus mail; see tests/faults/mutator.py) is stored by
@@ -36,12 +42,19 @@ import pytest
 from tests.faults.mutation_run import ShareFindings, run_share
 from tests.support import CORPUS
 
-pytestmark = pytest.mark.faults
-
 # The issue asks for 10,000; CHIKANEMAIL_MUTATIONS may ask for fewer while working on a fix.
 MUTATIONS = 10_000
 PROCESSES = 2
 FIRST_SEED = 9_000_000  # seeds FIRST_SEED .. FIRST_SEED + MUTATIONS - 1
+# The fault suite's share: every SAMPLE_STRIDE-th block of BLOCK seeds of the soak run's.
+SAMPLE_STRIDE = 5
+BLOCK = 200  # the corpus's size: a block of consecutive seeds draws every file once
+
+
+def sampled_seeds(count: int) -> list[int]:
+    """The fault suite's seeded fifth of the first `count` seeds, whole blocks at a time."""
+    return [seed for seed in range(FIRST_SEED, FIRST_SEED + count)
+            if (seed - FIRST_SEED) // BLOCK % SAMPLE_STRIDE == 0]
 
 
 def corpus_sources() -> list[Path]:
@@ -77,11 +90,29 @@ def _report(findings: list[ShareFindings], count: int, seconds: float) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.faults
+def test_seeded_two_thousand_corpus_mutations_are_stored_processed_and_flagged(
+        scratch: Path) -> None:
+    count = int(os.environ.get("CHIKANEMAIL_MUTATIONS", MUTATIONS))
+    seeds = sampled_seeds(count)
+    if count == MUTATIONS:
+        assert len(seeds) == 2_000
+        assert {seed % BLOCK for seed in seeds} == set(range(BLOCK))
+    _run_and_check(seeds, scratch)
+
+
+@pytest.mark.soak
+@pytest.mark.integration
 def test_ten_thousand_corpus_mutations_are_stored_processed_and_flagged(scratch: Path) -> None:
     count = int(os.environ.get("CHIKANEMAIL_MUTATIONS", MUTATIONS))
+    _run_and_check(list(range(FIRST_SEED, FIRST_SEED + count)), scratch)
+
+
+def _run_and_check(seeds: list[int], scratch: Path) -> None:
+    """Store and process every seed's mutant on PROCESSES processes; assert what R3 asks."""
+    count = len(seeds)
     sources = corpus_sources()
     assert len(sources) == 200
-    seeds = list(range(FIRST_SEED, FIRST_SEED + count))
     shares = [seeds[index::PROCESSES] for index in range(PROCESSES)]
     started = time.monotonic()
     # spawn: the children start clean, without this process's threads and connections.
