@@ -1,6 +1,10 @@
-"""What the mails of a case show of it: the CaseMailView of a case and one of its messages."""
+"""What the mails of a case show of it: the CaseMailView of a case and one of its messages,
+and what its manager may know of related cases."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +30,39 @@ def plan_lines(steps: list[CaseStep]) -> tuple[PlanStepLine, ...]:
         )
         for step in steps
     )
+
+
+class RelatedMatch(Protocol):
+    """Another case found to resemble this one, and why (sender, domain, image)."""
+
+    @property
+    def other_case_id(self) -> int:
+        """The id of the other case."""
+        ...
+
+    @property
+    def reason(self) -> str:
+        """Why it looks related."""
+        ...
+
+
+def related_lines(session: Session, case: Case,
+                  matches: Iterable[RelatedMatch]) -> tuple[RelatedLine, ...]:
+    """What the case's manager may know of related cases: the number only of their own
+    cases; of another manager's case only that it exists and why."""
+    reasons: dict[int, list[str]] = {}
+    for match in matches:
+        found = reasons.setdefault(match.other_case_id, [])
+        if match.reason not in found:
+            found.append(match.reason)
+    lines = []
+    for other_id, why in sorted(reasons.items()):
+        other = session.get(Case, other_id)
+        if other is None:
+            continue
+        same_manager = other.manager == case.manager
+        lines.append(RelatedLine(other.number if same_manager else None, tuple(why)))
+    return tuple(lines)
 
 
 def case_mail_view(session: Session, row: Message, case: Case, steps: list[CaseStep],

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 
+from intake.pipeline.parts import NeedsNoParts
 from intake.pipeline.step import MessageContext, StepError
 
 _CHUNK = 1024 * 1024
 
 
-class CheckRawMessage:
+class CheckRawMessage(NeedsNoParts):
     """Re-read the stored raw message and check it still hashes to its name."""
 
     name = "check_raw_message"

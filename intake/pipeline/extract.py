@@ -11,7 +11,7 @@ import logging
 import re
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import mailparser
 
@@ -25,6 +25,7 @@ from intake.parse.images import analyze_image, looks_like_image
 from intake.parse.ocr import OcrEngine
 from intake.parse.parts import ExtractedPart, MessageFacts, PartWalker, parse_message
 from intake.parse.sniff import sniff_type
+from intake.pipeline.parts import PipelineParts
 from intake.pipeline.step import MessageContext
 from intake.service.settings import ExtractSettings
 from storage.blobstore import BlobStore
@@ -237,6 +238,11 @@ class ExtractEvidence:
         self.derived = derived
         self.settings = settings
         self.ocr = ocr
+
+    @classmethod
+    def from_parts(cls, parts: PipelineParts) -> Self:
+        """The step for a configuration: its derived store, [extract] settings and OCR."""
+        return cls(parts.derived, parts.extract, parts.ocr)
 
     def run(self, message: MessageContext) -> None:
         """Extract from the raw blob and save the rows in one transaction."""

@@ -2,8 +2,8 @@
 
 What extraction derives is rebuilt: the evidence rows and the defects of the message and of
 each part, which the `reprocessed` audit event lists where they changed. What was decided
-about the message is not: the case step, which checks the sender and files the message
-(its kind and case), is not among the steps run here (`intake.pipeline.extraction_steps`).
+about the message is not: the filing steps, which check the sender and file the message
+(its kind and case), are not among the steps run here (`intake.pipeline.extraction_steps`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from intake.pipeline.step import MessageContext, PipelineStep
+from intake.pipeline.run import Step, StepFailed, run_steps
+from intake.pipeline.step import MessageContext
 from storage.blobstore import BlobStore
 from storage.database import Database
 from storage.defects import defects_of_message
@@ -33,7 +34,7 @@ class ReprocessSummary:
 
 def reprocess_messages(
     messages: Sequence[Message], store: BlobStore, database: Database,
-    steps: Sequence[PipelineStep],
+    steps: Sequence[Step],
 ) -> ReprocessSummary:
     """Run the steps again on each message; a failure is reported, the rest go on."""
     summary = ReprocessSummary()
@@ -42,9 +43,9 @@ def reprocess_messages(
         with database.read() as session:
             defects_before = defects_of_message(session, message.id)
         try:
-            for step in steps:
-                step.run(context)
-        except Exception as error:
+            run_steps(steps, context)
+        except StepFailed as failed:
+            error = failed.error
             summary.failed += 1
             summary.errors.append(f"message {message.id}: {type(error).__name__}: {error}")
             log.warning("reprocess failed sha256=%s error=%s", message.sha256,

@@ -1,4 +1,8 @@
-"""What a pipeline step is: a small named object with one job, run on one message."""
+"""What a pipeline step is: a small named object with one job, run on one message.
+
+The extraction steps are `PipelineStep`s; the filing steps after them pass what they find
+along in a `Filing` (`intake.pipeline.filing.step`).
+"""
 
 from __future__ import annotations
 

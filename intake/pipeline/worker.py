@@ -1,4 +1,5 @@
-"""The worker: claims received messages and runs the pipeline on each, never dropping one.
+"""The worker: claims received messages and runs the pipeline (STEPS, `intake.pipeline`) on
+each, never dropping one.
 
 A step that raises sends the message back to the queue after a pause; after
 `max_attempts` tries it is quarantined with the error. A worker that dies mid-message
@@ -11,7 +12,8 @@ import logging
 from collections.abc import Sequence
 from datetime import timedelta
 
-from intake.pipeline.step import MessageContext, PipelineStep
+from intake.pipeline.run import Step, StepFailed, run_steps
+from intake.pipeline.step import MessageContext
 from intake.service.settings import WorkerSettings
 from notifier.polling_thread import PollingThread
 from storage.blobstore import BlobStore
@@ -31,7 +33,6 @@ from storage.models import MessageState
 log = logging.getLogger("chikanemail.intake.worker")
 
 
-
 class Worker:
     """Runs the pipeline over waiting messages, in its own thread or batch by batch."""
 
@@ -40,7 +41,7 @@ class Worker:
         store: BlobStore,
         database: Database,
         settings: WorkerSettings,
-        steps: Sequence[PipelineStep],
+        steps: Sequence[Step],
     ) -> None:
         self.store = store
         self.database = database
@@ -103,12 +104,11 @@ class Worker:
             store=self.store,
             database=self.database,
         )
-        for step in self.steps:
-            try:
-                step.run(context)
-            except Exception as error:
-                self._record_failure(message, step.name, error)
-                return
+        try:
+            run_steps(self.steps, context)
+        except StepFailed as failed:
+            self._record_failure(message, failed.step_name, failed.error)
+            return
         if mark_processed(self.database, message.message_pk, str(self.identity)):
             log.info("message processed sha256=%s id=%d", message.sha256, message.message_pk)
         else:

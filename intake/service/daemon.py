@@ -13,13 +13,12 @@ from functools import partial
 from pathlib import Path
 
 from intake.cases.patterns import PatternFinder
-from intake.cases.routing import Router, load_directory
 from intake.commands.reply.actions import ReplyHandler
 from intake.commands.reply.parser import command_help
 from intake.parse.ocr import OcrEngine
-from intake.pipeline import build_pipeline, extraction_steps
-from intake.pipeline.cases import CasePlanParts, OpenOrThreadCase, SenderTrust
-from intake.pipeline.step import PipelineStep
+from intake.pipeline import build_steps, extraction_steps
+from intake.pipeline.parts import PipelineParts
+from intake.pipeline.run import Step
 from intake.pipeline.worker import Worker
 from intake.receive.accept import IntakeService
 from intake.receive.addresses import RecipientPolicy, SenderPolicy
@@ -31,6 +30,7 @@ from intake.trust.reply_proof import ReceiptPolicy
 from notifier.case_actions import CaseActions
 from notifier.clock import Clock, SystemClock
 from notifier.mails import MailComposer
+from notifier.new_case_mails import NewCaseMails
 from notifier.plan.checklist import calendar_for
 from notifier.plan.mails import PlanMails
 from notifier.plan.runner import PlanRunner
@@ -136,20 +136,6 @@ def plan_mails_for(config: AppConfig, composer: MailComposer) -> PlanMails:
     return PlanMails(composer, config.plan, composer.command_help)
 
 
-def case_plan_parts(config: AppConfig, clock: Clock, composer: MailComposer) -> CasePlanParts:
-    """The response plan as the case step uses it."""
-    calendar = calendar_for(config.plan)
-    replies = ReplyHandler(CaseActions(calendar), plan_mails_for(config, composer),
-                           config.notify,
-                           admins=config.plan.admins,
-                           default_manager=config.routing.default_manager,
-                           command_mode=config.trust.command_mode)
-    own_domains = [*config.intake.allowed_sender_domains,
-                   *(address.rpartition("@")[2] for address in config.intake.addresses)]
-    return CasePlanParts(plan=config.plan, calendar=calendar, clock=clock, replies=replies,
-                         patterns=PatternFinder(config.plan, own_domains))
-
-
 def plan_runner_for(config: AppConfig, database: Database, clock: Clock,
                     on_outbox: Callable[[], None] | None = None) -> PlanRunner:
     """What the scheduler runs: reminders, escalations, the weekly digest."""
@@ -198,19 +184,6 @@ def resume_abandoned(worker: Worker | None, sender: OutboxSender) -> int:
     return resumed
 
 
-def sender_trust_for(config: AppConfig) -> SenderTrust:
-    """How the case step decides who a mail is from, for this configuration."""
-    return SenderTrust(
-        recipients=RecipientPolicy.from_addresses(config.intake.addresses,
-                                                  config.intake.recipient_delimiter),
-        settings=config.trust,
-        receipts=ReceiptPolicy.from_settings(config.intake.allowed_sender_domains,
-                                             config.intake.addresses,
-                                             config.trust.authenticates),
-        max_attempts=config.worker.max_attempts,
-    )
-
-
 def warn_about_trust(config: AppConfig) -> None:
     """Say once, at start, what the command mode means when only the token guards it."""
     if config.trust.command_mode == "token":
@@ -220,28 +193,48 @@ def warn_about_trust(config: AppConfig) -> None:
                     "authserv_ids to require that)")
 
 
-def pipeline_for(config: AppConfig, on_outbox: Callable[[], None] | None = None,
-                 clock: Clock | None = None) -> list[PipelineStep]:
-    """The processing steps for this configuration."""
+def pipeline_parts_for(config: AppConfig, on_outbox: Callable[[], None] | None = None,
+                       clock: Clock | None = None) -> PipelineParts:
+    """What the pipeline's steps are built from, for this configuration."""
     derived = BlobStore(config.storage.derived_root)
     derived.ensure_root()
-    directory = (load_directory(Path(config.routing.directory))
-                 if config.routing.directory else None)
+    evidence = BlobStore(config.storage.blob_root)
     composer = composer_for(config)
-    cases = OpenOrThreadCase(
-        Router(config.routing, directory), composer, config.notify, derived,
-        BlobStore(config.storage.blob_root),
-        case_plan_parts(config, clock or SystemClock(), composer), sender_trust_for(config),
-        on_outbox,
+    calendar = calendar_for(config.plan)
+    replies = ReplyHandler(CaseActions(calendar), plan_mails_for(config, composer),
+                           config.notify,
+                           admins=config.plan.admins,
+                           default_manager=config.routing.default_manager,
+                           command_mode=config.trust.command_mode)
+    own_domains = [*config.intake.allowed_sender_domains,
+                   *(address.rpartition("@")[2] for address in config.intake.addresses)]
+    return PipelineParts(
+        evidence=evidence, derived=derived, extract=config.extract,
+        ocr=ocr_engine_for(config),
+        recipients=RecipientPolicy.from_addresses(config.intake.addresses,
+                                                  config.intake.recipient_delimiter),
+        trust=config.trust,
+        receipts=ReceiptPolicy.from_settings(config.intake.allowed_sender_domains,
+                                             config.intake.addresses,
+                                             config.trust.authenticates),
+        max_attempts=config.worker.max_attempts,
+        routing=config.routing, replies=replies,
+        patterns=PatternFinder(config.plan, own_domains), plan=config.plan,
+        calendar=calendar, clock=clock or SystemClock(), notify=config.notify,
+        new_case_mails=NewCaseMails(composer, config.notify, config.plan, evidence),
+        on_outbox=on_outbox,
     )
-    return build_pipeline(derived, config.extract, ocr_engine_for(config), cases)
 
 
-def reprocess_steps(config: AppConfig) -> list[PipelineStep]:
+def pipeline_for(config: AppConfig, on_outbox: Callable[[], None] | None = None,
+                 clock: Clock | None = None) -> list[Step]:
+    """The worker's steps for this configuration: STEPS (`intake.pipeline`), built."""
+    return build_steps(pipeline_parts_for(config, on_outbox, clock))
+
+
+def reprocess_steps(config: AppConfig) -> list[Step]:
     """What `reprocess` runs again for this configuration: the extraction steps only."""
-    derived = BlobStore(config.storage.derived_root)
-    derived.ensure_root()
-    return extraction_steps(derived, config.extract, ocr_engine_for(config))
+    return extraction_steps(pipeline_parts_for(config))
 
 
 def stop_receivers(receivers: list[ImapReceiver], grace: float, timeout: float) -> None:

@@ -1,0 +1,70 @@
+"""Running the steps on one message, in order: the filing steps that write share one
+transaction, and a step that raises stops the run with its name."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from intake.pipeline.filing.step import Filing, FilingStep
+from intake.pipeline.step import MessageContext, PipelineStep
+
+Step = PipelineStep | FilingStep
+
+
+class StepFailed(Exception):
+    """A step raised: which one, and its error."""
+
+    def __init__(self, step_name: str, error: Exception) -> None:
+        super().__init__(f"{step_name}: {type(error).__name__}: {error}")
+        self.step_name = step_name
+        self.error = error
+
+
+def run_steps(steps: Sequence[Step], message: MessageContext) -> None:
+    """Run the steps on the message in order, until one finishes the filing early.
+
+    Consecutive steps `in_transaction` run in one write transaction, committed after the
+    last of them and rolled back, all of it, if any of them raises. Raises `StepFailed`
+    naming the step that raised (a failed commit is named after the group's last step).
+    """
+    filing = Filing(message)
+    position = 0
+    while position < len(steps) and not filing.finished:
+        end = position + 1
+        if _in_transaction(steps[position]):
+            while end < len(steps) and _in_transaction(steps[end]):
+                end += 1
+            _run_in_one_transaction(steps[position:end], filing)
+        else:
+            _run(steps[position], filing)
+        position = end
+
+
+def _in_transaction(step: Step) -> bool:
+    return isinstance(step, FilingStep) and step.in_transaction
+
+
+def _run_in_one_transaction(steps: Sequence[Step], filing: Filing) -> None:
+    try:
+        with filing.message.database.write() as session:
+            filing.session = session
+            for step in steps:
+                if filing.finished:
+                    break
+                _run(step, filing)
+    except StepFailed:
+        raise
+    except Exception as error:  # the commit failed
+        raise StepFailed(steps[-1].name, error) from error
+    finally:
+        filing.session = None
+
+
+def _run(step: Step, filing: Filing) -> None:
+    try:
+        if isinstance(step, FilingStep):
+            step.file(filing)
+        else:
+            step.run(filing.message)
+    except Exception as error:
+        raise StepFailed(step.name, error) from error
