@@ -8,21 +8,21 @@ from datetime import date
 
 import pytest
 
+from intake.commands.reply.absence import Absence
+from intake.commands.reply.acknowledge import Acknowledge
+from intake.commands.reply.close import Close
+from intake.commands.reply.help import Help
+from intake.commands.reply.medium import Medium
 from intake.commands.reply.parser import (
     COMMAND_WORDS,
-    Absence,
-    Acknowledge,
-    Close,
-    Help,
-    Medium,
     ParsedReply,
-    Relation,
-    StepDone,
     UnknownCommand,
-    Witness,
     command_help,
     parse_reply,
 )
+from intake.commands.reply.relation import Relation
+from intake.commands.reply.step_done import StepDone
+from intake.commands.reply.witness import Witness
 from intake.parse.reply_text import new_text_of_reply
 
 TODAY = date(2026, 11, 24)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date
-from typing import Any
 
 import click
 from rich.console import Console
@@ -14,6 +13,15 @@ from rich.table import Table
 
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
 from intake.commands.cli.reports.case import case_report, pattern_groups_json, render_case_report
+from intake.commands.reply import declaration
+from intake.commands.reply.absence import Absence
+from intake.commands.reply.acknowledge import Acknowledge
+from intake.commands.reply.close import Close
+from intake.commands.reply.command import Command
+from intake.commands.reply.medium import Medium as MediumCommand
+from intake.commands.reply.relation import Relation
+from intake.commands.reply.step_done import StepDone
+from intake.commands.reply.witness import Witness
 from notifier.case_actions import ActionResult, CaseActions
 from notifier.clock import SystemClock
 from notifier.outbox import outbox_for_case
@@ -160,14 +168,17 @@ def cases_assign_command(context: CliContext, number: str, address: str, deputy:
     click.echo(f"{said}; {deputy_said}" + (f"; {', '.join(mails)}" if mails else ""))
 
 
-def _act(context: CliContext, number: str, action: str, *arguments: Any) -> ActionResult:
-    """Run one CaseActions method on a case in its own transaction, as the CLI user, now."""
-    run = getattr(CaseActions(calendar_for(context.config.plan)), action)
+def _act(context: CliContext, number: str, command: Command) -> ActionResult:
+    """Run a reply command's action on a case in its own transaction, as the CLI user, now."""
+    act = declaration(command).act
+    if act is None:
+        raise TypeError(f"{command!r} changes nothing in a case")
+    actions = CaseActions(calendar_for(context.config.plan))
     database = open_database(context)
     try:
         with database.write() as session:
-            result: ActionResult = run(session, lock_case(session, number), *arguments,
-                                       actor=cli_actor(), now=SystemClock().now())
+            result = act(actions, session, lock_case(session, number), command,
+                         actor=cli_actor(), now=SystemClock().now())
     except CaseError as error:
         raise click.ClickException(str(error)) from None
     finally:
@@ -186,7 +197,7 @@ def _say(number: str, what: str, result: ActionResult) -> None:
 @pass_context
 def cases_ack_command(context: CliContext, number: str) -> None:
     """Acknowledge a case for its manager (stops escalation)."""
-    result = _act(context, number, "acknowledge")
+    result = _act(context, number, Acknowledge())
     _say(number, "acknowledged", result)
 
 
@@ -197,7 +208,7 @@ def cases_ack_command(context: CliContext, number: str) -> None:
 @pass_context
 def cases_step_command(context: CliContext, number: str, step: str, state: str) -> None:
     """Mark STEP (its number in the checklist, or its key) done."""
-    result = _act(context, number, "step_done", step)
+    result = _act(context, number, StepDone(step))
     _say(number, f"step {result.value} ({result.step_key}) done", result)
 
 
@@ -208,7 +219,7 @@ def cases_step_command(context: CliContext, number: str, step: str, state: str) 
 def cases_absence_command(context: CliContext, number: str, day: object) -> None:
     """Record the employee's first day of absence (YYYY-MM-DD); starts the EASY deadline."""
     first_day: date = day.date()  # type: ignore[attr-defined]  # click gives a datetime
-    result = _act(context, number, "absence", first_day)
+    result = _act(context, number, Absence(first_day))
     _say(number, f"first day of absence {first_day.isoformat()}", result)
 
 
@@ -218,7 +229,7 @@ def cases_absence_command(context: CliContext, number: str, day: object) -> None
 @pass_context
 def cases_relation_command(context: CliContext, number: str, relation: str) -> None:
     """Record who the harasser is: external (violence), colleague (krænkende handlinger)."""
-    result = _act(context, number, "relation", relation)
+    result = _act(context, number, Relation(relation))
     _say(number, f"relation {relation}", result)
 
 
@@ -228,7 +239,7 @@ def cases_relation_command(context: CliContext, number: str, relation: str) -> N
 @pass_context
 def cases_medium_command(context: CliContext, number: str, medium: str) -> None:
     """Record where the harassment happened."""
-    result = _act(context, number, "medium", medium)
+    result = _act(context, number, MediumCommand(medium))
     _say(number, f"medium {medium}", result)
 
 
@@ -238,7 +249,7 @@ def cases_medium_command(context: CliContext, number: str, medium: str) -> None:
 @pass_context
 def cases_witness_command(context: CliContext, number: str, witness: str) -> None:
     """Add a witness (name, role, how to reach them)."""
-    result = _act(context, number, "witness", witness)
+    result = _act(context, number, Witness(witness))
     _say(number, "witness added", result)
 
 
@@ -248,7 +259,7 @@ def cases_witness_command(context: CliContext, number: str, witness: str) -> Non
 @pass_context
 def cases_close_command(context: CliContext, number: str, reason: str) -> None:
     """Close a case."""
-    result = _act(context, number, "close", reason)
+    result = _act(context, number, Close(reason))
     if result.outcome == "already":
         raise click.ClickException(f"case {number} is already closed")
     click.echo(f"case {number} closed")

@@ -21,19 +21,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from intake.commands.reply.parser import (
-    Absence,
-    Acknowledge,
-    Close,
-    Command,
-    Help,
-    Medium,
-    Relation,
-    StepDone,
-    Witness,
-    command_name,
-    parse_reply,
-)
+from intake.commands.reply import declaration
+from intake.commands.reply.parser import command_name, parse_reply
 from intake.parse.reply_text import new_text_of_reply
 from intake.receive.addresses import normalize_address
 from intake.trust.reply_proof import follow_up_refusal, refusal
@@ -216,17 +205,18 @@ class ReplyHandler:
         # line does it itself.
         implicit_ack = (case.acknowledged_at is None and case.status == CaseStatus.OPEN
                         and actor in self.responsible(case)
-                        and not any(isinstance(command, Acknowledge)
+                        and not any(declaration(command).acknowledges
                                     for command in parsed.commands))
         if implicit_ack:
             self.actions.acknowledge(session, case, actor=actor, now=now)
         results: list[ActionResult] = []
         show_help = False
         for command in parsed.commands:
-            if isinstance(command, Help):
-                show_help = True
-                continue
-            results.append(self._run(session, case, command, actor, now))
+            declared = declaration(command)
+            show_help = show_help or declared.shows_help
+            if declared.act is not None:
+                results.append(declared.act(self.actions, session, case, command, actor=actor,
+                                            now=now))
         note = parsed.note.strip()[:NOTE_MAX_CHARS]
         if note:
             add_note(session, case, author=actor, text=note, message_pk=row.id, now=now)
@@ -248,25 +238,6 @@ class ReplyHandler:
             in_reply_to=row.message_id, reply_to=reply_to)
         enqueue(session, mail, case_id=case.id, settings=self.notify)
         return ReplyOutcome(acted=bool(results) or implicit_ack, queued=True)
-
-    def _run(self, session: Session, case: Case, command: Command, actor: str,
-             now: datetime) -> ActionResult:
-        actions = self.actions
-        if isinstance(command, Acknowledge):
-            return actions.acknowledge(session, case, actor=actor, now=now)
-        if isinstance(command, StepDone):
-            return actions.step_done(session, case, command.step, actor=actor, now=now)
-        if isinstance(command, Absence):
-            return actions.absence(session, case, command.day, actor=actor, now=now)
-        if isinstance(command, Relation):
-            return actions.relation(session, case, command.kind, actor=actor, now=now)
-        if isinstance(command, Medium):
-            return actions.medium(session, case, command.kind, actor=actor, now=now)
-        if isinstance(command, Witness):
-            return actions.witness(session, case, command.text, actor=actor, now=now)
-        if isinstance(command, Close):
-            return actions.close(session, case, command.reason, actor=actor, now=now)
-        raise TypeError(f"unhandled command {command!r}")
 
     @staticmethod
     def _attachment_count(session: Session, message_pk: int) -> int:
