@@ -28,7 +28,6 @@ from tests.dovecot import Dovecot
 from tests.mail_flow import CapturingRelay
 from tests.support import DaemonThread, free_port, make_config, postgres_schema
 
-
 # Fixtures that start a server or a daemon: a test using one is an integration test.
 SERVER_FIXTURES = frozenset({
     "daemon", "dovecot", "relay", "start", "dkim_dns", "make_daemon", "browser", "tsa",

@@ -3,8 +3,8 @@
 The fault suite (`pytest -m faults`, part of the README's test command) runs a fixed, seeded
 2,000 of the 10,000 mutants: every fifth block of 200 consecutive seeds (a seed draws corpus
 file `seed % 200`, so each block draws every file once), so every corpus file is still drawn,
-ten times, each with other mutations. The whole 10,000 run in the soak suite, `pytest -m soak`, which `.ci/run`
-runs after the README's command.
+ten times, each with other mutations. The whole 10,000 run in the soak suite,
+`pytest -m soak`, which `.ci/run` runs after the README's command.
 
 Every mutant (a seeded byte flip, cut, damaged boundary, duplicated header, broken header
 block, broken base64 or huge line of a corpus mail; see tests/faults/mutator.py) is stored by
