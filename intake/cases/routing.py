@@ -20,10 +20,8 @@ from pathlib import Path
 from typing import Literal
 
 from intake.receive.addresses import domain_of, normalize_address
+from storage.settings import FORBID_UNKNOWN_KEYS
 
-# Read by pydantic when `intake.service.config` validates the table: unknown keys and wrong
-# types fail.
-_FORBID_UNKNOWN_KEYS = {"extra": "forbid", "strict": True}
 # The same test for "a mail address" as intake.service.config applies to the other tables.
 _ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
 # What a rule's glob may contain: no spaces, brackets of an address, quotes or list separators.
@@ -44,7 +42,7 @@ class RoutingRule:
     `*.kommune.dk`, which does not match kommune.dk itself).
     """
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     match: str
     manager: str
@@ -55,7 +53,7 @@ class RoutingRule:
 class RoutingSettings:
     """Who is told about a new case: the [routing] table; rules are [[routing.rules]]."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     default_manager: str = "manager@localhost"
     # Told when a directory line or rule names no deputy, and with the default manager.
