@@ -38,11 +38,11 @@ from notifier.transport import (
     SendResult,
     SmtpTransport,
     TemporarySendError,
-    TransportConfigError,
     transport_for,
 )
 from storage.claims import ClaimerIdentity as SenderIdentity
 from storage.database import Database
+from storage.errors import SettingsError as TransportConfigError
 from storage.models import utc_now
 from tests.storage.test_outbox import BODY_LINE, make_mail, queue, row_of
 from tests.support import free_port, wait_until
