@@ -1,4 +1,4 @@
-"""Settings the notifier owns: the [notify] table."""
+"""Settings the notifier owns: the [notify] and [timestamp] tables."""
 
 from __future__ import annotations
 

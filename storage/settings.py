@@ -1,4 +1,5 @@
-"""Settings the storage package needs, as one small frozen dataclass."""
+"""Settings the storage package needs: the [storage] and [retention] tables, one small frozen
+dataclass each; and the pydantic config every package's settings carry."""
 
 from __future__ import annotations
 
