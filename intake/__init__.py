@@ -1,5 +1,7 @@
-"""What reacts to incoming mail: receivers, the durable accept path, the worker and its steps;
-and the service's front door: configuration, daemon and command line."""
+"""What reacts to incoming mail: receive/ (taking mail in) and pipeline/ (the worker's steps
+on a stored mail), with what they use: parse/ (reading a mail), trust/ (what it proves about
+its sender), cases/ (routing, patterns); and the service's front doors: commands/ (command
+line, reply commands) and service/ (configuration, daemon)."""
 
 from importlib.metadata import PackageNotFoundError, version
 

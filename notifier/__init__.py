@@ -1,5 +1,6 @@
-"""What leaves the building or runs on a clock: outbox, SMTP sending, templates, the
-response plan's deadlines, reminders, escalation and the scheduler.
+"""What leaves the building or runs on a clock: outbox, SMTP sending, mail templates, case
+actions, trusted time-stamps, and plan/ (the response plan's deadlines, reminders,
+escalation and the scheduler).
 
 Imports `storage`, never `intake`.
 """

@@ -10,9 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from notifier.durations import parse_duration
-from notifier.mails import CaseMailView, EvidenceLine, OriginalLine, PlanStepLine, RelatedLine
+from notifier.mails import CaseMailView, EvidenceLine, PlanStepLine, RelatedLine
 from notifier.plan.checklist import AFTER_FIRST_ABSENCE_DAY, acknowledge_duration
 from notifier.plan.settings import PlanSettings, PlanText
+from storage.forwarded_original import original_of
 from storage.models import Case, CaseStep, Evidence, Message
 
 
@@ -78,19 +79,12 @@ def case_mail_view(session: Session, row: Message, case: Case, steps: list[CaseS
                      is_image=item.image is not None)
         for item in evidence
     )
-    original = None
-    if row.original_rule:
-        original = OriginalLine(from_name=row.original_from_name,
-                                from_address=row.original_from_address,
-                                date=row.original_date, date_raw=row.original_date_raw,
-                                subject=row.original_subject,
-                                date_zone_assumed=row.original_date_zone_assumed)
     return CaseMailView(
         case_number=case.number, reporter=case.reporter, reporter_name=case.reporter_name,
         manager=case.manager, manager_name=None, deputy=case.deputy,
         received_at=row.received_at, report_subject=row.subject,
         report_message_id=row.message_id, raw_sha256=row.sha256, raw_size=row.size,
-        items=items, original=original,
+        items=items, original=original_of(row),
         plan_steps=plan_lines(steps), routing_reason=case.routing_reason,
         acknowledge_within=acknowledge_duration(plan), related=related,
         sender_unverified=case.sender_unverified,

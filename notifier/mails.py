@@ -38,6 +38,7 @@ from notifier.templating import (
     make_environment,
     one_line,
 )
+from storage.forwarded_original import ForwardedOriginal
 from storage.local_time import workplace_zone
 
 SENDER_NAME = "Chikanemail"
@@ -61,19 +62,6 @@ class EvidenceLine:
     sha256: str
     role: str
     is_image: bool
-
-
-@dataclass(frozen=True)
-class OriginalLine:
-    """The forwarded original's headers, when the intake found it."""
-
-    from_name: str | None
-    from_address: str | None
-    date: datetime | None
-    date_raw: str | None
-    subject: str | None
-    # The date line named no zone: `date` is it read in the workplace's zone (issue 16).
-    date_zone_assumed: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,7 +101,7 @@ class CaseMailView:
     raw_sha256: str
     raw_size: int
     items: tuple[EvidenceLine, ...]
-    original: OriginalLine | None
+    original: ForwardedOriginal | None  # as the message row keeps it (original_of)
     plan_steps: tuple[PlanStepLine, ...]
     routing_reason: str
     acknowledge_within: PlanDuration | None = None

@@ -6,14 +6,15 @@ with the same Message-ID; a receiver that sees a mail twice (a sender crashed af
 relay accepted it, before the row said so) can drop the copy by its Message-ID.
 
 Temporary failures are retried with exponential backoff until the mail's deadline; a
-permanent refusal or a passed deadline ends in `failed`, logged once as an error.
+permanent refusal or a passed deadline ends in `failed`, logged once as an error. Claiming,
+marking and listing the rows is `storage.outbox_rows`; this module adds the queuing rules,
+the backoff and the log lines.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -26,30 +27,12 @@ from storage.outbox_rows import (
     ClaimedMail,
     NewOutboxRow,
     add_outbox_row,
-    claim_outbox,
-    list_outbox_rows,
     mark_outbox_failed,
     mark_outbox_retry,
-    mark_outbox_sent,
     outbox_rows_for_case,
-    release_abandoned_outbox,
-    release_outbox_claims,
 )
 
-__all__ = [
-    "ClaimedMail",
-    "claim_due",
-    "enqueue",
-    "list_outbox",
-    "mark_failed",
-    "mark_retry",
-    "mark_sent",
-    "outbox_for_case",
-    "release_abandoned",
-    "release_claims",
-    "retry_delay",
-    "schedule_retry",
-]
+__all__ = ["enqueue", "mark_failed", "outbox_for_case", "retry_delay", "schedule_retry"]
 
 log = logging.getLogger("chikanemail.notifier.outbox")
 
@@ -98,46 +81,6 @@ def enqueue(
     return row
 
 
-def claim_due(
-    database: Database,
-    *,
-    sender_id: str,
-    limit: int,
-    lease: timedelta,
-    now: datetime | None = None,
-) -> list[ClaimedMail]:
-    """Take up to `limit` mails that are due (or whose sender's lease ran out) for a sender.
-
-    Claims of concurrent senders never overlap; each claim counts as one more attempt.
-    """
-    return claim_outbox(database, sender_id=sender_id, limit=limit, lease=lease, now=now)
-
-
-def mark_sent(
-    database: Database,
-    mail_id: int,
-    sender_id: str,
-    *,
-    note: str | None = None,
-    now: datetime | None = None,
-) -> bool:
-    """Record that the relay accepted the mail; False if this sender had lost its claim."""
-    return mark_outbox_sent(database, mail_id, sender_id, note=note, now=now)
-
-
-def mark_retry(
-    database: Database,
-    mail_id: int,
-    sender_id: str,
-    *,
-    error: str,
-    next_attempt_at: datetime,
-) -> bool:
-    """Queue a mail again for `next_attempt_at`, keeping the error; False if the claim was lost."""
-    return mark_outbox_retry(database, mail_id, sender_id, error=error,
-                             next_attempt_at=next_attempt_at)
-
-
 def mark_failed(database: Database, mail: ClaimedMail, sender_id: str, *, error: str) -> bool:
     """Give up on a mail and say so in the log, once; False if the claim was lost."""
     if not mark_outbox_failed(database, mail.id, sender_id, error=error):
@@ -176,8 +119,8 @@ def schedule_retry(
         failed = mark_failed(database, mail, sender_id,
                              error=f"{error} (retry deadline {deadline} passed)")
         return OutboxState.FAILED if failed else None
-    if not mark_retry(database, mail.id, sender_id, error=error,
-                      next_attempt_at=next_attempt_at):
+    if not mark_outbox_retry(database, mail.id, sender_id, error=error,
+                             next_attempt_at=next_attempt_at):
         return None
     log.warning("mail not sent, will retry kind=%s case=%s message_id=%s attempt=%d "
                 "in %.1f s error=%s", mail.kind, mail.case_id, mail.message_id, mail.attempts,
@@ -185,25 +128,5 @@ def schedule_retry(
     return OutboxState.PENDING
 
 
-def release_claims(database: Database, mail_ids: list[int], sender_id: str) -> int:
-    """Give back claimed mails this sender will not try after all; no attempt is counted."""
-    return release_outbox_claims(database, mail_ids, sender_id)
-
-
-def release_abandoned(
-    database: Database, *, is_abandoned: Callable[[str], bool], now: datetime | None = None
-) -> int:
-    """Queue again, due at once, the mails claimed by senders that are gone; how many."""
-    return release_abandoned_outbox(database, is_abandoned=is_abandoned, now=now)
-
-
-def list_outbox(
-    database: Database, *, state: str | None = None, limit: int | None = None
-) -> list[OutboxMail]:
-    """Outgoing mails, newest first, optionally only those in one state (detached)."""
-    return list_outbox_rows(database, state=state, limit=limit)
-
-
-def outbox_for_case(database: Database, case_id: int) -> list[OutboxMail]:
-    """The mails sent (or to be sent) about one case, oldest first (detached)."""
-    return outbox_rows_for_case(database, case_id)
+# The name intake.commands.cli.case_actions still imports; storage.outbox_rows has it.
+outbox_for_case = outbox_rows_for_case

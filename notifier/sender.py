@@ -11,21 +11,20 @@ import logging
 import time
 from datetime import timedelta
 
-from notifier.outbox import (
-    ClaimedMail,
-    claim_due,
-    mark_failed,
-    mark_sent,
-    release_abandoned,
-    release_claims,
-    schedule_retry,
-)
+from notifier.outbox import mark_failed, schedule_retry
 from notifier.polling_thread import PollingThread
 from notifier.settings import NotifySettings
 from notifier.transport import PermanentSendError, TemporarySendError, Transport
 from storage.claims import ClaimerIdentity
 from storage.database import Database
 from storage.log_context import log_fields
+from storage.outbox_rows import (
+    ClaimedMail,
+    claim_outbox,
+    mark_outbox_sent,
+    release_abandoned_outbox,
+    release_outbox_claims,
+)
 
 log = logging.getLogger("chikanemail.notifier.sender")
 
@@ -70,7 +69,8 @@ class OutboxSender:
 
     def recover_abandoned(self) -> int:
         """Queue again the mails left mid-send by a dead sender of this host; how many."""
-        released = release_abandoned(self.database, is_abandoned=self.identity.is_abandoned)
+        released = release_abandoned_outbox(self.database,
+                                            is_abandoned=self.identity.is_abandoned)
         self._recovered = True
         if released:
             log.info("resuming %d mails left mid-send by a stopped sender", released)
@@ -90,14 +90,15 @@ class OutboxSender:
                 return total
 
     def _send_batch(self) -> tuple[int, int]:
-        claimed = claim_due(self.database, sender_id=self.sender_id, limit=self.batch_size,
-                            lease=self.lease)
+        claimed = claim_outbox(self.database, sender_id=self.sender_id, limit=self.batch_size,
+                               lease=self.lease)
         started = time.monotonic()
         sent = 0
         for index, mail in enumerate(claimed):
             if self._loop.stopping or time.monotonic() - started > self.lease.total_seconds() / 2:
                 # Hand the rest back now rather than send on a lease about to run out.
-                release_claims(self.database, [m.id for m in claimed[index:]], self.sender_id)
+                release_outbox_claims(self.database, [m.id for m in claimed[index:]],
+                                      self.sender_id)
                 return index, sent
             sent += self._send_one(mail)
         return len(claimed), sent
@@ -123,7 +124,8 @@ class OutboxSender:
                            error=f"unexpected {type(error).__name__}: {error}",
                            settings=self.settings)
             return 0
-        if not mark_sent(self.database, mail.id, self.sender_id, note=result.describe_refused()):
+        if not mark_outbox_sent(self.database, mail.id, self.sender_id,
+                                note=result.describe_refused()):
             log.warning("mail sent after its claim was taken over; it may be sent twice "
                         "message_id=%s", mail.message_id)
         log.info("mail sent kind=%s case=%s message_id=%s attempt=%d", mail.kind,

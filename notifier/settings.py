@@ -1,20 +1,18 @@
-"""Settings the notifier owns: the [notify] table."""
+"""Settings the notifier owns: the [notify] and [timestamp] tables."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Literal
 
-# Read by pydantic when `intake.service.config` validates the table (keeps this package
-# pydantic-free).
-_FORBID_UNKNOWN_KEYS = {"extra": "forbid", "strict": True}
+from storage.settings import FORBID_UNKNOWN_KEYS
 
 
 @dataclass(frozen=True)
 class NotifySettings:
     """How mail leaves: relay, sender addresses, language, retries."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     # Empty: no relay; outgoing mail is written to the Maildir <data_dir>/outgoing-maildir.
     smtp_host: str = ""
@@ -44,7 +42,7 @@ class NotifySettings:
 class TimestampSettings:
     """RFC 3161 trusted time-stamps of each raw message's SHA-256 (off when tsa_url is empty)."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     # The time-stamp authority's URL, e.g. "https://freetsa.org/tsr". Empty: off.
     tsa_url: str = ""

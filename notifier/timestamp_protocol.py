@@ -24,12 +24,14 @@ from rfc3161_client import (
     decode_timestamp_response,
 )
 
+from storage.errors import ChikanemailError
+
 SHA256_OID = x509.ObjectIdentifier("2.16.840.1.101.3.4.2.1")
 # Errors quoted from libraries are cut to this length in the row and the log.
 _MAX_QUOTED = 300
 
 
-class TimestampError(Exception):
+class TimestampError(ChikanemailError):
     """No usable token came back for a digest (the TSA refused, or its answer is wrong)."""
 
 

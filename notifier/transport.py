@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Protocol
 
 from notifier.settings import NotifySettings
+from storage.errors import ChikanemailError, SettingsError
 
 log = logging.getLogger("chikanemail.notifier.transport")
 
 OUTGOING_MAILDIR = "outgoing-maildir"
 
 
-class SendError(Exception):
+class SendError(ChikanemailError):
     """A mail was not handed over."""
 
 
@@ -39,10 +40,6 @@ class TemporarySendError(SendError):
 
 class PermanentSendError(SendError):
     """The relay refused a mail for good; trying again will not help."""
-
-
-class TransportConfigError(ValueError):
-    """The [notify] settings do not describe a usable transport; names the key."""
 
 
 @dataclass(frozen=True)
@@ -78,10 +75,10 @@ class SmtpTransport:
 
     def __init__(self, settings: NotifySettings) -> None:
         if not settings.smtp_host:
-            raise TransportConfigError("notify.smtp_host: empty; no relay to send through")
+            raise SettingsError(None, "notify.smtp_host", "empty; no relay to send through")
         if settings.username and not settings.password_file:
-            raise TransportConfigError(
-                "notify.password_file: required when notify.username is set"
+            raise SettingsError(
+                None, "notify.password_file", "required when notify.username is set"
             )
         self.host = settings.smtp_host
         self.port = settings.smtp_port
@@ -150,7 +147,7 @@ class SmtpTransport:
             ) from error
         except smtplib.SMTPException as error:
             raise TemporarySendError(f"relay session failed: {error}") from error
-        except TransportConfigError as error:
+        except SettingsError as error:
             raise TemporarySendError(str(error)) from error
         except UnicodeEncodeError as error:
             raise PermanentSendError(
@@ -165,17 +162,17 @@ class SmtpTransport:
 
     def _read_password(self) -> str:
         if self.password_file is None:
-            raise TransportConfigError("notify.password_file: required when notify.username "
-                                       "is set")
+            raise SettingsError(None, "notify.password_file",
+                                "required when notify.username is set")
         try:
             password = self.password_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as error:
             reason = error.strerror if isinstance(error, OSError) else "not UTF-8 text"
-            raise TransportConfigError(
-                f"notify.password_file: cannot read {self.password_file}: {reason}"
+            raise SettingsError(
+                None, "notify.password_file", f"cannot read {self.password_file}: {reason}"
             ) from error
         if not password:
-            raise TransportConfigError(f"notify.password_file: {self.password_file} is empty")
+            raise SettingsError(None, "notify.password_file", f"{self.password_file} is empty")
         return password
 
 

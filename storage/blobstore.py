@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from storage.errors import ChikanemailError
+
 log = logging.getLogger("chikanemail.storage.blobs")
 
 BLOB_FILE_MODE = 0o400
@@ -46,7 +48,7 @@ _FSYNC_POOL: ThreadPoolExecutor | None = None
 _FSYNC_POOL_LOCK = threading.Lock()
 
 
-class BlobStoreError(Exception):
+class BlobStoreError(ChikanemailError):
     """The blob store could not keep or read a blob."""
 
 

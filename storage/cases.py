@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from storage import audit
 from storage.blobstore import sha256_hex
 from storage.database import Database
+from storage.errors import ChikanemailError
 from storage.models import (
     Case,
     CaseCounter,
@@ -26,7 +27,7 @@ from storage.models import (
 CASE_NUMBER = re.compile(r"(?<!\d)(\d{4})-(\d{4,})(?!\d)")
 
 
-class CaseError(Exception):
+class CaseError(ChikanemailError):
     """A case operation that cannot be done (no such case, already closed, …)."""
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -16,7 +15,7 @@ from sqlalchemy import select
 from storage import audit
 from storage.database import Database
 from storage.defects import Defect, defect_changes, defects_json, defects_of_message
-from storage.local_time import read_in_workplace_zone
+from storage.forwarded_original import ForwardedOriginal, store_original
 from storage.models import Evidence, Message, utc_now
 
 
@@ -47,36 +46,8 @@ class EvidenceRecord:
     original: dict[str, Any] | None = None
 
 
-@dataclass(frozen=True)
-class ForwardedOriginalRecord:
-    """Who sent the harassing original, when, and with what subject; and how we know."""
-
-    rule: str
-    from_name: str | None = None
-    from_address: str | None = None
-    date: datetime | None = None
-    date_raw: str | None = None
-    subject: str | None = None
-    to: str | None = None
-    message_id: str | None = None
-
-    def stored_date(self) -> tuple[datetime | None, bool]:
-        """The date to store, and whether its zone was assumed.
-
-        A date with a zone is stored as it is. One without a zone from an inline forward is
-        the time the employee's program showed, so it is read in the workplace's zone and
-        flagged; unless a daylight-saving change makes that hour ambiguous or impossible,
-        when only the raw text is kept. A header's date without a zone (an attached
-        original) was written in the sender's zone, which nothing tells: raw text only.
-        """
-        if self.date is None:
-            return None, False
-        if self.date.tzinfo is not None:
-            return self.date, False
-        if self.rule.startswith("attached-"):
-            return None, False
-        assumed = read_in_workplace_zone(self.date)
-        return assumed, assumed is not None
+# The name intake.pipeline.extract still imports; the record is ForwardedOriginal.
+ForwardedOriginalRecord = ForwardedOriginal
 
 
 @dataclass(frozen=True)
@@ -87,7 +58,7 @@ class MessageExtraction:
     body_text_sha256: str | None = None
     received_chain: list[dict[str, Any]] = field(default_factory=list)
     sender_ip: str | None = None
-    original: ForwardedOriginalRecord | None = None
+    original: ForwardedOriginal | None = None
 
 
 _RECORD_FIELDS = (
@@ -142,16 +113,7 @@ def save_extraction(
         message.body_text_sha256 = extraction.body_text_sha256
         message.received_chain = extraction.received_chain
         message.sender_ip = extraction.sender_ip
-        original = extraction.original
-        message.original_rule = original.rule if original else None
-        message.original_from_name = original.from_name if original else None
-        message.original_from_address = original.from_address if original else None
-        message.original_date, message.original_date_zone_assumed = (
-            original.stored_date() if original else (None, False))
-        message.original_date_raw = original.date_raw if original else None
-        message.original_subject = original.subject if original else None
-        message.original_to = original.to if original else None
-        message.original_message_id = original.message_id if original else None
+        store_original(message, extraction.original)
         details: dict[str, Any] = {
             "items": len(records), "defects": len(message_defects),
             "parts": [[record.part_path, record.role, record.sha256] for record in records]}

@@ -39,6 +39,7 @@ from storage import audit
 from storage.blobstore import BlobStore, BlobStoreError, fsync_directory
 from storage.cases import case_messages, case_notes, get_case
 from storage.database import Database
+from storage.errors import ChikanemailError
 from storage.evidence import evidence_for_message
 from storage.export_names import evidence_path
 from storage.export_report import (
@@ -67,7 +68,7 @@ MANIFEST = "manifest.json"
 SUMS = "SHA256SUMS"
 
 
-class ExportError(Exception):
+class ExportError(ChikanemailError):
     """The export cannot be made (no such case, the target exists, a blob is damaged, …)."""
 
 

@@ -12,7 +12,7 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from storage.audit import format_utc
 from storage.blobstore import BlobStore, BlobStoreError
+from storage.forwarded_original import original_of
 from storage.local_time import local_time_with_zone
 from storage.models import (
     AuditEvent,
@@ -222,14 +223,9 @@ def _originals_view(messages: Sequence[MessageRecords]) -> list[dict[str, Any]]:
     originals = []
     for item in messages:
         message = item.message
-        if message.original_rule:
-            originals.append(_original_view(message.sha256, {
-                "rule": message.original_rule, "from_name": message.original_from_name,
-                "from_address": message.original_from_address, "date": message.original_date,
-                "date_zone_assumed": message.original_date_zone_assumed,
-                "date_raw": message.original_date_raw, "subject": message.original_subject,
-                "to": message.original_to, "message_id": message.original_message_id,
-            }))
+        original = original_of(message)
+        if original is not None:
+            originals.append(_original_view(message.sha256, asdict(original)))
         for row in item.evidence:
             if row.original:
                 originals.append(_original_view(f"{message.sha256} {row.part_path}",

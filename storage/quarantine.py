@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from storage import audit
 from storage.database import Database
+from storage.errors import ChikanemailError
 from storage.models import AuditEvent, Message, MessageState, QuarantineReason, utc_now
 
 RETRIED_ACTION = "quarantine-retried"
@@ -48,7 +49,7 @@ class QuarantineDetail:
     events: list[AuditEvent]
 
 
-class RetryRefused(Exception):
+class RetryRefused(ChikanemailError):
     """A message cannot be retried (not quarantined, or foreign without permission)."""
 
 

@@ -1,20 +1,22 @@
-"""Settings the storage package needs, as one small frozen dataclass."""
+"""Settings the storage package needs: the [storage] and [retention] tables, one small frozen
+dataclass each; and the pydantic config every package's settings carry."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-# Pydantic reads this when `intake.service.config` validates the [storage] table;
-# a plain dict keeps this package free of a pydantic import.
-_FORBID_UNKNOWN_KEYS = {"extra": "forbid", "strict": True}
+# Every package's settings dataclasses carry this as `__pydantic_config__`: pydantic reads it
+# when `intake.service.config` validates a table, and unknown keys and wrong types fail. A
+# plain dict keeps the packages free of a pydantic import.
+FORBID_UNKNOWN_KEYS = {"extra": "forbid", "strict": True}
 
 
 @dataclass(frozen=True)
 class StorageSettings:
     """Where evidence and state live: the data directory and the database URL."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     data_dir: str = "./chikanemail-data"
     database_url: str = ""
@@ -50,7 +52,7 @@ class StorageSettings:
 class RetentionSettings:
     """How long cases and kept-out mail stay before the scheduler deletes them."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     # Days after a case closed (5 years: the municipal rule); a legal hold overrides it.
     closed_case_days: int = 1825

@@ -58,10 +58,8 @@ def record_timestamp_token(database: Database, message_sha256: str, *, tsa_url: 
     """Record a message's token (already stored in the derived store) and its `timestamped`
     audit event, in one transaction; False if the message already had a token or is gone."""
     with database.write() as session:
-        if not _message_exists(session, message_sha256):
-            return False
-        row = _locked_row(session, message_sha256, now)
-        if row.token_sha256 is not None:
+        row = _row_without_token(session, message_sha256, now)
+        if row is None:
             return False
         row.tsa_url = tsa_url
         row.token_sha256 = token_sha256
@@ -81,10 +79,8 @@ def record_timestamp_failure(database: Database, message_sha256: str, *, tsa_url
     """Record a try that gave no token and when to try again; the number of failed tries
     so far, or None if the message meanwhile has a token or is gone."""
     with database.write() as session:
-        if not _message_exists(session, message_sha256):
-            return None
-        row = _locked_row(session, message_sha256, now)
-        if row.token_sha256 is not None:
+        row = _row_without_token(session, message_sha256, now)
+        if row is None:
             return None
         row.tsa_url = tsa_url
         row.attempts += 1
@@ -117,6 +113,16 @@ def token_for_message(database: Database, derived_store: BlobStore,
         raise BlobStoreError(f"time-stamp token {row.token_sha256} of message "
                              f"{message_sha256} does not match its name")
     return token
+
+
+def _row_without_token(session: Session, message_sha256: str,
+                       now: datetime) -> MessageTimestamp | None:
+    """The message's row, locked, while it has no token; None if it has one or the message
+    is gone."""
+    if not _message_exists(session, message_sha256):
+        return None
+    row = _locked_row(session, message_sha256, now)
+    return row if row.token_sha256 is None else None
 
 
 def _message_exists(session: Session, message_sha256: str) -> bool:

@@ -20,10 +20,9 @@ from pathlib import Path
 from typing import Literal
 
 from intake.receive.addresses import domain_of, normalize_address
+from storage.errors import ChikanemailError, SettingsError
+from storage.settings import FORBID_UNKNOWN_KEYS
 
-# Read by pydantic when `intake.service.config` validates the table: unknown keys and wrong
-# types fail.
-_FORBID_UNKNOWN_KEYS = {"extra": "forbid", "strict": True}
 # The same test for "a mail address" as intake.service.config applies to the other tables.
 _ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
 # What a rule's glob may contain: no spaces, brackets of an address, quotes or list separators.
@@ -44,7 +43,7 @@ class RoutingRule:
     `*.kommune.dk`, which does not match kommune.dk itself).
     """
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     match: str
     manager: str
@@ -55,7 +54,7 @@ class RoutingRule:
 class RoutingSettings:
     """Who is told about a new case: the [routing] table; rules are [[routing.rules]]."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     default_manager: str = "manager@localhost"
     # Told when a directory line or rule names no deputy, and with the default manager.
@@ -75,7 +74,7 @@ class RoutingDecision:
     reason: str
 
 
-class DirectoryError(Exception):
+class DirectoryError(ChikanemailError):
     """A directory file that cannot be used, naming the file and (when known) the line."""
 
     def __init__(self, path: str, line: int | None, problem: str) -> None:
@@ -83,16 +82,6 @@ class DirectoryError(Exception):
         super().__init__(f"{where}: {problem}")
         self.path = path
         self.line = line
-        self.problem = problem
-
-
-class RoutingSettingsError(ValueError):
-    """A mistake in the [routing] table, naming the key (`routing.rules[2].manager`)."""
-
-    def __init__(self, source: str, key: str, problem: str) -> None:
-        super().__init__(f"{source}: {key}: {problem}")
-        self.source = source
-        self.key = key
         self.problem = problem
 
 
@@ -188,10 +177,10 @@ def _is_address(text: str) -> bool:
 
 
 def validate_routing(settings: RoutingSettings, source: str) -> None:
-    """Raise `RoutingSettingsError` naming the first bad key; loads the directory to check it."""
+    """Raise `SettingsError` naming the first bad key; loads the directory to check it."""
 
     def fail(key: str, problem: str) -> None:
-        raise RoutingSettingsError(source, key, problem)
+        raise SettingsError(source, key, problem)
 
     if not _is_address(settings.default_manager):
         fail("routing.default_manager", f"{settings.default_manager!r} is not a mail address")

@@ -1,0 +1,1 @@
+"""Reading a stored mail: parts, headers, containers, images, OCR text, forwarded originals."""

@@ -1,0 +1,1 @@
+"""Running the service: the configuration file, the daemon, logging and systemd notification."""

@@ -1,6 +1,6 @@
 """Load and validate the one TOML configuration file into frozen settings objects.
 
-Every mistake is reported as a `ConfigError` naming the file and the key. Relative paths in
+Every mistake is reported as a `SettingsError` naming the file and the key. Relative paths in
 a file are taken relative to the folder of that file.
 """
 
@@ -21,7 +21,7 @@ import pydantic
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from intake.cases.routing import RoutingSettings, RoutingSettingsError, validate_routing
+from intake.cases.routing import RoutingSettings, validate_routing
 from intake.receive.imap.config import TABLE as IMAP_TABLE
 from intake.receive.imap.config import check_mailboxes
 from intake.service.settings import (
@@ -33,9 +33,10 @@ from intake.service.settings import (
     TrustSettings,
     WorkerSettings,
 )
-from notifier.plan.checks import PlanSettingsError, check_plan
+from notifier.plan.checks import check_plan
 from notifier.plan.settings import PlanSettings
 from notifier.settings import NotifySettings, TimestampSettings
+from storage.errors import SettingsError
 from storage.settings import RetentionSettings, StorageSettings
 
 CONFIG_ENV_VAR = "CHIKANEMAIL_CONFIG"
@@ -51,14 +52,8 @@ _UNIX_SOCKET_PATH_MAX = 108
 T = TypeVar("T")
 
 
-class ConfigError(Exception):
-    """A configuration mistake, naming the file and the key."""
-
-    def __init__(self, source: str, key: str, problem: str) -> None:
-        super().__init__(f"{source}: {key}: {problem}")
-        self.source = source
-        self.key = key
-        self.problem = problem
+# The name intake.service.daemon still raises and catches; the error is SettingsError.
+ConfigError = SettingsError
 
 
 @dataclass(frozen=True)
@@ -113,18 +108,18 @@ def load_config(path: Path | None) -> AppConfig:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
     except FileNotFoundError:
-        raise ConfigError(source, "(file)", "no such file") from None
+        raise SettingsError(source, "(file)", "no such file") from None
     except PermissionError:
-        raise ConfigError(source, "(file)", "not readable by this user") from None
+        raise SettingsError(source, "(file)", "not readable by this user") from None
     except IsADirectoryError:
-        raise ConfigError(source, "(file)", "is a directory, not a TOML file") from None
+        raise SettingsError(source, "(file)", "is a directory, not a TOML file") from None
     except tomllib.TOMLDecodeError as error:
-        raise ConfigError(source, "(syntax)", str(error)) from None
+        raise SettingsError(source, "(syntax)", str(error)) from None
     return validate_config(data, source=source, base_dir=Path(path).resolve().parent)
 
 
 def validate_config(data: dict[str, Any], *, source: str, base_dir: Path) -> AppConfig:
-    """Turn parsed TOML into an `AppConfig`, or raise `ConfigError` naming the bad key."""
+    """Turn parsed TOML into an `AppConfig`, or raise `SettingsError` naming the bad key."""
     sections: dict[str, Any] = {}
     for name, value in data.items():
         if name == _IMAP:
@@ -132,9 +127,9 @@ def validate_config(data: dict[str, Any], *, source: str, base_dir: Path) -> App
             continue
         if name not in _SECTIONS:
             known = ", ".join([*(f"[{known_name}]" for known_name in _SECTIONS), "[[imap]]"])
-            raise ConfigError(source, name, f"unknown table or key (known tables: {known})")
+            raise SettingsError(source, name, f"unknown table or key (known tables: {known})")
         if not isinstance(value, dict):
-            raise ConfigError(source, name, f"must be a table ([{name}]), not a single value")
+            raise SettingsError(source, name, f"must be a table ([{name}]), not a single value")
         sections[name] = _validate_section(name, _SECTIONS[name], value, source)
     config = AppConfig(source=source, **sections)
     config = _resolve_paths(config, base_dir)
@@ -156,14 +151,14 @@ def _validate_section(name: str, settings_type: type[T], table: dict[str, Any], 
             problem = "unknown key"
         elif "input" in first and not isinstance(first["input"], dict):
             problem += f" (got {first['input']!r})"
-        raise ConfigError(source, key, problem) from None
+        raise SettingsError(source, key, problem) from None
 
 
 def _validate_imap(value: Any, source: str) -> tuple[ImapMailbox, ...]:
     """The [[imap]] tables; a mistake is named `imap[N].key`, N counting tables from 1."""
     if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise ConfigError(source, _IMAP, "must be an array of tables: write each mailbox as "
-                          "its own [[imap]] table")
+        raise SettingsError(source, _IMAP, "must be an array of tables: write each mailbox as "
+                            "its own [[imap]] table")
     return tuple(_validate_section(f"{_IMAP}[{number}]", ImapMailbox, table, source)
                  for number, table in enumerate(value, start=1))
 
@@ -291,26 +286,12 @@ def _check_proof(config: AppConfig, fail: Callable[[str, str], None]) -> None:
             fail(key, "must be greater than 0")
 
 
-def _check_routing(config: AppConfig, fail: Callable[[str, str], None]) -> None:
-    try:
-        validate_routing(config.routing, config.source)
-    except RoutingSettingsError as error:
-        fail(error.key, error.problem)
-
-
-def _check_plan(config: AppConfig, fail: Callable[[str, str], None]) -> None:
-    try:
-        check_plan(config.plan)
-    except PlanSettingsError as error:
-        fail(error.key, error.problem)
-
-
 def _check_contradictions(config: AppConfig) -> None:
     """Checks no single type can express: ranges, pairs of keys, files that must exist."""
     source = config.source
 
     def fail(key: str, problem: str) -> None:
-        raise ConfigError(source, key, problem)
+        raise SettingsError(source, key, problem)
 
     if config.storage.database_url:
         try:
@@ -375,8 +356,8 @@ def _check_contradictions(config: AppConfig) -> None:
     _check_notify(config, fail)
     _check_trust(config, fail)
     _check_proof(config, fail)
-    _check_routing(config, fail)
-    _check_plan(config, fail)
+    validate_routing(config.routing, source)
+    check_plan(config.plan, source)
     check_mailboxes(config.imap, fail)
 
     extract = config.extract

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-# Read by pydantic when `intake.service.config` validates a table: unknown keys and wrong
-# types fail.
-_FORBID_UNKNOWN_KEYS = {"extra": "forbid", "strict": True}
+from storage.settings import FORBID_UNKNOWN_KEYS
 
 DEFAULT_MAX_MESSAGE_BYTES = 50 * 1024 * 1024
 
@@ -16,7 +14,7 @@ DEFAULT_MAX_MESSAGE_BYTES = 50 * 1024 * 1024
 class SmtpSettings:
     """The SMTP (or LMTP) listener: the [smtp] table."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -39,7 +37,7 @@ class SmtpSettings:
 class IntakeSettings:
     """Who may send to whom: the [intake] table."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     addresses: tuple[str, ...] = ("chikanemail@localhost",)
     allowed_sender_domains: tuple[str, ...] = ()
@@ -58,7 +56,7 @@ class TrustSettings:
     (`authserv_ids`).
     """
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     dkim: bool = False
     # DNS servers for DKIM keys, "host" or "host:port"; empty: the system's resolver.
@@ -87,7 +85,7 @@ class TrustSettings:
 class WorkerSettings:
     """The worker that runs the processing pipeline: the [worker] table."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     enabled: bool = True
     batch_size: int = 10
@@ -101,7 +99,7 @@ class WorkerSettings:
 class ExtractSettings:
     """How every part of a message is taken out as evidence: the [extract] table."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     max_depth: int = 10
     ocr: bool = True
@@ -115,7 +113,7 @@ class ExtractSettings:
 class ImapMailbox:
     """One mailbox to take mail from: an [[imap]] table."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     name: str
     host: str
@@ -144,7 +142,7 @@ class ImapMailbox:
 class LoggingSettings:
     """What the daemon logs: the [logging] table."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # "text": key=value lines; "json": one JSON object per line.

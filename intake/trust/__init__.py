@@ -1,0 +1,1 @@
+"""What a mail proves about its sender: DKIM, Authentication-Results and secret reply tokens."""

@@ -3,8 +3,8 @@
 dkimpy does the cryptography; this module decides which signatures are worth checking, asks
 DNS for the keys through dnspython (the servers of `[trust] dns_servers`), and keeps a
 temporary DNS failure apart from a failing signature: dkimpy only catches its own
-`DnsTimeoutError` around the key lookup, so `DnsTemporaryError` (a plain `Exception`) raised
-by our lookup passes through `DKIM.verify` untouched.
+`DnsTimeoutError` around the key lookup, so `DnsTemporaryError` (a `ChikanemailError`, which
+dkimpy does not catch) raised by our lookup passes through `DKIM.verify` untouched.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import dns.rdtypes.txtbase
 import dns.resolver
 
 from intake.service.settings import TrustSettings
+from storage.errors import ChikanemailError
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ _ALGORITHMS = {b"rsa-sha256", b"ed25519-sha256"}
 _KEY_NAME = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?")
 
 
-class DnsTemporaryError(Exception):
+class DnsTemporaryError(ChikanemailError):
     """A DNS lookup for a DKIM key failed temporarily (SERVFAIL, timeout): retry later."""
 
 

@@ -1,0 +1,1 @@
+"""The response plan: its settings and checks, checklists, deadlines, reminders, the scheduler."""

@@ -8,20 +8,12 @@ from datetime import time
 from notifier.durations import parse_duration
 from notifier.plan.settings import PlanSettings
 from notifier.working_days import WorkingCalendar
+from storage.errors import SettingsError
 
 _STEP_KEY = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 _ADDRESS = re.compile(r"[^@\s<>]+@[^@\s<>]+")
 _CLOCK = re.compile(r"([01]\d|2[0-3]):([0-5]\d)")
 _OWNER_ADDRESS_KEYS = {"safety_rep": "plan.safety_rep", "hr": "plan.hr"}
-
-
-class PlanSettingsError(ValueError):
-    """A mistake in the [plan] table, naming the key (`plan.steps[2].due`)."""
-
-    def __init__(self, key: str, problem: str) -> None:
-        super().__init__(f"{key}: {problem}")
-        self.key = key
-        self.problem = problem
 
 
 def parse_clock(text: str) -> time:
@@ -32,63 +24,64 @@ def parse_clock(text: str) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
-def check_plan(plan: PlanSettings) -> None:
-    """Raise PlanSettingsError for the first mistake in the plan settings."""
+def check_plan(plan: PlanSettings, source: str) -> None:
+    """Raise SettingsError for the first mistake in the plan settings read from `source`."""
     if not plan.steps:
-        raise PlanSettingsError("plan.steps", "the plan needs at least one step")
+        raise SettingsError(source, "plan.steps", "the plan needs at least one step")
     seen: set[str] = set()
     for number, step in enumerate(plan.steps, start=1):
         key = f"plan.steps[{number}]"
         if not _STEP_KEY.fullmatch(step.key):
-            raise PlanSettingsError(f"{key}.key", f"{step.key!r} must be lower-case letters, "
-                                    "digits and '-' (e.g. first-aid)")
+            raise SettingsError(source, f"{key}.key", f"{step.key!r} must be lower-case "
+                                "letters, digits and '-' (e.g. first-aid)")
         if step.key in seen:
-            raise PlanSettingsError(f"{key}.key", f"{step.key!r} is used by an earlier step")
+            raise SettingsError(source, f"{key}.key", f"{step.key!r} is used by an earlier step")
         seen.add(step.key)
         for language in ("da", "en"):
             if not getattr(step.title, language).strip():
-                raise PlanSettingsError(f"{key}.title.{language}", "must not be empty")
+                raise SettingsError(source, f"{key}.title.{language}", "must not be empty")
         if step.due:
             try:
                 duration = parse_duration(step.due, working=step.working_days)
             except ValueError as error:
-                raise PlanSettingsError(f"{key}.due", str(error)) from None
+                raise SettingsError(source, f"{key}.due", str(error)) from None
             if step.due_after != "intake" and duration.rest:
-                raise PlanSettingsError(f"{key}.due", "a deadline counted from a day is "
-                                        f"whole days (e.g. P14D), not {step.due!r}")
+                raise SettingsError(source, f"{key}.due", "a deadline counted from a day is "
+                                    f"whole days (e.g. P14D), not {step.due!r}")
         elif step.due_after != "intake":
-            raise PlanSettingsError(f"{key}.due", f"needed when due_after is {step.due_after!r}")
+            raise SettingsError(source, f"{key}.due",
+                                f"needed when due_after is {step.due_after!r}")
         owner_key = _OWNER_ADDRESS_KEYS.get(step.owner)
         if owner_key and not getattr(plan, step.owner):
-            raise PlanSettingsError(owner_key, f"needed: {key} ({step.key}) is owned by "
-                                    f"{step.owner}")
+            raise SettingsError(source, owner_key, f"needed: {key} ({step.key}) is owned by "
+                                f"{step.owner}")
     try:
         parse_duration(plan.acknowledge_within, working=plan.acknowledge_in_working_days)
     except ValueError as error:
-        raise PlanSettingsError("plan.acknowledge_within", str(error)) from None
+        raise SettingsError(source, "plan.acknowledge_within", str(error)) from None
     for days in plan.remind_before_working_days:
         if not 0 <= days <= 60:
-            raise PlanSettingsError("plan.remind_before_working_days",
-                                    f"each must be between 0 and 60 (got {days})")
+            raise SettingsError(source, "plan.remind_before_working_days",
+                                f"each must be between 0 and 60 (got {days})")
     for name in ("reminder_time", "digest_time"):
         try:
             parse_clock(getattr(plan, name))
         except ValueError as error:
-            raise PlanSettingsError(f"plan.{name}", str(error)) from None
+            raise SettingsError(source, f"plan.{name}", str(error)) from None
     for name in ("safety_rep", "hr"):
         value = getattr(plan, name)
         if value and not _ADDRESS.fullmatch(value):
-            raise PlanSettingsError(f"plan.{name}", f"{value!r} is not a mail address")
+            raise SettingsError(source, f"plan.{name}", f"{value!r} is not a mail address")
     for address in plan.admins:
         if not _ADDRESS.fullmatch(address):
-            raise PlanSettingsError("plan.admins", f"{address!r} is not a mail address")
+            raise SettingsError(source, "plan.admins", f"{address!r} is not a mail address")
     try:
         WorkingCalendar(extra_closed_days=plan.extra_closed_days)
     except ValueError as error:
-        raise PlanSettingsError("plan.extra_closed_days", str(error)) from None
+        raise SettingsError(source, "plan.extra_closed_days", str(error)) from None
     if plan.tick_seconds <= 0:
-        raise PlanSettingsError("plan.tick_seconds", "must be greater than 0")
+        raise SettingsError(source, "plan.tick_seconds", "must be greater than 0")
     if plan.pattern_window_days < 1:
-        raise PlanSettingsError("plan.pattern_window_days", "must be at least 1")
+        raise SettingsError(source, "plan.pattern_window_days", "must be at least 1")
     if not 0 <= plan.image_match_distance <= 32:
-        raise PlanSettingsError("plan.image_match_distance", "must be between 0 and 32")
+        raise SettingsError(source, "plan.image_match_distance", "must be between 0 and 32")

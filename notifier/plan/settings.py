@@ -10,9 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-# Read by pydantic when `intake.service.config` validates the table (keeps this package
-# pydantic-free).
-_FORBID_UNKNOWN_KEYS = {"extra": "forbid", "strict": True}
+from storage.settings import FORBID_UNKNOWN_KEYS
 
 StepOwner = Literal["manager", "reporter", "safety_rep", "hr"]
 DueAfter = Literal["intake", "first_absence_day"]
@@ -25,7 +23,7 @@ WEEKDAYS: tuple[str, ...] = ("monday", "tuesday", "wednesday", "thursday", "frid
 class PlanText:
     """A text in Danish and English."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     da: str
     en: str
@@ -39,7 +37,7 @@ class PlanText:
 class PlanStep:
     """One step of the plan: a [[plan.steps]] table."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     key: str
     title: PlanText
@@ -126,7 +124,7 @@ DEFAULT_FREE_MAIL_DOMAINS: tuple[str, ...] = (
 class PlanSettings:
     """The response plan and its clock: the [plan] table."""
 
-    __pydantic_config__ = _FORBID_UNKNOWN_KEYS
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     steps: tuple[PlanStep, ...] = DEFAULT_STEPS
     # The manager acknowledges by replying (or `chikanemail cases ack`). Not acknowledged

@@ -15,10 +15,10 @@ from intake.cases.routing import (
     RoutingDecision,
     RoutingRule,
     RoutingSettings,
-    RoutingSettingsError,
     load_directory,
     validate_routing,
 )
+from storage.errors import SettingsError as RoutingSettingsError
 
 RULES = (
     RoutingRule(match="*@skole.kommune.dk", manager="skoleleder@kommune.dk",

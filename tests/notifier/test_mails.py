@@ -18,13 +18,13 @@ from notifier.mails import (
     CaseMailView,
     EvidenceLine,
     MailComposer,
-    OriginalLine,
     PlanStepLine,
     RelatedLine,
 )
 from notifier.outgoing import OutgoingMail
 from notifier.plan.settings import DEFAULT_STEPS
 from notifier.settings import NotifySettings
+from storage.forwarded_original import ForwardedOriginal as OriginalLine
 
 INTAKE = "chikanemail@kommune.example"
 RAW_SHA = "a" * 64

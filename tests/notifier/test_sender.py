@@ -29,7 +29,6 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import text
 
-from notifier.outbox import claim_due, list_outbox
 from notifier.sender import OutboxSender
 from notifier.settings import NotifySettings
 from notifier.transport import (
@@ -38,12 +37,14 @@ from notifier.transport import (
     SendResult,
     SmtpTransport,
     TemporarySendError,
-    TransportConfigError,
     transport_for,
 )
 from storage.claims import ClaimerIdentity as SenderIdentity
 from storage.database import Database
+from storage.errors import SettingsError as TransportConfigError
 from storage.models import utc_now
+from storage.outbox_rows import claim_outbox as claim_due
+from storage.outbox_rows import list_outbox_rows as list_outbox
 from tests.storage.test_outbox import BODY_LINE, make_mail, queue, row_of
 from tests.support import free_port, wait_until
 

@@ -12,12 +12,9 @@ from email.message import EmailMessage
 
 import pytest
 
-from intake.parse.forwarded.original import (
-    ForwardedOriginal,
-    find_inline_forward,
-    original_from_attached,
-)
+from intake.parse.forwarded.original import find_inline_forward, original_from_attached
 from intake.parse.html_text import html_to_text
+from storage.forwarded_original import ForwardedOriginal
 from tests.support import CORPUS
 
 CONTEXT = "Se nedenfor \u2013 det er tredje gang i denne uge."

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from intake.receive.imap.folders import FolderNaming
-from intake.service.config import ConfigError, load_config
+from intake.service.config import load_config
+from storage.errors import SettingsError as ConfigError
 
 MAILBOX = 'name = "{name}"\nhost = "imap.example.dk"\nusername = "u@example.dk"\n'
 

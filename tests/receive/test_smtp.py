@@ -26,9 +26,10 @@ from intake.receive.accept import HEAD_BYTES, MessageHead
 from intake.receive.addresses import RecipientPolicy
 from intake.receive.smtp.data import DataReader, DotUnstuffer
 from intake.receive.smtp.handler import SPOOL_WRITE_BYTES
-from intake.service.config import ConfigError, load_config
+from intake.service.config import load_config
 from storage.blobstore import BlobStore, BlobWriter
 from storage.database import Database
+from storage.errors import SettingsError as ConfigError
 from storage.messages import get_message_by_sha256, list_messages
 from tests.support import INTAKE_ADDRESS, DaemonThread, make_config, wait_until
 

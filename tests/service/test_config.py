@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from intake.service.config import AppConfig, ConfigError, load_config
+from intake.service.config import AppConfig, load_config
 from intake.service.settings import ImapMailbox
+from storage.errors import SettingsError as ConfigError
 from tests.support import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "config.example.toml"

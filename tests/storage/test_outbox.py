@@ -11,23 +11,18 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from notifier.outbox import (
-    claim_due,
-    enqueue,
-    list_outbox,
-    mark_failed,
-    mark_retry,
-    mark_sent,
-    outbox_for_case,
-    release_abandoned,
-    release_claims,
-    retry_delay,
-    schedule_retry,
-)
+from notifier.outbox import enqueue, mark_failed, retry_delay, schedule_retry
 from notifier.outgoing import OutgoingMail
 from notifier.settings import NotifySettings
 from storage.database import Database
 from storage.models import Case, OutboxMail, utc_now
+from storage.outbox_rows import claim_outbox as claim_due
+from storage.outbox_rows import list_outbox_rows as list_outbox
+from storage.outbox_rows import mark_outbox_retry as mark_retry
+from storage.outbox_rows import mark_outbox_sent as mark_sent
+from storage.outbox_rows import outbox_rows_for_case as outbox_for_case
+from storage.outbox_rows import release_abandoned_outbox as release_abandoned
+from storage.outbox_rows import release_outbox_claims as release_claims
 from tests.support import wait_until
 
 SETTINGS = NotifySettings(first_retry_seconds=30.0, max_retry_seconds=3600.0,

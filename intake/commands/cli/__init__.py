@@ -1,0 +1,1 @@
+"""The `chikanemail` command line: one module per command group, loaded only when it runs."""

@@ -32,11 +32,12 @@ class CliContext:
     @property
     def config(self) -> AppConfig:
         if self._config is None:
-            from intake.service.config import ConfigError, load_config
+            from intake.service.config import load_config
+            from storage.errors import SettingsError
 
             try:
                 self._config = load_config(self.config_path)
-            except ConfigError as error:
+            except SettingsError as error:
                 click.echo(f"chikanemail: configuration error: {error}", err=True)
                 sys.exit(CONFIG_ERROR_EXIT)
         return self._config

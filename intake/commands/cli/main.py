@@ -1,4 +1,6 @@
-"""The `chikanemail` command line: serve, ingest, messages, cases, outbox, imap, db, config.
+"""The `chikanemail` command line: the top-level group and `SUBCOMMANDS`, which names the
+module of every command (serve, ingest, reprocess, messages, outbox, cases, patterns, audit,
+verify, health, quarantine, demo, export, retention, imap, db, config).
 
 Each subcommand lives in its own module and is imported only when it runs (or when `--help`
 lists them): `chikanemail cases list` loads the configuration, the database and the case

@@ -19,13 +19,13 @@ from intake.commands.cli.context import (
 )
 from intake.commands.cli.reports.case import outbox_json, outbox_table
 from intake.commands.cli.reports.message import message_report, render_message_report
-from notifier.outbox import list_outbox
 from storage import audit
 from storage.blobstore import BlobStore
 from storage.database import Database
 from storage.evidence import evidence_for_message
 from storage.messages import find_message, list_messages
 from storage.models import Message
+from storage.outbox_rows import list_outbox_rows
 
 
 @click.group("messages")
@@ -135,7 +135,7 @@ def outbox_list_command(context: CliContext, as_json: bool, state: str | None) -
     """List outgoing mails and their state (never their content)."""
     database = open_database(context)
     try:
-        rows = [outbox_json(mail) for mail in list_outbox(database, state=state)]
+        rows = [outbox_json(mail) for mail in list_outbox_rows(database, state=state)]
     finally:
         database.dispose()
     if as_json:

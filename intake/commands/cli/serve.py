@@ -15,9 +15,10 @@ from sqlalchemy.exc import OperationalError
 from intake.commands.cli.context import CONFIG_ERROR_EXIT, CliContext, pass_context
 from intake.pipeline.reprocess import reprocess_messages
 from intake.receive.ingest import ingest_files
-from intake.service.config import AppConfig, ConfigError
+from intake.service.config import AppConfig
 from intake.service.daemon import Services, open_services, reprocess_steps, serve
 from intake.service.logs import configure_logging
+from storage.errors import SettingsError
 from storage.messages import find_message, list_messages
 
 
@@ -29,7 +30,7 @@ def serve_command(context: CliContext) -> None:
     configure_logging(config.logging.level, log_format=config.logging.format)
     try:
         sys.exit(asyncio.run(serve(config)))
-    except ConfigError as error:
+    except SettingsError as error:
         click.echo(f"chikanemail: configuration error: {error}", err=True)
         sys.exit(CONFIG_ERROR_EXIT)
     except OperationalError as error:
@@ -47,7 +48,7 @@ def _open_services(config: AppConfig) -> Services:
     """The store, database and accept path; a refused data directory stops the command."""
     try:
         return open_services(config)
-    except ConfigError as error:
+    except SettingsError as error:
         click.echo(f"chikanemail: configuration error: {error}", err=True)
         sys.exit(CONFIG_ERROR_EXIT)
 

@@ -1,17 +1,23 @@
 """What an opened Outlook container (TNEF winmail.dat stream or .msg file) holds.
 
 The shared result of intake.parse.containers.tnef.open_tnef and
-intake.parse.containers.outlook_msg.open_outlook_msg: the items found, the header facts read,
-and the flags saying what could not be read. Nothing that opens a container raises on bad
-input: what cannot be read is flagged, and everything read before the damage is kept.
+intake.parse.containers.outlook_msg.open_outlook_msg: the items found, the header facts read
+(as a `storage.forwarded_original.ForwardedOriginal`), and the flags saying what could not be
+read. Nothing that opens a container raises on bad input: what cannot be read is flagged,
+and everything read before the damage is kept.
 Container bytes are only ever held in memory; a filename found inside a container is
 metadata and never becomes a path.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Generic, TypeVar, overload
+
+from storage.forwarded_original import ForwardedOriginal
+
+T = TypeVar("T")
 
 # Flags a ContainerContents can carry.
 FLAG_UNREADABLE = "container-unreadable"  # not opened at all: no items
@@ -40,19 +46,49 @@ class ContainerItem:
     nested: ContainerContents | None = None  # an embedded message, opened
 
 
+class _OriginalField(Generic[T]):
+    """A field of `ContainerContents.original`, read on the contents under the same name.
+
+    The contents carried these fields before `original` held them; tests and
+    intake.pipeline.extract still read them there.
+    """
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, contents: None, owner: type) -> _OriginalField[T]: ...
+
+    @overload
+    def __get__(self, contents: ContainerContents, owner: type) -> T: ...
+
+    def __get__(self, contents: ContainerContents | None, owner: type) -> _OriginalField[T] | T:
+        if contents is None:
+            return self
+        value: T = getattr(contents.original, self.name)
+        return value
+
+
 @dataclass(frozen=True)
 class ContainerContents:
-    """What a TNEF stream or Outlook message holds, and what could not be read of it."""
+    """What a TNEF stream or Outlook message holds, and what could not be read of it.
+
+    `original` is what the container says of the message it holds (who sent it, when, its
+    subject, To and Message-ID; rule "attached-<kind>"): for an attached .msg, the forwarded
+    original.
+    """
 
     kind: str  # "tnef" or "outlook-msg"
     items: tuple[ContainerItem, ...] = ()
     body_text: str | None = None
     body_html: str | None = None
-    from_name: str | None = None
-    from_address: str | None = None
-    date: datetime | None = None
-    date_raw: str | None = None
-    subject: str | None = None
-    to: str | None = None
-    message_id: str | None = None
+    original: ForwardedOriginal = field(default_factory=ForwardedOriginal)
     flags: tuple[str, ...] = ()
+
+    from_name = _OriginalField[str | None]()
+    from_address = _OriginalField[str | None]()
+    date = _OriginalField[datetime | None]()
+    date_raw = _OriginalField[str | None]()
+    subject = _OriginalField[str | None]()
+    to = _OriginalField[str | None]()
+    message_id = _OriginalField[str | None]()

@@ -1,8 +1,8 @@
 """Turn what the TNEF and .msg libraries hand back into ContainerContents fields.
 
-Shared by intake.parse.containers.tnef and intake.parse.containers.outlook_msg: collecting flags
-while reading, the header facts of a container's copy of the internet headers, and bodies as
-text and as parts.
+Shared by intake.parse.containers.tnef and intake.parse.containers.outlook_msg: opening
+without raising, collecting flags while reading, the header facts of a container's copy of
+the internet headers (a ForwardedOriginal), code pages, and bodies as text and as parts.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from email.parser import HeaderParser
 from email.utils import parseaddr, parsedate_to_datetime
@@ -19,8 +18,15 @@ from typing import Any, TypeVar
 import RTFDE
 from extract_msg.utils import stripRtf
 
-from intake.parse.containers.contents import FLAG_PARTLY_READ, ROLE_BODY, ContainerItem
+from intake.parse.containers.contents import (
+    FLAG_PARTLY_READ,
+    FLAG_UNREADABLE,
+    ROLE_BODY,
+    ContainerContents,
+    ContainerItem,
+)
 from intake.parse.header_policy import BOUNDED_POLICY
+from storage.forwarded_original import ForwardedOriginal
 
 log = logging.getLogger("chikanemail.intake.containers")
 
@@ -64,6 +70,19 @@ class Flags:
         return tuple(self._flags)
 
 
+def open_or_flag(kind: str, what: str, read: Callable[[], ContainerContents]) -> ContainerContents:
+    """What `read` opened; if it raised, contents of `kind` flagged unreadable.
+
+    A bug in reading a container must not stop intake: the raw bytes are kept all the same.
+    """
+    try:
+        return read()
+    except Exception as error:
+        log.warning("%s could not be opened (%s)", what, type(error).__name__)
+        log.debug("%s open failure", what, exc_info=True)
+        return ContainerContents(kind=kind, flags=(FLAG_UNREADABLE,))
+
+
 def attempt(flags: Flags, read: Callable[[], T], flag: str = FLAG_PARTLY_READ) -> T | None:
     """The value read, or None with the flag raised if the library failed reading it."""
     try:
@@ -77,21 +96,10 @@ def attempt(flags: Flags, read: Callable[[], T], flag: str = FLAG_PARTLY_READ) -
 # --- header facts (both kinds) ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class HeaderFacts:
-    from_name: str | None = None
-    from_address: str | None = None
-    to: str | None = None
-    subject: str | None = None
-    message_id: str | None = None
-    date: datetime | None = None
-    date_raw: str | None = None
-
-
-def header_facts(text: str | None) -> HeaderFacts:
+def header_facts(text: str | None, rule: str) -> ForwardedOriginal:
     """What a container's copy of the original internet headers says, where readable."""
     if not text:
-        return HeaderFacts()
+        return ForwardedOriginal(rule=rule)
     # Outlook puts this line in front of some header blocks.
     prefix = "Microsoft Mail Internet Headers Version 2.0"
     if text.startswith(prefix):
@@ -99,11 +107,12 @@ def header_facts(text: str | None) -> HeaderFacts:
     try:
         headers = HeaderParser(policy=BOUNDED_POLICY).parsestr(text, headersonly=True)
     except Exception:
-        return HeaderFacts()
+        return ForwardedOriginal(rule=rule)
     from_text = _header_value(headers, "From")
     from_name, from_address = parseaddr(from_text) if from_text else ("", "")
     date_raw = _header_value(headers, "Date")
-    return HeaderFacts(
+    return ForwardedOriginal(
+        rule=rule,
         from_name=from_name or None,
         from_address=from_address or None,
         to=_header_value(headers, "To"),
@@ -163,7 +172,13 @@ def codec_for_codepage(codepage: object) -> str | None:
     """A Python codec for a Windows code page number, if there is one."""
     if not isinstance(codepage, int) or isinstance(codepage, bool):
         return None
-    name = _CODEPAGE_CODECS.get(codepage, f"cp{codepage}")
+    return known_codec(_CODEPAGE_CODECS.get(codepage, f"cp{codepage}"))
+
+
+def known_codec(name: object) -> str | None:
+    """The Python codec of an encoding name a library handed back, if there is one."""
+    if not isinstance(name, str):
+        return None
     try:
         return codecs.lookup(name).name
     except LookupError:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -38,6 +39,7 @@ from intake.parse.containers.fields import (
     first_address,
     first_text,
     header_facts,
+    open_or_flag,
     pick_date,
     rtf_item,
 )
@@ -82,12 +84,9 @@ def open_outlook_msg(data: bytes, *, depth: int = 0, max_depth: int = 10) -> Con
 
     Embedded Outlook messages are opened as nested contents down to max_depth.
     """
-    try:
-        return _open_outlook_msg(data, depth, max_depth)
-    except Exception as error:  # a bug here must not stop intake: the raw bytes are kept
-        log.warning("Outlook message could not be opened (%s)", type(error).__name__)
-        log.debug("Outlook message open failure", exc_info=True)
-        return ContainerContents(kind="outlook-msg", flags=(FLAG_UNREADABLE,))
+    return open_or_flag(
+        "outlook-msg", "Outlook message", partial(_open_outlook_msg, data, depth, max_depth)
+    )
 
 
 def _msg_structure(data: bytes) -> bool | None:
@@ -146,7 +145,9 @@ def _read_msg(msg: MSGFile, depth: int, max_depth: int, flags: Flags) -> Contain
     def string(stream: str) -> str | None:
         return attempt(flags, lambda: msg.getStringStream(stream))
 
-    facts = header_facts(attempt(flags, lambda: getattr(msg, "headerText", None)))
+    facts = header_facts(
+        attempt(flags, lambda: getattr(msg, "headerText", None)), "attached-outlook-msg"
+    )
     codec = codec_for_codepage(attempt(flags, lambda: msg.getPropertyVal("3FDE0003")))
     plain = string("__substg1.0_1000")
     html = attempt(flags, lambda: msg.getStream("__substg1.0_10130102"))
@@ -167,11 +168,8 @@ def _read_msg(msg: MSGFile, depth: int, max_depth: int, flags: Flags) -> Contain
         rtf_html, rtf_text = bodies_from_rtf(rtf if isinstance(rtf, bytes) else None)
         html_text, text = html_text or rtf_html, text or rtf_text
     submit_time = attempt(flags, lambda: getattr(msg, "date", None))
-    return ContainerContents(
-        kind="outlook-msg",
-        items=tuple(items),
-        body_text=text,
-        body_html=html_text,
+    original = replace(
+        facts,
         from_name=facts.from_name
         or first_text(string("__substg1.0_0042"), string("__substg1.0_0C1A")),
         from_address=facts.from_address
@@ -182,10 +180,16 @@ def _read_msg(msg: MSGFile, depth: int, max_depth: int, flags: Flags) -> Contain
             string("__substg1.0_0C1F"),
         ),
         date=pick_date(facts.date, submit_time if isinstance(submit_time, datetime) else None),
-        date_raw=facts.date_raw,
         subject=first_text(string("__substg1.0_0037")) or facts.subject,
         to=facts.to or first_text(attempt(flags, lambda: getattr(msg, "to", None))),
         message_id=facts.message_id or first_text(string("__substg1.0_1035")),
+    )
+    return ContainerContents(
+        kind="outlook-msg",
+        items=tuple(items),
+        body_text=text,
+        body_html=html_text,
+        original=original,
         flags=flags.as_tuple(),
     )
 

@@ -7,8 +7,8 @@ before the damage is kept. The stream's framing is checked first
 
 from __future__ import annotations
 
-import codecs
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -38,6 +38,8 @@ from intake.parse.containers.fields import (
     first_address,
     first_text,
     header_facts,
+    known_codec,
+    open_or_flag,
     pick_date,
     rtf_item,
 )
@@ -97,12 +99,7 @@ def open_tnef(data: bytes, *, depth: int = 0, max_depth: int = 10) -> ContainerC
 
     Embedded TNEF messages are opened as nested contents down to max_depth.
     """
-    try:
-        return _open_tnef(data, depth, max_depth)
-    except Exception as error:  # a bug here must not stop intake: the raw bytes are kept
-        log.warning("TNEF stream could not be opened (%s)", type(error).__name__)
-        log.debug("TNEF open failure", exc_info=True)
-        return ContainerContents(kind="tnef", flags=(FLAG_UNREADABLE,))
+    return open_or_flag("tnef", "TNEF stream", partial(_open_tnef, data, depth, max_depth))
 
 
 def _parse_tnef(data: bytes) -> tuple[Any, bool]:
@@ -134,7 +131,7 @@ def _open_tnef(data: bytes, depth: int, max_depth: int) -> ContainerContents:
     if any(not getattr(obj, "good_checksum", True) for obj in objects):
         flags.add(FLAG_CHECKSUM_MISMATCH)
 
-    oem_codec = _known_codec(getattr(tnef, "codepage", None))
+    oem_codec = known_codec(getattr(tnef, "codepage", None))
     mapi = _tnef_mapi_values(tnef, flags)
     internet_codec = codec_for_codepage(mapi.get(_PR_INTERNET_CPID))
     message = _tnef_message_values(tnef)
@@ -168,18 +165,15 @@ def _open_tnef(data: bytes, depth: int, max_depth: int) -> ContainerContents:
     body_text = field_text(body, text_codec)
     if html_text is None and body_text is None:
         html_text, body_text = bodies_from_rtf(rtf)
-    facts = header_facts(first_text(mapi.get(_PR_TRANSPORT_HEADERS)))
+    facts = header_facts(first_text(mapi.get(_PR_TRANSPORT_HEADERS)), "attached-tnef")
     sender = message.get(_ATT_FROM)
     sender_name, sender_address = sender if isinstance(sender, tuple) else (None, None)
     submit_time = mapi.get(_PR_CLIENT_SUBMIT_TIME)
     date_sent = message.get(_ATT_DATE_SENT)
     if not objects or (not complete and not (items or mapi or message)):
         return ContainerContents(kind="tnef", flags=(FLAG_UNREADABLE,))
-    return ContainerContents(
-        kind="tnef",
-        items=tuple(items),
-        body_text=body_text,
-        body_html=html_text,
+    original = replace(
+        facts,
         from_name=facts.from_name
         or first_text(mapi.get(_PR_SENT_REPRESENTING_NAME), mapi.get(_PR_SENDER_NAME), sender_name),
         from_address=facts.from_address
@@ -195,21 +189,18 @@ def _open_tnef(data: bytes, depth: int, max_depth: int) -> ContainerContents:
             submit_time.replace(tzinfo=UTC) if isinstance(submit_time, datetime) else None,
             date_sent if isinstance(date_sent, datetime) else None,
         ),
-        date_raw=facts.date_raw,
         subject=first_text(mapi.get(_PR_SUBJECT), message.get(_ATT_SUBJECT)) or facts.subject,
         to=facts.to or first_text(mapi.get(_PR_DISPLAY_TO)),
         message_id=facts.message_id or first_text(mapi.get(_PR_INTERNET_MESSAGE_ID)),
+    )
+    return ContainerContents(
+        kind="tnef",
+        items=tuple(items),
+        body_text=body_text,
+        body_html=html_text,
+        original=original,
         flags=flags.as_tuple(),
     )
-
-
-def _known_codec(name: object) -> str | None:
-    if not isinstance(name, str):
-        return None
-    try:
-        return codecs.lookup(name).name
-    except LookupError:
-        return None
 
 
 def _tnef_mapi_values(tnef: Any, flags: Flags) -> dict[int, object]:
@@ -236,7 +227,7 @@ def _property_data(prop: Any) -> object:
 
 def _tnef_message_values(tnef: Any) -> dict[int, object]:
     """Subject, sender and sent date from the TNEF message attributes."""
-    codec = _known_codec(getattr(tnef, "codepage", None))
+    codec = known_codec(getattr(tnef, "codepage", None))
     values: dict[int, object] = {}
     for obj in list(getattr(tnef, "msgprops", None) or []):
         name, data = getattr(obj, "name", None), getattr(obj, "data", None)

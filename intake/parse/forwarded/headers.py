@@ -9,6 +9,8 @@ import re
 from email.header import decode_header, make_header
 from email.message import Message
 
+from storage.forwarded_original import has_surrogates, recover_8bit
+
 
 def _raw_header(message: Message, name: str) -> str | None:
     """The header's value as stored, unfolded; may hold surrogate-escaped 8-bit bytes."""
@@ -56,23 +58,6 @@ def _policy_mailbox(message: Message) -> tuple[str | None, str] | None:
     except Exception:  # an unparseable address list: the caller reads the text itself
         return None
     return None
-
-
-def has_surrogates(text: str) -> bool:
-    """Whether the text holds lone surrogates: raw 8-bit bytes the parser kept."""
-    return any("\ud800" <= char <= "\udfff" for char in text)
-
-
-def recover_8bit(text: str) -> str:
-    """Text for a header whose raw bytes were kept as surrogates by the parser."""
-    try:
-        data = text.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        return data.decode("cp1252", "replace")
 
 
 def decode_words(text: str) -> str:

@@ -11,6 +11,7 @@ and "<format>-<language>": format gmail, thunderbird, apple, original-message (O
 separator line); language da, en, de, fr, it, sv, nl, es or no, from the separator's words or,
 for outlook, from the field labels (Norwegian labels equal Danish ones and count as da).
 
+Both finders return the one record of a forwarded original, `storage.forwarded_original`.
 The original's date is read by `intake.parse.forwarded.dates`, its header values and sender by
 `intake.parse.forwarded.headers`; the separator lines and field labels of each mail program and
 language are in `intake.parse.forwarded.labels`.
@@ -28,57 +29,17 @@ import binascii
 import quopri
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from typing import Any
 
 from intake.parse.forwarded.dates import parse_forward_date
-from intake.parse.forwarded.headers import (
-    decode_words,
-    has_surrogates,
-    header_mailbox,
-    header_text,
-    parse_mailbox,
-    recover_8bit,
-)
+from intake.parse.forwarded.headers import decode_words, header_mailbox, header_text, parse_mailbox
 from intake.parse.forwarded.labels import LANGUAGE_ORDER, MAX_VALUE_CHARS, field_label, marker_rule
 from intake.parse.header_policy import BOUNDED_POLICY
+from storage.forwarded_original import ForwardedOriginal
 
-
-@dataclass(frozen=True)
-class ForwardedOriginal:
-    """What is known about the original message of a forward, and which rule found it."""
-
-    rule: str
-    from_name: str | None = None
-    from_address: str | None = None
-    date: datetime | None = None
-    date_raw: str | None = None
-    subject: str | None = None
-    to: str | None = None
-    message_id: str | None = None
-
-    def __post_init__(self) -> None:
-        # Undecodable bytes reach header values as lone surrogates, which no database or
-        # JSON encoder in UTF-8 accepts; every text field leaves here as valid Unicode.
-        for name in ("from_name", "from_address", "date_raw", "subject", "to", "message_id"):
-            value = getattr(self, name)
-            if value is not None and has_surrogates(value):
-                object.__setattr__(self, name, recover_8bit(value))
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-serialisable dict of the fields; the date as ISO 8601 text."""
-        return {
-            "rule": self.rule,
-            "from_name": self.from_name,
-            "from_address": self.from_address,
-            "date": self.date.isoformat() if self.date else None,
-            "date_raw": self.date_raw,
-            "subject": self.subject,
-            "to": self.to,
-            "message_id": self.message_id,
-        }
+# ForwardedOriginal is what both finders return; intake.pipeline.extract imports it from here.
+__all__ = ["ForwardedOriginal", "find_inline_forward", "original_from_attached"]
 
 
 # -- attached originals ------------------------------------------------------------------

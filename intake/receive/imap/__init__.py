@@ -1,0 +1,1 @@
+"""Taking mail from [[imap]] mailboxes: sign-in, catch-up by UID, IDLE, moving stored mail."""

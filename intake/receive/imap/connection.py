@@ -25,6 +25,7 @@ from imapclient.exceptions import (  # type: ignore[import-untyped]
 )
 
 from intake.service.settings import ImapMailbox
+from storage.errors import ChikanemailError
 
 log = logging.getLogger("chikanemail.intake.imap")
 
@@ -80,11 +81,11 @@ class TokenSource(Protocol):
         ...
 
 
-class ImapAuthError(Exception):
+class ImapAuthError(ChikanemailError):
     """The server (or the token endpoint) refused our credentials."""
 
 
-class ServerSaidBye(Exception):
+class ServerSaidBye(ChikanemailError):
     """The server ended the session (shutdown, or an expired access token)."""
 
 

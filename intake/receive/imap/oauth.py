@@ -36,6 +36,7 @@ from authlib.integrations.base_client import (  # type: ignore[import-untyped]
 from authlib.integrations.requests_client import OAuth2Session  # type: ignore[import-untyped]
 
 from intake.service.settings import ImapMailbox
+from storage.errors import ChikanemailError
 
 logger = logging.getLogger("chikanemail.intake.oauth")
 
@@ -46,7 +47,7 @@ REFRESH_MARGIN_SECONDS = 300.0
 DEFAULT_LIFETIME_SECONDS = 3600.0
 
 
-class OAuthError(Exception):
+class OAuthError(ChikanemailError):
     """Getting an access token failed; the message says what failed and what to do.
 
     `transient` is true when trying again later may help (endpoint unreachable, timed out,

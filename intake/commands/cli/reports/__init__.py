@@ -1,0 +1,1 @@
+"""What `cases show` and `messages show` print about one case or message."""
