@@ -46,8 +46,6 @@ class EvidenceRecord:
     original: dict[str, Any] | None = None
 
 
-# The name intake.pipeline.extract still imports; the record is ForwardedOriginal.
-ForwardedOriginalRecord = ForwardedOriginal
 
 
 @dataclass(frozen=True)

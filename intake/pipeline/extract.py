@@ -15,12 +15,7 @@ from typing import Any, Self
 
 import mailparser
 
-from intake.parse.containers.contents import ContainerContents
-from intake.parse.forwarded.original import (
-    ForwardedOriginal,
-    find_inline_forward,
-    original_from_attached,
-)
+from intake.parse.forwarded.original import find_inline_forward, original_from_attached
 from intake.parse.images import analyze_image, looks_like_image
 from intake.parse.ocr import OcrEngine
 from intake.parse.parts import ExtractedPart, MessageFacts, PartWalker, parse_message
@@ -30,12 +25,8 @@ from intake.pipeline.step import MessageContext
 from intake.service.settings import ExtractSettings
 from storage.blobstore import BlobStore
 from storage.defects import MAIL_PARSER, STDLIB, Defect
-from storage.evidence import (
-    EvidenceRecord,
-    ForwardedOriginalRecord,
-    MessageExtraction,
-    save_extraction,
-)
+from storage.evidence import EvidenceRecord, MessageExtraction, save_extraction
+from storage.forwarded_original import ForwardedOriginal
 from storage.models import EvidenceRole
 
 log = logging.getLogger("chikanemail.intake.extract")
@@ -91,12 +82,12 @@ class EvidenceExtractor:
             sender_ip=sender_ip, original=original,
         ))
 
-    def _walk(self, raw: bytes) -> tuple[list[EvidenceRecord], ForwardedOriginalRecord | None,
+    def _walk(self, raw: bytes) -> tuple[list[EvidenceRecord], ForwardedOriginal | None,
                                            MessageFacts]:
         """Store and describe every part; the first attached original at the top level."""
         walker = PartWalker(raw, max_depth=self.settings.max_depth)
         records: list[EvidenceRecord] = []
-        attached: ForwardedOriginalRecord | None = None
+        attached: ForwardedOriginal | None = None
         for part in walker.parts(parse_message(raw)):
             if len(records) >= self.settings.max_parts:
                 # Each part costs a blob, a row and its share of one transaction: a mail of
@@ -110,7 +101,7 @@ class EvidenceExtractor:
             part.data = b""  # the bytes are stored; let them go before the next part
         return records, attached, walker.facts
 
-    def _record(self, part: ExtractedPart) -> tuple[EvidenceRecord, ForwardedOriginalRecord | None]:
+    def _record(self, part: ExtractedPart) -> tuple[EvidenceRecord, ForwardedOriginal | None]:
         sha256 = self.store.put(part.data)
         flags = list(part.flags)
         text_sha256 = self.derived.put(part.text.encode("utf-8")) if part.text else None
@@ -141,57 +132,31 @@ class EvidenceExtractor:
             text_sha256=text_sha256,
             image=image, thumbnail_sha256=thumbnail_sha256, dhash=dhash,
             ocr_status=ocr_status, ocr_sha256=ocr_sha256,
-            original=_original_json(original) if original else None,
+            original=original.to_json() if original else None,
         )
         return record, original
 
     def _inline_original(self, plain: str | None,
-                         html_text: str | None) -> ForwardedOriginalRecord | None:
+                         html_text: str | None) -> ForwardedOriginal | None:
         for text in (plain, html_text):
             if text:
                 found = find_inline_forward(text)
                 if found is not None:
-                    return _from_forwarded(found)
+                    return found
         return None
 
 
-def _original_of(part: ExtractedPart) -> ForwardedOriginalRecord | None:
+def _original_of(part: ExtractedPart) -> ForwardedOriginal | None:
     """Who sent an attached original (a nested message or an Outlook .msg), if it says."""
-    original: ForwardedOriginalRecord | None = None
+    original: ForwardedOriginal | None = None
     if part.role == EvidenceRole.NESTED_MESSAGE and part.nested is not None:
-        original = _from_forwarded(original_from_attached(part.nested))
+        original = original_from_attached(part.nested)
     elif part.container is not None and part.container.kind == "outlook-msg":
-        original = _from_container(part.container)
+        original = part.container.original
     if original is None or not (original.from_address or original.from_name
                                 or original.subject or original.date_raw):
         return None
     return original
-
-
-def _from_forwarded(found: ForwardedOriginal) -> ForwardedOriginalRecord:
-    return ForwardedOriginalRecord(
-        rule=found.rule, from_name=found.from_name, from_address=found.from_address,
-        date=found.date, date_raw=found.date_raw, subject=found.subject, to=found.to,
-        message_id=found.message_id,
-    )
-
-
-def _from_container(contents: ContainerContents) -> ForwardedOriginalRecord:
-    return ForwardedOriginalRecord(
-        rule="attached-outlook-msg", from_name=contents.from_name,
-        from_address=contents.from_address, date=contents.date, date_raw=contents.date_raw,
-        subject=contents.subject, to=contents.to, message_id=contents.message_id,
-    )
-
-
-def _original_json(original: ForwardedOriginalRecord) -> dict[str, Any]:
-    return {
-        "rule": original.rule, "from_name": original.from_name,
-        "from_address": original.from_address,
-        "date": original.date.isoformat() if original.date else None,
-        "date_raw": original.date_raw, "subject": original.subject, "to": original.to,
-        "message_id": original.message_id,
-    }
 
 
 def _mailparser_facts(raw: bytes) -> tuple[list[dict[str, Any]], str | None, set[Defect]]:

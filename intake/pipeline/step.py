@@ -11,6 +11,7 @@ from typing import Protocol
 
 from storage.blobstore import BlobStore
 from storage.database import Database
+from storage.errors import ChikanemailError
 
 
 @dataclass(frozen=True)
@@ -35,5 +36,5 @@ class PipelineStep(Protocol):
         ...
 
 
-class StepError(Exception):
+class StepError(ChikanemailError):
     """A step could not finish; the message is retried, then quarantined."""

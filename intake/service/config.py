@@ -52,10 +52,6 @@ _UNIX_SOCKET_PATH_MAX = 108
 T = TypeVar("T")
 
 
-# The name intake.service.daemon still raises and catches; the error is SettingsError.
-ConfigError = SettingsError
-
-
 @dataclass(frozen=True)
 class AppConfig:
     """The whole validated configuration; each package receives its own section."""

@@ -24,7 +24,7 @@ from intake.receive.accept import IntakeService
 from intake.receive.addresses import RecipientPolicy, SenderPolicy
 from intake.receive.imap.receiver import ImapReceiver
 from intake.receive.smtp.server import SmtpListener, start_smtp_listener
-from intake.service.config import AppConfig, ConfigError
+from intake.service.config import AppConfig
 from intake.service.systemd import SystemdNotifier, ready_status
 from intake.trust.reply_proof import ReceiptPolicy
 from notifier.case_actions import CaseActions
@@ -42,6 +42,7 @@ from notifier.transport import transport_for
 from storage.blobstore import BlobStore
 from storage.claims import process_is_alive
 from storage.database import Database
+from storage.errors import SettingsError
 from storage.leader import LeaderLock
 from storage.migrate import upgrade_database
 from storage.permissions import make_database_files_private, shared_mode
@@ -107,7 +108,7 @@ def require_private_data_dir(config: AppConfig) -> None:
         log.warning("data directory %s is mode %o (group/others have access); allowed by "
                     "storage.allow_shared_permissions", data_path, mode)
         return
-    raise ConfigError(config.source, "storage.allow_shared_permissions",
+    raise SettingsError(config.source, "storage.allow_shared_permissions",
                       f"the data directory {data_path} is mode {mode:o}: group or others can "
                       f"read evidence. Run `chmod 700 {data_path}`, or set [storage] "
                       "allow_shared_permissions = true if that is meant")
@@ -169,7 +170,7 @@ def housekeeping_jobs(config: AppConfig, database: Database,
         try:
             stamps = TimestampJob(database, derived, config.timestamp, clock)
         except ValueError as error:
-            raise ConfigError(config.source, "timestamp.ca_file", str(error)) from None
+            raise SettingsError(config.source, "timestamp.ca_file", str(error)) from None
         jobs.append(ScheduledJob("timestamps", "RFC 3161 time-stamps of new messages",
                                  stamps.run_due, every_seconds=config.plan.tick_seconds))
     return jobs
@@ -280,7 +281,7 @@ async def serve(
     services = await asyncio.to_thread(open_services, config, lambda: wake() if wake else None)
     try:
         jobs = housekeeping_jobs(config, services.database, clock)  # may refuse the CA file
-    except ConfigError:
+    except SettingsError:
         services.close()
         raise
     sender = OutboxSender(services.database,

@@ -18,7 +18,7 @@ from intake.cases.routing import (
     load_directory,
     validate_routing,
 )
-from storage.errors import SettingsError as RoutingSettingsError
+from storage.errors import SettingsError
 
 RULES = (
     RoutingRule(match="*@skole.kommune.dk", manager="skoleleder@kommune.dk",
@@ -261,7 +261,7 @@ def test_validate_routing_accepts_good_settings(tmp_path: Path) -> None:
     (RoutingSettings(directory="/nonexistent/directory.csv"), "routing.directory"),
 ])
 def test_validate_routing_names_the_key(settings: RoutingSettings, key: str) -> None:
-    with pytest.raises(RoutingSettingsError) as caught:
+    with pytest.raises(SettingsError) as caught:
         validate_routing(settings, "chikanemail.toml")
     assert caught.value.key == key
     assert str(caught.value).startswith(f"chikanemail.toml: {key}: ")
@@ -269,6 +269,6 @@ def test_validate_routing_names_the_key(settings: RoutingSettings, key: str) -> 
 
 def test_validate_routing_reports_the_directory_line(tmp_path: Path) -> None:
     path = write(tmp_path, b"bo@kommune.dk;leder@kommune.dk\nbo;x\n")
-    with pytest.raises(RoutingSettingsError) as caught:
+    with pytest.raises(SettingsError) as caught:
         validate_routing(RoutingSettings(directory=str(path)), "chikanemail.toml")
     assert caught.value.problem == f"{path}, line 2: employee 'bo' is not a mail address"

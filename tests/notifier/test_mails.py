@@ -24,7 +24,7 @@ from notifier.mails import (
 from notifier.outgoing import OutgoingMail
 from notifier.plan.settings import DEFAULT_STEPS
 from notifier.settings import NotifySettings
-from storage.forwarded_original import ForwardedOriginal as OriginalLine
+from storage.forwarded_original import ForwardedOriginal
 
 INTAKE = "chikanemail@kommune.example"
 RAW_SHA = "a" * 64
@@ -68,7 +68,7 @@ def make_view(**changes: Any) -> CaseMailView:
             EvidenceLine(filename=None, content_type="text/plain", size=812, sha256=BODY_SHA,
                          role="body", is_image=False),
         ),
-        original=OriginalLine(from_name="Anonym Afsender", from_address="troll@example.net",
+        original=ForwardedOriginal(from_name="Anonym Afsender", from_address="troll@example.net",
                               date=datetime(2026, 3, 2, 22, 14, tzinfo=UTC),
                               date_raw="Mon, 2 Mar 2026 23:14:00 +0100",
                               subject="Sidste advarsel"),

@@ -41,10 +41,9 @@ from notifier.transport import (
 )
 from storage.claims import ClaimerIdentity as SenderIdentity
 from storage.database import Database
-from storage.errors import SettingsError as TransportConfigError
+from storage.errors import SettingsError
 from storage.models import utc_now
-from storage.outbox_rows import claim_outbox as claim_due
-from storage.outbox_rows import list_outbox_rows as list_outbox
+from storage.outbox_rows import claim_outbox, list_outbox_rows
 from tests.storage.test_outbox import BODY_LINE, make_mail, queue, row_of
 from tests.support import free_port, wait_until
 
@@ -150,7 +149,7 @@ def sender_for(database: Database, settings: NotifySettings, **kwargs: Any) -> O
 
 
 def states(database: Database) -> Counter[str]:
-    return Counter(row.state for row in list_outbox(database))
+    return Counter(row.state for row in list_outbox_rows(database))
 
 
 def test_a_queued_mail_reaches_the_relay_byte_for_byte(
@@ -195,7 +194,7 @@ def test_temporary_refusals_are_retried_until_each_mail_arrives_once(
     wait_until(all_sent, message="every mail sent after the relay recovers")
     assert handler.received() == {mail.message_id: 1 for mail in mails}
     assert handler.data_commands == {mail.message_id: 4 for mail in mails}
-    assert [row.attempts for row in list_outbox(database)] == [4, 4, 4]
+    assert [row.attempts for row in list_outbox_rows(database)] == [4, 4, 4]
 
 
 @pytest.mark.parametrize("stage", ["rcpt", "data"])
@@ -283,15 +282,15 @@ def test_claims_of_dead_or_expired_senders_are_taken_over(
     for mail in orphans:
         queue(database, mail, settings)
     dead_sender = f"{socket.gethostname()}:{dead_pid}:tok"
-    assert len(claim_due(database, sender_id=dead_sender, limit=10,
+    assert len(claim_outbox(database, sender_id=dead_sender, limit=10,
                          lease=timedelta(hours=1))) == 3
     long_ago = utc_now() - timedelta(hours=2)
     expired, held = make_mail(1), make_mail(2)
     queue(database, expired, settings, now=long_ago)
     queue(database, held, settings, now=long_ago)
-    claim_due(database, sender_id="elsewhere.test:1:x", limit=1, lease=timedelta(minutes=10),
+    claim_outbox(database, sender_id="elsewhere.test:1:x", limit=1, lease=timedelta(minutes=10),
               now=long_ago)  # `expired`: its lease ran out long ago
-    claim_due(database, sender_id="elsewhere.test:2:y", limit=1, lease=timedelta(hours=4),
+    claim_outbox(database, sender_id="elsewhere.test:2:y", limit=1, lease=timedelta(hours=4),
               now=long_ago)  # `held`: another host's sender still has it
 
     sender = sender_for(database, settings)
@@ -313,7 +312,7 @@ def test_a_crash_after_the_relay_accepted_sends_the_same_mail_again(
     mail = make_mail()
     queue(database, mail, settings)
     dead_sender = f"{socket.gethostname()}:{dead_pid}:tok"
-    (claimed,) = claim_due(database, sender_id=dead_sender, limit=1, lease=timedelta(hours=1))
+    (claimed,) = claim_outbox(database, sender_id=dead_sender, limit=1, lease=timedelta(hours=1))
     SmtpTransport(settings).send(claimed.mail_from, claimed.rcpt_tos, claimed.raw)
     # ... and the process died before it could mark the row sent.
 
@@ -348,7 +347,7 @@ def test_two_senders_send_every_mail_exactly_once(
         for sender in senders:
             sender.stop()
     assert handler.received() == {mail.message_id: 1 for mail in mails}
-    assert {row.attempts for row in list_outbox(database)} == {1}
+    assert {row.attempts for row in list_outbox_rows(database)} == {1}
     sent_by_each = [transport.sent for transport in transports]
     assert sum(sent_by_each) == 40 and all(sent_by_each)  # both took part
 
@@ -438,9 +437,9 @@ def test_smtp_with_starttls_and_login(tmp_path: Path, monkeypatch: pytest.Monkey
 
 def test_a_missing_password_file_is_named_at_start(tmp_path: Path) -> None:
     settings = replace(FAST, username="chikanemail", password_file=str(tmp_path / "missing"))
-    with pytest.raises(TransportConfigError, match=r"notify\.password_file.*missing"):
+    with pytest.raises(SettingsError, match=r"notify\.password_file.*missing"):
         SmtpTransport(settings)
-    with pytest.raises(TransportConfigError, match=r"notify\.password_file"):
+    with pytest.raises(SettingsError, match=r"notify\.password_file"):
         SmtpTransport(replace(FAST, username="chikanemail"))
 
 

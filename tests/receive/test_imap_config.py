@@ -9,7 +9,7 @@ import pytest
 
 from intake.receive.imap.folders import FolderNaming
 from intake.service.config import load_config
-from storage.errors import SettingsError as ConfigError
+from storage.errors import SettingsError
 
 MAILBOX = 'name = "{name}"\nhost = "imap.example.dk"\nusername = "u@example.dk"\n'
 
@@ -110,7 +110,7 @@ XOAUTH = ('auth = "xoauth2"\noauth_token_endpoint = "https://login.example/token
 def test_mistakes_name_the_table_the_key_and_the_file(tmp_path: Path, text: str, key: str,
                                                       problem: str) -> None:
     path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(SettingsError) as caught:
         load_config(path)
     message = str(caught.value)
     assert str(path) in message

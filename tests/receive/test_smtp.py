@@ -29,7 +29,7 @@ from intake.receive.smtp.handler import SPOOL_WRITE_BYTES
 from intake.service.config import load_config
 from storage.blobstore import BlobStore, BlobWriter
 from storage.database import Database
-from storage.errors import SettingsError as ConfigError
+from storage.errors import SettingsError
 from storage.messages import get_message_by_sha256, list_messages
 from tests.support import INTAKE_ADDRESS, DaemonThread, make_config, wait_until
 
@@ -632,7 +632,7 @@ def test_socket_settings_errors_name_the_key_and_file(
     config_file = tmp_path / "config.toml"
     config_file.write_text("[smtp]\n" + "".join(f'{name} = "{value}"\n'
                                                   for name, value in smtp.items()))
-    with pytest.raises(ConfigError) as error:
+    with pytest.raises(SettingsError) as error:
         load_config(config_file)
     assert (error.value.source, error.value.key) == (str(config_file), key)
     assert problem in error.value.problem

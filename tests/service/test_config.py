@@ -10,7 +10,7 @@ import pytest
 
 from intake.service.config import AppConfig, load_config
 from intake.service.settings import ImapMailbox
-from storage.errors import SettingsError as ConfigError
+from storage.errors import SettingsError
 from tests.support import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "config.example.toml"
@@ -139,7 +139,7 @@ STEP = ('[[plan.steps]]\nkey = "a"\ntitle = { da = "A", en = "A" }\n'
 def test_mistakes_name_the_key_and_the_file(tmp_path: Path, text: str, key: str,
                                             problem: str) -> None:
     path = write(tmp_path, text)
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(SettingsError) as caught:
         load_config(path)
     message = str(caught.value)
     assert str(path) in message
@@ -149,7 +149,7 @@ def test_mistakes_name_the_key_and_the_file(tmp_path: Path, text: str, key: str,
 
 def test_missing_file_is_an_error_naming_it(tmp_path: Path) -> None:
     missing = tmp_path / "nope.toml"
-    with pytest.raises(ConfigError, match="no such file") as caught:
+    with pytest.raises(SettingsError, match="no such file") as caught:
         load_config(missing)
     assert str(missing) in str(caught.value)
 

@@ -16,13 +16,15 @@ from notifier.outgoing import OutgoingMail
 from notifier.settings import NotifySettings
 from storage.database import Database
 from storage.models import Case, OutboxMail, utc_now
-from storage.outbox_rows import claim_outbox as claim_due
-from storage.outbox_rows import list_outbox_rows as list_outbox
-from storage.outbox_rows import mark_outbox_retry as mark_retry
-from storage.outbox_rows import mark_outbox_sent as mark_sent
-from storage.outbox_rows import outbox_rows_for_case as outbox_for_case
-from storage.outbox_rows import release_abandoned_outbox as release_abandoned
-from storage.outbox_rows import release_outbox_claims as release_claims
+from storage.outbox_rows import (
+    claim_outbox,
+    list_outbox_rows,
+    mark_outbox_retry,
+    mark_outbox_sent,
+    outbox_rows_for_case,
+    release_abandoned_outbox,
+    release_outbox_claims,
+)
 from tests.support import wait_until
 
 SETTINGS = NotifySettings(first_retry_seconds=30.0, max_retry_seconds=3600.0,
@@ -60,7 +62,7 @@ def queue(database: Database, mail: OutgoingMail, settings: NotifySettings = SET
 
 
 def row_of(database: Database, message_id: str) -> OutboxMail:
-    (row,) = [row for row in list_outbox(database) if row.message_id == message_id]
+    (row,) = [row for row in list_outbox_rows(database) if row.message_id == message_id]
     return row
 
 
@@ -69,7 +71,7 @@ def test_enqueue_adds_a_pending_row_inside_the_callers_transaction(database: Dat
     with pytest.raises(RuntimeError), database.write() as session:
         enqueue(session, mail, case_id=None, settings=SETTINGS)
         raise RuntimeError("the case could not be opened")
-    assert list_outbox(database) == []
+    assert list_outbox_rows(database) == []
 
     now = utc_now()
     queue(database, mail, now=now)
@@ -88,7 +90,7 @@ def test_enqueue_twice_with_the_same_message_id_keeps_one_row(database: Database
         again = enqueue(session, mail, case_id=None, settings=SETTINGS)
         once_more = enqueue(session, mail, case_id=None, settings=SETTINGS)
         assert again.id == once_more.id == first.id
-    assert [row.id for row in list_outbox(database)] == [first.id]
+    assert [row.id for row in list_outbox_rows(database)] == [first.id]
 
 
 def test_concurrent_enqueues_of_one_message_id_keep_one_row(database: Database) -> None:
@@ -122,7 +124,7 @@ def test_concurrent_enqueues_of_one_message_id_keep_one_row(database: Database) 
             wait_until(second_waits_for_our_row, message="the second insert to wait")
     thread.join(30)
     assert second_result == [first_id]
-    assert len(list_outbox(database)) == 2
+    assert len(list_outbox_rows(database)) == 2
 
 
 def test_enqueue_refuses_a_mail_without_recipients(database: Database) -> None:
@@ -137,17 +139,17 @@ def test_claim_due_takes_due_mails_and_expired_claims_only(database: Database) -
     queue(database, live, now=hour_ago)
     queue(database, expired, now=hour_ago)
     # Another host's sender holds `live` for an hour; `expired` was claimed and its lease ran out.
-    assert [m.message_id for m in claim_due(database, sender_id="elsewhere:1:a", limit=1,
+    assert [m.message_id for m in claim_outbox(database, sender_id="elsewhere:1:a", limit=1,
                                             lease=timedelta(hours=2), now=hour_ago)] \
         == [live.message_id]
-    assert [m.message_id for m in claim_due(database, sender_id="elsewhere:2:b", limit=1,
+    assert [m.message_id for m in claim_outbox(database, sender_id="elsewhere:2:b", limit=1,
                                             lease=timedelta(minutes=10), now=hour_ago)] \
         == [expired.message_id]
     due, later = make_mail(3), make_mail(4)
     queue(database, due, now=now)
     queue(database, later, now=now + timedelta(minutes=5))
 
-    claimed = claim_due(database, sender_id="here:3:c", limit=10, lease=timedelta(minutes=10),
+    claimed = claim_outbox(database, sender_id="here:3:c", limit=10, lease=timedelta(minutes=10),
                         now=now)
     assert {(m.message_id, m.attempts) for m in claimed} == {
         (expired.message_id, 2), (due.message_id, 1)}
@@ -156,7 +158,7 @@ def test_claim_due_takes_due_mails_and_expired_claims_only(database: Database) -
     assert row_of(database, live.message_id).claimed_by == "elsewhere:1:a"
     assert row_of(database, later.message_id).state == "pending"
     assert row_of(database, expired.message_id).claimed_by == "here:3:c"
-    assert claim_due(database, sender_id="here:3:c", limit=10, lease=timedelta(minutes=10),
+    assert claim_outbox(database, sender_id="here:3:c", limit=10, lease=timedelta(minutes=10),
                      now=now) == []
 
 
@@ -176,7 +178,7 @@ def test_a_temporary_failure_waits_and_one_past_the_deadline_fails_loudly(
     mail = make_mail(kind="receipt")
     start = utc_now()
     queue(database, mail, settings, now=start)
-    (claimed,) = claim_due(database, sender_id="s:1:a", limit=5, lease=timedelta(minutes=10),
+    (claimed,) = claim_outbox(database, sender_id="s:1:a", limit=5, lease=timedelta(minutes=10),
                            now=start)
     assert schedule_retry(database, claimed, "s:1:a", error="451 4.3.0 try later",
                           settings=settings, now=start) == "pending"
@@ -185,7 +187,7 @@ def test_a_temporary_failure_waits_and_one_past_the_deadline_fails_loudly(
     assert start + timedelta(seconds=30) <= row.next_attempt_at <= start + timedelta(seconds=33)
 
     late = start + timedelta(minutes=59, seconds=50)  # the next try would be past the deadline
-    (claimed,) = claim_due(database, sender_id="s:1:a", limit=5, lease=timedelta(minutes=10),
+    (claimed,) = claim_outbox(database, sender_id="s:1:a", limit=5, lease=timedelta(minutes=10),
                            now=late)
     caplog.set_level(logging.INFO, logger="chikanemail.notifier")
     assert schedule_retry(database, claimed, "s:1:a", error="451 4.3.0 try later",
@@ -198,7 +200,7 @@ def test_a_temporary_failure_waits_and_one_past_the_deadline_fails_loudly(
     assert len(errors) == 1
     text = errors[0].getMessage()
     assert mail.message_id in text and "receipt" in text and BODY_LINE not in text
-    assert claim_due(database, sender_id="s:1:a", limit=5, lease=timedelta(minutes=10),
+    assert claim_outbox(database, sender_id="s:1:a", limit=5, lease=timedelta(minutes=10),
                      now=late + timedelta(days=1)) == []
 
 
@@ -208,17 +210,18 @@ def test_a_sender_that_lost_its_claim_cannot_undo_the_new_holders_work(
     mail = make_mail()
     past = utc_now() - timedelta(hours=1)
     queue(database, mail, now=past)
-    (old,) = claim_due(database, sender_id="slow:1:a", limit=1, lease=timedelta(seconds=1),
+    (old,) = claim_outbox(database, sender_id="slow:1:a", limit=1, lease=timedelta(seconds=1),
                        now=past)
-    (new,) = claim_due(database, sender_id="fast:2:b", limit=1, lease=timedelta(minutes=10))
+    (new,) = claim_outbox(database, sender_id="fast:2:b", limit=1, lease=timedelta(minutes=10))
     assert new.attempts == 2
-    assert not mark_retry(database, old.id, "slow:1:a", error="timed out",
+    assert not mark_outbox_retry(database, old.id, "slow:1:a", error="timed out",
                           next_attempt_at=utc_now())
-    assert not release_claims(database, [old.id], "slow:1:a")
+    assert not release_outbox_claims(database, [old.id], "slow:1:a")
     # The slow sender did get it out: "sent" is the truth, though its claim was gone.
-    assert not mark_sent(database, old.id, "slow:1:a")
+    assert not mark_outbox_sent(database, old.id, "slow:1:a")
     assert row_of(database, mail.message_id).state == "sent"
-    assert not mark_retry(database, new.id, "fast:2:b", error="451", next_attempt_at=utc_now())
+    assert not mark_outbox_retry(database, new.id, "fast:2:b", error="451",
+                                 next_attempt_at=utc_now())
     assert row_of(database, mail.message_id).state == "sent"
 
 
@@ -226,9 +229,9 @@ def test_released_claims_cost_no_attempt(database: Database) -> None:
     mails = [make_mail(n) for n in range(3)]
     for mail in mails:
         queue(database, mail)
-    claimed = claim_due(database, sender_id="s:1:a", limit=3, lease=timedelta(minutes=10))
-    assert release_claims(database, [m.id for m in claimed[1:]], "s:1:a") == 2
-    states = sorted((row.state, row.attempts) for row in list_outbox(database))
+    claimed = claim_outbox(database, sender_id="s:1:a", limit=3, lease=timedelta(minutes=10))
+    assert release_outbox_claims(database, [m.id for m in claimed[1:]], "s:1:a") == 2
+    states = sorted((row.state, row.attempts) for row in list_outbox_rows(database))
     assert states == [("pending", 0), ("pending", 0), ("sending", 1)]
 
 
@@ -236,11 +239,11 @@ def test_release_abandoned_requeues_only_the_claims_of_gone_senders(database: Da
     for n in range(3):
         queue(database, make_mail(n))
     for sender_id in ("here:10:dead", "here:11:alive", "elsewhere:10:x"):
-        claim_due(database, sender_id=sender_id, limit=1, lease=timedelta(hours=1))
+        claim_outbox(database, sender_id=sender_id, limit=1, lease=timedelta(hours=1))
 
-    assert release_abandoned(database, is_abandoned=lambda claimed_by: claimed_by.endswith(
+    assert release_abandoned_outbox(database, is_abandoned=lambda claimed_by: claimed_by.endswith(
         ":dead")) == 1
-    rows = {row.claimed_by: row for row in list_outbox(database)}
+    rows = {row.claimed_by: row for row in list_outbox_rows(database)}
     assert set(rows) == {None, "here:11:alive", "elsewhere:10:x"}
     assert (rows[None].state, rows[None].attempts) == ("pending", 1)
     assert rows[None].next_attempt_at <= utc_now()
@@ -261,13 +264,13 @@ def test_outbox_lists_by_state_and_by_case(database: Database) -> None:
         notification = enqueue(session, make_mail(2), case_id=case_id, settings=SETTINGS)
         other = enqueue(session, make_mail(3), case_id=None, settings=SETTINGS)
         ids = receipt.id, notification.id, other.id
-    (claimed,) = claim_due(database, sender_id="s:1:a", limit=1, lease=timedelta(minutes=1))
-    mark_sent(database, claimed.id, "s:1:a")
+    (claimed,) = claim_outbox(database, sender_id="s:1:a", limit=1, lease=timedelta(minutes=1))
+    mark_outbox_sent(database, claimed.id, "s:1:a")
 
-    assert [row.id for row in outbox_for_case(database, case_id)] == [ids[0], ids[1]]
-    assert [row.id for row in list_outbox(database)] == [ids[2], ids[1], ids[0]]
-    assert [row.id for row in list_outbox(database, state="pending")] == [ids[2], ids[1]]
-    assert [row.id for row in list_outbox(database, state="sent")] == [ids[0]]
-    assert len(list_outbox(database, limit=1)) == 1
-    sent = outbox_for_case(database, case_id)[0]
+    assert [row.id for row in outbox_rows_for_case(database, case_id)] == [ids[0], ids[1]]
+    assert [row.id for row in list_outbox_rows(database)] == [ids[2], ids[1], ids[0]]
+    assert [row.id for row in list_outbox_rows(database, state="pending")] == [ids[2], ids[1]]
+    assert [row.id for row in list_outbox_rows(database, state="sent")] == [ids[0]]
+    assert len(list_outbox_rows(database, limit=1)) == 1
+    sent = outbox_rows_for_case(database, case_id)[0]
     assert sent.sent_at is not None and sent.raw.startswith(b"From: ")  # usable once detached

@@ -24,7 +24,6 @@ from intake.commands.reply.step_done import StepDone
 from intake.commands.reply.witness import Witness
 from notifier.case_actions import ActionResult, CaseActions
 from notifier.clock import SystemClock
-from notifier.outbox import outbox_for_case
 from notifier.plan.checklist import calendar_for, case_steps
 from storage import audit
 from storage.blobstore import BlobStore
@@ -39,6 +38,7 @@ from storage.cases import (
 )
 from storage.evidence import evidence_for_message
 from storage.models import HarasserRelation, Medium
+from storage.outbox_rows import outbox_rows_for_case
 
 _OUTCOME_TEXT = {
     "done": "done",
@@ -65,7 +65,7 @@ def cases_show_command(context: CliContext, number: str, as_json: bool) -> None:
         messages = [(message, evidence_for_message(database, message.id))
                     for message in case_messages(database, case.id)]
         notes = case_notes(database, case.id)
-        outbox = outbox_for_case(database, case.id)
+        outbox = outbox_rows_for_case(database, case.id)
         with database.read() as session:
             steps = case_steps(session, case.id)
             related = related_cases(session, case.id)

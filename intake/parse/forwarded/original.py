@@ -38,10 +38,6 @@ from intake.parse.forwarded.labels import LANGUAGE_ORDER, MAX_VALUE_CHARS, field
 from intake.parse.header_policy import BOUNDED_POLICY
 from storage.forwarded_original import ForwardedOriginal
 
-# ForwardedOriginal is what both finders return; intake.pipeline.extract imports it from here.
-__all__ = ["ForwardedOriginal", "find_inline_forward", "original_from_attached"]
-
-
 # -- attached originals ------------------------------------------------------------------
 
 
