@@ -1,8 +1,8 @@
 """Fixtures: every storage and receiver test runs on SQLite and on PostgreSQL.
 
-Tests that start a server, a daemon or a child process are marked `integration` here, by the
-fixtures they use or the module they are in, so `pytest -m "not integration and not faults"`
-is a fast loop with no server started.
+Tests that start a server, a daemon or the service as a process are marked `integration`
+here, by the fixtures they use or the module they are in, so
+`pytest -m "not integration and not faults"` is a fast loop with no server started.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ SERVER_FIXTURES = frozenset({
     "token_server", "authorization_server", "oauth_dovecot", "run_postfix", "notify_socket",
     "world", "signed_world", "wheel",
 })
-# Modules whose tests start servers, daemons or child processes in their own bodies.
+# Modules whose tests start servers, daemons or the service as a process in their own bodies.
 INTEGRATION_MODULES = frozenset({
     "commands/test_cases_list.py", "commands/test_demo.py", "commands/test_export.py",
     "commands/test_imap_cli.py", "commands/test_reply_actions.py",
@@ -50,7 +50,7 @@ INTEGRATION_MODULES = frozenset({
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test that starts a server, a daemon or a child process `integration`."""
+    """Mark every test that starts a server, a daemon or the service as a process `integration`."""
     tests_root = Path(__file__).parent
     for item in items:
         module = item.path.relative_to(tests_root).as_posix()
