@@ -7,11 +7,12 @@ from collections.abc import Sequence
 
 from intake.pipeline.filing.step import Filing, FilingStep
 from intake.pipeline.step import MessageContext, PipelineStep
+from storage.errors import ChikanemailError
 
 Step = PipelineStep | FilingStep
 
 
-class StepFailed(Exception):
+class StepFailed(ChikanemailError):
     """A step raised: which one, and its error."""
 
     def __init__(self, step_name: str, error: Exception) -> None:
