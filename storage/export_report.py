@@ -44,7 +44,7 @@ MAX_INLINE_IMAGE_BYTES = 10 * 1024 * 1024
 # Body and OCR text shown per item; the whole text is in the evidence file.
 MAX_TEXT_CHARS = 50_000
 _DETAILS_CHARS = 240
-# Image facts that mean the original would not decode (see intake.parse.images).
+# Image facts that mean the original would not decode (see intake.parse.images.facts).
 _UNDECODABLE_FLAGS = frozenset({
     "image-format-not-allowed", "image-truncated", "image-corrupt",
     "image-decompression-bomb", "image-too-large",

@@ -16,7 +16,7 @@ import subprocess
 import threading
 from dataclasses import dataclass
 
-from intake.parse.images import decode_upright
+from intake.parse.images.pictures import decode_upright
 
 log = logging.getLogger("chikanemail.intake.ocr")
 

@@ -16,7 +16,8 @@ from typing import Any, Self
 import mailparser
 
 from intake.parse.forwarded.original import find_inline_forward, original_from_attached
-from intake.parse.images import analyze_image, looks_like_image
+from intake.parse.images.analysis import analyze_image
+from intake.parse.images.formats import looks_like_image
 from intake.parse.ocr import OcrEngine
 from intake.parse.parts import ExtractedPart, MessageFacts, PartWalker, parse_message
 from intake.parse.sniff import sniff_type

@@ -46,7 +46,7 @@ from storage.errors import SettingsError
 from storage.leader import LeaderLock
 from storage.migrate import upgrade_database
 from storage.permissions import make_database_files_private, shared_mode
-from storage.retention import run_retention_if_enabled
+from storage.retention.deletion import run_retention_if_enabled
 from storage.verify import verify_if_due
 
 log = logging.getLogger("chikanemail.daemon")

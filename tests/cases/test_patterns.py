@@ -74,7 +74,7 @@ def notification_to(capture: CapturingRelay, manager: str, number: str) -> str:
 
 
 def test_the_screenshot_hash_survives_a_jpeg_at_another_size() -> None:
-    from intake.parse.images import difference_hash
+    from intake.parse.images.pictures import difference_hash
 
     picture = screenshot()
     small = Image.open(io.BytesIO(encoded(picture.resize((600, 427)), "JPEG", quality=70)))

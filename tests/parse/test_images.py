@@ -17,7 +17,9 @@ from pathlib import Path
 import pytest
 from PIL import ExifTags, Image, ImageDraw
 
-from intake.parse.images import ALLOWED_FORMATS, ImageFacts, analyze_image, looks_like_image
+from intake.parse.images.analysis import analyze_image
+from intake.parse.images.facts import ImageFacts
+from intake.parse.images.formats import ALLOWED_FORMATS, looks_like_image
 
 REPO = Path(__file__).resolve().parents[2]
 CEST = timezone(timedelta(hours=2))
@@ -339,7 +341,7 @@ def test_an_image_over_max_pixels_is_refused_before_decoding() -> None:
 _MEASURE = """
 import re, sys
 from pathlib import Path
-from intake.parse.images import analyze_image
+from intake.parse.images.analysis import analyze_image
 
 def peak():
     status = Path("/proc/self/status").read_text()

@@ -33,7 +33,7 @@ from intake.receive.addresses import SenderPolicy
 from intake.service.settings import ExtractSettings
 from notifier.case_actions import CaseActions
 from notifier.plan.checklist import calendar_for
-from storage import audit, blobstore, retention
+from storage import audit, blobstore
 from storage.blobstore import BlobStore
 from storage.cases import get_case, list_cases, lock_case
 from storage.database import Database
@@ -50,7 +50,10 @@ from storage.models import (
     OutboxMail,
     utc_now,
 )
-from storage.retention import apply_retention, plan_retention, run_retention_if_enabled
+from storage.retention import files as retention_files
+from storage.retention.deletion import apply_retention, run_retention_if_enabled
+from storage.retention.expiry import plan_retention
+from storage.retention.items import RetentionResult
 from storage.settings import RetentionSettings
 from tests.mail_flow import CapturingRelay, database_of, send
 from tests.support import INTAKE_ADDRESS, DaemonThread, wait_until, write_toml
@@ -107,7 +110,7 @@ def stores_of(daemon: DaemonThread) -> dict[str, BlobStore]:
     return {"blobs": BlobStore(storage.blob_root), "derived": BlobStore(storage.derived_root)}
 
 
-def run(daemon: DaemonThread, database: Database, now: datetime) -> retention.RetentionResult:
+def run(daemon: DaemonThread, database: Database, now: datetime) -> RetentionResult:
     stores = stores_of(daemon)
     return apply_retention(database, stores["blobs"], stores["derived"], SETTINGS, now)
 
@@ -318,7 +321,7 @@ def test_a_crash_between_commit_and_unlink_is_finished_by_the_next_run(
         path.unlink()
         unlinked.append(path)
 
-    monkeypatch.setattr(retention, "_unlink_blob", unlink_once_then_crash)
+    monkeypatch.setattr(retention_files, "_unlink_blob", unlink_once_then_crash)
     try:
         with pytest.raises(Crash):
             run(scene.daemon, database, utc_now())
@@ -550,7 +553,7 @@ def test_retention_never_deletes_a_blob_a_delivery_is_about_to_reference(
     finished = threading.Event()
 
     def finish() -> None:
-        outcome.append(retention.finish_blob_deletions(database, {"blobs": store}))
+        outcome.append(retention_files.finish_blob_deletions(database, {"blobs": store}))
         finished.set()
 
     deleter = threading.Thread(target=finish)
@@ -565,7 +568,7 @@ def test_retention_never_deletes_a_blob_a_delivery_is_about_to_reference(
     unreferenced = store.put(b"nobody names me")
     with database.write() as session:
         session.add(BlobDeletion(store="blobs", sha256=unreferenced, requested_at=utc_now()))
-    assert retention.finish_blob_deletions(database, {"blobs": store}) == (1, 0)
+    assert retention_files.finish_blob_deletions(database, {"blobs": store}) == (1, 0)
     assert not store.exists(unreferenced) and store.exists(sha256)
 
 

@@ -14,14 +14,9 @@ from storage.blobstore import BlobStore
 from storage.cases import CaseError
 from storage.holds import HOLD_ALREADY, lift_hold, set_hold
 from storage.models import utc_now
-from storage.retention import (
-    KeptItem,
-    RetentionItem,
-    RetentionPlan,
-    RetentionResult,
-    apply_retention,
-    plan_retention,
-)
+from storage.retention.deletion import apply_retention
+from storage.retention.expiry import plan_retention
+from storage.retention.items import KeptItem, RetentionItem, RetentionPlan, RetentionResult
 
 _KEPT_TEXT = {
     "legal-hold": "on legal hold",
