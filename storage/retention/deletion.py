@@ -32,22 +32,22 @@ from storage.models import (
     ReplyToken,
     utc_now,
 )
-from storage.retention.blob_refs import _chunks
+from storage.retention.blob_refs import chunks
 from storage.retention.expiry import (
-    _case_item,
-    _expired_cases,
-    _expired_messages,
-    _message_expires,
-    _message_item,
+    case_item,
+    expired_cases,
+    expired_messages,
+    message_expires,
+    message_item,
 )
 from storage.retention.files import finish_blob_deletions
 from storage.retention.items import (
     BlobRef,
+    Exclusions,
+    ItemRows,
     KeptItem,
     RetentionItem,
     RetentionResult,
-    _Exclusions,
-    _Rows,
 )
 from storage.settings import RetentionSettings
 
@@ -65,8 +65,8 @@ def apply_retention(database: Database, evidence_store: BlobStore, derived_store
     """Delete everything expired at `now` (one transaction per case or message), then the
     files no row references any more, also those a crashed run left."""
     with database.read() as session:
-        case_ids = [case.id for case in _expired_cases(session, settings, now)]
-        message_ids = [message.id for message in _expired_messages(session, settings, now)]
+        case_ids = [case.id for case in expired_cases(session, settings, now)]
+        message_ids = [message.id for message in expired_messages(session, settings, now)]
     deleted: list[RetentionItem] = []
     kept: list[KeptItem] = []
     failed: list[str] = []
@@ -123,9 +123,9 @@ def _delete_case(database: Database, case_id: int, settings: RetentionSettings,
             return None  # deleted by another daemon, or reopened
         # Lock the messages too: a delivery counting a copy of one waits, or sees it gone.
         session.execute(select(Message.id).where(Message.case_id == case_id).with_for_update())
-        found = _case_item(session, case, settings, _Exclusions())
+        found = case_item(session, case, settings, Exclusions())
         if isinstance(found, RetentionItem):
-            rows = _Rows(case_id, frozenset(session.execute(
+            rows = ItemRows(case_id, frozenset(session.execute(
                 select(Message.id).where(Message.case_id == case_id)).scalars()),
                 found.message_sha256s)
             _delete_rows(session, rows)
@@ -140,21 +140,21 @@ def _delete_message(database: Database, message_id: int, settings: RetentionSett
     """Delete one expired message without a case in one transaction; None if it changed."""
     with database.write() as session:
         message = session.execute(
-            select(Message).where(Message.id == message_id, _message_expires())
+            select(Message).where(Message.id == message_id, message_expires())
             .with_for_update()).scalar_one_or_none()
         cutoff = now - timedelta(days=settings.not_a_report_days)
         if message is None or message.received_at > cutoff:
             return None  # gone, or it found a case meanwhile
-        found = _message_item(session, message, settings, _Exclusions())
+        found = message_item(session, message, settings, Exclusions())
         if isinstance(found, RetentionItem):
-            _delete_rows(session, _Rows(None, frozenset({message_id}), (message.sha256,)))
+            _delete_rows(session, ItemRows(None, frozenset({message_id}), (message.sha256,)))
             _request_file_deletions(session, found.blobs_to_delete, now)
             audit.record(session, TOMBSTONE_ACTION, actor=actor, message_sha256=message.sha256,
                          details=found.details(), now=now)
         return found
 
 
-def _delete_rows(session: Session, rows: _Rows) -> None:
+def _delete_rows(session: Session, rows: ItemRows) -> None:
     """Delete the item's rows, each before the rows it points at."""
     ids, case_id = rows.message_ids, rows.case_id
     if case_id is not None:
@@ -187,7 +187,7 @@ def _delete_evidence(session: Session, message_ids: frozenset[int]) -> None:
         select(Evidence.id, Evidence.parent_id).where(Evidence.message_pk.in_(message_ids)))}
     while parents:
         leaves = (set(parents) - set(parents.values())) or set(parents)  # no loop on a cycle
-        for chunk in _chunks(sorted(leaves)):
+        for chunk in chunks(sorted(leaves)):
             session.execute(delete(Evidence).where(Evidence.id.in_(chunk)))
         parents = {row: parent for row, parent in parents.items() if row not in leaves}
 

@@ -26,7 +26,7 @@ from storage.models import (
     OutboxMail,
     PlanNotice,
 )
-from storage.retention.blob_refs import _blobs_of, _referenced
+from storage.retention.blob_refs import blobs_of, still_referenced
 from storage.retention.items import (
     CLOSED_CASE_RULE,
     KEPT_IN_PROGRESS,
@@ -34,11 +34,11 @@ from storage.retention.items import (
     KEPT_NOTE_ELSEWHERE,
     KEPT_QUARANTINED,
     NOT_A_REPORT_RULE,
+    Exclusions,
+    ItemRows,
     KeptItem,
     RetentionItem,
     RetentionPlan,
-    _Exclusions,
-    _Rows,
 )
 from storage.settings import RetentionSettings
 
@@ -48,12 +48,12 @@ def plan_retention(database: Database, settings: RetentionSettings,
     """What `apply_retention` at `now` would delete and keep; changes nothing."""
     items: list[RetentionItem] = []
     kept: list[KeptItem] = []
-    gone = _Exclusions()  # earlier items of the plan: their blobs no longer count as shared
+    gone = Exclusions()  # earlier items of the plan: their blobs no longer count as shared
     with database.read() as session:
-        found = [_case_item(session, case, settings, gone)
-                 for case in _expired_cases(session, settings, now)]
-        found += [_message_item(session, message, settings, gone)
-                  for message in _expired_messages(session, settings, now)]
+        found = [case_item(session, case, settings, gone)
+                 for case in expired_cases(session, settings, now)]
+        found += [message_item(session, message, settings, gone)
+                  for message in expired_messages(session, settings, now)]
         for one in found:
             if isinstance(one, RetentionItem):
                 items.append(one)
@@ -63,7 +63,7 @@ def plan_retention(database: Database, settings: RetentionSettings,
     return RetentionPlan(now, tuple(items), tuple(kept), pending)
 
 
-def _expired_cases(session: Session, settings: RetentionSettings, now: datetime) -> list[Case]:
+def expired_cases(session: Session, settings: RetentionSettings, now: datetime) -> list[Case]:
     """Closed cases past their period, held ones included (the plan says they are kept)."""
     cutoff = now - timedelta(days=settings.closed_case_days)
     return list(session.execute(
@@ -72,23 +72,23 @@ def _expired_cases(session: Session, settings: RetentionSettings, now: datetime)
         .order_by(Case.closed_at, Case.id)).scalars())
 
 
-def _expired_messages(session: Session, settings: RetentionSettings,
+def expired_messages(session: Session, settings: RetentionSettings,
                       now: datetime) -> list[Message]:
     """Processed messages without a case, not-a-report or automatic, past their period."""
     cutoff = now - timedelta(days=settings.not_a_report_days)
     return list(session.execute(
-        select(Message).where(_message_expires(), Message.received_at <= cutoff)
+        select(Message).where(message_expires(), Message.received_at <= cutoff)
         .order_by(Message.received_at, Message.id)).scalars())
 
 
-def _message_expires() -> Any:
+def message_expires() -> Any:
     """Which messages `not_a_report_days` applies to (quarantined ones never)."""
     return (Message.case_id.is_(None) & (Message.state == MessageState.PROCESSED)
             & or_(Message.kind == MessageKind.NOT_A_REPORT, Message.automatic.is_(True)))
 
 
-def _case_item(session: Session, case: Case, settings: RetentionSettings,
-               gone: _Exclusions) -> RetentionItem | KeptItem:
+def case_item(session: Session, case: Case, settings: RetentionSettings,
+               gone: Exclusions) -> RetentionItem | KeptItem:
     """The case as an item to delete, or why it is kept."""
     if case.legal_hold:
         return KeptItem(case.number, None, KEPT_LEGAL_HOLD, case.hold_reason)
@@ -99,25 +99,25 @@ def _case_item(session: Session, case: Case, settings: RetentionSettings,
         return KeptItem(case.number, None, KEPT_QUARANTINED)
     if states & {MessageState.RECEIVED, MessageState.PROCESSING}:
         return KeptItem(case.number, None, KEPT_IN_PROGRESS)
-    rows = _Rows(case.id, frozenset(m.id for m in messages), tuple(m.sha256 for m in messages))
+    rows = ItemRows(case.id, frozenset(m.id for m in messages), tuple(m.sha256 for m in messages))
     if _named_by_other_notes(session, rows):
         return KeptItem(case.number, None, KEPT_NOTE_ELSEWHERE)
-    assert case.closed_at is not None  # _expired_cases selects closed cases only
+    assert case.closed_at is not None  # expired_cases selects closed cases only
     return _describe(session, CLOSED_CASE_RULE, case.number, case.closed_at,
                      settings.closed_case_days, rows, gone)
 
 
-def _message_item(session: Session, message: Message, settings: RetentionSettings,
-                  gone: _Exclusions) -> RetentionItem | KeptItem:
+def message_item(session: Session, message: Message, settings: RetentionSettings,
+                  gone: Exclusions) -> RetentionItem | KeptItem:
     """The message without a case as an item to delete, or why it is kept."""
-    rows = _Rows(None, frozenset({message.id}), (message.sha256,))
+    rows = ItemRows(None, frozenset({message.id}), (message.sha256,))
     if _named_by_other_notes(session, rows):
         return KeptItem(None, message.sha256, KEPT_NOTE_ELSEWHERE)
     return _describe(session, NOT_A_REPORT_RULE, None, message.received_at,
                      settings.not_a_report_days, rows, gone)
 
 
-def _named_by_other_notes(session: Session, rows: _Rows) -> bool:
+def _named_by_other_notes(session: Session, rows: ItemRows) -> bool:
     """Whether a note of another case points at one of these messages (its row must stay)."""
     statement = select(CaseNote.id).where(CaseNote.message_pk.in_(rows.message_ids))
     if rows.case_id is not None:
@@ -126,7 +126,7 @@ def _named_by_other_notes(session: Session, rows: _Rows) -> bool:
 
 
 def _describe(session: Session, rule: str, number: str | None, counted_from: datetime,
-              days: int, rows: _Rows, gone: _Exclusions) -> RetentionItem:
+              days: int, rows: ItemRows, gone: Exclusions) -> RetentionItem:
     """Count the item's rows and sort its blobs into deleted and kept-shared; the item's
     messages join `gone`, so a later item of the same plan may delete a blob kept here."""
     counts = _counts(session, rows, gone)
@@ -134,8 +134,8 @@ def _describe(session: Session, rule: str, number: str | None, counted_from: dat
     gone.sha256s |= set(rows.message_sha256s)
     if rows.case_id is not None:
         gone.case_ids.add(rows.case_id)
-    candidates = _blobs_of(session, rows)
-    shared = _referenced(session, candidates, gone)
+    candidates = blobs_of(session, rows)
+    shared = still_referenced(session, candidates, gone)
     return RetentionItem(
         rule=rule, case_number=number, message_sha256s=rows.message_sha256s,
         counted_from=counted_from, retention_days=days, counts=counts,
@@ -143,7 +143,7 @@ def _describe(session: Session, rule: str, number: str | None, counted_from: dat
         blobs_kept_shared=tuple(sorted(shared)))
 
 
-def _counts(session: Session, rows: _Rows, gone: _Exclusions) -> dict[str, int]:
+def _counts(session: Session, rows: ItemRows, gone: Exclusions) -> dict[str, int]:
     """How many rows of each kind the item deletes (links to cases in `gone` are gone)."""
     ids = rows.message_ids
 

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from storage.blobstore import BlobStore, BlobStoreError, fsync_directory
 from storage.database import Database
 from storage.models import BlobDeletion
-from storage.retention.blob_refs import _chunks, _referenced
+from storage.retention.blob_refs import chunks, still_referenced
 
 log = logging.getLogger("chikanemail.storage.retention")
 
@@ -27,7 +27,7 @@ def finish_blob_deletions(database: Database,
             pending = [(row_id, sha256) for row_id, sha256 in session.execute(
                 select(BlobDeletion.id, BlobDeletion.sha256)
                 .where(BlobDeletion.store == name).order_by(BlobDeletion.id))]
-        for batch in _chunks(pending):
+        for batch in chunks(pending):
             done, removed, still_used = _delete_files(database, name, store, batch)
             deleted += removed
             kept += still_used
@@ -47,7 +47,7 @@ def _delete_files(database: Database, name: str, store: BlobStore,
         # Every writer that found one of these blobs stored has committed its row by now.
         with database.read() as session:
             referenced = {sha256 for _, sha256 in
-                          _referenced(session, [(name, sha256) for _, sha256 in batch])}
+                          still_referenced(session, [(name, sha256) for _, sha256 in batch])}
         directories: set[Path] = set()
         for row_id, sha256 in batch:
             if sha256 in referenced:

@@ -84,7 +84,7 @@ class RetentionResult:
 
 
 @dataclass(frozen=True)
-class _Rows:
+class ItemRows:
     """The rows one item deletes: a case's (if any) and those of its messages."""
 
     case_id: int | None
@@ -93,7 +93,7 @@ class _Rows:
 
 
 @dataclass
-class _Exclusions:
+class Exclusions:
     """Messages and cases treated as gone (earlier items of a plan) when looking for
     references and counting links."""
 

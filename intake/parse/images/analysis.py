@@ -7,22 +7,22 @@ import logging
 
 from intake.parse.images.decode_guard import (
     DEFAULT_MAX_PIXELS,
-    _bomb_guard,
-    _check_size,
-    _load,
-    _open,
-    _Rejected,
+    ImageRejected,
+    bomb_guard,
+    check_size,
+    load_image,
+    open_image,
 )
-from intake.parse.images.exif import _record_exif
+from intake.parse.images.exif import record_exif
 from intake.parse.images.facts import (
     FLAG_CORRUPT,
     FLAG_DECODER_WARNING,
     FLAG_NOT_ALLOWED,
+    Findings,
     ImageFacts,
-    _Findings,
 )
-from intake.parse.images.formats import ALLOWED_FORMATS, _sniff_format
-from intake.parse.images.pictures import THUMBNAIL_SIDE, _record_pictures
+from intake.parse.images.formats import ALLOWED_FORMATS, sniff_format
+from intake.parse.images.pictures import THUMBNAIL_SIDE, record_pictures
 
 log = logging.getLogger("chikanemail.intake.images")
 
@@ -32,7 +32,7 @@ def analyze_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
 
     `max_pixels` can only tighten Pillow's own decompression-bomb limit, never loosen it.
     """
-    findings = _Findings()
+    findings = Findings()
     try:
         _analyze_into(findings, data, max_pixels)
     except Exception as error:  # the last line of defence: bad input must never raise
@@ -43,24 +43,24 @@ def analyze_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image
     return findings.freeze()
 
 
-def _analyze_into(findings: _Findings, data: bytes, max_pixels: int) -> None:
-    sniffed = _sniff_format(data)
+def _analyze_into(findings: Findings, data: bytes, max_pixels: int) -> None:
+    sniffed = sniff_format(data)
     if sniffed is not None and sniffed not in ALLOWED_FORMATS:
         findings.format = sniffed
         findings.flag(FLAG_NOT_ALLOWED)
         return
-    with _bomb_guard() as noted:
+    with bomb_guard() as noted:
         try:
             _decode_into(findings, data, max_pixels)
-        except _Rejected as rejected:
+        except ImageRejected as rejected:
             findings.flag(rejected.flag)
     if noted:
         findings.flag(FLAG_DECODER_WARNING)
         log.debug("decoder warnings: %s", ", ".join(sorted(set(noted))))
 
 
-def _decode_into(findings: _Findings, data: bytes, max_pixels: int) -> None:
-    image = _open(data)
+def _decode_into(findings: Findings, data: bytes, max_pixels: int) -> None:
+    image = open_image(data)
     with image:
         findings.format = image.format
         # EXIF is read from the header, before load(): it is evidence even when the pixels are
@@ -68,11 +68,11 @@ def _decode_into(findings: _Findings, data: bytes, max_pixels: int) -> None:
         # after the pixel data, where only load() finds it.
         exif_in_header = image.format != "PNG" or "exif" in image.info
         if exif_in_header:
-            _record_exif(findings, image)
+            record_exif(findings, image)
         else:
             findings.width, findings.height = image.size
-        _check_size(image, max_pixels)
-        _load(image, draft_box=(THUMBNAIL_SIDE * 2, THUMBNAIL_SIDE * 2))
+        check_size(image, max_pixels)
+        load_image(image, draft_box=(THUMBNAIL_SIDE * 2, THUMBNAIL_SIDE * 2))
         if not exif_in_header:
-            _record_exif(findings, image)
-        _record_pictures(findings, image)
+            record_exif(findings, image)
+        record_pictures(findings, image)

@@ -1,6 +1,6 @@
 """The decode guard: opening only the allowed formats, refusing a declared size above the
 pixel limit before decoding, Pillow's decompression-bomb warning raised as an error, and
-truncated or corrupt input turned into a flag (`_Rejected`).
+truncated or corrupt input turned into a flag (`ImageRejected`).
 
 Thread safety: nothing here changes Pillow's global settings (`Image.MAX_IMAGE_PIXELS`,
 `ImageFile.LOAD_TRUNCATED_IMAGES`). Pillow's decompression-bomb warning is turned into an error
@@ -24,7 +24,7 @@ import pillow_heif
 from PIL import Image, ImageFile, UnidentifiedImageError
 
 from intake.parse.images.facts import FLAG_BOMB, FLAG_CORRUPT, FLAG_TOO_LARGE, FLAG_TRUNCATED
-from intake.parse.images.formats import _JPEG_FORMATS, _OPEN_ORDER
+from intake.parse.images.formats import JPEG_FORMATS, OPEN_ORDER
 
 pillow_heif.register_heif_opener()  # adds Pillow format "HEIF" (HEIC/HEIF photos from phones)
 
@@ -34,7 +34,7 @@ DEFAULT_MAX_PIXELS = 64_000_000
 _WARNINGS_LOCK = threading.Lock()
 
 
-class _Rejected(Exception):
+class ImageRejected(Exception):
     """The bytes are not an intact, allowed image of an acceptable size."""
 
     def __init__(self, flag: str) -> None:
@@ -43,7 +43,7 @@ class _Rejected(Exception):
 
 
 @contextmanager
-def _bomb_guard() -> Iterator[list[str]]:
+def bomb_guard() -> Iterator[list[str]]:
     """Raise Pillow's bomb warning as an error; note (never print) this thread's other warnings."""
     noted: list[str] = []
     thread = threading.get_ident()
@@ -65,37 +65,37 @@ def _bomb_guard() -> Iterator[list[str]]:
         yield noted
 
 
-def _open(data: bytes) -> ImageFile.ImageFile:
+def open_image(data: bytes) -> ImageFile.ImageFile:
     try:
-        return Image.open(io.BytesIO(data), formats=_OPEN_ORDER)
+        return Image.open(io.BytesIO(data), formats=OPEN_ORDER)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise _Rejected(FLAG_BOMB) from error
+        raise ImageRejected(FLAG_BOMB) from error
     except UnidentifiedImageError as error:
-        raise _Rejected(FLAG_CORRUPT) from error
+        raise ImageRejected(FLAG_CORRUPT) from error
     except Exception as error:
-        raise _Rejected(_damage_flag(error)) from error
+        raise ImageRejected(_damage_flag(error)) from error
 
 
-def _check_size(image: ImageFile.ImageFile, max_pixels: int) -> None:
+def check_size(image: ImageFile.ImageFile, max_pixels: int) -> None:
     """Refuse before decoding: what the header declares is what `load()` would allocate."""
     width, height = image.size
     if width < 1 or height < 1:
-        raise _Rejected(FLAG_CORRUPT)
+        raise ImageRejected(FLAG_CORRUPT)
     if width * height > max_pixels:
-        raise _Rejected(FLAG_TOO_LARGE)
+        raise ImageRejected(FLAG_TOO_LARGE)
 
 
-def _load(image: ImageFile.ImageFile, *, draft_box: tuple[int, int]) -> None:
+def load_image(image: ImageFile.ImageFile, *, draft_box: tuple[int, int]) -> None:
     """Decode the first frame: the real integrity check (`verify()` skips most of the data)."""
-    if image.format in _JPEG_FORMATS:
+    if image.format in JPEG_FORMATS:
         # libjpeg scales by 1/2, 1/4 or 1/8 while decoding; it still reads every byte.
         image.draft("RGB", draft_box)
     try:
         image.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise _Rejected(FLAG_BOMB) from error
+        raise ImageRejected(FLAG_BOMB) from error
     except Exception as error:
-        raise _Rejected(_damage_flag(error)) from error
+        raise ImageRejected(_damage_flag(error)) from error
 
 
 def _damage_flag(error: Exception) -> str:

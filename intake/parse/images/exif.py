@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 from PIL import ExifTags, ImageFile
 
-from intake.parse.images.facts import FLAG_EXIF_TEXT_SHORTENED, FLAG_EXIF_UNREADABLE, _Findings
+from intake.parse.images.facts import FLAG_EXIF_TEXT_SHORTENED, FLAG_EXIF_UNREADABLE, Findings
 
 log = logging.getLogger("chikanemail.intake.images")
 
@@ -25,7 +25,7 @@ _EXIF_DATETIME = re.compile(r"(\d{4}):(\d{2}):(\d{2})[ T](\d{2}):(\d{2}):(\d{2})
 _EXIF_OFFSET = re.compile(r"([+-])(\d{2}):(\d{2})")
 
 
-def _record_exif(findings: _Findings, image: ImageFile.ImageFile) -> None:
+def record_exif(findings: Findings, image: ImageFile.ImageFile) -> None:
     """Camera facts from EXIF, and the upright size the orientation implies."""
     findings.width, findings.height = image.size
     try:
@@ -33,7 +33,7 @@ def _record_exif(findings: _Findings, image: ImageFile.ImageFile) -> None:
         findings.exif_make = _exif_text(findings, exif.get(_TAG_MAKE))
         findings.exif_model = _exif_text(findings, exif.get(_TAG_MODEL))
         findings.exif_software = _exif_text(findings, exif.get(_TAG_SOFTWARE))
-        effective = _effective_orientation(image)
+        effective = effective_orientation(image)
         # pillow-heif rewrites the EXIF orientation to 1 (libheif has already applied the
         # HEIF container's rotation) and keeps the value it found here.
         found = image.info.get("original_orientation") or effective
@@ -55,16 +55,16 @@ def _record_exif(findings: _Findings, image: ImageFile.ImageFile) -> None:
         findings.flag(FLAG_EXIF_UNREADABLE)
 
 
-def _effective_orientation(image: ImageFile.ImageFile) -> int | None:
+def effective_orientation(image: ImageFile.ImageFile) -> int | None:
     """The EXIF orientation still to apply (pillow-heif has already applied HEIF's)."""
     try:
         value = image.getexif().get(_TAG_ORIENTATION)
-    except Exception:  # unreadable EXIF is flagged by _record_exif; show the pixels as stored
+    except Exception:  # unreadable EXIF is flagged by record_exif; show the pixels as stored
         return None
     return value if isinstance(value, int) else None
 
 
-def _exif_text(findings: _Findings, value: object, *, strip: bool = True) -> str | None:
+def _exif_text(findings: Findings, value: object, *, strip: bool = True) -> str | None:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
     if not isinstance(value, str):

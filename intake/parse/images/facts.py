@@ -1,4 +1,4 @@
-"""What is learnt about one image (`ImageFacts`, gathered in `_Findings`) and the flags
+"""What is learnt about one image (`ImageFacts`, gathered in `Findings`) and the flags
 that say what was wrong with it."""
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class ImageFacts:
 
 
 @dataclass
-class _Findings:
+class Findings:
     """ImageFacts while they are being gathered."""
 
     format: str | None = None

@@ -6,8 +6,8 @@ from __future__ import annotations
 # Pillow format names (the ids `Image.open(formats=...)` takes). The JPEG opener may hand back
 # format "MPO" for a multi-picture JPEG (some phone portraits); that is still a JPEG file.
 ALLOWED_FORMATS = frozenset({"PNG", "JPEG", "GIF", "WEBP", "BMP", "TIFF", "HEIF"})
-_OPEN_ORDER = ("JPEG", "PNG", "HEIF", "GIF", "WEBP", "TIFF", "BMP")
-_JPEG_FORMATS = frozenset({"JPEG", "MPO"})
+OPEN_ORDER = ("JPEG", "PNG", "HEIF", "GIF", "WEBP", "TIFF", "BMP")
+JPEG_FORMATS = frozenset({"JPEG", "MPO"})
 
 # Magic bytes -> Pillow format name, for the allowed formats and for common image formats we
 # refuse (so a refusal says "not allowed" rather than "corrupt").
@@ -46,14 +46,14 @@ def looks_like_image(data: bytes, declared_type: str | None, filename: str | Non
     """Tell cheaply whether a part should be analysed as an image (by bytes, type or name)."""
     if declared_type and declared_type.split(";", 1)[0].strip().lower().startswith("image/"):
         return True
-    if _sniff_format(data) is not None:
+    if sniff_format(data) is not None:
         return True
     if filename and "." in filename:
         return filename.rsplit(".", 1)[1].strip().lower() in _IMAGE_SUFFIXES
     return False
 
 
-def _sniff_format(data: bytes) -> str | None:
+def sniff_format(data: bytes) -> str | None:
     """The Pillow format name the magic bytes announce, allowed or not; None if unknown."""
     head = data[:32]
     for magic, name in _MAGIC:

@@ -11,14 +11,14 @@ from PIL import Image, ImageFile
 
 from intake.parse.images.decode_guard import (
     DEFAULT_MAX_PIXELS,
-    _bomb_guard,
-    _check_size,
-    _load,
-    _open,
-    _Rejected,
+    ImageRejected,
+    bomb_guard,
+    check_size,
+    load_image,
+    open_image,
 )
-from intake.parse.images.exif import _effective_orientation
-from intake.parse.images.facts import FLAG_THUMBNAIL_FAILED, _Findings
+from intake.parse.images.exif import effective_orientation
+from intake.parse.images.facts import FLAG_THUMBNAIL_FAILED, Findings
 
 log = logging.getLogger("chikanemail.intake.images")
 
@@ -45,22 +45,22 @@ def decode_upright(
     None when the bytes are not an intact, allowed image within `max_pixels`.
     """
     try:
-        with _bomb_guard():
-            image = _open(data)
+        with bomb_guard():
+            image = open_image(data)
             with image:
-                _check_size(image, max_pixels)
+                check_size(image, max_pixels)
                 width, height = image.size
                 box = _box_for_pixels(width, height, fit_pixels)
-                _load(image, draft_box=box)
+                load_image(image, draft_box=box)
                 return _upright_rgb(image, box)
-    except _Rejected as rejected:
+    except ImageRejected as rejected:
         log.info("image not decoded: %s", rejected.flag)
     except Exception as error:  # bad input must never raise
         log.warning("image decoding stopped by an unexpected %s", type(error).__name__)
     return None
 
 
-def _record_pictures(findings: _Findings, image: ImageFile.ImageFile) -> None:
+def record_pictures(findings: Findings, image: ImageFile.ImageFile) -> None:
     try:
         upright = _upright_rgb(image, (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
         findings.dhash = difference_hash(upright)
@@ -89,7 +89,7 @@ def difference_hash(image: Image.Image) -> str:
 
 def _upright_rgb(image: ImageFile.ImageFile, box: tuple[int, int]) -> Image.Image:
     """The decoded frame shrunk to fit the box, transposed upright, RGB over white."""
-    orientation = _effective_orientation(image)
+    orientation = effective_orientation(image)
     frame: Image.Image = image
     if frame.mode in ("1", "P", "PA"):  # these resize only by nearest neighbour
         has_alpha = frame.mode == "PA" or "transparency" in frame.info
