@@ -44,7 +44,8 @@ INTEGRATION_MODULES = frozenset({
     "receive/test_imap_receiver.py", "receive/test_oauth.py", "receive/test_postfix.py",
     "receive/test_smtp.py", "service/test_crash_safety.py", "service/test_health.py",
     "service/test_several_daemons.py", "service/test_smoke_daemon.py",
-    "service/test_systemd.py", "storage/test_permissions.py", "notifier/test_sender.py",
+    "service/test_systemd.py", "storage/test_backup.py", "storage/test_permissions.py",
+    "notifier/test_sender.py",
     "notifier/test_timestamps.py",
 })
 

@@ -1,6 +1,6 @@
 """The `chikanemail` command line: the top-level group and `SUBCOMMANDS`, which names the
 module of every command (serve, ingest, reprocess, messages, outbox, cases, patterns, audit,
-verify, health, quarantine, demo, export, retention, imap, db, config).
+verify, health, quarantine, demo, export, retention, imap, db, config, backup, restore).
 
 Each subcommand lives in its own module and is imported only when it runs (or when `--help`
 lists them): `chikanemail cases list` loads the configuration, the database and the case
@@ -35,6 +35,8 @@ SUBCOMMANDS = {
     "imap": "intake.commands.cli.admin:imap_group",
     "db": "intake.commands.cli.admin:db_group",
     "config": "intake.commands.cli.admin:config_group",
+    "backup": "intake.commands.cli.backup:backup_command",
+    "restore": "intake.commands.cli.backup:restore_command",
 }
 
 

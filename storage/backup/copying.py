@@ -1,0 +1,83 @@
+"""Copying one file into place, re-hashed on the way: a work file next to the target,
+fsync'd, renamed, made read-only. The caller fsyncs the folders that gained entries (each
+once) before it writes what names the files, so a crash never leaves a half file named."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from storage import verify
+from storage.blobstore import BLOB_DIR_MODE, fsync_directory
+
+_CHUNK = 1024 * 1024
+
+
+class HashMismatch(Exception):
+    """The copied bytes do not have the hash (or size) they should have; nothing was kept."""
+
+    def __init__(self, actual_sha256: str, actual_size: int) -> None:
+        super().__init__(f"sha256 {actual_sha256}, {actual_size} bytes")
+        self.actual_sha256 = actual_sha256
+        self.actual_size = actual_size
+
+
+def make_folders(folder: Path, changed: set[Path]) -> None:
+    """Create the missing folders (0700) down to `folder`; note each parent that gained one."""
+    missing: list[Path] = []
+    current = folder
+    while not current.is_dir():
+        missing.append(current)
+        current = current.parent
+    for new in reversed(missing):
+        try:
+            os.mkdir(new, BLOB_DIR_MODE)
+        except FileExistsError:
+            continue
+        changed.add(new.parent)
+
+
+def copy_verified(source: Path, target: Path, *, sha256: str, size: int | None,
+                  changed: set[Path], mode: int = 0o400) -> int:
+    """Copy `source` to `target` hashing the bytes; keep the copy only if they hash to
+    `sha256` (and are `size` bytes, when given). Return the size; raise `HashMismatch`."""
+    make_folders(target.parent, changed)
+    work = target.parent / f".{target.name}.{os.getpid()}.tmp"
+    digest = hashlib.sha256()
+    copied = 0
+    fd = os.open(work, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        try:
+            with source.open("rb") as handle:
+                while chunk := handle.read(_CHUNK):
+                    digest.update(chunk)
+                    view = memoryview(chunk)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    copied += len(chunk)
+            if digest.hexdigest() != sha256 or (size is not None and copied != size):
+                raise HashMismatch(digest.hexdigest(), copied)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.chmod(work, mode)
+        os.replace(work, target)
+    except BaseException:
+        work.unlink(missing_ok=True)
+        raise
+    changed.add(target.parent)
+    return copied
+
+
+def hash_file(path: Path) -> tuple[str, int]:
+    """The SHA-256 and size of a file."""
+    sha256, size, _ = verify.hash_file(path)
+    return sha256, size
+
+
+def fsync_folders(folders: Iterable[Path]) -> None:
+    """Make the new entries of each folder durable (deepest first, each once)."""
+    for folder in sorted(set(folders), key=lambda path: len(path.parts), reverse=True):
+        fsync_directory(folder)
