@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from pathlib import Path
 
 from storage import verify
 from storage.blobstore import BLOB_DIR_MODE, fsync_directory
 
 _CHUNK = 1024 * 1024
+# Files copied at once: their hashing (outside the GIL) and fsyncs overlap, and a journaling
+# file system commits fsyncs that wait together in one go.
+COPY_THREADS = 4
 
 
 class HashMismatch(Exception):
@@ -69,6 +74,47 @@ def copy_verified(source: Path, target: Path, *, sha256: str, size: int | None,
         raise
     changed.add(target.parent)
     return copied
+
+
+@dataclass(frozen=True)
+class CopyJob:
+    """One file to copy, and the hash and size its bytes must have."""
+
+    source: Path
+    target: Path
+    sha256: str
+    size: int
+
+
+class CopyFailed(Exception):
+    """A copy failed: its job, and why (`HashMismatch` or `OSError`) as the cause."""
+
+    def __init__(self, job: CopyJob, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.job = job
+        self.error = error
+
+
+def copy_all(jobs: Sequence[CopyJob], changed: set[Path],
+             on_done: Callable[[CopyJob], None]) -> None:
+    """Copy every job with `copy_verified`, COPY_THREADS at once; call `on_done` in this
+    thread as each one finishes. The first failure is raised as `CopyFailed` once the
+    copies under way have ended; the others are not started."""
+    with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="chikanemail-copy") as pool:
+        futures = {pool.submit(copy_verified, job.source, job.target, sha256=job.sha256,
+                               size=job.size, changed=changed): job for job in jobs}
+        try:
+            for future in as_completed(futures):
+                job = futures[future]
+                try:
+                    future.result()
+                except (HashMismatch, OSError) as error:
+                    raise CopyFailed(job, error) from error
+                on_done(job)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
 
 
 def hash_file(path: Path) -> tuple[str, int]:

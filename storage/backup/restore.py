@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from storage.backup.copying import HashMismatch, copy_verified, fsync_folders, hash_file
+from storage.backup.copying import CopyFailed, CopyJob, copy_all, fsync_folders, hash_file
 from storage.backup.database_dump import (
     postgresql_schema_is_empty,
     restore_postgresql,
@@ -131,23 +131,25 @@ def _copy_blobs(folder: Path, manifest: Manifest, stores: dict[str, BlobStore],
                 on_progress: ProgressCallback | None) -> int:
     changed: set[Path] = set()
     total = sum(blob.size for blob in manifest.blobs)
-    done = 0
     for store in stores.values():
         store.ensure_root()
-    for index, blob in enumerate(manifest.blobs, start=1):
-        source = folder / blob.relative_path
-        try:
-            copy_verified(source, stores[blob.store].path(blob.sha256), sha256=blob.sha256,
-                          size=blob.size, changed=changed)
-        except HashMismatch as error:
-            raise BackupError(f"{blob.kind} blob {blob.store}/{blob.sha256} in the snapshot "
-                              f"does not match the manifest (read {error}): restore refused"
-                              ) from error
-        except FileNotFoundError as error:
-            raise BackupError(f"{blob.kind} blob {blob.store}/{blob.sha256} is missing from "
-                              "the snapshot: restore refused") from error
-        done += blob.size
+    jobs = {stores[blob.store].path(blob.sha256): blob for blob in manifest.blobs}
+    done = [0, 0]  # files, bytes
+
+    def copied(job: CopyJob) -> None:
+        done[0] += 1
+        done[1] += job.size
         if on_progress is not None:
-            on_progress(VerifyProgress(index, len(manifest.blobs), done, total))
+            on_progress(VerifyProgress(done[0], len(jobs), done[1], total))
+
+    try:
+        copy_all([CopyJob(folder / blob.relative_path, target, blob.sha256, blob.size)
+                  for target, blob in jobs.items()], changed, copied)
+    except CopyFailed as failed:
+        blob = jobs[failed.job.target]
+        problem = ("is missing from the snapshot" if isinstance(failed.error, FileNotFoundError)
+                   else f"does not match the manifest (read {failed})")
+        raise BackupError(f"{blob.kind} blob {blob.store}/{blob.sha256} {problem}: restore "
+                          "refused") from failed
     fsync_folders(changed)
-    return done
+    return done[1]

@@ -21,7 +21,9 @@ from datetime import datetime
 from pathlib import Path
 
 from storage.backup.copying import (
-    HashMismatch,
+    CopyFailed,
+    CopyJob,
+    copy_all,
     copy_verified,
     fsync_folders,
     hash_file,
@@ -122,29 +124,35 @@ def _copy_blobs(copy: DatabaseCopy, stores: dict[str, BlobStore], folder: Path,
     sizes = {(blob.store, blob.sha256): _size_of(stores[blob.store], blob.sha256, blob.kind)
              for blob in copy.blobs}
     total = sum(sizes.values())
-    entries: list[BlobEntry] = []
-    copied = present = done_bytes = copied_bytes = 0
-    for index, blob in enumerate(copy.blobs, start=1):
-        size = sizes[(blob.store, blob.sha256)]
-        entry = BlobEntry(blob.store, blob.sha256, size, blob.kind)
+    entries = tuple(BlobEntry(blob.store, blob.sha256, sizes[(blob.store, blob.sha256)],
+                              blob.kind) for blob in copy.blobs)
+    jobs: list[CopyJob] = []
+    by_target: dict[Path, BlobEntry] = {}
+    done = [0, 0]  # files, bytes
+    for entry in entries:
         target = folder / entry.relative_path
-        if target.is_file() and target.stat().st_size == size:
-            present += 1
+        if target.is_file() and target.stat().st_size == entry.size:
+            done[0] += 1
+            done[1] += entry.size
         else:
-            source = stores[blob.store].path(blob.sha256)
-            try:
-                copy_verified(source, target, sha256=blob.sha256, size=size, changed=changed)
-            except HashMismatch as error:
-                raise BackupError(f"{blob.kind} blob {blob.store}/{blob.sha256} no longer "
-                                  f"matches its name ({error}): run `chikanemail verify`"
-                                  ) from error
-            copied += 1
-            copied_bytes += size
-        entries.append(entry)
-        done_bytes += size
+            jobs.append(CopyJob(stores[entry.store].path(entry.sha256), target, entry.sha256,
+                                entry.size))
+            by_target[target] = entry
+    present = done[0]
+
+    def copied(job: CopyJob) -> None:
+        done[0] += 1
+        done[1] += job.size
         if on_progress is not None:
-            on_progress(VerifyProgress(index, len(copy.blobs), done_bytes, total))
-    return tuple(entries), copied, present, copied_bytes
+            on_progress(VerifyProgress(done[0], len(entries), done[1], total))
+
+    try:
+        copy_all(jobs, changed, copied)
+    except CopyFailed as failed:
+        entry = by_target[failed.job.target]
+        raise BackupError(f"{entry.kind} blob {entry.store}/{entry.sha256} could not be "
+                          f"copied ({failed}): run `chikanemail verify`") from failed
+    return entries, len(jobs), present, sum(job.size for job in jobs)
 
 
 def _size_of(store: BlobStore, sha256: str, kind: str) -> int:
