@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 from storage import verify
 from storage.blobstore import BLOB_DIR_MODE, fsync_directory
+from storage.verify import ProgressCallback, VerifyProgress
 
 _CHUNK = 1024 * 1024
 # Files copied at once: their hashing (outside the GIL) and fsyncs overlap, and a journaling
@@ -96,9 +97,11 @@ class CopyFailed(Exception):
 
 
 def copy_all(jobs: Sequence[CopyJob], changed: set[Path],
-             on_done: Callable[[CopyJob], None]) -> None:
-    """Copy every job with `copy_verified`, COPY_THREADS at once; call `on_done` in this
-    thread as each one finishes. The first failure is raised as `CopyFailed` once the
+             on_progress: ProgressCallback | None, *, files_total: int, bytes_total: int,
+             files_done: int = 0, bytes_done: int = 0) -> None:
+    """Copy every job with `copy_verified`, COPY_THREADS at once, reporting progress (of
+    `files_total` files and `bytes_total` bytes, counting on from the `_done` figures) in
+    this thread as each one finishes. The first failure is raised as `CopyFailed` once the
     copies under way have ended; the others are not started."""
     with ThreadPoolExecutor(COPY_THREADS, thread_name_prefix="chikanemail-copy") as pool:
         futures = {pool.submit(copy_verified, job.source, job.target, sha256=job.sha256,
@@ -110,7 +113,11 @@ def copy_all(jobs: Sequence[CopyJob], changed: set[Path],
                     future.result()
                 except (HashMismatch, OSError) as error:
                     raise CopyFailed(job, error) from error
-                on_done(job)
+                files_done += 1
+                bytes_done += job.size
+                if on_progress is not None:
+                    on_progress(VerifyProgress(files_done, files_total, bytes_done,
+                                               bytes_total))
         except BaseException:
             for future in futures:
                 future.cancel()

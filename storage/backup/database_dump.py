@@ -35,23 +35,19 @@ SQLITE_SUFFIX = ".sqlite3"
 POSTGRESQL_SUFFIX = ".pgdump"
 
 
-@dataclass(frozen=True)
-class NamedBlob:
-    """A blob the snapshot's rows name: its store, SHA-256 and kind (raw, part, derived)."""
-
-    store: str
-    sha256: str
-    kind: str
+# A blob the snapshot's rows name: (store, SHA-256, kind: raw, part or derived).
+NamedBlob = tuple[str, str, str]
 
 
 @dataclass(frozen=True)
 class DatabaseCopy:
     """The copied database file and what its rows say."""
 
-    kind: str
+    kind: str  # "sqlite" or "postgresql"
     audit_seq: int
     audit_hash: str
     blobs: tuple[NamedBlob, ...]
+    # PostgreSQL: the schema the rows came from (a restore may load them into another).
     schema: str | None = None
 
 
@@ -65,15 +61,13 @@ def snapshot_contents(connection: Connection) -> tuple[int, str, tuple[NamedBlob
     """The audit head and every blob the rows name (each once, the first kind found)."""
     head = connection.execute(select(AuditHead.seq, AuditHead.hash)).first()
     seq, head_hash = (head[0], head[1]) if head is not None else (0, GENESIS_HASH)
-    found: dict[tuple[str, str], NamedBlob] = {}
+    found: dict[tuple[str, str], str] = {}
     for named in BLOB_COLUMNS:
         for sha256 in connection.execute(
                 select(named.blob).where(named.blob.is_not(None))).scalars():
-            key = (named.store, sha256)
-            if key not in found:
-                found[key] = NamedBlob(named.store, sha256, _kind(named.store, named.blob))
-    return seq, head_hash, tuple(sorted(found.values(), key=lambda blob: (blob.store,
-                                                                          blob.sha256)))
+            found.setdefault((named.store, sha256), _kind(named.store, named.blob))
+    return seq, head_hash, tuple((store, sha256, kind)
+                                 for (store, sha256), kind in sorted(found.items()))
 
 
 # -- SQLite ----------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from storage.models import AuditHead, utc_now
 from storage.retention.deletion import apply_retention
 from storage.retention.items import RetentionResult
 from storage.settings import RetentionSettings, StorageSettings
-from storage.verify import ProgressCallback, VerifyProgress
+from storage.verify import ProgressCallback
 
 
 @dataclass(frozen=True)
@@ -134,17 +134,10 @@ def _copy_blobs(folder: Path, manifest: Manifest, stores: dict[str, BlobStore],
     for store in stores.values():
         store.ensure_root()
     jobs = {stores[blob.store].path(blob.sha256): blob for blob in manifest.blobs}
-    done = [0, 0]  # files, bytes
-
-    def copied(job: CopyJob) -> None:
-        done[0] += 1
-        done[1] += job.size
-        if on_progress is not None:
-            on_progress(VerifyProgress(done[0], len(jobs), done[1], total))
-
     try:
         copy_all([CopyJob(folder / blob.relative_path, target, blob.sha256, blob.size)
-                  for target, blob in jobs.items()], changed, copied)
+                  for target, blob in jobs.items()], changed, on_progress,
+                 files_total=len(jobs), bytes_total=total)
     except CopyFailed as failed:
         blob = jobs[failed.job.target]
         problem = ("is missing from the snapshot" if isinstance(failed.error, FileNotFoundError)
@@ -152,4 +145,4 @@ def _copy_blobs(folder: Path, manifest: Manifest, stores: dict[str, BlobStore],
         raise BackupError(f"{blob.kind} blob {blob.store}/{blob.sha256} {problem}: restore "
                           "refused") from failed
     fsync_folders(changed)
-    return done[1]
+    return total

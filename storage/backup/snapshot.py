@@ -49,7 +49,7 @@ from storage.database import Database
 from storage.models import utc_now
 
 # Progress is counted as verify counts it: files and bytes done of all.
-from storage.verify import ProgressCallback, VerifyProgress
+from storage.verify import ProgressCallback
 
 DATABASE_PREFIX = "database-"
 FILES_FOLDER = "files"
@@ -121,38 +121,29 @@ def _copy_blobs(copy: DatabaseCopy, stores: dict[str, BlobStore], folder: Path,
                 changed: set[Path], on_progress: ProgressCallback | None,
                 ) -> tuple[tuple[BlobEntry, ...], int, int, int]:
     """Copy the named blobs the folder lacks; return the manifest entries and counts."""
-    sizes = {(blob.store, blob.sha256): _size_of(stores[blob.store], blob.sha256, blob.kind)
-             for blob in copy.blobs}
-    total = sum(sizes.values())
-    entries = tuple(BlobEntry(blob.store, blob.sha256, sizes[(blob.store, blob.sha256)],
-                              blob.kind) for blob in copy.blobs)
+    entries = tuple(BlobEntry(store, sha256, _size_of(stores[store], sha256, kind), kind)
+                    for store, sha256, kind in copy.blobs)
+    total = sum(entry.size for entry in entries)
     jobs: list[CopyJob] = []
     by_target: dict[Path, BlobEntry] = {}
-    done = [0, 0]  # files, bytes
+    present = present_bytes = 0
     for entry in entries:
         target = folder / entry.relative_path
         if target.is_file() and target.stat().st_size == entry.size:
-            done[0] += 1
-            done[1] += entry.size
+            present += 1
+            present_bytes += entry.size
         else:
             jobs.append(CopyJob(stores[entry.store].path(entry.sha256), target, entry.sha256,
                                 entry.size))
             by_target[target] = entry
-    present = done[0]
-
-    def copied(job: CopyJob) -> None:
-        done[0] += 1
-        done[1] += job.size
-        if on_progress is not None:
-            on_progress(VerifyProgress(done[0], len(entries), done[1], total))
-
     try:
-        copy_all(jobs, changed, copied)
+        copy_all(jobs, changed, on_progress, files_total=len(entries), bytes_total=total,
+                 files_done=present, bytes_done=present_bytes)
     except CopyFailed as failed:
         entry = by_target[failed.job.target]
         raise BackupError(f"{entry.kind} blob {entry.store}/{entry.sha256} could not be "
                           f"copied ({failed}): run `chikanemail verify`") from failed
-    return entries, len(jobs), present, sum(job.size for job in jobs)
+    return entries, len(jobs), present, total - present_bytes
 
 
 def _size_of(store: BlobStore, sha256: str, kind: str) -> int:
