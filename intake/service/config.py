@@ -312,6 +312,12 @@ def _check_contradictions(config: AppConfig) -> None:
         fail("smtp.timeout_seconds", "must be greater than 0")
     if smtp.max_connections < 1:
         fail("smtp.max_connections", "must be at least 1")
+    if smtp.max_connections_per_client < 0:
+        fail("smtp.max_connections_per_client", "must be 0 (no limit) or more")
+    if smtp.min_data_bytes_per_second < 0:
+        fail("smtp.min_data_bytes_per_second", "must be 0 (off) or more")
+    if smtp.data_deadline_seconds < 0:
+        fail("smtp.data_deadline_seconds", "must be 0 (no deadline) or more")
     if bool(smtp.tls_cert) != bool(smtp.tls_key):
         fail("smtp.tls_key" if smtp.tls_cert else "smtp.tls_cert",
              "tls_cert and tls_key must be given together")

@@ -27,6 +27,13 @@ class SmtpSettings:
     require_starttls: bool = False
     server_hostname: str = ""
     max_connections: int = 50
+    # Connections from one client (IPv4 address, IPv6 /64) at once; 0: no per-client limit.
+    # Not applied with lmtp or on a unix socket (the local MTA).
+    max_connections_per_client: int = 10
+    # DATA slower than this on average over each timeout_seconds is cut (0: any byte will do).
+    min_data_bytes_per_second: int = 1024
+    # A whole DATA must arrive within this (0: no deadline).
+    data_deadline_seconds: float = 3600.0
     # A unix socket path: listen there instead of host:port (LMTP from an MTA on this host).
     socket: str = ""
     socket_mode: str = "0660"
