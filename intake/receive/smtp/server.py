@@ -116,6 +116,9 @@ class FloodLog:
             return
         if len(self._logged_at) >= _FLOOD_LOG_CLIENTS:
             self._forget_quiet_clients(now)
+            if len(self._logged_at) >= _FLOOD_LOG_CLIENTS:  # that many clients at once:
+                self._logged_at.clear()  # keep the memory bounded, log some twice
+                self._quiet.clear()
         self._logged_at[key] = now
         more = self._quiet.pop(key, 0)
         log.warning("%s client=%s (%d more since the last such line; logged once per %d s)",
@@ -151,8 +154,8 @@ class ConnectionTracker:
                                    "reached")
             return REPLY_TOO_MANY_FROM_CLIENT
         if len(self.open) >= self.limit:
-            self.flood_log.refused(client or "(local)",
-                                   "connection refused: smtp.max_connections reached")
+            # Once a minute in all, not per client: a full listener is not one client's doing.
+            self.flood_log.refused("(any)", "connection refused: smtp.max_connections reached")
             return REPLY_TOO_MANY_CONNECTIONS
         return None
 
@@ -287,7 +290,9 @@ class _GuardedServer(SMTP):
         if window is None:
             super()._timeout_cb()  # type: ignore[no-untyped-call]
             return
-        if window.received >= window.required:
+        # A transport not reading is our doing (the spool is behind): not the sender's fault.
+        paused = self.transport is not None and not self.transport.is_reading()  # type: ignore[attr-defined]
+        if window.received >= window.required or paused:
             window.received = 0  # fast enough: judge the next window
             self._reset_timeout()
             return
