@@ -53,8 +53,6 @@ from tests.support import (
     write_toml,
 )
 
-# Marked per test, not per module: the 30 s run belongs to the soak suite only.
-
 # The fault suite holds the database down this long; the soak run the full 30 s of issue 18.
 # 14 s: long enough that a thread's error pause (doubling from the poll interval) would still
 # run for seconds after the restart if a wake did not end it.
@@ -375,6 +373,7 @@ def run_outage(cluster: PrivateCluster, tmp_path: Path, outage_seconds: float) -
           f"all processed and sent {recovered:.1f} s")
 
 
+# Marked per test, not per module: the 30 s run belongs to the soak suite only.
 @pytest.mark.faults
 @pytest.mark.integration
 def test_database_outage_under_load(cluster: PrivateCluster, tmp_path: Path) -> None:
