@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import smtplib
+import ssl
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from intake.receive.smtp.answers import (
     SmtpAnswers,
     read_status_file,
     refusal_reason,
+    session_error_reason,
     status_file_path,
 )
 from intake.service.config import AppConfig
@@ -124,6 +126,18 @@ def test_refusal_reasons() -> None:
     assert refusal_reason(down) == RefusalReason.DATABASE
     assert refusal_reason(PermissionError(errno.EACCES, "denied")) == RefusalReason.STORAGE
     assert refusal_reason(RuntimeError("a bug")) == RefusalReason.OTHER
+    # In aiosmtpd's handle_exception an I/O error is the connection's, not the store's.
+    try:
+        try:
+            raise ssl.SSLError(1, "wrong version number")
+        except ssl.SSLError as handshake:
+            raise RuntimeError("TLS setup failed") from handshake
+    except RuntimeError as tls_failure:
+        assert session_error_reason(tls_failure) is None
+    assert session_error_reason(BrokenPipeError(errno.EPIPE, "gone")) is None
+    assert session_error_reason(down) == RefusalReason.DATABASE
+    assert session_error_reason(OSError(errno.ENOSPC, "full")) == RefusalReason.STORAGE_FULL
+    assert session_error_reason(RuntimeError("a bug")) == RefusalReason.OTHER
 
 
 def test_smtp_answers_from_the_status_file(tmp_path: Path) -> None:
@@ -164,7 +178,7 @@ def test_smtp_answers_from_the_status_file(tmp_path: Path) -> None:
     answers.publish()
     other = finding(config, "smtp-answers", now=start + timedelta(minutes=16))
     assert other.status == CheckStatus.WARN
-    assert other.summary.startswith("1 messages answered 451 in the last 15 min for errors")
+    assert other.summary.startswith("1 message answered 451 in the last 15 min for errors")
 
 
 def test_a_failed_status_write_is_logged_once(tmp_path: Path,

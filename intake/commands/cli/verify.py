@@ -383,6 +383,11 @@ def check_free_space(inputs: HealthInputs) -> Finding:
     return Finding(CheckStatus.OK, where, details)
 
 
+def messages(count: int) -> str:
+    """`1 message`, `2 messages`."""
+    return f"{count} message{'' if count == 1 else 's'}"
+
+
 def _times(entry: Any) -> list[datetime]:
     """The 451 times of one reason in the status file."""
     times = entry.get("times", []) if isinstance(entry, dict) else []
@@ -425,14 +430,14 @@ def check_smtp_answers(inputs: HealthInputs) -> Finding:
     window = f"{int(ANSWER_WINDOW.total_seconds()) // 60} min"
     if own:
         last = max(own)
-        summary = (f"{len(own) + len(others)} messages answered 451 in the last {window} "
+        summary = (f"{messages(len(own) + len(others))} answered 451 in the last {window} "
                    f"({counts}), the last {format_age(inputs.now - last)} ago")
         if stored_at is None or stored_at < last:
             return Finding(CheckStatus.FAIL, summary + "; no message stored since", details)
         return Finding(CheckStatus.WARN, summary + "; mail is stored again since "
                                          f"{format_age(inputs.now - stored_at)} ago", details)
     if others:
-        return Finding(CheckStatus.WARN, f"{len(others)} messages answered 451 in the last "
+        return Finding(CheckStatus.WARN, f"{messages(len(others))} answered 451 in the last "
                                          f"{window} for errors of ours (see the log), the last "
                                          f"{format_age(inputs.now - max(others))} ago", details)
     return Finding(CheckStatus.OK, f"no 451 in the last {window}", details)
@@ -477,7 +482,7 @@ def check_backlog(inputs: HealthInputs) -> Finding:
     age = inputs.now - oldest if oldest is not None else None
     details = {"waiting": count, "max_age_minutes": limit_minutes,
                "oldest_age_seconds": int(age.total_seconds()) if age is not None else None}
-    summary = (f"{count} messages waiting to be processed"
+    summary = (f"{messages(count)} waiting to be processed"
                + (f", oldest received {format_age(age)} ago" if age is not None else ""))
     if age is not None and age > timedelta(minutes=limit_minutes):
         return Finding(CheckStatus.WARN, f"{summary}: longer than {limit_minutes:g} min; is "

@@ -75,6 +75,14 @@ def refusal_reason(error: BaseException) -> RefusalReason:
     return RefusalReason.OTHER
 
 
+def session_error_reason(error: BaseException) -> RefusalReason | None:
+    """The reason to count for an error that ended up in aiosmtpd's `handle_exception`, or
+    None: an I/O error there is the connection's (a TLS handshake, a peer gone), not our
+    store's, and says nothing about whether mail can be stored."""
+    reason = refusal_reason(error)
+    return None if reason == RefusalReason.STORAGE else reason
+
+
 def status_file_path(status_dir: str, data_path: Path) -> Path:
     """Where the status file is: `[health] status_dir`, else systemd's runtime directory,
     else `run/` in the data directory."""
@@ -112,12 +120,13 @@ class SmtpAnswers:
             self._last_refused_at = stamp
 
     def stored(self, at: datetime | None = None) -> bool:
-        """Note a 250; True when that is news for `health` (the first since a 451), so the
-        file is rewritten only then, not for every message."""
+        """Note a 250; True when that is news for `health` (the first since a 451, or any
+        while the file could not be written), so the file is not rewritten for every
+        message."""
         stamp = at or utc_now()
         with self._lock:
-            news = self._last_refused_at is not None and (
-                self._last_stored_at is None or self._last_stored_at < self._last_refused_at)
+            news = self._write_failed or (self._last_refused_at is not None and (
+                self._last_stored_at is None or self._last_stored_at < self._last_refused_at))
             self._last_stored_at = stamp
             return news
 

@@ -19,7 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from intake.receive.accept import AcceptedMessage, IntakeService, MessageHead
 from intake.receive.addresses import RecipientPolicy
-from intake.receive.smtp.answers import SmtpAnswers, refusal_reason
+from intake.receive.smtp.answers import SmtpAnswers, refusal_reason, session_error_reason
 from intake.service.settings import SmtpSettings
 from storage.blobstore import BlobWriter
 from storage.messages import DeliveryEnvelope
@@ -267,7 +267,9 @@ class IntakeHandler:
     async def handle_exception(self, error: Exception) -> str:
         """Any unexpected error becomes a temporary failure, never aiosmtpd's permanent 500."""
         log.error("SMTP session error, answered 451: %s", type(error).__name__)
-        self._count_451(error)
+        if self.answers is not None and (reason := session_error_reason(error)) is not None:
+            self.answers.refused(reason)
+            self.start_tracked(self.answers.publish)
         return REPLY_TEMPORARY_FAILURE
 
     def _reply_each_recipient(self, envelope: Envelope, reply: str) -> str:
