@@ -154,3 +154,22 @@ class LoggingSettings:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # "text": key=value lines; "json": one JSON object per line.
     format: Literal["text", "json"] = "text"
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """What `chikanemail health` warns or fails about: the [health] table."""
+
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
+
+    # Free space on the data directory's filesystem (and the stores', if elsewhere): warn
+    # below min_free_mb, fail below fail_free_mb.
+    min_free_mb: int = 1024
+    fail_free_mb: int = 200
+    # Warn when the oldest message received but not yet processed waited longer than this.
+    backlog_max_age_minutes: float = 30.0
+    # Warn when the last backup is older than this; 0: no backup check.
+    backup_max_age_hours: float = 0.0
+    # Where the daemon publishes its SMTP answers for `health`; empty: systemd's
+    # $RUNTIME_DIRECTORY, else run/ in the data directory.
+    status_dir: str = ""
