@@ -16,7 +16,12 @@ _MAX_DOUBLINGS = 16  # 2**16 times any poll interval is past the cap anyway
 class PollingThread:
     """Runs `work` (which returns how much it did) in a thread of its own: again at once while
     it finds work, after `poll_seconds` or a `wake()` when it found none, and after a pause
-    doubling up to a minute when it raised. Nothing is lost by an error: claims expire."""
+    doubling up to a minute when it raised. Nothing is lost by an error: claims expire.
+
+    A `wake()` cuts that pause short after its first `poll_seconds`: a wake means something
+    was just committed (a mail stored, a mail queued), so the database is back. The work is
+    still tried at most once per `poll_seconds` while it fails, however many wakes come.
+    """
 
     def __init__(self, name: str, work: Callable[[], int], poll_seconds: float, *,
                  failure: str, busy_at_stop: str) -> None:
@@ -67,8 +72,10 @@ class PollingThread:
                 failures += 1
                 pause = min(MAX_ERROR_PAUSE_SECONDS,
                             self.poll_seconds * 2.0 ** min(failures, _MAX_DOUBLINGS))
-                log.exception("%s; retrying in %.1f s", self._failure, pause)
-                self._stop.wait(pause)
+                log.exception("%s; retrying in %.1f s or when woken", self._failure, pause)
+                # A wake that came meanwhile (or comes during the rest) ends the pause.
+                if not self._stop.wait(min(pause, self.poll_seconds)):
+                    self._wakeup.wait(max(0.0, pause - self.poll_seconds))
                 continue
             if done == 0:
                 self._wakeup.wait(self.poll_seconds)

@@ -2,14 +2,17 @@
 
 Delivery is at least once. A sender that dies between the relay's 250 and the row saying
 "sent" leaves a claim; the next start on this host (or the lease, on another host) sends the
-mail again, byte for byte, with the same Message-ID.
+mail again, byte for byte, with the same Message-ID. A sender that lives but cannot record
+an outcome (the database went away) records the mail the relay took as sent, and hands its
+other claims back, as soon as the database answers again, rather than leave them to the
+lease (and send that mail twice).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from notifier.outbox import mark_failed, schedule_retry
 from notifier.polling_thread import PollingThread
@@ -18,6 +21,7 @@ from notifier.transport import PermanentSendError, TemporarySendError, Transport
 from storage.claims import ClaimerIdentity
 from storage.database import Database
 from storage.log_context import log_fields
+from storage.models import utc_now
 from storage.outbox_rows import (
     ClaimedMail,
     claim_outbox,
@@ -53,6 +57,10 @@ class OutboxSender:
         self.lease = lease or timedelta(seconds=max(60.0, settings.timeout_seconds * 10))
         self.identity = ClaimerIdentity()
         self._recovered = False
+        # Mails claimed in this thread whose outcome is not recorded yet, and a mail the
+        # relay took whose "sent" could not be recorded (with its note and when it left).
+        self._unfinished: list[int] = []
+        self._sent_unrecorded: tuple[ClaimedMail, str | None, datetime] | None = None
         self._loop = PollingThread(
             "chikanemail-sender", self._send_round, settings.poll_seconds,
             failure="sender could not claim or record mail",
@@ -90,18 +98,39 @@ class OutboxSender:
                 return total
 
     def _send_batch(self) -> tuple[int, int]:
+        self._hand_back_unfinished()
         claimed = claim_outbox(self.database, sender_id=self.sender_id, limit=self.batch_size,
                                lease=self.lease)
+        self._unfinished = [mail.id for mail in claimed]
         started = time.monotonic()
         sent = 0
         for index, mail in enumerate(claimed):
             if self._loop.stopping or time.monotonic() - started > self.lease.total_seconds() / 2:
                 # Hand the rest back now rather than send on a lease about to run out.
-                release_outbox_claims(self.database, [m.id for m in claimed[index:]],
-                                      self.sender_id)
+                release_outbox_claims(self.database, self._unfinished, self.sender_id)
+                self._unfinished = []
                 return index, sent
+            # Raises when the outcome cannot be recorded: the claims stay in _unfinished.
             sent += self._send_one(mail)
+            self._unfinished = [m.id for m in claimed[index + 1:]]
         return len(claimed), sent
+
+    def _hand_back_unfinished(self) -> None:
+        """Record the mail sent and give back the other claims of a batch cut short by an
+        error (the database went away while it ran), now that it may answer again; raises
+        while it does not."""
+        if self._sent_unrecorded is not None:
+            mail, note, sent_at = self._sent_unrecorded
+            mark_outbox_sent(self.database, mail.id, self.sender_id, note=note, now=sent_at)
+            self._sent_unrecorded = None
+            log.warning("recorded as sent after an error message_id=%s", mail.message_id)
+        if not self._unfinished:
+            return
+        released = release_outbox_claims(self.database, self._unfinished, self.sender_id)
+        self._unfinished = []
+        if released:
+            log.warning("handed back %d mails whose sending was cut short by an error",
+                        released)
 
     def _send_one(self, mail: ClaimedMail) -> int:
         with log_fields(outbox=mail.id):
@@ -124,8 +153,14 @@ class OutboxSender:
                            error=f"unexpected {type(error).__name__}: {error}",
                            settings=self.settings)
             return 0
-        if not mark_outbox_sent(self.database, mail.id, self.sender_id,
-                                note=result.describe_refused()):
+        note, sent_at = result.describe_refused(), utc_now()
+        try:
+            recorded = mark_outbox_sent(self.database, mail.id, self.sender_id, note=note,
+                                        now=sent_at)
+        except Exception:
+            self._sent_unrecorded = (mail, note, sent_at)  # recorded at the next round
+            raise
+        if not recorded:
             log.warning("mail sent after its claim was taken over; it may be sent twice "
                         "message_id=%s", mail.message_id)
         log.info("mail sent kind=%s case=%s message_id=%s attempt=%d", mail.kind,

@@ -3,7 +3,9 @@ each, never dropping one.
 
 A step that raises sends the message back to the queue after a pause; after
 `max_attempts` tries it is quarantined with the error. A worker that dies mid-message
-leaves a claim that the next start on this host (or the lease, elsewhere) hands back.
+leaves a claim that the next start on this host (or the lease, elsewhere) hands back. One
+that lives but cannot record how a message ended (the database went away) hands its claims
+back itself as soon as the database answers again, rather than leave them to the lease.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ class Worker:
         self.settings = settings
         self.steps = list(steps)
         self.identity = ClaimerIdentity()
+        # Messages claimed in this thread whose outcome is not recorded yet.
+        self._unfinished: list[int] = []
         self._loop = PollingThread(
             "chikanemail-worker", self.process_batch, settings.poll_seconds,
             failure="worker could not claim or record work",
@@ -70,20 +74,36 @@ class Worker:
 
     def process_batch(self) -> int:
         """Claim up to batch_size waiting messages and process them; return how many."""
+        self._hand_back_unfinished()
         claimed = claim_messages(
             self.database,
             worker_id=str(self.identity),
             limit=self.settings.batch_size,
             lease=timedelta(seconds=self.settings.lease_seconds),
         )
+        self._unfinished = [message.message_pk for message in claimed]
         for index, message in enumerate(claimed):
             if self._loop.stopping:
                 # Hand the rest back now, so no other daemon has to wait for our lease.
-                release_claims(self.database, [m.message_pk for m in claimed[index:]],
-                               str(self.identity))
+                release_claims(self.database, self._unfinished, str(self.identity))
+                self._unfinished = []
                 break
+            # Raises when the outcome cannot be recorded: the claims stay in _unfinished.
             self._process_one(message)
+            self._unfinished = [m.message_pk for m in claimed[index + 1:]]
         return len(claimed)
+
+    def _hand_back_unfinished(self) -> None:
+        """Give back the claims of a batch cut short by an error (the database went away
+        while it ran), now that it may answer again; raises while it does not. A message
+        whose outcome was recorded after all is no longer claimed and is left alone."""
+        if not self._unfinished:
+            return
+        released = release_claims(self.database, self._unfinished, str(self.identity))
+        self._unfinished = []
+        if released:
+            log.warning("handed back %d messages whose processing was cut short by an error",
+                        released)
 
     def process_until_idle(self) -> int:
         """Process batches until nothing is waiting; return how many messages were handled."""

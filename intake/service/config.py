@@ -26,6 +26,7 @@ from intake.receive.imap.config import TABLE as IMAP_TABLE
 from intake.receive.imap.config import check_mailboxes
 from intake.service.settings import (
     ExtractSettings,
+    HealthSettings,
     ImapMailbox,
     IntakeSettings,
     LoggingSettings,
@@ -69,6 +70,7 @@ class AppConfig:
     retention: RetentionSettings = field(default_factory=RetentionSettings)
     timestamp: TimestampSettings = field(default_factory=TimestampSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
+    health: HealthSettings = field(default_factory=HealthSettings)
     # Mailboxes to take mail from: the [[imap]] tables, in the file's order.
     imap: tuple[ImapMailbox, ...] = ()
 
@@ -86,6 +88,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "retention": RetentionSettings,
     "timestamp": TimestampSettings,
     "trust": TrustSettings,
+    "health": HealthSettings,
 }
 
 
@@ -289,6 +292,13 @@ def _check_contradictions(config: AppConfig) -> None:
     def fail(key: str, problem: str) -> None:
         raise SettingsError(source, key, problem)
 
+    health = config.health
+    if not 0 <= health.fail_free_mb <= health.min_free_mb:
+        fail("health.fail_free_mb", f"must be between 0 and health.min_free_mb "
+             f"({health.min_free_mb}) (got {health.fail_free_mb})")
+    if health.status_dir and not Path(health.status_dir).is_absolute():
+        fail("health.status_dir", "must be an absolute path (e.g. /run/chikanemail)")
+
     if config.storage.database_url:
         try:
             backend = make_url(config.storage.database_url).get_backend_name()
@@ -312,6 +322,12 @@ def _check_contradictions(config: AppConfig) -> None:
         fail("smtp.timeout_seconds", "must be greater than 0")
     if smtp.max_connections < 1:
         fail("smtp.max_connections", "must be at least 1")
+    if smtp.max_connections_per_client < 0:
+        fail("smtp.max_connections_per_client", "must be 0 (no limit) or more")
+    if smtp.min_data_bytes_per_second < 0:
+        fail("smtp.min_data_bytes_per_second", "must be 0 (off) or more")
+    if smtp.data_deadline_seconds < 0:
+        fail("smtp.data_deadline_seconds", "must be 0 (no deadline) or more")
     if bool(smtp.tls_cert) != bool(smtp.tls_key):
         fail("smtp.tls_key" if smtp.tls_cert else "smtp.tls_cert",
              "tls_cert and tls_key must be given together")

@@ -23,6 +23,7 @@ from intake.pipeline.worker import Worker
 from intake.receive.accept import IntakeService
 from intake.receive.addresses import RecipientPolicy, SenderPolicy
 from intake.receive.imap.receiver import ImapReceiver
+from intake.receive.smtp.answers import SmtpAnswers, status_file_path
 from intake.receive.smtp.server import SmtpListener, start_smtp_listener
 from intake.service.config import AppConfig
 from intake.service.systemd import SystemdNotifier, ready_status
@@ -321,6 +322,10 @@ async def serve(
                                                config.intake.recipient_delimiter),
                 reject_foreign_senders=config.intake.foreign_sender_action == "reject",
             )
+            # For `chikanemail health`: the 451s of the last 15 minutes, in the runtime dir.
+            listener.handler.answers = SmtpAnswers(
+                status_file_path(config.health.status_dir, config.storage.data_path))
+            await asyncio.to_thread(listener.handler.answers.publish)
         log.info("chikanemail running data_dir=%s database=%s", config.storage.data_path,
                  services.database.url.render_as_string(hide_password=True))
         if on_ready is not None:

@@ -27,6 +27,13 @@ class SmtpSettings:
     require_starttls: bool = False
     server_hostname: str = ""
     max_connections: int = 50
+    # Connections from one client (IPv4 address, IPv6 /64) at once; 0: no per-client limit.
+    # Not applied with lmtp or on a unix socket (the local MTA).
+    max_connections_per_client: int = 10
+    # DATA slower than this on average over each timeout_seconds is cut (0: any byte will do).
+    min_data_bytes_per_second: int = 1024
+    # A whole DATA must arrive within this (0: no deadline).
+    data_deadline_seconds: float = 3600.0
     # A unix socket path: listen there instead of host:port (LMTP from an MTA on this host).
     socket: str = ""
     socket_mode: str = "0660"
@@ -147,3 +154,22 @@ class LoggingSettings:
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # "text": key=value lines; "json": one JSON object per line.
     format: Literal["text", "json"] = "text"
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """What `chikanemail health` warns or fails about: the [health] table."""
+
+    __pydantic_config__ = FORBID_UNKNOWN_KEYS
+
+    # Free space on the data directory's filesystem (and the stores', if elsewhere): warn
+    # below min_free_mb, fail below fail_free_mb.
+    min_free_mb: int = 1024
+    fail_free_mb: int = 200
+    # Warn when the oldest message received but not yet processed waited longer than this.
+    backlog_max_age_minutes: float = 30.0
+    # Warn when the last backup is older than this; 0: no backup check.
+    backup_max_age_hours: float = 0.0
+    # Where the daemon publishes its SMTP answers for `health`; empty: systemd's
+    # $RUNTIME_DIRECTORY, else run/ in the data directory.
+    status_dir: str = ""

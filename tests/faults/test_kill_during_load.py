@@ -2,25 +2,21 @@
 another process. Every mail that got 250 is stored once (its blob hashes to its name) and
 processed after the restarts, no report opens two cases, and `chikanemail verify` passes.
 
-The load comes from a separate process (spawned, like a real MTA) that sends 1,000 distinct
-mails over 4 connections and retries a mail that got no 250, with the same bytes, after
-reconnecting. It writes one JSON line per try to a ledger: which mail, its SHA-256, and
-whether it got 250. One mail in 50 is a report (it opens a case); the others carry
-`Auto-Submitted: auto-generated`, are filed without a case, and cost the worker little:
-1,000 reports would take the worker minutes on this 2-core machine.
+The load comes from a separate process (`tests/faults/smtp_load.py`, spawned, like a real
+MTA) that sends 1,000 distinct mails over 4 connections and retries a mail that got no 250,
+with the same bytes, after reconnecting. It writes one JSON line per try to a ledger: which
+mail, its SHA-256, and whether it got 250. One mail in 50 is a report (it opens a case); the
+others carry `Auto-Submitted: auto-generated`, are filed without a case, and cost the worker
+little: 1,000 reports would take the worker minutes on this 2-core machine.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import multiprocessing
 import signal
-import smtplib
 import subprocess
-import threading
 import time
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -31,6 +27,7 @@ from storage.blobstore import BlobStore
 from storage.cases import list_cases
 from storage.database import Database
 from storage.models import Message, MessageState
+from tests.faults.smtp_load import Ledger, load_mail, run_load
 from tests.support import (
     INTAKE_ADDRESS,
     chikanemail_command,
@@ -51,84 +48,8 @@ CONNECTIONS = 4
 DEADLINE = 60.0
 
 
-def mail_bytes(run: str, number: int) -> bytes:
-    """Mail `number` of the load: distinct, a few hundred bytes, CRLF, no dot-stuffing."""
-    reporter = f"ansat{number % 50}@kommune.example"
-    automatic = "" if number % REPORT_EVERY == 0 else "Auto-Submitted: auto-generated\r\n"
-    return (f"From: Ansat {number} <{reporter}>\r\nTo: <{INTAKE_ADDRESS}>\r\n"
-            f"Subject: Chikane {run} nummer {number}\r\n"
-            f"Message-ID: <load-{run}-{number}@kommune.example>\r\n{automatic}\r\n"
-            + f"Beskrivelse {number}: en grim besked.\r\n" * 8).encode()
-
-
 def is_report(number: int) -> bool:
     return number % REPORT_EVERY == 0
-
-
-def run_load(port: int, run: str, ledger_path: str) -> None:
-    """The load process: send mails 0..MAILS-1 until each got 250, retrying after errors."""
-    lock = threading.Lock()
-    numbers = iter(range(MAILS))
-    with open(ledger_path, "a", encoding="utf-8") as ledger:
-
-        def record(number: int, sha256: str, ok: bool, error: str = "") -> None:
-            with lock:
-                ledger.write(json.dumps({"n": number, "sha256": sha256, "ok": ok,
-                                         "error": error}) + "\n")
-                ledger.flush()
-
-        def next_number() -> int | None:
-            with lock:
-                return next(numbers, None)
-
-        def connection_loop(client: int) -> None:
-            connection: smtplib.SMTP | None = None
-            number = next_number()
-            while number is not None:
-                raw = mail_bytes(run, number)
-                sha256 = hashlib.sha256(raw).hexdigest()
-                try:
-                    if connection is None:
-                        connection = smtplib.SMTP("127.0.0.1", port, timeout=DEADLINE,
-                                                  local_hostname=f"mta{client}.test")
-                    refused = connection.sendmail(f"ansat{number % 50}@kommune.example",
-                                                  [INTAKE_ADDRESS], raw)
-                    if refused:
-                        raise smtplib.SMTPRecipientsRefused(refused)
-                except (smtplib.SMTPException, OSError) as error:
-                    record(number, sha256, False, f"{type(error).__name__}: {error}")
-                    if connection is not None:
-                        connection.close()
-                        connection = None
-                    time.sleep(0.05)  # a sender's back-off before it retries
-                    continue
-                record(number, sha256, True)
-                number = next_number()
-            if connection is not None:
-                connection.quit()
-
-        threads = [threading.Thread(target=connection_loop, args=(client,))
-                   for client in range(CONNECTIONS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-
-
-@dataclass
-class Ledger:
-    """What the load process has written so far."""
-
-    path: Path
-
-    def entries(self) -> list[dict[str, object]]:
-        if not self.path.exists():
-            return []
-        lines = self.path.read_text(encoding="utf-8").splitlines()
-        return [json.loads(line) for line in lines if line.endswith("}")]
-
-    def accepted(self) -> dict[int, str]:
-        return {int(str(e["n"])): str(e["sha256"]) for e in self.entries() if e["ok"]}
 
 
 def unfinished(database_url: str) -> int | None:
@@ -164,12 +85,14 @@ def test_sigkill_five_times_during_a_thousand_mail_load(tmp_path: Path,
     log = tmp_path / "daemon.log"
     ledger = Ledger(tmp_path / "ledger.jsonl")
     run = f"{time.time_ns():x}"
+    mail = partial(load_mail, run, report_every=REPORT_EVERY, reporters=50)
 
     def log_tail() -> str:
         return log.read_text(encoding="utf-8", errors="replace")[-4000:] if log.exists() else ""
 
     load = multiprocessing.get_context("spawn").Process(
-        target=run_load, args=(port, run, str(ledger.path)), name="smtp-load")
+        target=run_load, args=(port, mail, str(ledger.path)),
+        kwargs={"connections": CONNECTIONS, "count": MAILS}, name="smtp-load")
     def load_reached(target: int) -> bool:
         return len(ledger.accepted()) >= target or not load.is_alive()
 
@@ -225,7 +148,7 @@ def test_sigkill_five_times_during_a_thousand_mail_load(tmp_path: Path,
     retried = {int(str(entry["n"])) for entry in failures}
     store = BlobStore(data_dir / "blobs")
     for number, sha256 in accepted.items():
-        raw = mail_bytes(run, number)
+        _, raw = mail(number)
         assert hashlib.sha256(raw).hexdigest() == sha256
         blob = store.read_bytes(sha256)
         assert hashlib.sha256(blob).hexdigest() == sha256 and blob == raw

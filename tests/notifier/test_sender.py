@@ -28,7 +28,9 @@ import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
+from notifier import sender as sender_module
 from notifier.sender import OutboxSender
 from notifier.settings import NotifySettings
 from notifier.transport import (
@@ -402,6 +404,36 @@ def test_the_sender_thread_survives_a_broken_database(
                    message="the mail sent once the database is back")
     finally:
         sender.stop()
+
+
+def test_a_batch_cut_short_by_the_database_is_recorded_and_handed_back_when_it_returns(
+    database: Database, relay: tuple[CapturingHandler, NotifySettings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database goes away just after the relay took the first mail of a batch: that mail
+    is recorded as sent (not sent twice) and the rest is handed back, once it answers again."""
+    handler, settings = relay
+    mails = [make_mail() for _ in range(3)]
+    for mail in mails:
+        queue(database, mail, settings)
+    sender = sender_for(database, settings)
+    real_mark_sent = sender_module.mark_outbox_sent
+
+    def database_gone(*args: Any, **kwargs: Any) -> bool:
+        raise OperationalError("UPDATE outbox", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(sender_module, "mark_outbox_sent", database_gone)
+    with pytest.raises(OperationalError):
+        sender.send_due()
+    assert sum(handler.received().values()) == 1
+    assert states(database) == {"sending": 3}
+    monkeypatch.setattr(sender_module, "mark_outbox_sent", real_mark_sent)
+
+    assert sender.send_until_idle() == 2
+    assert handler.received() == {mail.message_id: 1 for mail in mails}
+    assert states(database) == {"sent": 3}
+    # Handing back spends no try: each mail was claimed once to be sent.
+    assert {row_of(database, mail.message_id).attempts for mail in mails} == {1}
 
 
 def test_smtp_with_starttls_and_login(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

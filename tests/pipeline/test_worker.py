@@ -9,7 +9,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
+from intake.pipeline import worker as worker_module
 from intake.pipeline.check_raw import CheckRawMessage
 from intake.pipeline.step import MessageContext
 from intake.pipeline.worker import Worker
@@ -114,6 +116,30 @@ def test_a_stopping_worker_gives_back_what_it_did_not_start(store: BlobStore,
     # Nothing waits for a lease: another worker takes them at once.
     assert len(claim_messages(database, worker_id="other", limit=10,
                               lease=timedelta(minutes=5))) == 3
+
+
+def test_a_batch_cut_short_by_the_database_is_handed_back_when_it_returns(
+        store: BlobStore, database: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The database goes away while the worker records the first message of a batch: the
+    batch's claims are given back at the next round, not left to the lease."""
+    receive(store, database, 3)
+    worker = Worker(store, database, WorkerSettings(batch_size=3), steps=[CheckRawMessage()])
+    real_mark_processed = worker_module.mark_processed
+
+    def database_gone(*args: object, **kwargs: object) -> bool:
+        raise OperationalError("UPDATE message", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(worker_module, "mark_processed", database_gone)
+    with pytest.raises(OperationalError):
+        worker.process_batch()
+    assert [row.state for row in list_messages(database)] == ["processing"] * 3
+    monkeypatch.setattr(worker_module, "mark_processed", real_mark_processed)
+
+    assert worker.process_until_idle() == 3
+    rows = list_messages(database)
+    assert {row.state for row in rows} == {"processed"}
+    # Handing back spends no try: each message was claimed once to be processed.
+    assert {row.attempts for row in rows} == {1}
 
 
 def test_claims_of_a_dead_process_on_this_host_are_abandoned() -> None:

@@ -289,7 +289,9 @@ def test_connections_over_the_cap_get_421(make_daemon: Any) -> None:
 
 
 def test_timeout_is_an_idle_timer_not_a_session_deadline(make_daemon: Any) -> None:
-    daemon = make_daemon(timeout_seconds=1.0)
+    # About 200 bytes a second: above this minimum rate (tests/receive/test_smtp_floods.py
+    # shows a slower DATA cut).
+    daemon = make_daemon(timeout_seconds=1.0, min_data_bytes_per_second=50)
     raw = mail("slow link", b"".join(b"%05d line of a slow upload\r\n" % i for i in range(12)))
     client = LineClient(daemon.smtp_address)
     try:

@@ -31,11 +31,19 @@ from rich.progress import (
 from sqlalchemy import func, select
 
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
+from intake.receive.smtp.answers import (
+    ANSWER_WINDOW,
+    OWN_FAILURES,
+    RefusalReason,
+    read_status_file,
+    status_file_path,
+)
 from intake.service.config import AppConfig
 from intake.service.logs import configure_logging
+from storage.backup_record import last_backup
 from storage.blobstore import BlobStore
 from storage.database import Database
-from storage.imap_state import folder_status
+from storage.imap_state import folder_status, oversized_messages
 from storage.migrate import current_revision, head_revision
 from storage.models import Message, MessageState, OutboxMail, OutboxState, utc_now
 from storage.verify import VerifyProgress, VerifyResult, last_verify_run, verify
@@ -339,14 +347,184 @@ def check_imap(inputs: HealthInputs) -> Finding:
     return Finding(worst, "; ".join(lines), {"mailboxes": entries})
 
 
+MIB = 1024 * 1024
+
+
+def check_free_space(inputs: HealthInputs) -> Finding:
+    """Free space for new mail on the filesystem of the data directory (and of each store
+    configured elsewhere): under [health] min_free_mb a warning, under fail_free_mb a
+    failure (the receiver answers 451 when it runs out)."""
+    storage, health = inputs.config.storage, inputs.config.health
+    paths = [path for path in (storage.data_path, storage.blob_root, storage.derived_root)
+             if path.is_dir()]
+    if not paths:
+        return Finding(CheckStatus.SKIPPED, f"{storage.data_path} does not exist")
+    by_device: dict[int, Any] = {}
+    for path in paths:
+        by_device.setdefault(path.stat().st_dev, path)
+    filesystems: list[dict[str, Any]] = []
+    for path in by_device.values():
+        usage = os.statvfs(path)
+        filesystems.append({"path": str(path),
+                            "free_mb": usage.f_bavail * usage.f_frsize // MIB,
+                            "size_mb": usage.f_blocks * usage.f_frsize // MIB})
+    tightest = min(filesystems, key=lambda entry: entry["free_mb"])
+    details = {"filesystems": filesystems, "free_mb": tightest["free_mb"],
+               "min_free_mb": health.min_free_mb, "fail_free_mb": health.fail_free_mb}
+    where = (f"{tightest['free_mb']} MB free of {tightest['size_mb']} MB on the filesystem of "
+             f"{tightest['path']}")
+    if tightest["free_mb"] < health.fail_free_mb:
+        return Finding(CheckStatus.FAIL, f"free space: only {where} (fail below "
+                                         f"{health.fail_free_mb} MB); new mail is refused "
+                                         "when it runs out", details)
+    if tightest["free_mb"] < health.min_free_mb:
+        return Finding(CheckStatus.WARN, f"free space low: {where} (warn below "
+                                         f"{health.min_free_mb} MB)", details)
+    return Finding(CheckStatus.OK, where, details)
+
+
+def messages(count: int) -> str:
+    """`1 message`, `2 messages`."""
+    return f"{count} message{'' if count == 1 else 's'}"
+
+
+def _times(entry: Any) -> list[datetime]:
+    """The 451 times of one reason in the status file."""
+    times = entry.get("times", []) if isinstance(entry, dict) else []
+    return [datetime.fromisoformat(value) for value in times]
+
+
+def check_smtp_answers(inputs: HealthInputs) -> Finding:
+    """451s the daemon answered in the last 15 minutes because our storage or database
+    failed: a failure while no message was stored since the last one, a warning once mail is
+    stored again (until they leave the window). Read from the status file the daemon
+    publishes, so it works with the disk full and the database down."""
+    config = inputs.config
+    if not config.smtp.enabled:
+        return Finding(CheckStatus.SKIPPED, "[smtp] enabled = false: no listener")
+    path = status_file_path(config.health.status_dir, config.storage.data_path)
+    details: dict[str, Any] = {"path": str(path)}
+    try:
+        status = read_status_file(path)
+    except (OSError, ValueError) as error:
+        return Finding(CheckStatus.WARN, f"cannot read {path}: {error}", details)
+    if status is None:
+        return Finding(CheckStatus.WARN, f"no status from the daemon at {path}: it is not "
+                                         "running, or it writes elsewhere ([health] "
+                                         "status_dir)", details)
+    since = inputs.now - ANSWER_WINDOW
+    refused = status["refused_451"]
+    recent = {reason: [at for at in _times(refused.get(reason.value)) if at >= since]
+              for reason in RefusalReason}
+    own = [at for reason in OWN_FAILURES for at in recent[reason]]
+    others = recent[RefusalReason.OTHER]
+    stored_at = (datetime.fromisoformat(status["last_stored_at"])
+                 if status.get("last_stored_at") else None)
+    details.update({"pid": status.get("pid"),
+                    "window_seconds": int(ANSWER_WINDOW.total_seconds()),
+                    "refused_451": {reason.value: len(times) for reason, times in recent.items()},
+                    "last_refused_at": max(own + others).isoformat() if own or others else None,
+                    "last_stored_at": stored_at.isoformat() if stored_at else None})
+    counts = ", ".join(f"{reason.value.replace('-', ' ')}: {len(times)}"
+                       for reason, times in recent.items() if times)
+    window = f"{int(ANSWER_WINDOW.total_seconds()) // 60} min"
+    if own:
+        last = max(own)
+        summary = (f"{messages(len(own) + len(others))} answered 451 in the last {window} "
+                   f"({counts}), the last {format_age(inputs.now - last)} ago")
+        if stored_at is None or stored_at < last:
+            return Finding(CheckStatus.FAIL, summary + "; no message stored since", details)
+        return Finding(CheckStatus.WARN, summary + "; mail is stored again since "
+                                         f"{format_age(inputs.now - stored_at)} ago", details)
+    if others:
+        return Finding(CheckStatus.WARN, f"{messages(len(others))} answered 451 in the last "
+                                         f"{window} for errors of ours (see the log), the last "
+                                         f"{format_age(inputs.now - max(others))} ago", details)
+    return Finding(CheckStatus.OK, f"no 451 in the last {window}", details)
+
+
+def check_imap_left(inputs: HealthInputs) -> Finding:
+    """Mail left on an IMAP server because it is over max_message_bytes: a warning with the
+    count and the oldest, per mailbox."""
+    assert inputs.database is not None
+    left = oversized_messages(inputs.database)
+    if not left and not inputs.config.imap:
+        return Finding(CheckStatus.SKIPPED, "no [[imap]] mailboxes configured")
+    if not left:
+        return Finding(CheckStatus.OK, "no mail left on the server", {"left": 0})
+    mailboxes: dict[str, list[Any]] = {}
+    for message in left:
+        mailboxes.setdefault(message.mailbox, []).append(message)
+    entries, lines = [], []
+    for name, messages in mailboxes.items():
+        oldest = min(messages, key=lambda message: message.seen_at)
+        entries.append({"name": name, "left": len(messages),
+                        "oldest_seen_at": oldest.seen_at.isoformat(),
+                        "oldest_folder": oldest.folder, "oldest_uid": oldest.uid,
+                        "oldest_size": oldest.size})
+        lines.append(f"{name}: {len(messages)} left on the server (over max_message_bytes), "
+                     f"oldest seen {format_age(inputs.now - oldest.seen_at)} ago (UID "
+                     f"{oldest.uid} in {oldest.folder}, {oldest.size / MIB:.1f} MiB): fetch "
+                     "it by hand or raise the limit")
+    return Finding(CheckStatus.WARN, "; ".join(lines), {"left": len(left), "mailboxes": entries})
+
+
+def check_backlog(inputs: HealthInputs) -> Finding:
+    """Messages received but not processed yet, and how long the oldest has waited: a
+    warning past [health] backlog_max_age_minutes."""
+    assert inputs.database is not None
+    limit_minutes = inputs.config.health.backlog_max_age_minutes
+    waiting = (MessageState.RECEIVED, MessageState.PROCESSING)
+    with inputs.database.read() as session:
+        count, oldest = session.execute(
+            select(func.count(), func.min(Message.received_at))
+            .where(Message.state.in_(waiting))).one()
+    age = inputs.now - oldest if oldest is not None else None
+    details = {"waiting": count, "max_age_minutes": limit_minutes,
+               "oldest_age_seconds": int(age.total_seconds()) if age is not None else None}
+    summary = (f"{messages(count)} waiting to be processed"
+               + (f", oldest received {format_age(age)} ago" if age is not None else ""))
+    if age is not None and age > timedelta(minutes=limit_minutes):
+        return Finding(CheckStatus.WARN, f"{summary}: longer than {limit_minutes:g} min; is "
+                                         "the worker running? (see the log)", details)
+    return Finding(CheckStatus.OK, summary, details)
+
+
+def check_backup(inputs: HealthInputs) -> Finding:
+    """The last backup recorded in the data directory: a warning when none is recorded or
+    it is older than [health] backup_max_age_hours (not checked when that is 0)."""
+    max_hours = inputs.config.health.backup_max_age_hours
+    at = last_backup(inputs.config.storage.data_path)
+    age = inputs.now - at if at is not None else None
+    details = {"last_backup_at": at.isoformat() if at is not None else None,
+               "age_seconds": int(age.total_seconds()) if age is not None else None,
+               "max_age_hours": max_hours}
+    if age is None:
+        if not max_hours:
+            return Finding(CheckStatus.SKIPPED, "no backup recorded; not checked ([health] "
+                                                "backup_max_age_hours = 0)", details)
+        return Finding(CheckStatus.WARN, "no backup recorded: run `chikanemail backup`",
+                       details)
+    summary = f"last backup {format_age(age)} ago"
+    if max_hours and age > timedelta(hours=max_hours):
+        return Finding(CheckStatus.WARN, f"{summary}: older than backup_max_age_hours "
+                                         f"({max_hours:g})", details)
+    return Finding(CheckStatus.OK, summary, details)
+
+
 HEALTH_CHECKS: tuple[HealthCheck, ...] = (
     HealthCheck("data-dir", check_data_dir, needs_database=False),
+    HealthCheck("free-space", check_free_space, needs_database=False),
     HealthCheck("database", check_database, needs_database=False),
     HealthCheck("listeners", check_listeners, needs_database=False),
+    HealthCheck("smtp-answers", check_smtp_answers, needs_database=False),
     HealthCheck("imap", check_imap),
+    HealthCheck("imap-left", check_imap_left),
+    HealthCheck("backlog", check_backlog),
     HealthCheck("verify", check_last_verify),
     HealthCheck("outbox", check_outbox),
     HealthCheck("quarantine", check_quarantine),
+    HealthCheck("backup", check_backup, needs_database=False),
 )
 
 
@@ -390,9 +568,10 @@ def format_age(age: timedelta) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_context
 def health_command(context: CliContext, as_json: bool) -> None:
-    """Whether the service is healthy: data directory, database, SMTP/LMTP listener, IMAP
-    mailboxes, last verify, outbox, quarantine. Exit status 1 when a check fails (warnings
-    keep it 0)."""
+    """Whether the service is healthy: data directory, free space, database, SMTP/LMTP
+    listener and its 451s of the last 15 minutes, IMAP mailboxes and mail left on their
+    servers, the worker's backlog, last verify, outbox, quarantine, last backup. Exit status
+    1 when a check fails (warnings keep it 0)."""
     results = run_health_checks(context.config)
     healthy = is_healthy(results)
     if as_json:
@@ -400,8 +579,9 @@ def health_command(context: CliContext, as_json: bool) -> None:
                                "checks": [result.as_json() for result in results]},
                               indent=2, ensure_ascii=False))
     else:
+        width = max(len(result.name) for result in results)
         for result in results:
-            click.echo(f"{result.finding.status.value:<8} {result.name:<11} "
+            click.echo(f"{result.finding.status.value:<8} {result.name:<{width}} "
                        f"{result.finding.summary}")
         warnings = sum(result.finding.status == CheckStatus.WARN for result in results)
         click.echo(("healthy" if healthy else "UNHEALTHY")

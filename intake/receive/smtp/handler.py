@@ -19,6 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from intake.receive.accept import AcceptedMessage, IntakeService, MessageHead
 from intake.receive.addresses import RecipientPolicy
+from intake.receive.smtp.answers import SmtpAnswers, refusal_reason, session_error_reason
 from intake.service.settings import SmtpSettings
 from storage.blobstore import BlobWriter
 from storage.messages import DeliveryEnvelope
@@ -124,6 +125,8 @@ class IntakeHandler:
         self.source = MessageSource.LMTP if settings.lmtp else MessageSource.SMTP
         self.in_flight: set[asyncio.Future[Any]] = set()
         self.stopping = False
+        # The daemon sets this: 451s and stores counted for `chikanemail health`.
+        self.answers: SmtpAnswers | None = None
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
@@ -183,6 +186,7 @@ class IntakeHandler:
         except Exception as error:
             log.error("DATA refused, answered 451: no spool file: %s: %s peer=%s",
                       type(error).__name__, error, peer_text(session.peer))
+            self._count_451(error)
             return None
         return Spool(writer, self.settings.max_message_bytes, self)
 
@@ -195,6 +199,7 @@ class IntakeHandler:
         if spool.failure is not None:
             log.error("message not stored, answered 451: %s: %s peer=%s",
                       type(spool.failure).__name__, spool.failure, peer_text(session.peer))
+            self._count_451(spool.failure)
             return self._reply_each_recipient(envelope, REPLY_TEMPORARY_FAILURE)
         delivery = DeliveryEnvelope(
             source=self.source,
@@ -217,8 +222,17 @@ class IntakeHandler:
         except Exception as error:
             log.error("message not stored, answered 451: %s: %s peer=%s",
                       type(error).__name__, error, peer_text(session.peer))
+            self._count_451(error)
             return self._reply_each_recipient(envelope, REPLY_TEMPORARY_FAILURE)
+        if self.answers is not None and self.answers.stored():
+            self.start_tracked(self.answers.publish)
         return self._reply_each_recipient(envelope, REPLY_STORED)
+
+    def _count_451(self, error: BaseException) -> None:
+        """Count a 451 by its reason and publish the counts (in a thread) for `health`."""
+        if self.answers is not None:
+            self.answers.refused(refusal_reason(error))
+            self.start_tracked(self.answers.publish)
 
     def _store_spooled(self, writer: BlobWriter, rest: bytearray, head: bytes,
                        delivery: DeliveryEnvelope) -> AcceptedMessage:
@@ -253,6 +267,9 @@ class IntakeHandler:
     async def handle_exception(self, error: Exception) -> str:
         """Any unexpected error becomes a temporary failure, never aiosmtpd's permanent 500."""
         log.error("SMTP session error, answered 451: %s", type(error).__name__)
+        if self.answers is not None and (reason := session_error_reason(error)) is not None:
+            self.answers.refused(reason)
+            self.start_tracked(self.answers.publish)
         return REPLY_TEMPORARY_FAILURE
 
     def _reply_each_recipient(self, envelope: Envelope, reply: str) -> str:

@@ -7,15 +7,18 @@ What aiosmtpd does not do and the intake adds:
   whatever the message size, and lines may be of any length;
 - an idle timeout: aiosmtpd's `timeout` is a deadline from the last command, so a 50 MB DATA
   on a slow link would be cut off; here every received chunk restarts the timer;
-- a cap on concurrent connections (421 past it);
+- a cap on concurrent connections (421 past it), and a smaller one per client, so that one
+  address flooding the listener cannot lock the others out;
+- a minimum DATA rate and a whole-DATA deadline: since every chunk restarts the idle timer,
+  a sender trickling a byte a second (slowloris) would otherwise hold its slot for ever;
 - 451 instead of aiosmtpd's permanent 500 when anything of ours fails, so the sender retries;
 - one reply per accepted recipient after LMTP DATA (RFC 2033);
 - the exact size limit: aiosmtpd counts dot-stuffed wire bytes, we count the message.
 - with require_starttls, NOOP refused before TLS as well (only EHLO, STARTTLS, QUIT pass).
 
-The connection cap, the idle timeout, the NOOP refusal and the DATA command are here; the
-DATA stream is read by intake.receive.smtp.data, and the handler with its spool, store and
-replies is intake.receive.smtp.handler.
+The connection caps, the idle timeout, the DATA pace, the NOOP refusal and the DATA command
+are here; the DATA stream is read by intake.receive.smtp.data, and the handler with its
+spool, store and replies is intake.receive.smtp.handler.
 """
 
 from __future__ import annotations
@@ -23,11 +26,15 @@ from __future__ import annotations
 import asyncio
 import errno
 import grp
+import ipaddress
 import logging
 import os
 import socket
 import ssl
 import stat
+import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,24 +66,169 @@ logging.getLogger("mail.log").setLevel(logging.WARNING)
 # copy, the gathered write and the header block.
 MEMORY_PER_CONNECTION = 3 * STREAM_LIMIT + 2 * SPOOL_WRITE_BYTES + HEAD_BYTES
 
+REPLY_TOO_MANY_FROM_CLIENT = "421 4.7.0 Too many connections from your address; try again later"
+REPLY_DATA_TOO_SLOW = "421 4.4.2 DATA too slow; closing the connection"
+REPLY_DATA_TOO_LONG = "421 4.4.2 DATA took too long; closing the connection"
+
+# Connections the kernel holds for us before we accept them (asyncio's default is 100). With a
+# full queue Linux drops a new client's SYN, and the client tries again only after a second:
+# during a flood from one address, everyone else would wait. The kernel caps it at somaxconn.
+LISTEN_BACKLOG = 1024
+
+# A flood is logged once per client in this many seconds, with a count of what was refused.
+FLOOD_LOG_INTERVAL_SECONDS = 60.0
+# Clients remembered by the flood log before the quiet ones are forgotten.
+_FLOOD_LOG_CLIENTS = 4096
+
+
+def client_of(peer: Any) -> str | None:
+    """Who a connection counts against: its IPv4 address, or the /64 of an IPv6 address
+    (one host usually has a whole /64). None for a unix socket."""
+    if not (isinstance(peer, tuple) and peer):
+        return None
+    try:
+        address = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
+    except ValueError:
+        return str(peer[0])
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+class FloodLog:
+    """Logs a refusal once per client per interval, not once per connection: a flood must
+    not flood the journal too."""
+
+    def __init__(self, interval: float = FLOOD_LOG_INTERVAL_SECONDS) -> None:
+        self.interval = interval
+        self._logged_at: dict[str, float] = {}
+        self._quiet: Counter[str] = Counter()
+
+    def refused(self, client: str, why: str) -> None:
+        """Note one refused connection (or cut session) of this client."""
+        now = time.monotonic()
+        key = f"{client} {why}"
+        logged_at = self._logged_at.get(key)
+        if logged_at is not None and now - logged_at < self.interval:
+            self._quiet[key] += 1
+            return
+        if len(self._logged_at) >= _FLOOD_LOG_CLIENTS:
+            self._forget_quiet_clients(now)
+            if len(self._logged_at) >= _FLOOD_LOG_CLIENTS:  # that many clients at once:
+                self._logged_at.clear()  # keep the memory bounded, log some twice
+                self._quiet.clear()
+        self._logged_at[key] = now
+        more = self._quiet.pop(key, 0)
+        log.warning("%s client=%s (%d more since the last such line; logged once per %d s)",
+                    why, client, more, self.interval)
+
+    def _forget_quiet_clients(self, now: float) -> None:
+        for key, logged_at in list(self._logged_at.items()):
+            if now - logged_at >= self.interval:
+                del self._logged_at[key]
+                self._quiet.pop(key, None)
+
 
 class ConnectionTracker:
-    """Counts open connections against the cap and remembers them for shutdown."""
+    """Counts open connections against the caps and remembers them for shutdown."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, per_client_limit: int = 0) -> None:
         self.limit = limit
+        self.per_client_limit = per_client_limit
         self.open: set[_GuardedServer] = set()
+        self.per_client: Counter[str] = Counter()
+        self.flood_log = FloodLog()
 
-    def admit(self, protocol: _GuardedServer) -> bool:
-        """Admit a new connection unless the cap is reached."""
+    def refusal(self, client: str | None) -> str | None:
+        """The reply that refuses a new connection of this client now, if any (logged).
+
+        The client's own limit comes first: one address flooding us gets its 421 before the
+        listener is full, and everyone else still gets in. A client of None (a unix socket,
+        or an exempt listener) has no limit of its own.
+        """
+        if (client is not None and self.per_client_limit
+                and self.per_client[client] >= self.per_client_limit):
+            self.flood_log.refused(client, "connection refused: smtp.max_connections_per_client "
+                                   "reached")
+            return REPLY_TOO_MANY_FROM_CLIENT
         if len(self.open) >= self.limit:
-            return False
-        self.open.add(protocol)
-        return True
+            # Once a minute in all, not per client: a full listener is not one client's doing.
+            self.flood_log.refused("(any)", "connection refused: smtp.max_connections reached")
+            return REPLY_TOO_MANY_CONNECTIONS
+        return None
 
-    def release(self, protocol: _GuardedServer) -> None:
+    def admit(self, protocol: _GuardedServer, client: str | None) -> str | None:
+        """Admit a new connection, or say which reply refuses it."""
+        refusal = self.refusal(client)
+        if refusal is not None:
+            return refusal
+        self.open.add(protocol)
+        if client is not None:
+            self.per_client[client] += 1
+        return None
+
+    def release(self, protocol: _GuardedServer, client: str | None) -> None:
         """Forget a closed connection."""
+        if protocol not in self.open:
+            return
         self.open.discard(protocol)
+        if client is not None:
+            self.per_client[client] -= 1
+            if self.per_client[client] <= 0:
+                del self.per_client[client]
+
+
+@dataclass(frozen=True)
+class DataPace:
+    """How fast a DATA must arrive: at least `min_bytes_per_second` on average over each
+    window of the idle timeout (at least one byte), and all of it within `deadline_seconds`
+    (0: none). None of it applies to an exempt listener (LMTP, unix socket)."""
+
+    min_bytes_per_second: int
+    deadline_seconds: float
+
+
+class _DataWindow:
+    """The bytes of DATA received in the current window of the idle timeout."""
+
+    def __init__(self, required: int) -> None:
+        self.required = max(1, required)
+        self.received = 0
+
+
+def _refuse(transport: asyncio.BaseTransport, reply: str) -> None:
+    transport.write((reply + "\r\n").encode())  # type: ignore[attr-defined]
+    transport.close()
+
+
+class _Door(asyncio.Protocol):
+    """Meets each accepted connection: refuses it at once when its client (or the listener)
+    is full, or hands it to a new session.
+
+    A flood makes thousands of connections a second; a refusal here costs no aiosmtpd
+    session (building one takes about 0.2 ms), so the loop stays free for everyone else.
+    """
+
+    def __init__(self, tracker: ConnectionTracker, exempt: bool,
+                 make_session: Callable[[], _GuardedServer]) -> None:
+        self._tracker = tracker
+        self._exempt = exempt
+        self._make_session = make_session
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        client = None if self._exempt else client_of(transport.get_extra_info("peername"))
+        refusal = self._tracker.refusal(client)
+        if refusal is not None:
+            _refuse(transport, refusal)
+            return
+        session = self._make_session()
+        transport.set_protocol(session)
+        session.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        """What a refused client sends after all is dropped."""
 
 
 class _GuardedServer(SMTP):
@@ -86,21 +238,25 @@ class _GuardedServer(SMTP):
     line_length_limit = STREAM_LIMIT
 
     def __init__(self, handler: IntakeHandler, *, tracker: ConnectionTracker,
-                 **kwargs: Any) -> None:
+                 pace: DataPace | None = None, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._intake = handler
         self._tracker = tracker
+        self._pace = pace  # None: an exempt listener, every chunk restarts the idle timer
+        self._window: _DataWindow | None = None  # while a paced DATA arrives
+        self._deadline: asyncio.TimerHandle | None = None
+        self._client: str | None = None
         self._refused = False
         self._admitted = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if not self._admitted:  # a first connection, not the STARTTLS upgrade of one
-            if not self._tracker.admit(self):
+            if self._pace is not None:  # exempt listeners have no per-client limit
+                self._client = client_of(transport.get_extra_info("peername"))
+            refusal = self._tracker.admit(self, self._client)
+            if refusal is not None:
                 self._refused = True
-                log.warning("connection refused: %d connections open",
-                            len(self._tracker.open))
-                transport.write((REPLY_TOO_MANY_CONNECTIONS + "\r\n").encode())  # type: ignore[attr-defined]
-                transport.close()
+                _refuse(transport, refusal)
                 return
             self._admitted = True
         super().connection_made(transport)
@@ -108,7 +264,8 @@ class _GuardedServer(SMTP):
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:
             return
-        self._tracker.release(self)
+        self._tracker.release(self, self._client)
+        self._end_data_pace()
         super().connection_lost(error)
 
     def eof_received(self) -> bool | None:
@@ -120,9 +277,54 @@ class _GuardedServer(SMTP):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return
-        # Bytes are flowing: the sender is alive, however long its DATA takes.
-        self._reset_timeout()
+        if self._window is not None:
+            # A paced DATA: the timer judges the bytes of each window, not each chunk.
+            self._window.received += len(data)
+        else:
+            # Bytes are flowing: the sender is alive, however long its DATA takes.
+            self._reset_timeout()
         super().data_received(data)
+
+    def _timeout_cb(self) -> None:
+        window = self._window
+        if window is None:
+            super()._timeout_cb()  # type: ignore[no-untyped-call]
+            return
+        # A transport not reading is our doing (the spool is behind): not the sender's fault.
+        paused = self.transport is not None and not self.transport.is_reading()  # type: ignore[attr-defined]
+        if window.received >= window.required or paused:
+            window.received = 0  # fast enough: judge the next window
+            self._reset_timeout()
+            return
+        self._cut_slow_data(REPLY_DATA_TOO_SLOW, "DATA cut: slower than "
+                            "smtp.min_data_bytes_per_second")
+
+    def _start_data_pace(self) -> None:
+        """From the 354 on, judge the DATA's rate and start its deadline."""
+        if self._pace is None:
+            return
+        self._window = _DataWindow(int(self._pace.min_bytes_per_second
+                                       * self._timeout_duration))
+        self._reset_timeout()
+        if self._pace.deadline_seconds:
+            self._deadline = self.loop.call_later(
+                self._pace.deadline_seconds, self._cut_slow_data, REPLY_DATA_TOO_LONG,
+                "DATA cut: longer than smtp.data_deadline_seconds")
+
+    def _end_data_pace(self) -> None:
+        self._window = None
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _cut_slow_data(self, reply: str, why: str) -> None:
+        """End a session whose DATA is too slow; the sender may retry (421)."""
+        self._end_data_pace()
+        self._tracker.flood_log.refused(self._client or "(local)", why)
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.write((reply + "\r\n").encode())  # type: ignore[attr-defined]
+            transport.close()
 
     @syntax("NOOP [ignored]")
     async def smtp_NOOP(self, arg: str) -> None:
@@ -160,7 +362,9 @@ class _GuardedServer(SMTP):
             return
         try:
             await self.push(REPLY_START_DATA)
+            self._start_data_pace()
             await self._receive(spool)
+            self._end_data_pace()
             self._reset_timeout()  # the DATA is in; give the store a full timeout
             reply = await self._intake.finish_data(self.session, self.envelope, spool)
         except (asyncio.CancelledError, ConnectionResetError):
@@ -174,6 +378,7 @@ class _GuardedServer(SMTP):
                 self.transport.close()
             raise
         finally:
+            self._end_data_pace()
             spool.discard()  # a spool the store took is the store's
         self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd: not annotated
         await self.push(reply)
@@ -312,7 +517,13 @@ async def start_smtp_listener(
     handler = IntakeHandler(
         service, recipients, settings, reject_foreign_senders=reject_foreign_senders
     )
-    tracker = ConnectionTracker(settings.max_connections)
+    # LMTP is spoken by the local MTA, and a unix socket is reached from this host only:
+    # neither is throttled, so Postfix is never refused for being the only client there is.
+    exempt = settings.lmtp or bool(settings.socket)
+    tracker = ConnectionTracker(settings.max_connections,
+                                0 if exempt else settings.max_connections_per_client)
+    pace = None if exempt else DataPace(settings.min_data_bytes_per_second,
+                                        settings.data_deadline_seconds)
     tls_context = make_tls_context(settings)
     # An empty server_hostname means this machine's name, looked up once, without DNS;
     # aiosmtpd would otherwise call getfqdn() (a blocking DNS query) for every connection.
@@ -323,10 +534,11 @@ async def start_smtp_listener(
     # reads DATA: smtp_DATA above does, and counts the message exactly.)
     aiosmtpd_size_limit = settings.max_message_bytes + settings.max_message_bytes // 16
 
-    def make_protocol() -> _GuardedServer:
+    def make_session() -> _GuardedServer:
         return protocol_class(
             handler,
             tracker=tracker,
+            pace=pace,
             data_size_limit=aiosmtpd_size_limit,
             enable_SMTPUTF8=True,
             hostname=hostname,
@@ -337,12 +549,16 @@ async def start_smtp_listener(
             auth_exclude_mechanism=["LOGIN", "PLAIN"],
         )
 
+    def make_protocol() -> _Door:
+        return _Door(tracker, exempt, make_session)
+
     _warn_if_memory_may_run_out(settings)
     loop = asyncio.get_running_loop()
     if settings.socket:
         sock = _bind_unix_socket(settings)
         found = os.stat(settings.socket)
-        server = await loop.create_unix_server(make_protocol, sock=sock)
+        server = await loop.create_unix_server(make_protocol, sock=sock,
+                                               backlog=LISTEN_BACKLOG)
         listener = SmtpListener(server, handler, tracker, settings.socket,
                                 (found.st_dev, found.st_ino))
         log.info("%s listening on %s max_message_bytes=%d", "LMTP" if settings.lmtp else "SMTP",
@@ -350,7 +566,8 @@ async def start_smtp_listener(
         return listener
     try:
         server = await loop.create_server(
-            make_protocol, host=settings.host, port=settings.port, reuse_address=True
+            make_protocol, host=settings.host, port=settings.port, reuse_address=True,
+            backlog=LISTEN_BACKLOG,
         )
     except OSError as error:
         raise OSError(error.errno, f"cannot listen on smtp.host {settings.host!r} smtp.port "
