@@ -24,6 +24,7 @@ from sqlalchemy import select
 from notifier.case_actions import CaseActions
 from notifier.plan.checklist import calendar_for
 from storage.backup.manifest import MANIFEST_NAME, read_manifest
+from storage.backup_record import last_backup
 from storage.cases import list_cases, lock_case
 from storage.holds import set_hold
 from storage.messages import list_messages
@@ -177,6 +178,7 @@ def test_a_second_backup_copies_only_new_blobs_and_a_flipped_byte_refuses_the_re
     assert second["audit_seq"] > first["audit_seq"]
     databases = [path.name for path in snapshot.iterdir() if path.name.startswith("database-")]
     assert databases == [read_manifest(snapshot).database_file]
+    assert last_backup(daemon.config.storage.data_path) == read_manifest(snapshot).created_at
 
     raw = next(blob for blob in read_manifest(snapshot).blobs if blob.kind == "raw")
     damaged = snapshot / raw.relative_path

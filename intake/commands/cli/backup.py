@@ -21,6 +21,7 @@ from intake.service.config import AppConfig
 from storage.backup.manifest import BackupError, Manifest
 from storage.backup.restore import restore_snapshot
 from storage.backup.snapshot import take_snapshot
+from storage.backup_record import record_backup
 from storage.blobstore import BlobStore
 from storage.database import Database
 from storage.verify import ProgressCallback, VerifyProgress, verify
@@ -92,6 +93,8 @@ def backup_command(context: CliContext, folder: Path, as_json: bool) -> None:
     finally:
         database.dispose()
     manifest = result.manifest
+    # For `chikanemail health`, which warns when backups stop.
+    record_backup(config.storage.data_path, manifest.created_at, manifest.audit_seq)
     report: dict[str, Any] = {
         "folder": str(result.folder), "created_at": manifest.created_at.isoformat(),
         "audit_seq": manifest.audit_seq, "audit_hash": manifest.audit_hash,
