@@ -13,6 +13,7 @@ copied: retention cannot delete a file the snapshot's rows still name meanwhile.
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -78,6 +79,7 @@ def take_snapshot(database: Database, evidence_store: BlobStore, derived_store: 
     folder = folder.resolve()
     changed: set[Path] = set()
     make_folders(folder, changed)
+    remove_leftovers(folder)
     stores = {EVIDENCE_STORE: evidence_store, DERIVED_STORE: derived_store}
     database_name = f"{DATABASE_PREFIX}{created_at:%Y%m%dT%H%M%S%fZ}"
     with ExitStack() as locks:
@@ -102,6 +104,34 @@ def take_snapshot(database: Database, evidence_store: BlobStore, derived_store: 
             old.unlink()
     return BackupResult(folder, manifest, copied, present, bytes_copied,
                         time.monotonic() - started)
+
+
+def remove_leftovers(folder: Path) -> int:
+    """Remove the work files (`.NAME.PID.tmp`) an interrupted backup left in the folder,
+    those of a process no longer running; return how many. An admin's own tool would
+    otherwise take them away with the snapshot."""
+    removed = 0
+    for path in folder.rglob(".*.tmp"):
+        match = _WORK_FILE.fullmatch(path.name)
+        if match is None or _is_running(int(match.group("pid"))):
+            continue
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+# What every writer of the snapshot names its work file: `.NAME.PID.tmp`.
+_WORK_FILE = re.compile(r"\..+\.(?P<pid>[0-9]+)\.tmp")
+
+
+def _is_running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _copy_database(database: Database, folder: Path, name: str) -> tuple[DatabaseCopy, str]:

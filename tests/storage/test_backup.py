@@ -172,7 +172,16 @@ def test_a_second_backup_copies_only_new_blobs_and_a_flipped_byte_refuses_the_re
     assert first["copied"] == first["blobs"] > 0 and first["already_there"] == 0
     send_reports(daemon, 2, 1)
     wait_until(lambda: processed(daemon, 3), timeout=30, message="third processed")
+    # Work files of a killed backup (a pid above Linux's pid_max never runs) go; a running
+    # process's stay.
+    killed = snapshot / "blobs" / f".{'0' * 64}.{2 ** 22 + 1}.tmp"
+    killed.write_bytes(b"half a blob")
+    running = snapshot / f".another-writer.{os.getppid()}.tmp"
+    running.write_bytes(b"{")
     second = cli_json(source, "backup", "--to", str(snapshot))
+    assert not killed.exists()
+    assert running.exists()
+    running.unlink()
     assert second["already_there"] == first["blobs"]
     assert second["copied"] == second["blobs"] - first["blobs"] > 0
     assert second["audit_seq"] > first["audit_seq"]

@@ -36,6 +36,9 @@ MAX_TIMES_KEPT = 200
 STATUS_FILE_NAME = "smtp-answers.json"
 # The environment variable systemd sets for `RuntimeDirectory=` (first of a `:` list).
 RUNTIME_DIRECTORY_ENV = "RUNTIME_DIRECTORY"
+# RuntimeDirectory=chikanemail of packaging/chikanemail.service: systemd makes it while the
+# service runs and removes it when it stops.
+SHIPPED_RUNTIME_DIRECTORY = Path("/run/chikanemail")
 _DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT}
 _DISK_FULL_TEXTS = ("disk is full", "no space left", "disk full")
 
@@ -84,13 +87,16 @@ def session_error_reason(error: BaseException) -> RefusalReason | None:
 
 
 def status_file_path(status_dir: str, data_path: Path) -> Path:
-    """Where the status file is: `[health] status_dir`, else systemd's runtime directory,
-    else `run/` in the data directory."""
+    """Where the status file is: `[health] status_dir`, else systemd's runtime directory
+    (`$RUNTIME_DIRECTORY` in the service; the shipped unit's `/run/chikanemail` for a
+    `health` run from a shell while the service runs), else `run/` in the data directory."""
     if status_dir:
         return Path(status_dir) / STATUS_FILE_NAME
     runtime = os.environ.get(RUNTIME_DIRECTORY_ENV, "").split(":")[0]
     if runtime:
         return Path(runtime) / STATUS_FILE_NAME
+    if SHIPPED_RUNTIME_DIRECTORY.is_dir():
+        return SHIPPED_RUNTIME_DIRECTORY / STATUS_FILE_NAME
     return data_path / "run" / STATUS_FILE_NAME
 
 

@@ -20,12 +20,15 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from intake.receive.accept import AcceptedMessage, IntakeService, MessageHead
 from intake.receive.addresses import RecipientPolicy
 from intake.receive.smtp.answers import SmtpAnswers, refusal_reason, session_error_reason
+from intake.receive.smtp.throttled_log import ThrottledLog
 from intake.service.settings import SmtpSettings
 from storage.blobstore import BlobWriter
 from storage.messages import DeliveryEnvelope
 from storage.models import MessageSource
 
 log = logging.getLogger("chikanemail.intake.smtp")
+# How often a 451 of one kind is logged (with a count of those left out).
+ERROR_LOG_INTERVAL_SECONDS = 60.0
 
 T = TypeVar("T")
 
@@ -127,6 +130,9 @@ class IntakeHandler:
         self.stopping = False
         # The daemon sets this: 451s and stores counted for `chikanemail health`.
         self.answers: SmtpAnswers | None = None
+        # A 451 of one kind is logged once a minute: every retry of every sender fails the
+        # same way while the disk is full or the database is down.
+        self._errors = ThrottledLog(log, logging.ERROR, ERROR_LOG_INTERVAL_SECONDS)
 
     async def handle_EHLO(
         self, server: SMTP, session: Session, envelope: Envelope, hostname: str,
@@ -184,8 +190,9 @@ class IntakeHandler:
             opening.add_done_callback(self._abort_unused_writer)
             raise
         except Exception as error:
-            log.error("DATA refused, answered 451: no spool file: %s: %s peer=%s",
-                      type(error).__name__, error, peer_text(session.peer))
+            self._errors.say(f"no spool {type(error).__name__}",
+                             "DATA refused, answered 451: no spool file: %s: %s peer=%s",
+                             type(error).__name__, error, peer_text(session.peer))
             self._count_451(error)
             return None
         return Spool(writer, self.settings.max_message_bytes, self)
@@ -197,8 +204,10 @@ class IntakeHandler:
                      spool.size, self.settings.max_message_bytes, peer_text(session.peer))
             return self._reply_each_recipient(envelope, REPLY_TOO_BIG)
         if spool.failure is not None:
-            log.error("message not stored, answered 451: %s: %s peer=%s",
-                      type(spool.failure).__name__, spool.failure, peer_text(session.peer))
+            self._errors.say(f"not stored {type(spool.failure).__name__}",
+                             "message not stored, answered 451: %s: %s peer=%s",
+                             type(spool.failure).__name__, spool.failure,
+                             peer_text(session.peer))
             self._count_451(spool.failure)
             return self._reply_each_recipient(envelope, REPLY_TEMPORARY_FAILURE)
         delivery = DeliveryEnvelope(
@@ -220,8 +229,9 @@ class IntakeHandler:
             work.add_done_callback(self._log_unanswered_failure)
             raise
         except Exception as error:
-            log.error("message not stored, answered 451: %s: %s peer=%s",
-                      type(error).__name__, error, peer_text(session.peer))
+            self._errors.say(f"not stored {type(error).__name__}",
+                             "message not stored, answered 451: %s: %s peer=%s",
+                             type(error).__name__, error, peer_text(session.peer))
             self._count_451(error)
             return self._reply_each_recipient(envelope, REPLY_TEMPORARY_FAILURE)
         if self.answers is not None and self.answers.stored():

@@ -32,7 +32,6 @@ import os
 import socket
 import ssl
 import stat
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from intake.receive.smtp.handler import (
     Spool,
     peer_text,
 )
+from intake.receive.smtp.throttled_log import ThrottledLog
 from intake.service.settings import SmtpSettings
 
 log = logging.getLogger("chikanemail.intake.smtp")
@@ -77,8 +77,6 @@ LISTEN_BACKLOG = 1024
 
 # A flood is logged once per client in this many seconds, with a count of what was refused.
 FLOOD_LOG_INTERVAL_SECONDS = 60.0
-# Clients remembered by the flood log before the quiet ones are forgotten.
-_FLOOD_LOG_CLIENTS = 4096
 
 
 def client_of(peer: Any) -> str | None:
@@ -102,33 +100,11 @@ class FloodLog:
     not flood the journal too."""
 
     def __init__(self, interval: float = FLOOD_LOG_INTERVAL_SECONDS) -> None:
-        self.interval = interval
-        self._logged_at: dict[str, float] = {}
-        self._quiet: Counter[str] = Counter()
+        self._lines = ThrottledLog(log, logging.WARNING, interval)
 
     def refused(self, client: str, why: str) -> None:
         """Note one refused connection (or cut session) of this client."""
-        now = time.monotonic()
-        key = f"{client} {why}"
-        logged_at = self._logged_at.get(key)
-        if logged_at is not None and now - logged_at < self.interval:
-            self._quiet[key] += 1
-            return
-        if len(self._logged_at) >= _FLOOD_LOG_CLIENTS:
-            self._forget_quiet_clients(now)
-            if len(self._logged_at) >= _FLOOD_LOG_CLIENTS:  # that many clients at once:
-                self._logged_at.clear()  # keep the memory bounded, log some twice
-                self._quiet.clear()
-        self._logged_at[key] = now
-        more = self._quiet.pop(key, 0)
-        log.warning("%s client=%s (%d more since the last such line; logged once per %d s)",
-                    why, client, more, self.interval)
-
-    def _forget_quiet_clients(self, now: float) -> None:
-        for key, logged_at in list(self._logged_at.items()):
-            if now - logged_at >= self.interval:
-                del self._logged_at[key]
-                self._quiet.pop(key, None)
+        self._lines.say(f"{client} {why}", "%s client=%s", why, client)
 
 
 class ConnectionTracker:
