@@ -376,12 +376,14 @@ def print_result(result: LoadResult) -> None:
 # -- the two targets --------------------------------------------------------------------
 
 
-def start_server(command: list[str], log_path: Path, port: int) -> subprocess.Popen[bytes]:
-    """Start a server process with its output in log_path; return once its port answers."""
+def start_server(command: list[str], log_path: Path, port: int,
+                 environment: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start a server process with its output in log_path (and `environment` added to this
+    one's); return once its port answers."""
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})},
         )
     try:
         wait_for_port(port, process, STARTUP_TIMEOUT_S)
