@@ -24,8 +24,9 @@ from typing import Any
 
 import pytest
 
+from intake.receive.smtp.flood_guard import REPLY_TOO_MANY_FROM_CLIENT
 from intake.receive.smtp.handler import REPLY_TOO_MANY_CONNECTIONS
-from intake.receive.smtp.server import REPLY_DATA_TOO_SLOW, REPLY_TOO_MANY_FROM_CLIENT
+from intake.receive.smtp.server import REPLY_DATA_TOO_SLOW
 from tests.receive import test_smtp, test_smtp_floods
 from tests.receive.test_smtp import rows_for
 from tests.receive.test_smtp_floods import NORMAL, ClientFrom, send_normal_mail

@@ -18,13 +18,8 @@ from typing import Any
 
 import pytest
 
-from intake.receive.smtp.server import (
-    REPLY_DATA_TOO_LONG,
-    REPLY_DATA_TOO_SLOW,
-    REPLY_TOO_MANY_FROM_CLIENT,
-    FloodLog,
-    client_of,
-)
+from intake.receive.smtp.flood_guard import REPLY_TOO_MANY_FROM_CLIENT, FloodLog, client_of
+from intake.receive.smtp.server import REPLY_DATA_TOO_LONG, REPLY_DATA_TOO_SLOW
 from tests.receive import test_smtp
 from tests.receive.test_smtp import SENDER, LineClient, mail, rows_for
 from tests.support import INTAKE_ADDRESS, DaemonThread, wait_until

@@ -11,8 +11,9 @@ from typing import Any
 
 from click.testing import Result
 
-from intake.commands.cli.verify import HEALTH_CHECKS, CheckStatus, run_health_checks
 from intake.service.config import AppConfig
+from intake.service.health import HEALTH_CHECKS, run_health_checks
+from intake.service.health.findings import CheckStatus
 from intake.service.settings import ImapMailbox
 from storage.database import Database
 from storage.imap_state import FolderPosition, advance_folder, begin_folder, record_error

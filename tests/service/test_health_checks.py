@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from intake.commands.cli.verify import HEALTH_CHECKS, CheckStatus, Finding, run_health_checks
 from intake.receive.smtp.answers import (
     STATUS_FILE_NAME,
     RefusalReason,
@@ -31,6 +30,8 @@ from intake.receive.smtp.answers import (
 )
 from intake.service.config import AppConfig
 from intake.service.daemon import open_services
+from intake.service.health import HEALTH_CHECKS, run_health_checks
+from intake.service.health.findings import CheckStatus, Finding
 from intake.service.settings import HealthSettings, ImapMailbox
 from storage.backup_record import RECORD_NAME, last_backup, record_backup
 from storage.database import Database

@@ -16,9 +16,10 @@ What aiosmtpd does not do and the intake adds:
 - the exact size limit: aiosmtpd counts dot-stuffed wire bytes, we count the message.
 - with require_starttls, NOOP refused before TLS as well (only EHLO, STARTTLS, QUIT pass).
 
-The connection caps, the idle timeout, the DATA pace, the NOOP refusal and the DATA command
-are here; the DATA stream is read by intake.receive.smtp.data, and the handler with its
-spool, store and replies is intake.receive.smtp.handler.
+The idle timeout, the NOOP refusal and the DATA command are here; the connection caps and
+the DATA pace they apply are in intake.receive.smtp.flood_guard, the DATA stream is read by
+intake.receive.smtp.data, and the handler with its spool, store and replies is
+intake.receive.smtp.handler.
 """
 
 from __future__ import annotations
@@ -26,13 +27,11 @@ from __future__ import annotations
 import asyncio
 import errno
 import grp
-import ipaddress
 import logging
 import os
 import socket
 import ssl
 import stat
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,17 +42,16 @@ from aiosmtpd.smtp import SMTP, syntax
 from intake.receive.accept import HEAD_BYTES, IntakeService
 from intake.receive.addresses import RecipientPolicy
 from intake.receive.smtp.data import STREAM_LIMIT, DataReader, DotUnstuffer
+from intake.receive.smtp.flood_guard import ConnectionTracker, DataPace, DataWindow, client_of
 from intake.receive.smtp.handler import (
     REPLY_SHUTTING_DOWN,
     REPLY_START_DATA,
     REPLY_TEMPORARY_FAILURE,
-    REPLY_TOO_MANY_CONNECTIONS,
     SPOOL_WRITE_BYTES,
     IntakeHandler,
     Spool,
     peer_text,
 )
-from intake.receive.smtp.throttled_log import ThrottledLog
 from intake.service.settings import SmtpSettings
 
 log = logging.getLogger("chikanemail.intake.smtp")
@@ -66,7 +64,6 @@ logging.getLogger("mail.log").setLevel(logging.WARNING)
 # copy, the gathered write and the header block.
 MEMORY_PER_CONNECTION = 3 * STREAM_LIMIT + 2 * SPOOL_WRITE_BYTES + HEAD_BYTES
 
-REPLY_TOO_MANY_FROM_CLIENT = "421 4.7.0 Too many connections from your address; try again later"
 REPLY_DATA_TOO_SLOW = "421 4.4.2 DATA too slow; closing the connection"
 REPLY_DATA_TOO_LONG = "421 4.4.2 DATA took too long; closing the connection"
 
@@ -75,103 +72,16 @@ REPLY_DATA_TOO_LONG = "421 4.4.2 DATA took too long; closing the connection"
 # during a flood from one address, everyone else would wait. The kernel caps it at somaxconn.
 LISTEN_BACKLOG = 1024
 
-# A flood is logged once per client in this many seconds, with a count of what was refused.
-FLOOD_LOG_INTERVAL_SECONDS = 60.0
 
 
-def client_of(peer: Any) -> str | None:
-    """Who a connection counts against: its IPv4 address, or the /64 of an IPv6 address
-    (one host usually has a whole /64). None for a unix socket."""
-    if not (isinstance(peer, tuple) and peer):
-        return None
-    try:
-        address = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
-    except ValueError:
-        return str(peer[0])
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return str(address)
 
 
-class FloodLog:
-    """Logs a refusal once per client per interval, not once per connection: a flood must
-    not flood the journal too."""
-
-    def __init__(self, interval: float = FLOOD_LOG_INTERVAL_SECONDS) -> None:
-        self._lines = ThrottledLog(log, logging.WARNING, interval)
-
-    def refused(self, client: str, why: str) -> None:
-        """Note one refused connection (or cut session) of this client."""
-        self._lines.say(f"{client} {why}", "%s client=%s", why, client)
 
 
-class ConnectionTracker:
-    """Counts open connections against the caps and remembers them for shutdown."""
-
-    def __init__(self, limit: int, per_client_limit: int = 0) -> None:
-        self.limit = limit
-        self.per_client_limit = per_client_limit
-        self.open: set[_GuardedServer] = set()
-        self.per_client: Counter[str] = Counter()
-        self.flood_log = FloodLog()
-
-    def refusal(self, client: str | None) -> str | None:
-        """The reply that refuses a new connection of this client now, if any (logged).
-
-        The client's own limit comes first: one address flooding us gets its 421 before the
-        listener is full, and everyone else still gets in. A client of None (a unix socket,
-        or an exempt listener) has no limit of its own.
-        """
-        if (client is not None and self.per_client_limit
-                and self.per_client[client] >= self.per_client_limit):
-            self.flood_log.refused(client, "connection refused: smtp.max_connections_per_client "
-                                   "reached")
-            return REPLY_TOO_MANY_FROM_CLIENT
-        if len(self.open) >= self.limit:
-            # Once a minute in all, not per client: a full listener is not one client's doing.
-            self.flood_log.refused("(any)", "connection refused: smtp.max_connections reached")
-            return REPLY_TOO_MANY_CONNECTIONS
-        return None
-
-    def admit(self, protocol: _GuardedServer, client: str | None) -> str | None:
-        """Admit a new connection, or say which reply refuses it."""
-        refusal = self.refusal(client)
-        if refusal is not None:
-            return refusal
-        self.open.add(protocol)
-        if client is not None:
-            self.per_client[client] += 1
-        return None
-
-    def release(self, protocol: _GuardedServer, client: str | None) -> None:
-        """Forget a closed connection."""
-        if protocol not in self.open:
-            return
-        self.open.discard(protocol)
-        if client is not None:
-            self.per_client[client] -= 1
-            if self.per_client[client] <= 0:
-                del self.per_client[client]
 
 
-@dataclass(frozen=True)
-class DataPace:
-    """How fast a DATA must arrive: at least `min_bytes_per_second` on average over each
-    window of the idle timeout (at least one byte), and all of it within `deadline_seconds`
-    (0: none). None of it applies to an exempt listener (LMTP, unix socket)."""
-
-    min_bytes_per_second: int
-    deadline_seconds: float
 
 
-class _DataWindow:
-    """The bytes of DATA received in the current window of the idle timeout."""
-
-    def __init__(self, required: int) -> None:
-        self.required = max(1, required)
-        self.received = 0
 
 
 def _refuse(transport: asyncio.BaseTransport, reply: str) -> None:
@@ -187,7 +97,7 @@ class _Door(asyncio.Protocol):
     session (building one takes about 0.2 ms), so the loop stays free for everyone else.
     """
 
-    def __init__(self, tracker: ConnectionTracker, exempt: bool,
+    def __init__(self, tracker: ConnectionTracker[_GuardedServer], exempt: bool,
                  make_session: Callable[[], _GuardedServer]) -> None:
         self._tracker = tracker
         self._exempt = exempt
@@ -213,13 +123,13 @@ class _GuardedServer(SMTP):
 
     line_length_limit = STREAM_LIMIT
 
-    def __init__(self, handler: IntakeHandler, *, tracker: ConnectionTracker,
+    def __init__(self, handler: IntakeHandler, *, tracker: ConnectionTracker[_GuardedServer],
                  pace: DataPace | None = None, **kwargs: Any) -> None:
         super().__init__(handler, **kwargs)
         self._intake = handler
         self._tracker = tracker
         self._pace = pace  # None: an exempt listener, every chunk restarts the idle timer
-        self._window: _DataWindow | None = None  # while a paced DATA arrives
+        self._window: DataWindow | None = None  # while a paced DATA arrives
         self._deadline: asyncio.TimerHandle | None = None
         self._client: str | None = None
         self._refused = False
@@ -279,7 +189,7 @@ class _GuardedServer(SMTP):
         """From the 354 on, judge the DATA's rate and start its deadline."""
         if self._pace is None:
             return
-        self._window = _DataWindow(int(self._pace.min_bytes_per_second
+        self._window = DataWindow(int(self._pace.min_bytes_per_second
                                        * self._timeout_duration))
         self._reset_timeout()
         if self._pace.deadline_seconds:
@@ -402,7 +312,7 @@ class SmtpListener:
 
     server: asyncio.AbstractServer
     handler: IntakeHandler
-    tracker: ConnectionTracker
+    tracker: ConnectionTracker[_GuardedServer]
     # On a unix socket: its path and the (device, inode) of the socket file we made.
     socket_path: str = ""
     socket_identity: tuple[int, int] | None = None
@@ -496,7 +406,7 @@ async def start_smtp_listener(
     # LMTP is spoken by the local MTA, and a unix socket is reached from this host only:
     # neither is throttled, so Postfix is never refused for being the only client there is.
     exempt = settings.lmtp or bool(settings.socket)
-    tracker = ConnectionTracker(settings.max_connections,
+    tracker = ConnectionTracker[_GuardedServer](settings.max_connections,
                                 0 if exempt else settings.max_connections_per_client)
     pace = None if exempt else DataPace(settings.min_data_bytes_per_second,
                                         settings.data_deadline_seconds)
