@@ -93,6 +93,8 @@ def setup(tmp_path: Path, database_url: str) -> IngestSetup:
 # -- the corpus ---------------------------------------------------------------
 
 
+# The whole corpus through the CLI twice: end to end, so out of the fast loop.
+@pytest.mark.integration
 def test_ingest_whole_corpus_byte_exact_then_again_as_duplicates(setup: IngestSetup) -> None:
     files = corpus_files()
     assert len(files) == 200
