@@ -159,13 +159,14 @@ class PrivateCluster:
 def cluster() -> Iterator[PrivateCluster]:
     bindir = postgres_bindir()
     if bindir is None:
-        pytest.skip("no PostgreSQL server binaries (initdb) on this machine")
+        pytest.fail("no PostgreSQL server binaries (initdb) on this machine: install the "
+                    "postgresql package (.ci/run expects the machine's server)")
     user: str | None = None
     if os.geteuid() == 0:  # PostgreSQL refuses to run as root
         try:
             user = pwd.getpwnam("postgres").pw_name
         except KeyError:
-            pytest.skip("running as root and there is no postgres user to run a cluster as")
+            pytest.fail("running as root and there is no postgres user to run a cluster as")
     # Not under pytest's tmp_path: that is private to us, and the server's user needs its own.
     data_dir = Path(tempfile.mkdtemp(prefix="chikanemail-pg-"))
     if user is not None:

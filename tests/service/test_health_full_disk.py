@@ -49,10 +49,11 @@ def namespace_commands() -> tuple[list[str], list[str]]:
 
 
 def require_mount_namespace(tmp_path: Path) -> None:
-    """Skip, naming what is missing, when no tmpfs can be mounted in a mount namespace."""
+    """Fail, naming what is missing, when no tmpfs can be mounted in a mount namespace: the
+    test would otherwise pass without having filled a disk."""
     missing = [tool for tool in ("unshare", "nsenter", "mount") if shutil.which(tool) is None]
     if missing:
-        pytest.skip(f"needs {', '.join(missing)} (util-linux) for a mount namespace")
+        pytest.fail(f"needs {', '.join(missing)} (util-linux) for a mount namespace")
     probe = tmp_path / "probe"
     probe.mkdir()
     unshare, _ = namespace_commands()
@@ -60,7 +61,7 @@ def require_mount_namespace(tmp_path: Path) -> None:
                           env={**os.environ, "DISK": str(probe), "SIZE": "1m"},
                           capture_output=True, text=True, timeout=30, check=False)
     if done.returncode != 0:
-        pytest.skip("cannot mount a tmpfs in a new mount namespace (needs root or "
+        pytest.fail("cannot mount a tmpfs in a new mount namespace (needs root or "
                     f"unprivileged user namespaces): {done.stderr.strip()}")
 
 
