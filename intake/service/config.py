@@ -328,6 +328,8 @@ def _check_contradictions(config: AppConfig) -> None:
         fail("smtp.min_data_bytes_per_second", "must be 0 (off) or more")
     if smtp.data_deadline_seconds < 0:
         fail("smtp.data_deadline_seconds", "must be 0 (no deadline) or more")
+    if smtp.session_deadline_seconds < 0:
+        fail("smtp.session_deadline_seconds", "must be 0 (no deadline) or more")
     if bool(smtp.tls_cert) != bool(smtp.tls_key):
         fail("smtp.tls_key" if smtp.tls_cert else "smtp.tls_cert",
              "tls_cert and tls_key must be given together")

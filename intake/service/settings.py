@@ -34,6 +34,9 @@ class SmtpSettings:
     min_data_bytes_per_second: int = 1024
     # A whole DATA must arrive within this (0: no deadline).
     data_deadline_seconds: float = 3600.0
+    # A session must hand in a mail within this of its start or of its last mail (0: no
+    # deadline); a DATA under way is judged by the two settings above instead.
+    session_deadline_seconds: float = 600.0
     # A unix socket path: listen there instead of host:port (LMTP from an MTA on this host).
     socket: str = ""
     socket_mode: str = "0660"

@@ -2,7 +2,8 @@
 
 One address may hold only `max_connections_per_client` connections (421 past it) while
 others still get in; a DATA slower than `min_data_bytes_per_second`, or longer than
-`data_deadline_seconds`, is cut; an LMTP listener (the local MTA) is never throttled.
+`data_deadline_seconds`, is cut, and so is a session that hands in no mail within
+`session_deadline_seconds`; an LMTP listener (the local MTA) is never throttled.
 The 500-connection flood is tests/faults/test_smtp_flood.py.
 """
 
@@ -19,7 +20,11 @@ from typing import Any
 import pytest
 
 from intake.receive.smtp.flood_guard import REPLY_TOO_MANY_FROM_CLIENT, FloodLog, client_of
-from intake.receive.smtp.server import REPLY_DATA_TOO_LONG, REPLY_DATA_TOO_SLOW
+from intake.receive.smtp.server import (
+    REPLY_DATA_TOO_LONG,
+    REPLY_DATA_TOO_SLOW,
+    REPLY_SESSION_TOO_LONG,
+)
 from tests.receive import test_smtp
 from tests.receive.test_smtp import SENDER, LineClient, mail, rows_for
 from tests.support import INTAKE_ADDRESS, DaemonThread, wait_until
@@ -159,9 +164,48 @@ def test_a_data_longer_than_the_deadline_is_cut(make_daemon: Any) -> None:
     assert rows_for(daemon) == []
 
 
+def test_commands_trickled_a_byte_at_a_time_are_cut_at_the_session_deadline(
+        make_daemon: Any) -> None:
+    daemon = make_daemon(timeout_seconds=1.0, session_deadline_seconds=1.0)
+    client = ClientFrom(daemon.smtp_address, SLOW)
+    try:
+        assert client.reply()[0] == 220
+        command = b"EHLO a-client-that-never-sends-mail.example\r\n" * 20
+        # A byte every 50 ms: every byte would restart the idle timer of 1 s.
+        elapsed = trickle(client, [command[i:i + 1] for i in range(len(command))], 0.05)
+        assert client.closed_by_server()
+        assert client.buffer.endswith((REPLY_SESSION_TOO_LONG + "\r\n").encode())
+        assert 0.9 < elapsed < 3.0
+    finally:
+        client.close()
+
+
+def test_each_mail_handed_in_restarts_the_session_deadline(make_daemon: Any) -> None:
+    daemon = make_daemon(timeout_seconds=5.0, session_deadline_seconds=0.6)
+    with smtplib.SMTP(*daemon.smtp_address, source_address=(NORMAL, 0), timeout=10) as client:
+        deadline = time.monotonic() + 1.5  # longer than the session deadline, all told
+        sent = 0
+        while time.monotonic() < deadline:
+            assert client.sendmail(SENDER, [INTAKE_ADDRESS], mail(f"mail {sent}")) == {}
+            sent += 1
+            time.sleep(0.2)  # pacing the sender, not synchronisation
+    assert len(rows_for(daemon)) == sent > 3
+
+
+def test_a_per_client_limit_not_below_the_global_one_is_warned_about(
+        make_daemon: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="chikanemail")
+    make_daemon(max_connections=5, max_connections_per_client=5)
+    warnings = [record.getMessage() for record in caplog.records
+                if "one client can take every connection" in record.getMessage()]
+    assert len(warnings) == 1
+    assert "smtp.max_connections_per_client (5)" in warnings[0]
+
+
 def test_lmtp_from_the_local_mta_is_never_throttled(make_daemon: Any) -> None:
     daemon = make_daemon(lmtp=True, timeout_seconds=1.0, max_connections_per_client=1,
-                         min_data_bytes_per_second=100_000, data_deadline_seconds=0.5)
+                         min_data_bytes_per_second=100_000, data_deadline_seconds=0.5,
+                         session_deadline_seconds=0.5)
     first, second = (ClientFrom(daemon.smtp_address, FLOODER) for _ in range(2))
     try:
         open_mail(first, helo="LHLO")

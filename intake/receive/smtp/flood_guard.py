@@ -105,10 +105,13 @@ class ConnectionTracker(Generic[Connection]):
 class DataPace:
     """How fast a DATA must arrive: at least `min_bytes_per_second` on average over each
     window of the idle timeout (at least one byte), and all of it within `deadline_seconds`
-    (0: none). None of it applies to an exempt listener (LMTP, unix socket)."""
+    (0: none); and how long a session may go without handing in a mail,
+    `session_deadline_seconds` (0: for ever). None of it applies to an exempt listener
+    (LMTP, unix socket)."""
 
     min_bytes_per_second: int
     deadline_seconds: float
+    session_deadline_seconds: float = 0.0
 
 
 class DataWindow:

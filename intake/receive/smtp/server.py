@@ -11,6 +11,9 @@ What aiosmtpd does not do and the intake adds:
   address flooding the listener cannot lock the others out;
 - a minimum DATA rate and a whole-DATA deadline: since every chunk restarts the idle timer,
   a sender trickling a byte a second (slowloris) would otherwise hold its slot for ever;
+- a session deadline: a session must hand in a mail within `session_deadline_seconds` of
+  its start or of its last mail, so commands trickled a byte at a time, or a NOOP before
+  each idle timeout, cannot hold a slot for ever either;
 - 451 instead of aiosmtpd's permanent 500 when anything of ours fails, so the sender retries;
 - one reply per accepted recipient after LMTP DATA (RFC 2033);
 - the exact size limit: aiosmtpd counts dot-stuffed wire bytes, we count the message.
@@ -66,6 +69,7 @@ MEMORY_PER_CONNECTION = 3 * STREAM_LIMIT + 2 * SPOOL_WRITE_BYTES + HEAD_BYTES
 
 REPLY_DATA_TOO_SLOW = "421 4.4.2 DATA too slow; closing the connection"
 REPLY_DATA_TOO_LONG = "421 4.4.2 DATA took too long; closing the connection"
+REPLY_SESSION_TOO_LONG = "421 4.4.2 No mail handed in for too long; closing the connection"
 
 # Connections the kernel holds for us before we accept them (asyncio's default is 100). With a
 # full queue Linux drops a new client's SYN, and the client tries again only after a second:
@@ -131,6 +135,8 @@ class _GuardedServer(SMTP):
         self._pace = pace  # None: an exempt listener, every chunk restarts the idle timer
         self._window: DataWindow | None = None  # while a paced DATA arrives
         self._deadline: asyncio.TimerHandle | None = None
+        self._session_deadline: asyncio.TimerHandle | None = None
+        self._in_data = False  # from the 354 until the reply to the DATA is sent
         self._client: str | None = None
         self._refused = False
         self._admitted = False
@@ -145,6 +151,7 @@ class _GuardedServer(SMTP):
                 _refuse(transport, refusal)
                 return
             self._admitted = True
+            self._restart_session_deadline()
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
@@ -152,6 +159,8 @@ class _GuardedServer(SMTP):
             return
         self._tracker.release(self, self._client)
         self._end_data_pace()
+        if self._session_deadline is not None:
+            self._session_deadline.cancel()
         super().connection_lost(error)
 
     def eof_received(self) -> bool | None:
@@ -196,6 +205,24 @@ class _GuardedServer(SMTP):
             self._deadline = self.loop.call_later(
                 self._pace.deadline_seconds, self._cut_slow_data, REPLY_DATA_TOO_LONG,
                 "DATA cut: longer than smtp.data_deadline_seconds")
+
+    def _restart_session_deadline(self) -> None:
+        """Give the session `session_deadline_seconds` from now to hand in a mail."""
+        if self._session_deadline is not None:
+            self._session_deadline.cancel()
+            self._session_deadline = None
+        if self._pace is not None and self._pace.session_deadline_seconds:
+            self._session_deadline = asyncio.get_running_loop().call_later(
+                self._pace.session_deadline_seconds, self._session_deadline_passed)
+
+    def _session_deadline_passed(self) -> None:
+        """No mail handed in within the session deadline: end the session (421), unless a
+        DATA is under way, which has its own rate and deadline."""
+        self._session_deadline = None
+        if self._in_data:
+            return  # the end of the DATA starts the deadline again
+        self._cut_slow_data(REPLY_SESSION_TOO_LONG, "session cut: no mail within "
+                            "smtp.session_deadline_seconds")
 
     def _end_data_pace(self) -> None:
         self._window = None
@@ -246,6 +273,7 @@ class _GuardedServer(SMTP):
         if spool is None:  # refused before 354: the sender keeps its data and retries
             await self.push(REPLY_TEMPORARY_FAILURE)
             return
+        self._in_data = True
         try:
             await self.push(REPLY_START_DATA)
             self._start_data_pace()
@@ -264,9 +292,11 @@ class _GuardedServer(SMTP):
                 self.transport.close()
             raise
         finally:
+            self._in_data = False
             self._end_data_pace()
             spool.discard()  # a spool the store took is the store's
         self._set_post_data_state()  # type: ignore[no-untyped-call]  # aiosmtpd: not annotated
+        self._restart_session_deadline()  # a mail handed in, whatever the answer
         await self.push(reply)
 
     async def _receive(self, spool: Spool) -> None:
@@ -280,6 +310,17 @@ class _GuardedServer(SMTP):
 
 class _GuardedLMTP(_GuardedServer, LMTP):
     """aiosmtpd's LMTP with the same guards."""
+
+
+def _warn_if_one_client_may_take_all(settings: SmtpSettings, exempt: bool) -> None:
+    """Warn when the per-client limit cannot answer before the global one is reached."""
+    if exempt or not settings.max_connections_per_client:
+        return
+    if settings.max_connections_per_client >= settings.max_connections:
+        log.warning("smtp.max_connections_per_client (%d) is not lower than "
+                    "smtp.max_connections (%d): one client can take every connection; "
+                    "lower smtp.max_connections_per_client",
+                    settings.max_connections_per_client, settings.max_connections)
 
 
 def _warn_if_memory_may_run_out(settings: SmtpSettings) -> None:
@@ -409,7 +450,8 @@ async def start_smtp_listener(
     tracker = ConnectionTracker[_GuardedServer](settings.max_connections,
                                 0 if exempt else settings.max_connections_per_client)
     pace = None if exempt else DataPace(settings.min_data_bytes_per_second,
-                                        settings.data_deadline_seconds)
+                                        settings.data_deadline_seconds,
+                                        settings.session_deadline_seconds)
     tls_context = make_tls_context(settings)
     # An empty server_hostname means this machine's name, looked up once, without DNS;
     # aiosmtpd would otherwise call getfqdn() (a blocking DNS query) for every connection.
@@ -439,6 +481,7 @@ async def start_smtp_listener(
         return _Door(tracker, exempt, make_session)
 
     _warn_if_memory_may_run_out(settings)
+    _warn_if_one_client_may_take_all(settings, exempt)
     loop = asyncio.get_running_loop()
     if settings.socket:
         sock = _bind_unix_socket(settings)
