@@ -102,10 +102,22 @@ def load_config(path: Path | None) -> AppConfig:
     """Read and validate the config file; with no path, the built-in defaults."""
     if path is None:
         return validate_config({}, source=_NO_FILE, base_dir=Path.cwd())
+    return validate_config(_read_toml(path), source=str(path),
+                           base_dir=Path(path).resolve().parent)
+
+
+def load_config_copy(copy: Path, original: Path) -> AppConfig:
+    """Read a copy of a config file (a backup's) as the file at `original` would be read:
+    relative paths in it resolve from `original`'s folder."""
+    return validate_config(_read_toml(copy), source=f"{copy} (copy of {original})",
+                           base_dir=original.parent)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
     source = str(path)
     try:
         with open(path, "rb") as handle:
-            data = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError:
         raise SettingsError(source, "(file)", "no such file") from None
     except PermissionError:
@@ -114,7 +126,6 @@ def load_config(path: Path | None) -> AppConfig:
         raise SettingsError(source, "(file)", "is a directory, not a TOML file") from None
     except tomllib.TOMLDecodeError as error:
         raise SettingsError(source, "(syntax)", str(error)) from None
-    return validate_config(data, source=source, base_dir=Path(path).resolve().parent)
 
 
 def validate_config(data: dict[str, Any], *, source: str, base_dir: Path) -> AppConfig:

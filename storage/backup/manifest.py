@@ -47,6 +47,10 @@ class FileEntry:
     relative_path: str
     sha256: str
     size: int
+    # The original's permission bits and owner: a restore puts the file back with them.
+    mode: int = 0o600
+    owner: str = ""
+    group: str = ""
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -37,6 +38,7 @@ from storage.backup.database_dump import (
     copy_sqlite,
     dump_postgresql,
 )
+from storage.backup.installation_files import group_name, user_name
 from storage.backup.manifest import (
     BackupError,
     BlobEntry,
@@ -197,4 +199,6 @@ def _copy_file(key: str, path: Path, folder: Path, index: int,
         os.chmod(target, 0o600)
         target.unlink()
     copy_verified(path, target, sha256=sha256, size=size, changed=changed, mode=0o400)
-    return FileEntry(key, str(path), relative, sha256, size)
+    status = path.stat()
+    return FileEntry(key, str(path), relative, sha256, size, mode=stat.S_IMODE(status.st_mode),
+                     owner=user_name(status.st_uid), group=group_name(status.st_gid))

@@ -290,3 +290,54 @@ def test_a_snapshot_goes_through_restic_and_restores(
     restored = cli_json(target, "restore", "--from", str(came_back))
     assert restored["verify"]["ok"] and restored["blobs"] == backup["blobs"] > 0
     assert len(cli_json(target, "cases", "list")) == 1
+
+
+def test_a_restore_on_a_new_machine_puts_the_config_and_its_files_back(
+        tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    password = etc / "smtp-password"
+    password.write_text("relay secret\n")
+    os.chmod(password, 0o640)
+    config_file = write_toml(etc / "chikanemail.toml", {
+        "storage": {"data_dir": str(tmp_path / "old-data")},
+        "notify": {"username": "chikanemail", "password_file": "smtp-password"}})
+    upgraded = cli(config_file, "db", "upgrade")
+    assert upgraded.exit_code == 0, describe(upgraded)
+    snapshot = tmp_path / "snapshot"
+    backup = cli_json(config_file, "backup", "--to", str(snapshot))
+    assert backup["files"] == ["config", "notify.password_file"]
+
+    # A new machine: none of /etc, an empty data directory.
+    config_text = config_file.read_bytes()
+    shutil.rmtree(etc)
+    restored = cli(config_file, "restore", "--from", str(snapshot), "--data-dir",
+                   str(tmp_path / "new-data"))
+    assert restored.exit_code == 0, describe(restored)
+    assert config_file.read_bytes() == config_text
+    assert password.read_text() == "relay secret\n"
+    assert oct(password.stat().st_mode & 0o777) == oct(0o640)
+    assert f"config: put back at {config_file}" in restored.output
+    assert f"notify.password_file: put back at {password}" in restored.output
+    assert f"set [storage] data_dir = \"{tmp_path / 'new-data'}\"" in restored.output
+    assert (tmp_path / "new-data" / "chikanemail.sqlite3").is_file()
+
+    # A file already at its place is never overwritten: left alone, the copy named.
+    password.write_text("a newer secret\n")
+    again = cli_json(config_file, "restore", "--from", str(snapshot), "--data-dir",
+                     str(tmp_path / "third-data"))
+    outcomes = {item["key"]: item["outcome"] for item in again["files"]}
+    assert outcomes == {"config": "already in place", "notify.password_file": "differs"}
+    assert password.read_text() == "a newer secret\n"
+
+    # A damaged copy refuses the restore before anything is written, naming the file.
+    copy = snapshot / next(item.relative_path for item in read_manifest(snapshot).files
+                           if item.key == "notify.password_file")
+    os.chmod(copy, 0o600)
+    copy.write_text("relay secreT\n")
+    refused = cli(config_file, "restore", "--from", str(snapshot), "--data-dir",
+                  str(tmp_path / "fourth-data"))
+    assert refused.exit_code == 1
+    assert "notify.password_file: the copy files/01-smtp-password does not match" in \
+        refused.output
+    assert not (tmp_path / "fourth-data").exists()

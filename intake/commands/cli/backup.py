@@ -15,15 +15,27 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
-from intake.commands.cli.context import CliContext, open_database, pass_context
+from intake.commands.cli.context import (
+    CONFIG_ERROR_EXIT,
+    CliContext,
+    open_database,
+    pass_context,
+)
 from intake.commands.cli.verify import verify_report
-from intake.service.config import AppConfig
-from storage.backup.manifest import BackupError, Manifest
+from intake.service.config import AppConfig, load_config, load_config_copy
+from storage.backup.installation_files import (
+    PlacedFile,
+    check_file_copies,
+    config_copy,
+    put_files_back,
+)
+from storage.backup.manifest import BackupError, FileEntry, Manifest, read_manifest
 from storage.backup.restore import restore_snapshot
 from storage.backup.snapshot import take_snapshot
 from storage.backup_record import record_backup
 from storage.blobstore import BlobStore
 from storage.database import Database
+from storage.errors import SettingsError
 from storage.verify import ProgressCallback, VerifyProgress, verify
 
 
@@ -120,14 +132,26 @@ def backup_command(context: CliContext, folder: Path, as_json: bool) -> None:
 @click.option("--database-url",
               help="An empty database to restore into (default: [storage] database_url, "
                    "or the SQLite file in the data directory).")
+@click.option("--files/--no-files", "put_files", default=True, show_default=True,
+              help="Put the config and the files it names back where they were, when "
+                   "nothing is there yet (never overwritten).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @pass_context
 def restore_command(context: CliContext, folder: Path, data_dir: Path | None,
-                    database_url: str | None, as_json: bool) -> None:
+                    database_url: str | None, put_files: bool, as_json: bool) -> None:
     """Rebuild a working installation from a snapshot into an empty data directory and
     database: blobs checked against the manifest, database restored, retention applied
-    (legal holds kept), then `verify`. Refuses a target that is not empty."""
-    config = context.config
+    (legal holds kept), the config and its files put back, then `verify`. Refuses a
+    target that is not empty."""
+    try:
+        manifest = read_manifest(folder)
+        check_file_copies(folder, manifest)
+        # First, so that the config (and the files it names) are where it says they are.
+        placed = put_files_back(folder, manifest) if put_files else []
+    except BackupError as error:
+        _fail("restore", error)
+        return
+    config, config_source = _restore_config(context, folder, manifest)
     storage = config.storage
     if data_dir is not None:
         storage = replace(storage, data_dir=str(data_dir))
@@ -146,24 +170,76 @@ def restore_command(context: CliContext, folder: Path, data_dir: Path | None,
                          trigger="restore", actor="restore")
     finally:
         database.dispose()
-    manifest = result.manifest
     if as_json:
         click.echo(json.dumps({
             "created_at": manifest.created_at.isoformat(), "audit_seq": manifest.audit_seq,
             "audit_hash": manifest.audit_hash, "blobs": result.blobs, "bytes": result.bytes,
             "retention_deleted": len(result.retention.deleted), "seconds": round(result.seconds, 3),
+            "settings_from": config_source,
             "files": [{"key": item.key, "path": item.original_path,
-                       "copy": item.relative_path} for item in manifest.files],
+                       "copy": item.relative_path,
+                       "outcome": _outcome(item, placed)} for item in manifest.files],
             "verify": checked.as_json()}, indent=2, ensure_ascii=False))
     else:
         click.echo(head_line(manifest))
+        click.echo(f"settings (retention, data directory) from {config_source}")
         click.echo(f"restored {result.blobs} blobs ({result.bytes / (1024 * 1024):.1f} MiB) "
                    f"into {storage.data_path}; retention deleted "
                    f"{len(result.retention.deleted)} item(s) expired since")
-        for item in manifest.files:
-            click.echo(f"{item.key} was {item.original_path}: its copy is "
-                       f"{folder / item.relative_path}")
+        for line in _files_report(folder, manifest, placed):
+            click.echo(line)
+        if data_dir is not None and config.storage.data_path != storage.data_path:
+            click.echo(f"the config names data_dir {config.storage.data_path}: set [storage] "
+                       f"data_dir = \"{storage.data_path}\" before starting the daemon")
         for line in verify_report(checked):
             click.echo(line)
     if not checked.ok:
         sys.exit(1)
+
+
+def _restore_config(context: CliContext, folder: Path,
+                    manifest: Manifest) -> tuple[AppConfig, str]:
+    """The settings a restore follows (retention, data directory), and where they come
+    from: the --config file; else the config file at the place the snapshot's came from;
+    else the snapshot's copy, read as if at that place; else the built-in defaults."""
+    if context.config_path is not None:
+        return context.config, str(context.config_path)
+    copy = config_copy(folder, manifest)
+    if copy is None:
+        return context.config, "the built-in defaults"
+    copy_path, original = copy
+    try:
+        if original.exists():
+            return load_config(original), str(original)
+        return load_config_copy(copy_path, original), f"the snapshot's copy of {original}"
+    except SettingsError as error:
+        click.echo(f"chikanemail: configuration error: {error}", err=True)
+        sys.exit(CONFIG_ERROR_EXIT)
+
+
+def _outcome(entry: FileEntry, placed: list[PlacedFile]) -> str:
+    for item in placed:
+        if item.entry is entry:
+            return f"failed: {item.problem}" if item.outcome == "failed" else item.outcome
+    return "not put back (--no-files)"
+
+
+def _files_report(folder: Path, manifest: Manifest, placed: list[PlacedFile]) -> list[str]:
+    """One line per file of the snapshot: what the restore did with it."""
+    lines: list[str] = []
+    for entry in manifest.files:
+        outcome = _outcome(entry, placed)
+        copy = folder / entry.relative_path
+        if outcome == "restored":
+            lines.append(f"{entry.key}: put back at {entry.original_path}")
+        elif outcome == "already in place":
+            lines.append(f"{entry.key}: {entry.original_path} is already the same")
+        elif outcome == "differs":
+            lines.append(f"{entry.key}: {entry.original_path} differs from the backup's and "
+                         f"was left alone; the backup's copy is {copy}")
+        elif outcome.startswith("failed"):
+            lines.append(f"{entry.key}: could not be put back at {entry.original_path} "
+                         f"({outcome.removeprefix('failed: ')}); the backup's copy is {copy}")
+        else:
+            lines.append(f"{entry.key} was {entry.original_path}: its copy is {copy}")
+    return lines
