@@ -2,10 +2,10 @@
 
 Every blob is copied re-hashed against the manifest before the database is touched: one
 flipped byte refuses the restore, naming the blob, and leaves the target as empty as it was.
-Then the database is restored, its audit head checked against the manifest, and retention
-applied at the current time, so evidence deleted for its retention period since the backup
-does not come back (legal holds are kept, as retention keeps them). The caller runs
-`verify` afterwards.
+Then the database is restored (a SQLite snapshot may go into PostgreSQL as well), its audit
+head checked against the manifest, and retention applied at the current time, so evidence
+deleted for its retention period since the backup does not come back (legal holds are
+kept, as retention keeps them). The caller runs `verify` afterwards.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from storage.backup.copying import CopyFailed, CopyJob, copy_all, fsync_folders, hash_file
+from storage.backup.cross_restore import restore_sqlite_into_postgresql
 from storage.backup.database_dump import (
     postgresql_schema_is_empty,
     restore_postgresql,
@@ -53,9 +54,9 @@ def _is_empty_folder(path: Path) -> bool:
 def _refuse_non_empty(manifest: Manifest, settings: StorageSettings) -> None:
     url = settings.effective_database_url
     is_sqlite = url.startswith("sqlite")
-    if manifest.database_kind != ("sqlite" if is_sqlite else "postgresql"):
-        raise BackupError(f"the snapshot holds a {manifest.database_kind} database; restore "
-                          f"it into {manifest.database_kind}, not {url.split(':', 1)[0]}")
+    if manifest.database_kind == "postgresql" and is_sqlite:
+        raise BackupError("the snapshot holds a PostgreSQL database: it restores into "
+                          "PostgreSQL only (give --database-url)")
     if is_sqlite and not _is_empty_folder(settings.data_path):
         raise BackupError(f"{settings.data_path} is not empty: restore needs a new or empty "
                           "data directory")
@@ -100,6 +101,8 @@ def restore_snapshot(folder: Path, settings: StorageSettings, retention: Retenti
     try:
         if database.is_sqlite:
             restore_sqlite(folder / manifest.database_file, database)
+        elif manifest.database_kind == "sqlite":  # from the embedded database to a server
+            restore_sqlite_into_postgresql(folder / manifest.database_file, database)
         else:
             restore_postgresql(folder / manifest.database_file, database,
                                manifest.source_schema or "public")

@@ -53,11 +53,10 @@ from tests.support import (
     write_toml,
 )
 
-# The fault suite holds the database down this long; the soak run the full 30 s of issue 18.
-# 14 s: long enough that a thread's error pause (doubling from the poll interval) would still
-# run for seconds after the restart if a wake did not end it.
-OUTAGE_SECONDS = 14.0
-SOAK_OUTAGE_SECONDS = 30.0
+# The database is down this long, as issue 18 asks; long enough, too, that a thread's error
+# pause (doubling from the poll interval) would still run for seconds after the restart if a
+# wake did not end it. Too slow for the README's test command: it runs in the soak suite.
+OUTAGE_SECONDS = 30.0
 # Mails sent before the outage and after it, at least; each REPORT_EVERY-th is a report.
 BEFORE = 20
 AFTER = 20
@@ -374,15 +373,8 @@ def run_outage(cluster: PrivateCluster, tmp_path: Path, outage_seconds: float) -
           f"all processed and sent {recovered:.1f} s")
 
 
-# Marked per test, not per module: the 30 s run belongs to the soak suite only.
-@pytest.mark.faults
-@pytest.mark.integration
-def test_database_outage_under_load(cluster: PrivateCluster, tmp_path: Path) -> None:
-    run_outage(cluster, tmp_path, OUTAGE_SECONDS)
-
-
 @pytest.mark.soak
 @pytest.mark.integration
 def test_thirty_second_database_outage_under_load(cluster: PrivateCluster,
                                                   tmp_path: Path) -> None:
-    run_outage(cluster, tmp_path, SOAK_OUTAGE_SECONDS)
+    run_outage(cluster, tmp_path, OUTAGE_SECONDS)

@@ -2,7 +2,8 @@
 folder or a new PostgreSQL schema, exactly the state at the snapshot's audit head; a second
 backup copies only new blobs; a flipped byte refuses the restore, naming the blob; restore
 applies retention (holds kept) and refuses a target that is not empty; a snapshot survives a
-round trip through restic."""
+round trip through restic, and its SQLite database restores into PostgreSQL as well; on a
+new machine the config and the files it names are put back."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from notifier.case_actions import CaseActions
 from notifier.plan.checklist import calendar_for
 from storage.backup.manifest import MANIFEST_NAME, read_manifest
 from storage.backup_record import last_backup
 from storage.cases import list_cases, lock_case
+from storage.database import Database
 from storage.holds import set_hold
 from storage.messages import list_messages
 from storage.models import AuditEvent, utc_now
@@ -129,6 +131,13 @@ def test_a_backup_under_load_restores_the_state_at_its_audit_head(
     assert backup["copied"] == len(manifest.blobs) > 0 and backup["already_there"] == 0
     assert {blob.kind for blob in manifest.blobs} >= {"raw", "derived"}
     assert [item.key for item in manifest.files] == ["config"]
+
+    if not database_url.startswith("sqlite"):
+        embedded = write_config(tmp_path / "embedded.toml",
+                                StorageSettings(data_dir=str(tmp_path / "embedded")))
+        refused = cli(embedded, "restore", "--from", str(snapshot))
+        assert refused.exit_code == 1
+        assert "it restores into PostgreSQL only" in refused.output
 
     with restore_target(tmp_path, database_url) as target:
         restored = cli(target, "restore", "--from", str(snapshot), "--data-dir",
@@ -268,7 +277,7 @@ def test_restore_applies_retention_and_keeps_legal_holds(
 
 @pytest.mark.skipif(shutil.which("restic") is None, reason="restic is not installed")
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_a_snapshot_goes_through_restic_and_restores(
+def test_a_snapshot_goes_through_restic_and_restores_into_sqlite_and_postgresql(
         tmp_path: Path, daemon: DaemonThread, source: Path) -> None:
     snapshot = tmp_path / "snapshot"
     backup = backup_after_reports(daemon, source, snapshot, 1)
@@ -289,7 +298,31 @@ def test_a_snapshot_goes_through_restic_and_restores(
                           StorageSettings(data_dir=str(tmp_path / "restored")))
     restored = cli_json(target, "restore", "--from", str(came_back))
     assert restored["verify"]["ok"] and restored["blobs"] == backup["blobs"] > 0
-    assert len(cli_json(target, "cases", "list")) == 1
+    cases = cli_json(target, "cases", "list")
+    assert len(cases) == 1
+
+    # The same SQLite snapshot into a new PostgreSQL schema: from the embedded database to
+    # a server. Cases and audit log are the same; so is the next case number.
+    with postgres_schema() as url:
+        server = write_config(tmp_path / "server.toml", StorageSettings(
+            data_dir=str(tmp_path / "server-data"), database_url=url))
+        moved = cli_json(server, "restore", "--from", str(came_back))
+        assert moved["verify"]["ok"] and moved["audit_seq"] == backup["audit_seq"]
+        assert cli_json(server, "cases", "list") == cases
+        number = cases[0]["number"]
+        assert events_up_to(cli_json(server, "audit", "show", number), backup["audit_seq"]) \
+            == events_up_to(cli_json(target, "audit", "show", number), backup["audit_seq"])
+        assert cli(server, "verify").exit_code == 0
+        database = Database(url)
+        try:
+            with database.write() as session:
+                for table in ("message", "case_file"):  # new rows get new ids
+                    highest, following = session.execute(text(
+                        f"SELECT max(id), nextval(pg_get_serial_sequence('{table}', 'id')) "
+                        f"FROM {table}")).one()
+                    assert following > highest >= 1
+        finally:
+            database.dispose()
 
 
 def test_a_restore_on_a_new_machine_puts_the_config_and_its_files_back(
