@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
+from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
 # Names the SMTP benchmarks use for the daemon, the client and the mail's addresses.
@@ -14,6 +16,18 @@ CLIENT_HOSTNAME = "bench-client.local"  # given to smtplib so it never asks DNS 
 SENDER = "sender@bench.local"
 INTAKE_ADDRESS = "chikanemail@bench.local"
 MIB = 1024 * 1024
+
+
+# What marks the daemon's log lines of a level, in its text and its JSON format.
+ERROR_MARKERS = ("level=ERROR", "level=CRITICAL", '"level": "ERROR"', '"level": "CRITICAL"',
+                 "Traceback")
+WARNING_MARKERS = ("level=WARNING", '"level": "WARNING"')
+
+
+def log_lines(log: Path, markers: Sequence[str]) -> list[str]:
+    """The lines of a daemon log holding any of the markers."""
+    return [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
+            if any(marker in line for marker in markers)]
 
 
 class BenchError(Exception):

@@ -63,6 +63,7 @@ from pathlib import Path
 import trustme
 from daemon_process import (  # bench/ is the script's own folder
     CLIENT_HOSTNAME,
+    ERROR_MARKERS,
     INTAKE_ADDRESS,
     LOOPBACK,
     MIB,
@@ -70,6 +71,7 @@ from daemon_process import (  # bench/ is the script's own folder
     BenchError,
     chikanemail_command,
     free_port,
+    log_lines,
 )
 from imap_drain import PASSWORD, USER, build_mail, connect  # also puts the repository on sys.path
 from results import Result, write_results
@@ -344,14 +346,6 @@ def judge(warm: Sample, end: Sample, samples: Sequence[Sample], error_lines: Seq
     ]
 
 
-def error_lines(log: Path) -> list[str]:
-    """The daemon log's lines reporting an error (WARNING lines are not counted)."""
-    markers = ("level=ERROR", "level=CRITICAL", '"level": "ERROR"', '"level": "CRITICAL"',
-               "Traceback")
-    return [line for line in log.read_text(encoding="utf-8", errors="replace").splitlines()
-            if any(marker in line for marker in markers)]
-
-
 # -- the run ----------------------------------------------------------------------------
 
 
@@ -478,7 +472,7 @@ def long_run(workdir: Path, arguments: argparse.Namespace) -> Outcome:
         print(f"stopped at {progress.handed_in} of {arguments.mails} mails: --max-seconds "
               f"{arguments.max_seconds:g} reached")
     warm = warm_sample(samples, arguments.warm_up)
-    found = error_lines(log)
+    found = log_lines(log, ERROR_MARKERS)
     for line in found[:20]:
         print(f"    {line}")
     verdicts = judge(warm, samples[-1], samples, found, arguments.fd_margin,

@@ -61,14 +61,17 @@ from typing import Any
 
 from daemon_process import (  # bench/ is the script's own folder
     CLIENT_HOSTNAME,
+    ERROR_MARKERS,
     INTAKE_ADDRESS,
     LOOPBACK,
     MIB,
     SENDER,
     SERVER_HOSTNAME,
+    WARNING_MARKERS,
     BenchError,
     chikanemail_command,
     free_port,
+    log_lines,
     wait_for_port,
 )
 from results import Result, write_results
@@ -395,13 +398,6 @@ def start_server(command: list[str], log_path: Path, port: int,
     return process
 
 
-def problem_lines(log_path: Path) -> list[str]:
-    """Lines of a server log that report a problem."""
-    markers = (" WARNING ", " ERROR ", " CRITICAL ", "Traceback")
-    text = log_path.read_text(encoding="utf-8", errors="replace")
-    return [line for line in text.splitlines() if any(marker in line for marker in markers)]
-
-
 def bench_chikanemail(workdir: Path, mails: ScreenshotMails, clients: int, window: float,
                       database_url: str | None, failures: list[str]) -> LoadResult:
     """Run the load against the real daemon, stop it, and check the rows."""
@@ -417,10 +413,10 @@ def bench_chikanemail(workdir: Path, mails: ScreenshotMails, clients: int, windo
         exit_code = stop_process(process, "chikanemail daemon")
     if exit_code != 0:
         failures.append(f"chikanemail daemon exited {exit_code} after SIGTERM")
-    problems = problem_lines(log_path)
+    problems = log_lines(log_path, (*WARNING_MARKERS, *ERROR_MARKERS))
     for line in problems[:20]:
         print(f"    {line}")
-    serious = [line for line in problems if " WARNING " not in line]
+    serious = log_lines(log_path, ERROR_MARKERS)
     if serious:
         failures.append(f"chikanemail daemon logged {len(serious)} ERROR/Traceback lines")
 

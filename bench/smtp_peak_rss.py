@@ -46,14 +46,17 @@ from typing import Any
 
 from daemon_process import (  # bench/ is the script's own folder
     CLIENT_HOSTNAME,
+    ERROR_MARKERS,
     INTAKE_ADDRESS,
     LOOPBACK,
     MIB,
     SENDER,
     SERVER_HOSTNAME,
+    WARNING_MARKERS,
     BenchError,
     chikanemail_command,
     free_port,
+    log_lines,
     wait_for_port,
 )
 from results import Result, write_results
@@ -346,15 +349,11 @@ def run(workdir: Path, failures: list[str]) -> dict[str, float]:
     if exit_code != 0:
         failures.append(f"daemon exit code after SIGTERM: {exit_code}")
 
-    log_lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-    notable = [line for line in log_lines
-               if any(marker in line for marker in (" WARNING ", " ERROR ", " CRITICAL ",
-                                                    "Traceback", "refused"))]
+    notable = log_lines(log_path, (*WARNING_MARKERS, *ERROR_MARKERS, "refused"))
     print(f"daemon log: {len(notable)} WARNING/ERROR/refusal lines")
     for line in notable[:20]:
         print(f"    {line}")
-    if any(" ERROR " in line or " CRITICAL " in line or "Traceback" in line
-           for line in notable):
+    if log_lines(log_path, ERROR_MARKERS):
         failures.append("the daemon logged errors")
 
     listing = subprocess.run(
