@@ -1,7 +1,8 @@
 """The receipt to the reporter and the notification to the manager, rendered to raw bytes.
 
-Each mail is three templates, `<language>/<kind>.subject.j2`, `.txt.j2` and `.html.j2`
-(kind: `receipt` or `notification`). They see: `case_number`, `case_tag`, `reporter`,
+Each mail is three templates, `<kind>.subject.j2`, `.txt.j2` and `.html.j2` (kind:
+`receipt` or `notification`), rendered in the reader's language through the catalogs.
+They see: `case_number`, `case_tag`, `reporter`,
 `reporter_name`, `reporter_display`, `manager`, `manager_name`, `manager_display`, `deputy`,
 `received`, `report_subject`, `raw_sha256`, `raw_size`, `items` (each: `number`, `name`,
 `content_type`, `size`, `sha256`, `role`, `is_image`), `item_count`, `image_count`,
@@ -36,9 +37,11 @@ from notifier.templating import (
     human_size,
     local_time,
     make_environment,
+    old_style_overrides,
     one_line,
 )
 from storage.forwarded_original import ForwardedOriginal
+from storage.i18n.catalogs import translations
 from storage.local_time import workplace_zone
 
 SENDER_NAME = "Chikanemail"
@@ -112,7 +115,8 @@ class CaseMailView:
 
 def case_tag(case_number: str, language: str) -> str:
     """The tag every subject starts with: `[Sag 2026-0042]` (da), `[Case 2026-0042]` (en)."""
-    return f"[{'Sag' if language == 'da' else 'Case'} {case_number}]"
+    _ = translations(language).gettext
+    return _("[Case %(number)s]") % {"number": case_number}
 
 
 class MailComposer:
@@ -129,14 +133,18 @@ class MailComposer:
         self.hostname = hostname
         _checked_address(self.from_address, "notify.from_address (or the intake address)")
         _checked_address(self.reply_to, "notify.reply_to (or the intake address)")
-        _checked_language(settings.language, "notify.language")
+        _checked_language(settings.language, "ui.language")
         self._languages: dict[str, str] = {}
         for address, language in settings.manager_languages.items():
             _checked_language(language, f"notify.manager_languages[{address!r}]")
             self._languages[address.strip().lower()] = language
         if settings.template_dir and not Path(settings.template_dir).is_dir():
             raise ValueError(f"notify.template_dir: {settings.template_dir!r} is not a folder")
-        self._env = make_environment(settings.template_dir)
+        old = old_style_overrides(settings.template_dir)
+        if old:
+            raise ValueError(old_style_message(settings.template_dir, old))
+        self._envs = {language: make_environment(settings.template_dir, language)
+                      for language in LANGUAGES}
 
     def token_address(self, token: str) -> str:
         """The secret reply address that carries a token: `chikanemail+<token>@domain`."""
@@ -254,7 +262,7 @@ class MailComposer:
                  to: Address, auto_submitted: str, in_reply_to: str | None,
                  reply_to: str | None) -> tuple[EmailMessage, str]:
         tag = str(context["case_tag"])
-        subject = clip(one_line(self._render(f"{language}/{kind}.subject.j2", context)),
+        subject = clip(one_line(self._render(language, f"{kind}.subject.j2", context)),
                        SUBJECT_MAX_CHARS)
         if not subject.startswith(tag):  # an admin's subject template must not break threading
             subject = f"{tag} {subject}".strip()
@@ -276,14 +284,14 @@ class MailComposer:
         # send to spam or a low-priority folder, where a receipt or a manager's call to act
         # must not end up.
         message["X-Auto-Response-Suppress"] = "All"
-        message.set_content(self._render(f"{language}/{kind}.txt.j2", context),
+        message.set_content(self._render(language, f"{kind}.txt.j2", context),
                             subtype="plain", charset="utf-8", cte="quoted-printable")
-        message.add_alternative(self._render(f"{language}/{kind}.html.j2", context),
+        message.add_alternative(self._render(language, f"{kind}.html.j2", context),
                                 subtype="html", charset="utf-8", cte="quoted-printable")
         return message, subject
 
-    def _render(self, name: str, context: dict[str, object]) -> str:
-        return self._env.get_template(name).render(context)
+    def _render(self, language: str, name: str, context: dict[str, object]) -> str:
+        return self._envs[language].get_template(name).render(context)
 
     def _domain(self) -> str:
         return self.from_address.rpartition("@")[2] or self.hostname
@@ -297,16 +305,10 @@ class MailComposer:
                             raw=message.as_bytes())
 
 
-_REASONS = {
-    "da": {"sender": "samme afsender", "domain": "samme afsenderdomæne",
-           "image": "samme skærmbillede"},
-    "en": {"sender": "the same sender", "domain": "the same sender domain",
-           "image": "the same screenshot"},
-}
-
-
 def _reasons_text(reasons: Sequence[str], language: str) -> str:
-    words = _REASONS["en" if language == "en" else "da"]
+    _ = translations(language).gettext
+    words = {"sender": _("the same sender"), "domain": _("the same sender domain"),
+             "image": _("the same screenshot")}
     return ", ".join(words.get(reason, reason) for reason in reasons)
 
 
@@ -333,6 +335,16 @@ def _checked_address(address: str, setting: str) -> None:
 def _checked_language(language: str, setting: str) -> None:
     if language not in LANGUAGES:
         raise ValueError(f"{setting}: {language!r} is not one of {', '.join(LANGUAGES)}")
+
+
+def old_style_message(template_dir: str, files: Sequence[Path]) -> str:
+    """What to tell the admin whose [notify] template_dir still has per-language files."""
+    listed = ", ".join(str(path) for path in files[:3]) + (" …" if len(files) > 3 else "")
+    return (f"notify.template_dir: {template_dir} holds templates in the old per-language "
+            f"layout ({listed}); they would no longer be used. One template now serves every "
+            "language: merge each language's copy into <template_dir>/<name>.j2 with "
+            "{% trans %} blocks (see the README, 'Your own mail templates', and "
+            "docs/release-notes.md), then remove the language folders")
 
 
 def _address(name: str | None, address: str) -> Address:
@@ -369,5 +381,7 @@ def _attach(message: EmailMessage, line: EvidenceLine, data: bytes, number: int,
                 FILENAME_MAX_CHARS)
     if not name:
         extension = mimetypes.guess_extension(line.content_type or "") or ".bin"
-        name = f"{'bevis' if language == 'da' else 'evidence'}-{number}{extension}"
+        _ = translations(language).gettext
+        name = _("evidence-%(number)s%(extension)s") % {"number": number,
+                                                         "extension": extension}
     message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)

@@ -9,7 +9,7 @@ from datetime import date, datetime
 
 from notifier.case_actions import ActionResult
 from notifier.durations import describe_duration
-from notifier.mails import MailComposer
+from notifier.mails import MailComposer, case_tag
 from notifier.outgoing import OutgoingMail
 from notifier.plan.checklist import acknowledge_duration, step_description, step_title
 from notifier.plan.settings import PlanSettings
@@ -127,7 +127,7 @@ class PlanMails:
                 }
             listed.append({
                 "number": case.number,
-                "case_tag": f"[{'Case' if language == 'en' else 'Sag'} {case.number}]",
+                "case_tag": case_tag(case.number, language),
                 "opened": local_time(case.opened_at, language),
                 "reporter_display": reporter_display(case),
                 "acknowledged": case.acknowledged_at is not None,
