@@ -38,6 +38,7 @@ from notifier.templating import (
     local_time,
     make_environment,
     old_style_overrides,
+    old_style_problem,
     one_line,
 )
 from storage.forwarded_original import ForwardedOriginal
@@ -142,7 +143,7 @@ class MailComposer:
             raise ValueError(f"notify.template_dir: {settings.template_dir!r} is not a folder")
         old = old_style_overrides(settings.template_dir)
         if old:
-            raise ValueError(old_style_message(settings.template_dir, old))
+            raise ValueError(f"notify.template_dir: {old_style_problem(old)}")
         self._envs = {language: make_environment(settings.template_dir, language)
                       for language in LANGUAGES}
 
@@ -335,16 +336,6 @@ def _checked_address(address: str, setting: str) -> None:
 def _checked_language(language: str, setting: str) -> None:
     if language not in LANGUAGES:
         raise ValueError(f"{setting}: {language!r} is not one of {', '.join(LANGUAGES)}")
-
-
-def old_style_message(template_dir: str, files: Sequence[Path]) -> str:
-    """What to tell the admin whose [notify] template_dir still has per-language files."""
-    listed = ", ".join(str(path) for path in files[:3]) + (" …" if len(files) > 3 else "")
-    return (f"notify.template_dir: {template_dir} holds templates in the old per-language "
-            f"layout ({listed}); they would no longer be used. One template now serves every "
-            "language: merge each language's copy into <template_dir>/<name>.j2 with "
-            "{% trans %} blocks (see the README, 'Your own mail templates', and "
-            "docs/release-notes.md), then remove the language folders")
 
 
 def _address(name: str | None, address: str) -> Address:

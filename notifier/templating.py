@@ -10,6 +10,7 @@ served every language) are refused at start, see `old_style_overrides`.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -101,6 +102,16 @@ def old_style_overrides(template_dir: str) -> list[Path]:
     folder = Path(template_dir)
     return sorted(path for language in LANGUAGES if (folder / language).is_dir()
                   for path in (folder / language).rglob("*.j2"))
+
+
+def old_style_problem(files: Sequence[Path]) -> str:
+    """What to tell the admin whose template_dir still has per-language files (`files`)."""
+    listed = ", ".join(str(path) for path in files[:3]) + (" …" if len(files) > 3 else "")
+    return (f"{listed} {'is' if len(files) == 1 else 'are'} written for the old "
+            "per-language layout (<template_dir>/<language>/<name>.j2) and would no longer "
+            "be used. One template now serves every language: merge the copies into "
+            "<template_dir>/<name>.j2 with {% trans %} blocks, then remove the language "
+            "folders (README: 'Your own mail templates'; docs/release-notes.md)")
 
 
 def make_environment(template_dir: str = "", language: str = "da") -> Environment:
