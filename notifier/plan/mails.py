@@ -14,6 +14,7 @@ from notifier.outgoing import OutgoingMail
 from notifier.plan.checklist import acknowledge_duration, step_description, step_title
 from notifier.plan.settings import PlanSettings
 from notifier.templating import local_date, local_time
+from storage.i18n.catalogs import translations
 from storage.local_time import workplace_zone
 from storage.models import Case, CaseStep
 
@@ -185,7 +186,7 @@ class PlanMails:
             if event_steps and event_steps[0].due_at is not None:
                 day = local_date(event_steps[0].due_at.astimezone(workplace_zone()).date(),
                                  language)
-                easy_due = f"by {day}" if language == "en" else f"senest {day}"
+                easy_due = translations(language).gettext("by %(day)s") % {"day": day}
                 easy_step = event_steps[0].position
         context: dict[str, object] = {
             "case_number": case.number, "actor_display": actor, "results": shown,
