@@ -47,19 +47,20 @@ def install_translations(environment: Environment, language: str,
         return TranslatedText(text % {key: clean(value) for key, value in variables.items()})
 
     @pass_context
-    def gettext(context: Context, message: str, **variables: Any) -> str:
+    def gettext(context: Context, message: str, /, **variables: Any) -> str:
         return fill(context, catalog.gettext(message), variables)
 
     @pass_context
-    def pgettext(context: Context, message_context: str, message: str,
+    def pgettext(context: Context, message_context: str, message: str, /,
                  **variables: Any) -> str:
         return fill(context, catalog.pgettext(message_context, message), variables)
 
     @pass_context
-    def ngettext(context: Context, singular: str, plural: str, count: int,
+    def ngettext(context: Context, singular: str, plural: str, number: int, /,
                  **variables: Any) -> str:
-        variables.setdefault("num", count)
-        return fill(context, catalog.ngettext(singular, plural, count), variables)
+        # Positional-only: `{% trans count=… %}` passes `count` among the variables.
+        variables.setdefault("num", number)
+        return fill(context, catalog.ngettext(singular, plural, number), variables)
 
     if I18N_EXTENSION not in environment.extensions:
         environment.add_extension(I18N_EXTENSION)
