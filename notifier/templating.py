@@ -24,6 +24,7 @@ from jinja2 import (
 )
 
 from storage.i18n.catalogs import LANGUAGES as LANGUAGES  # re-exported: callers import it here
+from storage.i18n.catalogs import translations
 from storage.i18n.jinja import install_translations
 from storage.local_time import workplace_zone
 
@@ -75,8 +76,8 @@ def local_date(day: date, language: str) -> str:
 def human_size(size: int, language: str) -> str:
     """A byte count as a reader says it: `512 byte`, `245,3 kB` (da) / `245.3 kB` (en)."""
     if size < 1000:
-        unit = "byte" if language == "da" or size == 1 else "bytes"
-        return f"{size} {unit}"
+        ngettext = translations(language).ngettext
+        return ngettext("%(num)d byte", "%(num)d bytes", size) % {"num": size}
     value = float(size)
     for unit in ("kB", "MB", "GB", "TB"):
         value /= 1000
