@@ -236,3 +236,14 @@ def test_old_per_language_templates_are_refused_at_start(tmp_path: Path) -> None
     message = str(raised.value)
     assert str(path) in message and "en/receipt.txt.j2" in message
     assert "{% trans %}" in message and "README" in message
+
+
+def test_the_daemon_logs_the_deprecation_once_at_start(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from intake.service.daemon import warn_about_deprecations
+
+    config = load_config(write(tmp_path, '[notify]\nlanguage = "en"\n'))
+    with caplog.at_level("WARNING", logger="chikanemail.daemon"):
+        warn_about_deprecations(config)
+    [record] = caplog.records
+    assert "[notify] language is deprecated" in record.getMessage()
