@@ -15,7 +15,6 @@ DOMAIN = "chikanemail"
 LOCALE_DIR = Path(__file__).parent / "locale"
 # The languages a workplace or a manager may choose; each has a catalog under LOCALE_DIR.
 LANGUAGES = ("da", "en")
-DEFAULT_LANGUAGE = "da"
 
 
 class UnknownLanguageError(ValueError):
@@ -25,8 +24,7 @@ class UnknownLanguageError(ValueError):
 def check_language(language: str) -> str:
     """The language itself when it has a catalog; else UnknownLanguageError naming the choices."""
     if language not in LANGUAGES:
-        raise UnknownLanguageError(
-            f"{language!r} is not one of {', '.join(LANGUAGES)}")
+        raise UnknownLanguageError(f"{language!r} is not one of {', '.join(LANGUAGES)}")
     return language
 
 

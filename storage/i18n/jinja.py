@@ -33,8 +33,9 @@ def _identity(value: Any) -> Any:
 
 def install_translations(environment: Environment, language: str,
                          clean_value: Callable[[Any], Any] | None = None) -> None:
-    """Make the environment's `{% trans %}`, `_()`, `gettext()` and `ngettext()` speak
-    `language`; `clean_value` is applied to every variable put into a translated text."""
+    """Make the environment's `{% trans %}`, `_()`, `gettext()`, `ngettext()` and
+    `pgettext()` speak `language`; `clean_value` is applied to every variable put into a
+    translated text."""
     catalog = translations(language)
     clean = clean_value or _identity
 
