@@ -1,7 +1,8 @@
 """The receipt to the reporter and the notification to the manager, rendered to raw bytes.
 
-Each mail is three templates, `<language>/<kind>.subject.j2`, `.txt.j2` and `.html.j2`
-(kind: `receipt` or `notification`). They see: `case_number`, `case_tag`, `reporter`,
+Each mail is three templates, `<kind>.subject.j2`, `.txt.j2` and `.html.j2` (kind:
+`receipt` or `notification`), rendered in the reader's language through the catalogs.
+They see: `case_number`, `case_tag`, `reporter`,
 `reporter_name`, `reporter_display`, `manager`, `manager_name`, `manager_display`, `deputy`,
 `received`, `report_subject`, `raw_sha256`, `raw_size`, `items` (each: `number`, `name`,
 `content_type`, `size`, `sha256`, `role`, `is_image`), `item_count`, `image_count`,
@@ -36,9 +37,12 @@ from notifier.templating import (
     human_size,
     local_time,
     make_environment,
+    old_style_overrides,
+    old_style_problem,
     one_line,
 )
 from storage.forwarded_original import ForwardedOriginal
+from storage.i18n.catalogs import translations
 from storage.local_time import workplace_zone
 
 SENDER_NAME = "Chikanemail"
@@ -112,7 +116,8 @@ class CaseMailView:
 
 def case_tag(case_number: str, language: str) -> str:
     """The tag every subject starts with: `[Sag 2026-0042]` (da), `[Case 2026-0042]` (en)."""
-    return f"[{'Sag' if language == 'da' else 'Case'} {case_number}]"
+    _ = translations(language).gettext
+    return _("[Case %(number)s]") % {"number": case_number}
 
 
 class MailComposer:
@@ -129,14 +134,18 @@ class MailComposer:
         self.hostname = hostname
         _checked_address(self.from_address, "notify.from_address (or the intake address)")
         _checked_address(self.reply_to, "notify.reply_to (or the intake address)")
-        _checked_language(settings.language, "notify.language")
+        _checked_language(settings.language, "ui.language")
         self._languages: dict[str, str] = {}
         for address, language in settings.manager_languages.items():
             _checked_language(language, f"notify.manager_languages[{address!r}]")
             self._languages[address.strip().lower()] = language
         if settings.template_dir and not Path(settings.template_dir).is_dir():
             raise ValueError(f"notify.template_dir: {settings.template_dir!r} is not a folder")
-        self._env = make_environment(settings.template_dir)
+        old = old_style_overrides(settings.template_dir)
+        if old:
+            raise ValueError(f"notify.template_dir: {old_style_problem(old)}")
+        self._envs = {language: make_environment(settings.template_dir, language)
+                      for language in LANGUAGES}
 
     def token_address(self, token: str) -> str:
         """The secret reply address that carries a token: `chikanemail+<token>@domain`."""
@@ -254,7 +263,7 @@ class MailComposer:
                  to: Address, auto_submitted: str, in_reply_to: str | None,
                  reply_to: str | None) -> tuple[EmailMessage, str]:
         tag = str(context["case_tag"])
-        subject = clip(one_line(self._render(f"{language}/{kind}.subject.j2", context)),
+        subject = clip(one_line(self._render(language, f"{kind}.subject.j2", context)),
                        SUBJECT_MAX_CHARS)
         if not subject.startswith(tag):  # an admin's subject template must not break threading
             subject = f"{tag} {subject}".strip()
@@ -276,14 +285,14 @@ class MailComposer:
         # send to spam or a low-priority folder, where a receipt or a manager's call to act
         # must not end up.
         message["X-Auto-Response-Suppress"] = "All"
-        message.set_content(self._render(f"{language}/{kind}.txt.j2", context),
+        message.set_content(self._render(language, f"{kind}.txt.j2", context),
                             subtype="plain", charset="utf-8", cte="quoted-printable")
-        message.add_alternative(self._render(f"{language}/{kind}.html.j2", context),
+        message.add_alternative(self._render(language, f"{kind}.html.j2", context),
                                 subtype="html", charset="utf-8", cte="quoted-printable")
         return message, subject
 
-    def _render(self, name: str, context: dict[str, object]) -> str:
-        return self._env.get_template(name).render(context)
+    def _render(self, language: str, name: str, context: dict[str, object]) -> str:
+        return self._envs[language].get_template(name).render(context)
 
     def _domain(self) -> str:
         return self.from_address.rpartition("@")[2] or self.hostname
@@ -297,16 +306,10 @@ class MailComposer:
                             raw=message.as_bytes())
 
 
-_REASONS = {
-    "da": {"sender": "samme afsender", "domain": "samme afsenderdomæne",
-           "image": "samme skærmbillede"},
-    "en": {"sender": "the same sender", "domain": "the same sender domain",
-           "image": "the same screenshot"},
-}
-
-
 def _reasons_text(reasons: Sequence[str], language: str) -> str:
-    words = _REASONS["en" if language == "en" else "da"]
+    _ = translations(language).gettext
+    words = {"sender": _("the same sender"), "domain": _("the same sender domain"),
+             "image": _("the same screenshot")}
     return ", ".join(words.get(reason, reason) for reason in reasons)
 
 
@@ -369,5 +372,7 @@ def _attach(message: EmailMessage, line: EvidenceLine, data: bytes, number: int,
                 FILENAME_MAX_CHARS)
     if not name:
         extension = mimetypes.guess_extension(line.content_type or "") or ".bin"
-        name = f"{'bevis' if language == 'da' else 'evidence'}-{number}{extension}"
+        _ = translations(language).gettext
+        name = _("evidence-%(number)s%(extension)s") % {"number": number,
+                                                         "extension": extension}
     message.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)

@@ -24,6 +24,8 @@ class NotifySettings:
     from_address: str = ""
     # Empty: the first intake address, so replies thread back into the case.
     reply_to: str = ""
+    # The workplace's language. Written as [ui] language; the loader hands the outcome over
+    # here. In [notify] it is the old, deprecated name (still read when [ui] sets none).
     language: Literal["da", "en"] = "da"
     # Per manager address: "da" or "en".
     manager_languages: dict[str, str] = field(default_factory=dict)

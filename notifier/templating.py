@@ -1,12 +1,16 @@
 """The mail templates and how values look in them.
 
-Built-in templates live in `notifier/templates/<language>/`; an admin overrides any one of
-them by putting a file of the same name under `[notify] template_dir`.
+Built-in templates live in `notifier/templates/`, one per mail part for every language: their
+words are `{% trans %}` blocks and `_()` calls, translated by the catalogs of `storage.i18n`.
+An admin overrides any one of them by putting a file of the same name directly under
+`[notify] template_dir`; files in `<template_dir>/<language>/` (the layout before one template
+served every language) are refused at start, see `old_style_overrides`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -19,10 +23,12 @@ from jinja2 import (
     select_autoescape,
 )
 
+from storage.i18n.catalogs import LANGUAGES as LANGUAGES  # re-exported: callers import it here
+from storage.i18n.catalogs import translations
+from storage.i18n.jinja import install_translations
 from storage.local_time import workplace_zone
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
-LANGUAGES = ("da", "en")
 
 # Everything str.splitlines() breaks on, and the other C0/C1 controls: none of it belongs in
 # a header, and in a body it would only let a file name or subject fake extra lines.
@@ -70,8 +76,8 @@ def local_date(day: date, language: str) -> str:
 def human_size(size: int, language: str) -> str:
     """A byte count as a reader says it: `512 byte`, `245,3 kB` (da) / `245.3 kB` (en)."""
     if size < 1000:
-        unit = "byte" if language == "da" or size == 1 else "bytes"
-        return f"{size} {unit}"
+        ngettext = translations(language).ngettext
+        return ngettext("%(num)d byte", "%(num)d bytes", size) % {"num": size}
     value = float(size)
     for unit in ("kB", "MB", "GB", "TB"):
         value /= 1000
@@ -89,13 +95,34 @@ def _finalize(value: object) -> object:
     return value
 
 
-def make_environment(template_dir: str = "") -> Environment:
-    """The template environment: the admin's folder first (when set), then the built-ins."""
+def old_style_overrides(template_dir: str) -> list[Path]:
+    """The admin's template files written for the old per-language layout
+    (`<template_dir>/<language>/<name>.j2`), which no longer take effect."""
+    if not template_dir:
+        return []
+    folder = Path(template_dir)
+    return sorted(path for language in LANGUAGES if (folder / language).is_dir()
+                  for path in (folder / language).rglob("*.j2"))
+
+
+def old_style_problem(files: Sequence[Path]) -> str:
+    """What to tell the admin whose template_dir still has per-language files (`files`)."""
+    listed = ", ".join(str(path) for path in files[:3]) + (" …" if len(files) > 3 else "")
+    return (f"{listed} {'is' if len(files) == 1 else 'are'} written for the old "
+            "per-language layout (<template_dir>/<language>/<name>.j2) and would no longer "
+            "be used. One template now serves every language: merge the copies into "
+            "<template_dir>/<name>.j2 with {% trans %} blocks, then remove the language "
+            "folders (README: 'Your own mail templates'; docs/release-notes.md)")
+
+
+def make_environment(template_dir: str = "", language: str = "da") -> Environment:
+    """The template environment of one language: the admin's folder first (when set), then
+    the built-ins; `{% trans %}` and `_()` speak `language`."""
     loaders: list[BaseLoader] = []
     if template_dir:
         loaders.append(FileSystemLoader(template_dir))
     loaders.append(FileSystemLoader(BUILTIN_TEMPLATES))
-    return Environment(
+    environment = Environment(
         loader=ChoiceLoader(loaders),
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html.j2", "html"),
@@ -105,3 +132,5 @@ def make_environment(template_dir: str = "") -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    install_translations(environment, language, clean_value=_finalize)
+    return environment

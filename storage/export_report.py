@@ -1,7 +1,8 @@
 """The human side of an evidence bundle: `report.html` and `README.txt`.
 
-Both are rendered from the jinja2 templates in `storage/templates/` (`common/` holds the
-report's layout, `da/` and `en/` its words and the README). The report is one self-contained
+Both are rendered from the jinja2 templates in `storage/templates/` (`report.html.j2` the
+report's layout, `report_labels.j2` its words, `readme.txt.j2` the README), one template for
+every language, translated by the catalogs of `storage.i18n`. The report is one self-contained
 page: pictures are `data:` URLs, styles are inline, and a Content-Security-Policy forbids
 everything else, so it reads the same offline and fetches nothing.
 """
@@ -23,6 +24,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from storage.audit import format_utc
 from storage.blobstore import BlobStore, BlobStoreError
 from storage.forwarded_original import original_of
+from storage.i18n.catalogs import LANGUAGES as LANGUAGES  # re-exported: callers import it here
+from storage.i18n.jinja import install_translations
 from storage.local_time import local_time_with_zone
 from storage.models import (
     AuditEvent,
@@ -35,7 +38,6 @@ from storage.models import (
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
-LANGUAGES = ("da", "en")
 TSA_CA_PATH = "timestamps/tsa-ca.pem"
 # What every browser shows as it is; anything else is shown by its derived thumbnail.
 BROWSER_IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
@@ -89,9 +91,9 @@ def utc_time(moment: datetime) -> str:
     return format_utc(moment)
 
 
-@lru_cache(maxsize=1)
-def _environment() -> Environment:
-    return Environment(
+@lru_cache(maxsize=len(LANGUAGES))
+def _environment(language: str) -> Environment:
+    environment = Environment(
         loader=FileSystemLoader(TEMPLATES),
         undefined=StrictUndefined,
         autoescape=select_autoescape(enabled_extensions=("html.j2",),
@@ -100,6 +102,8 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    install_translations(environment, language)
+    return environment
 
 
 def _check_language(language: str) -> None:
@@ -127,7 +131,7 @@ def render_readme(records: CaseRecords, facts: ExportFacts,
         "has_tsa_ca": facts.has_tsa_ca,
         "ca_path": TSA_CA_PATH if facts.has_tsa_ca else None,
     }
-    parts = [_environment().get_template(f"{language}/readme.txt.j2").render(values)
+    parts = [_environment(language).get_template("readme.txt.j2").render(values)
              for language in languages]
     return ("\n" + "=" * 72 + "\n\n").join(parts)
 
@@ -140,8 +144,8 @@ def render_report(records: CaseRecords, facts: ExportFacts, *, bundle_root: Path
     and checked), where the pictures shown as they are are read from.
     """
     _check_language(facts.language)
-    environment = _environment()
-    labels = environment.get_template(f"{facts.language}/report_labels.j2").module
+    environment = _environment(facts.language)
+    labels = environment.get_template("report_labels.j2").module
     values = {
         "t": labels,
         "language": facts.language,
@@ -160,7 +164,7 @@ def render_report(records: CaseRecords, facts: ExportFacts, *, bundle_root: Path
                    "text": note.text} for note in records.notes],
         "timeline": _timeline(records, labels),
     }
-    return environment.get_template("common/report.html.j2").render(values)
+    return environment.get_template("report.html.j2").render(values)
 
 
 def _optional_time(moment: datetime | None) -> str | None:

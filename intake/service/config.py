@@ -37,8 +37,10 @@ from intake.service.settings import (
 from notifier.plan.checks import check_plan
 from notifier.plan.settings import PlanSettings
 from notifier.settings import NotifySettings, TimestampSettings
+from notifier.templating import old_style_overrides, old_style_problem
 from storage.errors import SettingsError
-from storage.settings import RetentionSettings, StorageSettings
+from storage.i18n.catalogs import LANGUAGES
+from storage.settings import RetentionSettings, StorageSettings, UiSettings
 
 CONFIG_ENV_VAR = "CHIKANEMAIL_CONFIG"
 # Extraction parses a message in memory, about 7 times its size (bench/extract_figures.py).
@@ -71,8 +73,11 @@ class AppConfig:
     timestamp: TimestampSettings = field(default_factory=TimestampSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    ui: UiSettings = field(default_factory=UiSettings)
     # Mailboxes to take mail from: the [[imap]] tables, in the file's order.
     imap: tuple[ImapMailbox, ...] = ()
+    # Settings the file uses that still work but will go: said once at start (daemon, CLI).
+    deprecations: tuple[str, ...] = ()
 
 
 _SECTIONS: dict[str, type[Any]] = {
@@ -89,6 +94,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "timestamp": TimestampSettings,
     "trust": TrustSettings,
     "health": HealthSettings,
+    "ui": UiSettings,
 }
 
 
@@ -142,6 +148,7 @@ def validate_config(data: dict[str, Any], *, source: str, base_dir: Path) -> App
             raise SettingsError(source, name, f"must be a table ([{name}]), not a single value")
         sections[name] = _validate_section(name, _SECTIONS[name], value, source)
     config = AppConfig(source=source, **sections)
+    config = _resolve_language(config, data)
     config = _resolve_paths(config, base_dir)
     _check_contradictions(config)
     return config
@@ -171,6 +178,36 @@ def _validate_imap(value: Any, source: str) -> tuple[ImapMailbox, ...]:
                             "its own [[imap]] table")
     return tuple(_validate_section(f"{_IMAP}[{number}]", ImapMailbox, table, source)
                  for number, table in enumerate(value, start=1))
+
+
+def _resolve_language(config: AppConfig, data: dict[str, Any]) -> AppConfig:
+    """[ui] language is the workplace's language; [notify] language, its old name, still
+    works (with a deprecation notice) where [ui] does not set one. The notifier receives the
+    outcome as its `language`."""
+    source = config.source
+    notify_table = data.get("notify")
+    ui_table = data.get("ui")
+    old = notify_table.get("language") if isinstance(notify_table, dict) else None
+    new = ui_table.get("language") if isinstance(ui_table, dict) else None
+    language = config.ui.language
+    if language not in LANGUAGES:
+        raise SettingsError(source, "ui.language",
+                            f"must be one of {', '.join(LANGUAGES)} (got {language!r})")
+    notices: list[str] = []
+    if old is not None and new is None:
+        language = config.notify.language
+        notices.append(f"{source}: [notify] language is deprecated; write "
+                       f"[ui] language = \"{old}\" instead (the workplace's language for "
+                       "mails, receipts, the export report and the CLI)")
+    elif old is not None and old != new:
+        notices.append(f"{source}: [notify] language = \"{old}\" is deprecated and ignored: "
+                       f"[ui] language = \"{new}\" is set and wins; remove [notify] language")
+    elif old is not None:
+        notices.append(f"{source}: [notify] language is deprecated and repeats [ui] "
+                       "language; remove [notify] language")
+    return replace(config, ui=replace(config.ui, language=language),
+                   notify=replace(config.notify, language=language),  # type: ignore[arg-type]
+                   deprecations=config.deprecations + tuple(notices))
 
 
 def _resolve_paths(config: AppConfig, base_dir: Path) -> AppConfig:
@@ -238,12 +275,15 @@ def _check_notify(config: AppConfig, fail: Callable[[str, str], None]) -> None:
              "readable")
     if notify.template_dir and not os.path.isdir(notify.template_dir):
         fail("notify.template_dir", f"{notify.template_dir} is not a folder")
+    old_templates = old_style_overrides(notify.template_dir)
+    if old_templates:
+        fail("notify.template_dir", old_style_problem(old_templates))
     for manager, language in notify.manager_languages.items():
         if not _ADDRESS.fullmatch(manager):
             fail("notify.manager_languages", f"{manager!r} is not a mail address")
-        if language not in ("da", "en"):
-            fail(f"notify.manager_languages.{manager}", f"must be 'da' or 'en' (got "
-                 f"{language!r})")
+        if language not in LANGUAGES:
+            fail(f"notify.manager_languages.{manager}", f"must be one of "
+                 f"{', '.join(LANGUAGES)} (got {language!r})")
     for key, seconds in (("notify.retry_deadline_hours", notify.retry_deadline_hours),
                          ("notify.first_retry_seconds", notify.first_retry_seconds),
                          ("notify.max_retry_seconds", notify.max_retry_seconds),

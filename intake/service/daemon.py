@@ -186,6 +186,12 @@ def resume_abandoned(worker: Worker | None, sender: OutboxSender) -> int:
     return resumed
 
 
+def warn_about_deprecations(config: AppConfig) -> None:
+    """Say once, at start, which settings of the file still work under an old name."""
+    for notice in config.deprecations:
+        log.warning("%s", notice)
+
+
 def warn_about_trust(config: AppConfig) -> None:
     """Say once, at start, what the command mode means when only the token guards it."""
     if config.trust.command_mode == "token":
@@ -271,6 +277,7 @@ async def serve(
     """
     clock = clock or SystemClock()
     stop = stop or asyncio.Event()
+    warn_about_deprecations(config)
     warn_about_trust(config)
     loop = asyncio.get_running_loop()
     if handle_signals:

@@ -9,11 +9,12 @@ from datetime import date, datetime
 
 from notifier.case_actions import ActionResult
 from notifier.durations import describe_duration
-from notifier.mails import MailComposer
+from notifier.mails import MailComposer, case_tag
 from notifier.outgoing import OutgoingMail
 from notifier.plan.checklist import acknowledge_duration, step_description, step_title
 from notifier.plan.settings import PlanSettings
 from notifier.templating import local_date, local_time
+from storage.i18n.catalogs import translations
 from storage.local_time import workplace_zone
 from storage.models import Case, CaseStep
 
@@ -127,7 +128,7 @@ class PlanMails:
                 }
             listed.append({
                 "number": case.number,
-                "case_tag": f"[{'Case' if language == 'en' else 'Sag'} {case.number}]",
+                "case_tag": case_tag(case.number, language),
                 "opened": local_time(case.opened_at, language),
                 "reporter_display": reporter_display(case),
                 "acknowledged": case.acknowledged_at is not None,
@@ -185,7 +186,7 @@ class PlanMails:
             if event_steps and event_steps[0].due_at is not None:
                 day = local_date(event_steps[0].due_at.astimezone(workplace_zone()).date(),
                                  language)
-                easy_due = f"by {day}" if language == "en" else f"senest {day}"
+                easy_due = translations(language).gettext("by %(day)s") % {"day": day}
                 easy_step = event_steps[0].position
         context: dict[str, object] = {
             "case_number": case.number, "actor_display": actor, "results": shown,

@@ -249,3 +249,12 @@ def test_cases_and_messages_show_mark_unverified_senders(tmp_path: Path,
         report_sha: (False, "no-signature"), forged_sha: (True, "dkim-fail")}
     table = run_cli([*base, "messages", "list"], env=WIDE).stdout
     assert "follow-up (UNVERIFIED sender)" in table and "report (UNVERIFIED" not in table
+
+
+def test_config_check_warns_about_the_old_notify_language(tmp_path: Path) -> None:
+    config = write_toml(tmp_path / "old.toml", {"notify": {"language": "en"}})
+    result = run_cli(["--config", str(config), "config", "check"])
+    assert result.exit_code == 0, describe(result)
+    assert result.stderr.startswith(f"chikanemail: warning: {config}: [notify] language is "
+                                    "deprecated"), describe(result)
+    assert '[ui] language = "en"' in result.stderr

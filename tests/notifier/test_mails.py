@@ -329,8 +329,7 @@ def test_notification_lists_the_reply_commands_when_given() -> None:
 
 
 def test_template_dir_overrides_one_template_by_name(tmp_path: Path) -> None:
-    (tmp_path / "da").mkdir()
-    (tmp_path / "da" / "receipt.txt.j2").write_text(
+    (tmp_path / "receipt.txt.j2").write_text(
         "Egen tekst for sag {{ case_number }}\n", encoding="utf-8")
     message = parse(composer(template_dir=str(tmp_path)).receipt(make_view()))
     assert plain(message).splitlines() == ["Egen tekst for sag 2026-0042"]
@@ -339,12 +338,29 @@ def test_template_dir_overrides_one_template_by_name(tmp_path: Path) -> None:
 
 
 def test_an_overridden_subject_keeps_the_case_tag(tmp_path: Path) -> None:
-    (tmp_path / "da").mkdir()
-    (tmp_path / "da" / "notification.subject.j2").write_text("Ny sag\nBcc: x@y.example\n",
-                                                             encoding="utf-8")
+    (tmp_path / "notification.subject.j2").write_text("Ny sag\nBcc: x@y.example\n",
+                                                      encoding="utf-8")
     message = parse(composer(template_dir=str(tmp_path)).notification(make_view()))
     assert message["Subject"] == "[Sag 2026-0042] Ny sag Bcc: x@y.example"
     assert message["Bcc"] is None
+
+
+def test_an_override_speaks_the_readers_language_through_the_catalogs(tmp_path: Path) -> None:
+    (tmp_path / "receipt.txt.j2").write_text(
+        "{% trans %}Received: {{ received }}{% endtrans %}\n", encoding="utf-8")
+    danish = plain(parse(composer(template_dir=str(tmp_path)).receipt(make_view())))
+    english = plain(parse(composer(template_dir=str(tmp_path), language="en").receipt(
+        make_view())))
+    assert danish.startswith("Modtaget: ")
+    assert english.startswith("Received: ")
+
+
+def test_old_per_language_overrides_are_refused_at_start(tmp_path: Path) -> None:
+    (tmp_path / "da").mkdir()
+    (tmp_path / "da" / "receipt.txt.j2").write_text("Egen tekst\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"notify\.template_dir: .*da/receipt\.txt\.j2 is "
+                       r"written for the old per-language layout.*README"):
+        composer(template_dir=str(tmp_path))
 
 
 def test_missing_template_dir_is_refused_at_start(tmp_path: Path) -> None:

@@ -284,16 +284,18 @@ OUTCOMES: dict[str, list[tuple[str, str | None, str, str]]] = {
 
 # -- helpers ----------------------------------------------------------------------------
 
+Envs = dict[str, Environment]  # one environment per language
+
 
 @pytest.fixture(scope="module")
-def env() -> Environment:
-    return make_environment()
+def env() -> Envs:
+    return {language: make_environment(language=language) for language in LANGUAGES}
 
 
-def render(env: Environment, kind: str, language: str,
+def render(env: Envs, kind: str, language: str,
            context: dict[str, Any]) -> tuple[str, str, str]:
     """Subject (stripped, as the composer one-lines it), text body and HTML body."""
-    subject, text, html = (env.get_template(f"{language}/{kind}.{part}.j2").render(context)
+    subject, text, html = (env[language].get_template(f"{kind}.{part}.j2").render(context)
                            for part in ("subject", "txt", "html"))
     return subject.strip(), text, html
 
@@ -361,7 +363,7 @@ def assert_well_formed(html: str) -> None:
 
 
 @pytest.mark.parametrize(("kind", "language", "context"), _variants())
-def test_renders_cleanly(env: Environment, kind: str, language: str,
+def test_renders_cleanly(env: Envs, kind: str, language: str,
                          context: dict[str, Any]) -> None:
     subject, text, html = render(env, kind, language, context)
     assert "\n" not in subject
@@ -385,7 +387,7 @@ def test_renders_cleanly(env: Environment, kind: str, language: str,
 
 @pytest.mark.parametrize(("kind", "language", "context"), _variants())
 def test_values_are_escaped_in_html_and_kept_on_one_line(
-        env: Environment, kind: str, language: str, context: dict[str, Any]) -> None:
+        env: Envs, kind: str, language: str, context: dict[str, Any]) -> None:
     hostile = f"Mette\nHansen {SCRIPT}"
     context = dict(context, recipient_name=hostile)
     for key in ("reporter_display", "actor_display"):
@@ -401,11 +403,11 @@ def test_values_are_escaped_in_html_and_kept_on_one_line(
     assert "Mette\n" not in text
 
 
-def test_strict_undefined_catches_a_missing_key(env: Environment) -> None:
+def test_strict_undefined_catches_a_missing_key(env: Envs) -> None:
     context = reminder("da")
     del context["step"]
     with pytest.raises(UndefinedError):
-        env.get_template("da/reminder.txt.j2").render(context)
+        env["da"].get_template("reminder.txt.j2").render(context)
 
 
 # -- reminder --------------------------------------------------------------------------
@@ -413,7 +415,7 @@ def test_strict_undefined_catches_a_missing_key(env: Environment) -> None:
 
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("timing", ["ahead", "today", "overdue"])
-def test_reminder_says_which_step_and_when(env: Environment, language: str, timing: str) -> None:
+def test_reminder_says_which_step_and_when(env: Envs, language: str, timing: str) -> None:
     words = WORDS[language]
     subject, text, html = render(env, "reminder", language, reminder(language, timing=timing))
     title = words["title"]
@@ -434,7 +436,7 @@ def test_reminder_says_which_step_and_when(env: Environment, language: str, timi
         assert ("i dag" in body or "today" in body) == (timing == "today")
 
 
-def test_reminder_subject_examples(env: Environment) -> None:
+def test_reminder_subject_examples(env: Envs) -> None:
     subject, _, _ = render(env, "reminder", "da", reminder("da"))
     assert subject == ("[Sag 2026-0001] Påmindelse: trin 1 Psykisk førstehjælp senest "
                        "mandag 23. november 2026 kl. 14.00 (CET)")
@@ -447,7 +449,7 @@ def test_reminder_subject_examples(env: Environment) -> None:
 @pytest.mark.parametrize("role", ["manager", "deputy", "reporter", "safety_rep", "hr"])
 @pytest.mark.parametrize("can_reply", [True, False])
 def test_reminder_mentions_commands_only_when_the_recipient_can_reply(
-        env: Environment, language: str, role: str, can_reply: bool) -> None:
+        env: Envs, language: str, role: str, can_reply: bool) -> None:
     words = WORDS[language]
     context = reminder(language, recipient_role=role, step=dict(reminder(language)["step"],
                                                                   owner=role if role != "deputy"
@@ -476,7 +478,7 @@ def test_reminder_mentions_commands_only_when_the_recipient_can_reply(
 @pytest.mark.parametrize("previous", [[], ["Birgitte Holm <birgitte.holm@kommune.example>",
                                            "Søren Dahl <soren.dahl@kommune.example>"]])
 def test_escalation_asks_someone_to_take_the_case(
-        env: Environment, language: str, level: int, previous: list[str]) -> None:
+        env: Envs, language: str, level: int, previous: list[str]) -> None:
     words = WORDS[language]
     context = escalation(language, level=level, previous=previous)
     subject, text, html = render(env, "escalation", language, context)
@@ -505,7 +507,7 @@ def test_escalation_asks_someone_to_take_the_case(
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_empty_digest(env: Environment, language: str) -> None:
+def test_empty_digest(env: Envs, language: str) -> None:
     subject, text, html = render(env, "digest", language, digest(language))
     assert subject == {"da": "Ugeoversigt: 0 åbne chikanesager (uge 47)",
                        "en": "Weekly overview: 0 open harassment cases (week 47)"}[language]
@@ -518,7 +520,7 @@ def test_empty_digest(env: Environment, language: str) -> None:
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_digest_lists_each_case(env: Environment, language: str) -> None:
+def test_digest_lists_each_case(env: Envs, language: str) -> None:
     words = WORDS[language]
     subject, text, html = render(env, "digest", language, busy_digest(language))
     assert subject == {
@@ -553,7 +555,7 @@ def test_digest_lists_each_case(env: Environment, language: str) -> None:
     assert labels["absence"] in first
 
 
-def test_digest_with_a_case_without_anything_recorded(env: Environment) -> None:
+def test_digest_with_a_case_without_anything_recorded(env: Envs) -> None:
     context = digest("da", [digest_case("da", "2026-0009")])
     subject, text, html = render(env, "digest", "da", context)
     assert subject == "Ugeoversigt: 1 åben chikanesag (uge 47)"
@@ -568,7 +570,7 @@ def test_digest_with_a_case_without_anything_recorded(env: Environment) -> None:
         assert "Ligner" not in body
 
 
-def test_digest_escapes_an_unknown_relation_code(env: Environment) -> None:
+def test_digest_escapes_an_unknown_relation_code(env: Envs) -> None:
     context = digest("en", [digest_case("en", "2026-0004", relation="<b>odd</b>")])
     _, _, html = render(env, "digest", "en", context)
     assert "<b>" not in html
@@ -582,7 +584,7 @@ def test_digest_escapes_an_unknown_relation_code(env: Environment) -> None:
     ("language", "action", "value", "outcome", "says"),
     [pytest.param(language, *row, id=f"{language}-{row[0]}-{row[2]}-{index}")
      for language in LANGUAGES for index, row in enumerate(OUTCOMES[language])])
-def test_confirmation_says_what_was_done(env: Environment, language: str, action: str,
+def test_confirmation_says_what_was_done(env: Envs, language: str, action: str,
                                          value: str | None, outcome: str, says: str) -> None:
     context = confirmation(language, results=[
         {"action": action, "value": value, "outcome": outcome}])
@@ -596,7 +598,7 @@ def test_confirmation_says_what_was_done(env: Environment, language: str, action
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_confirmation_lists_lines_not_understood_and_the_commands(
-        env: Environment, language: str) -> None:
+        env: Envs, language: str) -> None:
     words = WORDS[language]
     unknown = [{"line": "foo bar", "code": "unknown-word"},
                {"line": "fravær i overmorgen", "code": "bad-date"},
@@ -622,7 +624,7 @@ def test_confirmation_lists_lines_not_understood_and_the_commands(
 
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_confirmation_points_to_help_when_the_list_is_not_shown(
-        env: Environment, language: str) -> None:
+        env: Envs, language: str) -> None:
     words = WORDS[language]
     context = confirmation(language, unknown=[{"line": "hmm", "code": "unknown-word"}])
     subject, text, html = render(env, "confirmation", language, context)
@@ -636,7 +638,7 @@ def test_confirmation_points_to_help_when_the_list_is_not_shown(
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_confirmation_help_without_unknown_lines(env: Environment, language: str) -> None:
+def test_confirmation_help_without_unknown_lines(env: Envs, language: str) -> None:
     words = WORDS[language]
     context = confirmation(language, results=[], show_help=True)
     subject, text, html = render(env, "confirmation", language, context)
@@ -649,7 +651,7 @@ def test_confirmation_help_without_unknown_lines(env: Environment, language: str
 
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("attachments", [0, 1, 3])
-def test_confirmation_note_easy_and_implicit_ack(env: Environment, language: str,
+def test_confirmation_note_easy_and_implicit_ack(env: Envs, language: str,
                                                  attachments: int) -> None:
     words = WORDS[language]
     context = confirmation(language, implicit_ack=True, easy_due=words["easy_due"], easy_step=3,
@@ -675,7 +677,7 @@ def test_confirmation_note_easy_and_implicit_ack(env: Environment, language: str
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_confirmation_without_easy_or_note(env: Environment, language: str) -> None:
+def test_confirmation_without_easy_or_note(env: Envs, language: str) -> None:
     _, text, html = render(env, "confirmation", language, confirmation(language))
     for body in (flat(text), visible(html)):
         assert "EASY" not in body
@@ -684,7 +686,7 @@ def test_confirmation_without_easy_or_note(env: Environment, language: str) -> N
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
-def test_confirmation_of_a_reply_without_commands(env: Environment, language: str) -> None:
+def test_confirmation_of_a_reply_without_commands(env: Envs, language: str) -> None:
     context = confirmation(language, results=[], note_saved=True)
     _, text, html = render(env, "confirmation", language, context)
     for body in (flat(text), visible(html)):
@@ -695,7 +697,7 @@ def test_confirmation_of_a_reply_without_commands(env: Environment, language: st
 
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("lines", [1, 2])
-def test_confirmation_counts_the_lines_not_understood(env: Environment, language: str,
+def test_confirmation_counts_the_lines_not_understood(env: Envs, language: str,
                                                       lines: int) -> None:
     unknown = [{"line": f"linje {number}", "code": "unknown-word"} for number in range(lines)]
     _, text, html = render(env, "confirmation", language,

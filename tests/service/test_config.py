@@ -14,6 +14,8 @@ from storage.errors import SettingsError
 from tests.support import REPO_ROOT
 
 EXAMPLE = REPO_ROOT / "config.example.toml"
+# Old names that still load (with a deprecation notice) and that the example no longer shows.
+DEPRECATED_KEYS = {"notify": {"language"}}
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -39,10 +41,11 @@ def test_example_file_documents_every_key_with_its_default() -> None:
         example = tomllib.load(handle)
     defaults = AppConfig()
     for field in dataclasses.fields(AppConfig):
-        if field.name in ("source", "imap"):  # [[imap]] has no default table: see below
+        if field.name in ("source", "imap", "deprecations"):  # [[imap]]: see below
             continue
         section = getattr(defaults, field.name)
-        keys = {f.name for f in dataclasses.fields(section)}
+        keys = {f.name for f in dataclasses.fields(section)} - DEPRECATED_KEYS.get(field.name,
+                                                                                  set())
         assert set(example[field.name]) == keys, f"[{field.name}] keys differ from the code"
         for key in keys:
             expected = getattr(section, key)
@@ -190,3 +193,57 @@ def test_the_command_mode_follows_what_is_configured_and_token_only_is_said_at_s
         warn_about_trust(AppConfig(trust=TrustSettings(dkim=True)))
     said = [record.getMessage() for record in caplog.records]
     assert len(said) == 1 and "not authenticated" in said[0]
+
+
+# -- [ui] language (issue 19) -----------------------------------------------------------
+
+
+def test_ui_language_is_the_workplaces_language(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, '[ui]\nlanguage = "en"\n'))
+    assert (config.ui.language, config.notify.language) == ("en", "en")
+    assert config.deprecations == ()
+    assert load_config(write(tmp_path, "")).ui.language == "da"
+
+
+def test_the_old_notify_language_still_works_and_says_it_is_deprecated(tmp_path: Path) -> None:
+    path = write(tmp_path, '[notify]\nlanguage = "en"\n')
+    config = load_config(path)
+    assert (config.ui.language, config.notify.language) == ("en", "en")
+    [notice] = config.deprecations
+    assert str(path) in notice and "[notify] language" in notice
+    assert '[ui] language = "en"' in notice
+
+
+def test_ui_language_wins_over_the_old_key_and_the_notice_says_so(tmp_path: Path) -> None:
+    path = write(tmp_path, '[ui]\nlanguage = "da"\n[notify]\nlanguage = "en"\n')
+    config = load_config(path)
+    assert (config.ui.language, config.notify.language) == ("da", "da")
+    [notice] = config.deprecations
+    assert str(path) in notice and "ignored" in notice and "wins" in notice
+
+
+def test_an_unknown_ui_language_names_the_key(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match=r"ui\.language.*da, en"):
+        load_config(write(tmp_path, '[ui]\nlanguage = "sv"\n'))
+
+
+def test_old_per_language_templates_are_refused_at_start(tmp_path: Path) -> None:
+    (tmp_path / "templates" / "en").mkdir(parents=True)
+    (tmp_path / "templates" / "en" / "receipt.txt.j2").write_text("x", encoding="utf-8")
+    path = write(tmp_path, '[notify]\ntemplate_dir = "templates"\n')
+    with pytest.raises(SettingsError, match=r"notify\.template_dir") as raised:
+        load_config(path)
+    message = str(raised.value)
+    assert str(path) in message and "en/receipt.txt.j2" in message
+    assert "{% trans %}" in message and "README" in message
+
+
+def test_the_daemon_logs_the_deprecation_once_at_start(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from intake.service.daemon import warn_about_deprecations
+
+    config = load_config(write(tmp_path, '[notify]\nlanguage = "en"\n'))
+    with caplog.at_level("WARNING", logger="chikanemail.daemon"):
+        warn_about_deprecations(config)
+    [record] = caplog.records
+    assert "[notify] language is deprecated" in record.getMessage()

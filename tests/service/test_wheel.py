@@ -20,8 +20,9 @@ from tests.support import REPO_ROOT
 pytestmark = pytest.mark.integration
 
 PACKAGES = ("intake", "notifier", "storage")
-# Files that ship besides the modules: templates, the migration template, type markers.
-DATA_SUFFIXES = (".j2", ".mako", "py.typed")
+# Files that ship besides the modules: templates, the migration template, type markers, and
+# the message catalogs with their compiled .mo files.
+DATA_SUFFIXES = (".j2", ".mako", "py.typed", ".po", ".mo")
 
 
 def _source_files() -> set[str]:

@@ -40,6 +40,8 @@ class CliContext:
             except SettingsError as error:
                 click.echo(f"chikanemail: configuration error: {error}", err=True)
                 sys.exit(CONFIG_ERROR_EXIT)
+            for notice in self._config.deprecations:
+                click.echo(f"chikanemail: warning: {notice}", err=True)
         return self._config
 
 

@@ -24,7 +24,7 @@ def export_command(context: CliContext, number: str, out: Path) -> None:
     options = ExportOptions(
         blob_root=config.storage.blob_root,
         derived_root=config.storage.derived_root,
-        language=config.notify.language,
+        language=config.ui.language,
         exporter=cli_actor(),
         tool_version=__version__,
         tsa_ca_file=Path(config.timestamp.ca_file) if config.timestamp.ca_file else None,

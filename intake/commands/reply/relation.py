@@ -48,9 +48,10 @@ def _name(command: Relation, language: str) -> str:
 COMMAND = ReplyCommand(
     kind=Relation,
     words={language: tuple(words.values()) for language, words in _WORDS.items()},
-    help={"da": ("ekstern / kollega / ukendt", "noterer, hvem krænkeren er for medarbejderen"),
+    help={"da": ("ekstern / kollega / ukendt",
+                 "noterer, om krænkeren er ekstern, kollega eller ukendt"),
           "en": ("external / colleague / unknown",
-                 "records who the harasser is to the employee")},
+                 "records whether the harasser is external, a colleague or unknown")},
     read=_read,
     act=_act,
     naming=_name,
