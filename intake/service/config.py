@@ -39,6 +39,7 @@ from notifier.plan.settings import PlanSettings
 from notifier.settings import NotifySettings, TimestampSettings
 from storage.errors import SettingsError
 from storage.settings import RetentionSettings, StorageSettings
+from storage.ui_settings import UiSettings, timezone_problem
 
 CONFIG_ENV_VAR = "CHIKANEMAIL_CONFIG"
 # Extraction parses a message in memory, about 7 times its size (bench/extract_figures.py).
@@ -71,6 +72,7 @@ class AppConfig:
     timestamp: TimestampSettings = field(default_factory=TimestampSettings)
     trust: TrustSettings = field(default_factory=TrustSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
+    ui: UiSettings = field(default_factory=UiSettings)
     # Mailboxes to take mail from: the [[imap]] tables, in the file's order.
     imap: tuple[ImapMailbox, ...] = ()
 
@@ -89,6 +91,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "timestamp": TimestampSettings,
     "trust": TrustSettings,
     "health": HealthSettings,
+    "ui": UiSettings,
 }
 
 
@@ -364,6 +367,10 @@ def _check_contradictions(config: AppConfig) -> None:
             fail(key, "must be greater than 0")
     if worker.retry_seconds < 0:
         fail("worker.retry_seconds", "must not be negative")
+
+    timezone = timezone_problem(config.ui.timezone)
+    if timezone:
+        fail("ui.timezone", timezone)
 
     _check_notify(config, fail)
     _check_trust(config, fail)

@@ -94,6 +94,7 @@ def config_check_command(context: CliContext) -> None:
         kind = "LMTP" if config.smtp.lmtp else "SMTP"
         click.echo(f"  {kind:<9} {config.smtp.host}:{config.smtp.port}")
     click.echo(f"  addresses {', '.join(config.intake.addresses)}")
+    click.echo(f"  timezone  {config.ui.timezone}")
     for mailbox in config.imap:
         click.echo(f"  IMAP      {mailbox.name}: {mailbox.username} at {mailbox.host}:"
                    f"{mailbox.port} ({mailbox.security}, {mailbox.auth}), {mailbox.folder!r} "

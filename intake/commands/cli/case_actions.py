@@ -173,7 +173,7 @@ def _act(context: CliContext, number: str, command: Command) -> ActionResult:
     act = declaration(command).act
     if act is None:
         raise TypeError(f"{command!r} changes nothing in a case")
-    actions = CaseActions(calendar_for(context.config.plan))
+    actions = CaseActions(calendar_for(context.config.plan, context.config.ui.zone))
     database = open_database(context)
     try:
         with database.write() as session:
