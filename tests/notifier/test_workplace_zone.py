@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -12,6 +13,7 @@ from intake.service.config import load_config
 from notifier.plan.checklist import AFTER_FIRST_ABSENCE_DAY, AFTER_INTAKE, calendar_for, step_due_at
 from notifier.templating import local_time
 from storage.errors import SettingsError
+from storage.forwarded_original import ForwardedOriginal
 from storage.models import CaseStep
 from storage.time_text import long_datetime, short_datetime
 
@@ -78,3 +80,15 @@ def test_an_unknown_zone_is_a_configuration_error(tmp_path: Path, value: str) ->
         load_config(path)
     assert raised.value.key == "ui.timezone"
     assert str(path) in str(raised.value)
+
+
+def test_a_forward_without_a_zone_is_read_in_the_configured_zone() -> None:
+    original = ForwardedOriginal(rule="outlook-da", date=datetime(2026, 11, 19, 21, 14),
+                                 date_raw="19. november 2026 21:14")
+    assert original.stored_date(ZoneInfo("Europe/Oslo")) == (
+        datetime(2026, 11, 19, 20, 14, tzinfo=UTC), True)
+    assert original.stored_date(ZoneInfo("Atlantic/Reykjavik")) == (
+        datetime(2026, 11, 19, 21, 14, tzinfo=UTC), True)
+    # 02:30 on the last Sunday of October happens twice in Oslo: kept as text only.
+    repeated = ForwardedOriginal(rule="outlook-da", date=datetime(2026, 10, 25, 2, 30))
+    assert repeated.stored_date(ZoneInfo("Europe/Oslo")) == (None, False)

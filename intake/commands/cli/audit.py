@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import tzinfo
 from typing import Any
 
 import click
@@ -33,12 +34,13 @@ def audit_group() -> None:
     """The audit log: who did what to which message or case, and when (hash-chained)."""
 
 
-def event_json(event: AuditEvent) -> dict[str, Any]:
-    """One event as JSON: its columns, its local time, and the canonical text it hashes."""
+def event_json(event: AuditEvent, zone: tzinfo) -> dict[str, Any]:
+    """One event as JSON: its columns, its time in the workplace's `zone`, and the canonical
+    text it hashes."""
     return {
         "seq": event.seq,
         "time_utc": audit.format_utc(event.occurred_at),
-        "time_local": local_time_with_zone(event.occurred_at),
+        "time_local": local_time_with_zone(event.occurred_at, zone),
         "actor": event.actor,
         "action": event.action,
         "case": event.case_number,
@@ -68,7 +70,8 @@ def audit_show_command(context: CliContext, number: str, as_json: bool, wide: bo
     finally:
         database.dispose()
     if as_json:
-        click.echo(json.dumps([event_json(event) for event in events], indent=2,
+        click.echo(json.dumps([event_json(event, context.config.ui.zone) for event in events],
+                              indent=2,
                               ensure_ascii=False))
         return
     reader = reader_of(context.config)

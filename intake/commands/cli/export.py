@@ -28,6 +28,7 @@ def export_command(context: CliContext, number: str, out: Path) -> None:
         exporter=cli_actor(),
         tool_version=__version__,
         tsa_ca_file=Path(config.timestamp.ca_file) if config.timestamp.ca_file else None,
+        zone=config.ui.zone,
     )
     database = open_database(context)
     try:
