@@ -43,8 +43,9 @@ from tests.support import (
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 NARROW = {"COLUMNS": "80"}
 REPORTER = "ansat@localhost"
-# A case number, or a table date such as "06.12 19:24" / "6 Dec 19:24" with an optional year.
-CUT = re.compile(r"\d{4}-\d{0,3}…|\d{1,2}[ .]\w{0,3}…|…\s*\d{2}:\d{2}")
+# A case number cut short ("2026-0…"), or a table time ("6 Dec 19:24", English as the
+# tests' config pins it) cut anywhere before its end.
+CUT = re.compile(r"\b\d{4}-\d{0,3}…|\b\d{1,2} [A-Z][a-z]{0,2}(?: \d{0,4})?(?: \d{0,2})?(?::\d?)?…")
 
 
 @pytest.fixture(scope="module")
@@ -163,17 +164,17 @@ def test_cases_list_into_head_ends_quietly(tmp_path: Path) -> None:
     database.dispose()
     config = write_toml(tmp_path / "cli.toml", {"storage": {
         "data_dir": str(tmp_path / "data"), "database_url": database_url}})
-    for listing in (["cases", "list", "--all"], ["cases", "list", "--all", "--json"]):
-        with subprocess.Popen([*chikanemail_command(), "--config", str(config), *listing],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
-            assert process.stdout is not None and process.stderr is not None
-            first = process.stdout.readline()  # what `head -1` reads before it exits
-            process.stdout.close()
-            errors = process.stderr.read().decode()
-            process.wait(60)
-        assert first.strip(), listing
-        assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
-        assert errors == "", errors
+    # More than a pipe holds (64 KiB), so the listing is still writing when its reader goes.
+    command = [*chikanemail_command(), "--config", str(config), "cases", "list", "--all"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        assert process.stdout is not None and process.stderr is not None
+        first = process.stdout.readline()  # what `head -1` reads before it exits
+        process.stdout.close()
+        errors = process.stderr.read().decode()
+        process.wait(60)
+    assert first.startswith(b"1200 cases")
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
+    assert errors == "", errors
 
 
 def _case_row(sequence: int, opened: datetime) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
 from intake.commands.cli.context import CliContext, open_database, pass_context
+from intake.commands.cli.display import Reader, reader_of
 from intake.commands.cli.verify import verify_report
 from intake.service.config import AppConfig
 from storage.backup.manifest import BackupError, Manifest
@@ -64,9 +65,9 @@ def _fail(what: str, error: BackupError) -> None:
     sys.exit(1)
 
 
-def head_line(manifest: Manifest) -> str:
-    """When the backup was taken and its audit head."""
-    return (f"backup of {manifest.created_at.isoformat(timespec='seconds')}, audit head "
+def head_line(manifest: Manifest, reader: Reader) -> str:
+    """When the backup was taken (in the reader's zone and language) and its audit head."""
+    return (f"backup of {reader.long(manifest.created_at)}, audit head "
             f"seq {manifest.audit_seq} hash {manifest.audit_hash}")
 
 
@@ -104,7 +105,7 @@ def backup_command(context: CliContext, folder: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
-    click.echo(head_line(manifest))
+    click.echo(head_line(manifest, reader_of(config)))
     click.echo(f"{len(manifest.blobs)} blobs: {result.copied} copied "
                f"({result.bytes_copied / (1024 * 1024):.1f} MiB), {result.already_there} "
                f"already there; {len(manifest.files)} other files; {result.seconds:.1f} s")
@@ -156,7 +157,7 @@ def restore_command(context: CliContext, folder: Path, data_dir: Path | None,
                        "copy": item.relative_path} for item in manifest.files],
             "verify": checked.as_json()}, indent=2, ensure_ascii=False))
     else:
-        click.echo(head_line(manifest))
+        click.echo(head_line(manifest, reader_of(config)))
         click.echo(f"restored {result.blobs} blobs ({result.bytes / (1024 * 1024):.1f} MiB) "
                    f"into {storage.data_path}; retention deleted "
                    f"{len(result.retention.deleted)} item(s) expired since")

@@ -102,12 +102,14 @@ def quarantine_show_command(context: CliContext, message_id: int, as_json: bool)
                                "events": [_event_json(event) for event in detail.events]},
                               indent=2, ensure_ascii=False))
         return
+    reader = reader_of(context.config)
     for key, value in message.items():
+        if key == "received_at":
+            value = reader.long(detail.message.received_at)
         if key != "last_error":
             click.echo(f"{key:<18} {value if value is not None else '-'}")
     click.echo("error:")
     click.echo("  " + (detail.message.last_error or "(none)").replace("\n", "\n  "))
-    reader = reader_of(context.config)
     click.echo("audit events:")
     for event in detail.events:
         click.echo(f"  {event.seq:>6} {reader.short(event.occurred_at)} "
