@@ -25,6 +25,7 @@ from storage.backup.snapshot import take_snapshot
 from storage.backup_record import record_backup
 from storage.blobstore import BlobStore
 from storage.database import Database
+from storage.plural import ngettext
 from storage.verify import ProgressCallback, VerifyProgress, verify
 
 
@@ -106,7 +107,9 @@ def backup_command(context: CliContext, folder: Path, as_json: bool) -> None:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
     click.echo(head_line(manifest, reader_of(config)))
-    click.echo(f"{len(manifest.blobs)} blobs: {result.copied} copied "
+    blobs = len(manifest.blobs)
+    click.echo(ngettext("{n} blob", "{n} blobs", blobs).format(n=blobs)
+               + f": {result.copied} copied "
                f"({result.bytes_copied / (1024 * 1024):.1f} MiB), {result.already_there} "
                f"already there; {len(manifest.files)} other files; {result.seconds:.1f} s")
     click.echo(f"snapshot complete in {result.folder}")
@@ -158,9 +161,13 @@ def restore_command(context: CliContext, folder: Path, data_dir: Path | None,
             "verify": checked.as_json()}, indent=2, ensure_ascii=False))
     else:
         click.echo(head_line(manifest, reader_of(config)))
-        click.echo(f"restored {result.blobs} blobs ({result.bytes / (1024 * 1024):.1f} MiB) "
-                   f"into {storage.data_path}; retention deleted "
-                   f"{len(result.retention.deleted)} item(s) expired since")
+        expired = len(result.retention.deleted)
+        click.echo(ngettext("restored {n} blob", "restored {n} blobs", result.blobs)
+                   .format(n=result.blobs)
+                   + f" ({result.bytes / (1024 * 1024):.1f} MiB) into {storage.data_path}; "
+                   + ngettext("retention deleted {n} item expired since",
+                              "retention deleted {n} items expired since", expired)
+                   .format(n=expired))
         for item in manifest.files:
             click.echo(f"{item.key} was {item.original_path}: its copy is "
                        f"{folder / item.relative_path}")
