@@ -88,7 +88,8 @@ class CaseActions:
         session.flush()
         changed = recompute_event_deadlines(session, case, self.calendar)
         deadlines = "; ".join(
-            f"step {step.position} ({step.key}) due {step.due_at.isoformat()}"
+            f"step {step.position} ({step.key}) due "
+            f"{step.due_at.astimezone(self.calendar.zone).isoformat(' ', 'minutes')}"
             for step in changed if step.due_at is not None)
         was = f" (was {previous.isoformat()})" if previous else ""
         add_note(session, case, author=actor,

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from notifier.templating import LANGUAGES
 from notifier.working_days import WorkingCalendar
+from storage.time_text import due_rule_words, duration_words
 
 _DURATION = re.compile(
     # [0-9], not \d: int() would also read other scripts' digits.
@@ -28,25 +29,6 @@ _EXAMPLES = "for example P1D, P2W, PT4H or P1DT12H"
 
 # Ten years: far beyond any response plan, well inside what datetime can count.
 _LONGEST = timedelta(days=3650)
-
-# (singular, plural) per language.
-_UNITS = {
-    "da": {
-        "working_day": ("arbejdsdag", "arbejdsdage"),
-        "day": ("dag", "dage"),
-        "hour": ("time", "timer"),
-        "minute": ("minut", "minutter"),
-        "second": ("sekund", "sekunder"),
-    },
-    "en": {
-        "working_day": ("working day", "working days"),
-        "day": ("day", "days"),
-        "hour": ("hour", "hours"),
-        "minute": ("minute", "minutes"),
-        "second": ("second", "seconds"),
-    },
-}
-_AND = {"da": "og", "en": "and"}
 
 
 @dataclass(frozen=True)
@@ -127,22 +109,12 @@ def describe_duration(duration: PlanDuration, language: str) -> str:
     "3 working days", "1 day and 12 hours" (en)."""
     if language not in LANGUAGES:
         raise ValueError(f"unknown language {language!r}; expected one of {LANGUAGES}")
-    units = _UNITS[language]
-    day_unit = units["working_day" if duration.working else "day"]
-    hours, remainder = divmod(int(duration.rest.total_seconds()), 3600)
-    minutes, seconds = divmod(remainder, 60)
-    parts = [
-        f"{count} {unit[0] if count == 1 else unit[1]}"
-        for count, unit in (
-            (duration.days, day_unit),
-            (hours, units["hour"]),
-            (minutes, units["minute"]),
-            (seconds, units["second"]),
-        )
-        if count
-    ]
-    if not parts:
-        return f"0 {day_unit[1]}"
-    if len(parts) == 1:
-        return parts[0]
-    return f"{', '.join(parts[:-1])} {_AND[language]} {parts[-1]}"
+    return duration_words(duration.days, duration.rest, duration.working, language)
+
+
+def describe_due_rule(duration: PlanDuration, after: str, language: str) -> str:
+    """A step's deadline rule in words: "14 dage efter første fraværsdag" (da), "14 days
+    after the first day of absence" (en)."""
+    if language not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}; expected one of {LANGUAGES}")
+    return due_rule_words(duration.days, duration.rest, duration.working, after, language)

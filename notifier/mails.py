@@ -20,7 +20,7 @@ import mimetypes
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -43,7 +43,7 @@ from notifier.templating import (
 )
 from storage.forwarded_original import ForwardedOriginal
 from storage.i18n.catalogs import translations
-from storage.local_time import workplace_zone
+from storage.ui_settings import UiSettings
 
 SENDER_NAME = "Chikanemail"
 SUBJECT_MAX_CHARS = 200
@@ -125,8 +125,10 @@ class MailComposer:
 
     def __init__(self, settings: NotifySettings, *, intake_address: str, hostname: str,
                  command_help: Mapping[str, Sequence[tuple[str, str]]] | None = None,
-                 recipient_delimiter: str = "+") -> None:
+                 recipient_delimiter: str = "+", zone: tzinfo | None = None) -> None:
         self.settings = settings
+        # The workplace's zone ([ui] timezone): every time a mail shows is written in it.
+        self.zone: tzinfo = zone if zone is not None else UiSettings().zone
         self.recipient_delimiter = recipient_delimiter
         self.command_help = dict(command_help or {})
         self.from_address = settings.from_address or intake_address
@@ -222,7 +224,7 @@ class MailComposer:
             found = view.original
             date = found.date_raw
             if found.date is not None and found.date.tzinfo is not None:
-                date = local_time(found.date, language)
+                date = local_time(found.date, language, self.zone)
             original = {"sender": _display(found.from_name, found.from_address),
                         "date": date, "subject": found.subject, "date_raw": found.date_raw,
                         "zone_assumed": found.date_zone_assumed and found.date is not None,
@@ -241,12 +243,13 @@ class MailComposer:
             "manager": view.manager, "manager_name": view.manager_name,
             "manager_display": _display(view.manager_name, view.manager),
             "deputy": view.deputy,
-            "received": local_time(view.received_at, language),
+            "received": local_time(view.received_at, language, self.zone),
             "report_subject": view.report_subject,
             "raw_sha256": view.raw_sha256, "raw_size": human_size(view.raw_size, language),
             "items": items, "item_count": len(items),
             "image_count": sum(1 for item in view.items if item.is_image),
-            "original": original, "plan_steps": _plan_steps(view.plan_steps, language),
+            "original": original,
+            "plan_steps": _plan_steps(view.plan_steps, language, self.zone),
             "routing_reason": view.routing_reason, "reply_address": self.reply_to,
             "sender_unverified": view.sender_unverified,
             "evidence_attached": evidence_attached,
@@ -268,7 +271,7 @@ class MailComposer:
         if not subject.startswith(tag):  # an admin's subject template must not break threading
             subject = f"{tag} {subject}".strip()
         message = EmailMessage(policy=_POLICY)
-        message["Date"] = format_datetime(datetime.now(workplace_zone()))
+        message["Date"] = format_datetime(datetime.now(self.zone))
         message["From"] = Address(SENDER_NAME, addr_spec=self.from_address)
         message["To"] = to
         # The secret reply address when the caller issued one; the plain intake address else.
@@ -313,11 +316,12 @@ def _reasons_text(reasons: Sequence[str], language: str) -> str:
     return ", ".join(words.get(reason, reason) for reason in reasons)
 
 
-def _plan_steps(steps: Sequence[PlanStepLine], language: str) -> list[dict[str, object]]:
+def _plan_steps(steps: Sequence[PlanStepLine], language: str,
+                zone: tzinfo) -> list[dict[str, object]]:
     return [
         {"number": step.number, "title": step.title.in_language(language),
          "description": step.description.in_language(language), "owner": step.owner,
-         "due": local_time(step.due_at, language) if step.due_at else None,
+         "due": local_time(step.due_at, language, zone) if step.due_at else None,
          "after_absence": (describe_duration(step.after_absence, language)
                            if step.after_absence and not step.due_at else None)}
         for step in steps

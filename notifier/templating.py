@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 
 from jinja2 import (
@@ -26,20 +26,13 @@ from jinja2 import (
 from storage.i18n.catalogs import LANGUAGES as LANGUAGES  # re-exported: callers import it here
 from storage.i18n.catalogs import translations
 from storage.i18n.jinja import install_translations
-from storage.local_time import workplace_zone
+from storage.time_text import long_date, long_datetime
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 
 # Everything str.splitlines() breaks on, and the other C0/C1 controls: none of it belongs in
 # a header, and in a body it would only let a file name or subject fake extra lines.
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-_DA_DAYS = ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag")
-_DA_MONTHS = ("januar", "februar", "marts", "april", "maj", "juni", "juli", "august",
-              "september", "oktober", "november", "december")
-_EN_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
-_EN_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
-              "September", "October", "November", "December")
 
 
 def one_line(text: str) -> str:
@@ -52,25 +45,16 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def local_time(moment: datetime, language: str) -> str:
-    """The moment in Danish local time, with its zone, written the language's way."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)  # the store keeps naive UTC on SQLite
-    local = moment.astimezone(workplace_zone())
-    zone = local.tzname() or local.strftime("UTC%z")
-    if language == "da":
-        return (f"{_DA_DAYS[local.weekday()]} {local.day}. {_DA_MONTHS[local.month - 1]} "
-                f"{local.year} kl. {local:%H.%M} ({zone})")
-    return (f"{_EN_DAYS[local.weekday()]} {local.day} {_EN_MONTHS[local.month - 1]} "
-            f"{local.year}, {local:%H:%M} ({zone})")
+def local_time(moment: datetime, language: str, zone: tzinfo) -> str:
+    """The moment in the workplace's zone, with the zone's name, written the language's way
+    (`storage.time_text.long_datetime`, as the CLI writes it too)."""
+    return long_datetime(moment, language, zone)
 
 
 def local_date(day: date, language: str) -> str:
     """A calendar day written the language's way: `søndag 22. november 2026` (da),
     `Sunday 22 November 2026` (en)."""
-    if language == "da":
-        return f"{_DA_DAYS[day.weekday()]} {day.day}. {_DA_MONTHS[day.month - 1]} {day.year}"
-    return f"{_EN_DAYS[day.weekday()]} {day.day} {_EN_MONTHS[day.month - 1]} {day.year}"
+    return long_date(day, language)
 
 
 def human_size(size: int, language: str) -> str:

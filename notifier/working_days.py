@@ -14,7 +14,7 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 import holidays
 
 from notifier.templating import LANGUAGES
-from storage.local_time import workplace_zone
+from storage.ui_settings import UiSettings
 
 # The `holidays` package's name for each of our languages.
 _HOLIDAY_LANGUAGES = {"da": "da", "en": "en_US"}
@@ -48,7 +48,8 @@ class WorkingCalendar:
             raise ValueError("extra_closed_days must be a list of entries, not one string")
         if workday_start.tzinfo is not None:
             raise ValueError("workday_start is a local wall-clock time; give it no time zone")
-        self.zone: tzinfo = zone if zone is not None else workplace_zone()
+        # The workplace's zone ([ui] timezone); its default when none is given.
+        self.zone: tzinfo = zone if zone is not None else UiSettings().zone
         self.workday_start = workday_start
         self._closed_every_year: set[tuple[int, int]] = set()
         self._closed_dates: set[date] = set()

@@ -252,6 +252,17 @@ def get_case(database: Database, number: str) -> Case | None:
     return case
 
 
+def case_numbers(database: Database, case_ids: Iterator[int | None] | Sequence[int | None]
+                 ) -> dict[int, str]:
+    """The case number (`2026-0001`) of each of these internal case ids."""
+    wanted = {case_id for case_id in case_ids if case_id is not None}
+    if not wanted:
+        return {}
+    with database.read() as session:
+        rows = session.execute(select(Case.id, Case.number).where(Case.id.in_(wanted)))
+        return {case_id: number for case_id, number in rows}
+
+
 def case_messages(database: Database, case_id: int) -> list[Message]:
     """The case's messages in the order they arrived (detached)."""
     with database.read() as session:

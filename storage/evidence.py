@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import tzinfo
 from typing import Any
 
 from sqlalchemy import select
@@ -71,8 +72,10 @@ def save_extraction(
     message_pk: int,
     records: Sequence[EvidenceRecord],
     extraction: MessageExtraction,
+    zone: tzinfo,
 ) -> None:
-    """Store the message's evidence rows and findings in one transaction (idempotent)."""
+    """Store the message's evidence rows and findings in one transaction (idempotent); a
+    forwarded original's date written without a zone is read in the workplace's `zone`."""
     with database.write() as session:
         message = session.get(Message, message_pk, with_for_update=True)
         if message is None:
@@ -111,7 +114,7 @@ def save_extraction(
         message.body_text_sha256 = extraction.body_text_sha256
         message.received_chain = extraction.received_chain
         message.sender_ip = extraction.sender_ip
-        store_original(message, extraction.original)
+        store_original(message, extraction.original, zone)
         details: dict[str, Any] = {
             "items": len(records), "defects": len(message_defects),
             "parts": [[record.part_path, record.role, record.sha256] for record in records]}

@@ -29,7 +29,8 @@ import shutil
 import time
 import zipfile
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import tzinfo
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
@@ -55,6 +56,7 @@ from storage.export_report import (
 )
 from storage.local_time import local_time_with_zone
 from storage.models import AuditEvent, CaseStep, Message, MessageTimestamp, utc_now
+from storage.ui_settings import UiSettings
 
 log = logging.getLogger("chikanemail.storage.export")
 
@@ -82,6 +84,8 @@ class ExportOptions:
     exporter: str
     tool_version: str
     tsa_ca_file: Path | None = None
+    # The workplace's zone ([ui] timezone) the bundle's local times are written in.
+    zone: tzinfo = field(default_factory=lambda: UiSettings().zone)
 
 
 @dataclass(frozen=True)
@@ -212,11 +216,11 @@ def read_case_records(database: Database, number: str) -> CaseRecords:
 # -- writing -------------------------------------------------------------------
 
 
-def _received(message: Message) -> dict[str, Any]:
+def _received(message: Message, zone: tzinfo) -> dict[str, Any]:
     return {
         "message_sha256": message.sha256,
         "received_at": utc_time(message.received_at),
-        "received_at_local": local_time_with_zone(message.received_at),
+        "received_at_local": local_time_with_zone(message.received_at, zone),
         "envelope": envelope_of(message),
     }
 
@@ -233,8 +237,8 @@ def _sender(message: Message) -> dict[str, Any]:
     }
 
 
-def _write_originals(tree: _BundleTree, blobs: BlobStore,
-                     records: CaseRecords) -> list[dict[str, Any]]:
+def _write_originals(tree: _BundleTree, blobs: BlobStore, records: CaseRecords,
+                     zone: tzinfo) -> list[dict[str, Any]]:
     entries = []
     for item in records.messages:
         message = item.message
@@ -242,12 +246,12 @@ def _write_originals(tree: _BundleTree, blobs: BlobStore,
         fact = tree.copy_blob(blobs, message.sha256, path)
         entries.append({"path": path, "sha256": fact.sha256, "size": fact.size,
                         "kind": "original", "role": "message", "message_kind": message.kind,
-                        "parent": None, **_sender(message), **_received(message)})
+                        "parent": None, **_sender(message), **_received(message, zone)})
     return entries
 
 
-def _write_evidence(tree: _BundleTree, blobs: BlobStore,
-                    records: CaseRecords) -> tuple[list[dict[str, Any]], dict[int, str]]:
+def _write_evidence(tree: _BundleTree, blobs: BlobStore, records: CaseRecords,
+                    zone: tzinfo) -> tuple[list[dict[str, Any]], dict[int, str]]:
     entries, paths = [], {}
     for item in records.messages:
         by_id = {row.id: row for row in item.evidence}
@@ -270,13 +274,14 @@ def _write_evidence(tree: _BundleTree, blobs: BlobStore,
                 "ocr_status": row.ocr_status,
                 "ocr_sha256": row.ocr_sha256,
                 "original": row.original,
-                **_received(item.message),
+                **_received(item.message, zone),
             })
     return entries, paths
 
 
 def _write_timestamps(tree: _BundleTree, derived: BlobStore, records: CaseRecords,
-                      ca_file: Path | None) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+                      ca_file: Path | None,
+                      zone: tzinfo) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     entries: list[dict[str, Any]] = []
     pairs: list[tuple[str, str]] = []
     stamped = [(item.message, item.timestamp, item.timestamp.token_sha256)
@@ -295,7 +300,8 @@ def _write_timestamps(tree: _BundleTree, derived: BlobStore, records: CaseRecord
             "parent": {"kind": "message", "sha256": message.sha256, "part_path": None},
             "tsa_url": stamp.tsa_url,
             "gen_time": utc_time(stamp.gen_time) if stamp.gen_time else None,
-            "gen_time_local": local_time_with_zone(stamp.gen_time) if stamp.gen_time else None,
+            "gen_time_local": (local_time_with_zone(stamp.gen_time, zone) if stamp.gen_time
+                               else None),
         })
     if ca_file is not None:
         try:
@@ -312,14 +318,15 @@ _CUSTODY_COLUMNS = ("seq", "time_utc", "time_local", "actor", "action", "case",
                     "message_sha256", "details_json", "prev_hash", "hash", "canonical_json")
 
 
-def custody_csv(events: Sequence[AuditEvent]) -> str:
-    """The audit events as CSV, with the canonical JSON each hash covers."""
+def custody_csv(events: Sequence[AuditEvent], zone: tzinfo) -> str:
+    """The audit events as CSV, times also in the workplace's `zone`, with the canonical
+    JSON each hash covers."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(_CUSTODY_COLUMNS)
     for event in events:
         writer.writerow([
-            event.seq, utc_time(event.occurred_at), local_time_with_zone(event.occurred_at),
+            event.seq, utc_time(event.occurred_at), local_time_with_zone(event.occurred_at, zone),
             event.actor, event.action, event.case_number or "", event.message_sha256 or "",
             json.dumps(event.details, sort_keys=True, separators=(",", ":"),
                        ensure_ascii=False),
@@ -334,7 +341,7 @@ def _entry(tree: _BundleTree, path: str, kind: str, **extra: Any) -> dict[str, A
             "role": kind, "parent": None, **extra}
 
 
-def _messages_summary(records: CaseRecords) -> list[dict[str, Any]]:
+def _messages_summary(records: CaseRecords, zone: tzinfo) -> list[dict[str, Any]]:
     summary = []
     for item in records.messages:
         message = item.message
@@ -343,7 +350,7 @@ def _messages_summary(records: CaseRecords) -> list[dict[str, Any]]:
             "size": message.size, "kind": message.kind, "subject": message.subject,
             "message_id": message.message_id, "from_address": message.from_address,
             **_sender(message),
-            **_received(message),
+            **_received(message, zone),
             "forwarded_original": {
                 "rule": message.original_rule, "from_name": message.original_from_name,
                 "from_address": message.original_from_address,
@@ -365,12 +372,13 @@ def _build_tree(tree: _BundleTree, records: CaseRecords, options: ExportOptions,
     blobs, derived = BlobStore(options.blob_root), BlobStore(options.derived_root)
     tree.folder("originals")
     tree.folder("evidence")
-    files = _write_originals(tree, blobs, records)
-    evidence_entries, paths = _write_evidence(tree, blobs, records)
+    files = _write_originals(tree, blobs, records, facts.zone)
+    evidence_entries, paths = _write_evidence(tree, blobs, records, facts.zone)
     files.extend(evidence_entries)
-    stamp_entries, stamp_pairs = _write_timestamps(tree, derived, records, options.tsa_ca_file)
+    stamp_entries, stamp_pairs = _write_timestamps(tree, derived, records, options.tsa_ca_file,
+                                                   facts.zone)
     files.extend(stamp_entries)
-    tree.write_bytes("custody.csv", custody_csv(records.events).encode("utf-8"))
+    tree.write_bytes("custody.csv", custody_csv(records.events, facts.zone).encode("utf-8"))
     files.append(_entry(tree, "custody.csv", "custody", events=len(records.events)))
     report = render_report(records, facts, bundle_root=tree.root, evidence_paths=paths,
                            derived=derived)
@@ -386,14 +394,14 @@ def _build_tree(tree: _BundleTree, records: CaseRecords, options: ExportOptions,
         # The report's own From could not be vouched for: no receipt was sent to it.
         "sender_unverified": bool(records.case.sender_unverified),
         "exported_at": utc_time(facts.exported_at),
-        "exported_at_local": local_time_with_zone(facts.exported_at),
+        "exported_at_local": local_time_with_zone(facts.exported_at, facts.zone),
         "exporter": facts.exporter,
         "tool": {"name": "chikanemail", "version": facts.tool_version},
         "language": facts.language,
         "audit_head": {"seq": records.head_seq, "hash": records.head_hash},
         "hash_algorithm": "sha256",
         "checksums": SUMS,
-        "messages": _messages_summary(records),
+        "messages": _messages_summary(records, facts.zone),
         "files": files,
     }
     text = json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
@@ -477,7 +485,7 @@ def export_case(database: Database, number: str, out: Path,
     records = read_case_records(database, number)
     facts = ExportFacts(exported_at=utc_now(), exporter=options.exporter,
                         tool_version=options.tool_version, language=options.language,
-                        has_tsa_ca=options.tsa_ca_file is not None)
+                        has_tsa_ca=options.tsa_ca_file is not None, zone=options.zone)
     tree_root = _work_name(out, "export")
     os.mkdir(tree_root, DIR_MODE)
     os.chmod(tree_root, DIR_MODE)

@@ -13,8 +13,8 @@ import base64
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
-from datetime import datetime
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from storage.models import (
     Message,
     MessageTimestamp,
 )
+from storage.ui_settings import UiSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
 TSA_CA_PATH = "timestamps/tsa-ca.pem"
@@ -84,6 +85,8 @@ class ExportFacts:
     tool_version: str
     language: str
     has_tsa_ca: bool
+    # The workplace's zone ([ui] timezone): every local time in the README and the report.
+    zone: tzinfo = field(default_factory=lambda: UiSettings().zone)
 
 
 def utc_time(moment: datetime) -> str:
@@ -122,7 +125,7 @@ def render_readme(records: CaseRecords, facts: ExportFacts,
     values = {
         "number": records.case.number,
         "exported_at_utc": utc_time(facts.exported_at),
-        "exported_at_local": local_time_with_zone(facts.exported_at),
+        "exported_at_local": local_time_with_zone(facts.exported_at, facts.zone),
         "exporter": facts.exporter,
         "tool_version": facts.tool_version,
         "head_seq": records.head_seq,
@@ -149,29 +152,30 @@ def render_report(records: CaseRecords, facts: ExportFacts, *, bundle_root: Path
     values = {
         "t": labels,
         "language": facts.language,
-        "case": _case_view(records.case, facts.language),
-        "exported_at": local_time_with_zone(facts.exported_at),
+        "case": _case_view(records.case, facts.language, facts.zone),
+        "exported_at": local_time_with_zone(facts.exported_at, facts.zone),
         "exported_at_utc": utc_time(facts.exported_at),
         "exporter": facts.exporter,
         "tool_version": facts.tool_version,
         "head_seq": records.head_seq,
         "head_hash": records.head_hash,
-        "originals": _originals_view(records.messages),
-        "messages": [_message_view(item, bundle_root, evidence_paths, derived, labels)
+        "originals": _originals_view(records.messages, facts.zone),
+        "messages": [_message_view(item, bundle_root, evidence_paths, derived, labels,
+                                   facts.zone)
                      for item in records.messages],
-        "steps": [_step_view(step, facts.language) for step in records.steps],
-        "notes": [{"time": local_time_with_zone(note.created_at), "author": note.author,
-                   "text": note.text} for note in records.notes],
-        "timeline": _timeline(records, labels),
+        "steps": [_step_view(step, facts.language, facts.zone) for step in records.steps],
+        "notes": [{"time": local_time_with_zone(note.created_at, facts.zone),
+                   "author": note.author, "text": note.text} for note in records.notes],
+        "timeline": _timeline(records, labels, facts.zone),
     }
     return environment.get_template("report.html.j2").render(values)
 
 
-def _optional_time(moment: datetime | None) -> str | None:
-    return local_time_with_zone(moment) if moment is not None else None
+def _optional_time(moment: datetime | None, zone: tzinfo) -> str | None:
+    return local_time_with_zone(moment, zone) if moment is not None else None
 
 
-def _case_view(case: Case, language: str) -> dict[str, Any]:
+def _case_view(case: Case, language: str, zone: tzinfo) -> dict[str, Any]:
     return {
         "number": case.number,
         "status": case.status,
@@ -179,15 +183,15 @@ def _case_view(case: Case, language: str) -> dict[str, Any]:
         "reporter_name": case.reporter_name,
         "manager": case.manager,
         "deputy": case.deputy,
-        "opened_at": local_time_with_zone(case.opened_at),
-        "closed_at": _optional_time(case.closed_at),
+        "opened_at": local_time_with_zone(case.opened_at, zone),
+        "closed_at": _optional_time(case.closed_at, zone),
         "close_reason": case.close_reason,
         "relation": case.relation,
         "medium": case.medium,
         "first_absence_day": (case.first_absence_day.isoformat()
                               if case.first_absence_day else None),
         "witnesses": list(case.witnesses or []),
-        "acknowledged_at": _optional_time(case.acknowledged_at),
+        "acknowledged_at": _optional_time(case.acknowledged_at, zone),
         "acknowledged_by": case.acknowledged_by,
         "legal_hold": case.legal_hold,
         "hold_reason": case.hold_reason,
@@ -195,7 +199,7 @@ def _case_view(case: Case, language: str) -> dict[str, Any]:
     }
 
 
-def _shown_date(value: object) -> str | None:
+def _shown_date(value: object, zone: tzinfo) -> str | None:
     """A forwarded original's date in local time; one without a zone as it was written."""
     if isinstance(value, str) and value:
         try:
@@ -203,17 +207,17 @@ def _shown_date(value: object) -> str | None:
         except ValueError:
             return str(value)
     if isinstance(value, datetime):
-        return local_time_with_zone(value) if value.tzinfo else value.isoformat(sep=" ")
+        return local_time_with_zone(value, zone) if value.tzinfo else value.isoformat(sep=" ")
     return None
 
 
-def _original_view(source: str, values: Mapping[str, Any]) -> dict[str, Any]:
+def _original_view(source: str, values: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
     return {
         "source": source,
         "rule": values.get("rule"),
         "from_name": values.get("from_name"),
         "from_address": values.get("from_address"),
-        "date": _shown_date(values.get("date")),
+        "date": _shown_date(values.get("date"), zone),
         "date_zone_assumed": bool(values.get("date_zone_assumed")),
         "date_raw": values.get("date_raw"),
         "subject": values.get("subject"),
@@ -222,18 +226,18 @@ def _original_view(source: str, values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _originals_view(messages: Sequence[MessageRecords]) -> list[dict[str, Any]]:
+def _originals_view(messages: Sequence[MessageRecords], zone: tzinfo) -> list[dict[str, Any]]:
     """Who sent each forwarded original, when and with what subject, as extracted."""
     originals = []
     for item in messages:
         message = item.message
         original = original_of(message)
         if original is not None:
-            originals.append(_original_view(message.sha256, asdict(original)))
+            originals.append(_original_view(message.sha256, asdict(original), zone))
         for row in item.evidence:
             if row.original:
                 originals.append(_original_view(f"{message.sha256} {row.part_path}",
-                                                row.original))
+                                                row.original, zone))
     return originals
 
 
@@ -267,20 +271,20 @@ def refusal_words(labels: Any, reason: str | None) -> str:
 
 
 def _message_view(item: MessageRecords, bundle_root: Path, evidence_paths: Mapping[int, str],
-                  derived: BlobStore, labels: Any) -> dict[str, Any]:
+                  derived: BlobStore, labels: Any, zone: tzinfo) -> dict[str, Any]:
     message = item.message
     return {
         "sha256": message.sha256,
         "size": message.size,
         "kind": message.kind,
-        "received_at": local_time_with_zone(message.received_at),
+        "received_at": local_time_with_zone(message.received_at, zone),
         "from_address": message.from_address,
         "subject": message.subject,
         "unverified": bool(message.unverified),
         "sender_check_text": sender_check_words(labels, message.sender_check),
         "to_reply_address": message.reply_token_id is not None,
         **envelope_of(message),
-        "timestamp": (_optional_time(item.timestamp.gen_time)
+        "timestamp": (_optional_time(item.timestamp.gen_time, zone)
                       if item.timestamp is not None else None),
         "evidence": [_evidence_view(row, bundle_root, evidence_paths.get(row.id), derived)
                      for row in item.evidence],
@@ -348,14 +352,14 @@ def _derived_text(derived: BlobStore, sha256: str | None) -> str | None:
     return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + "\n…"
 
 
-def _step_view(step: CaseStep, language: str) -> dict[str, Any]:
+def _step_view(step: CaseStep, language: str, zone: tzinfo) -> dict[str, Any]:
     return {
         "position": step.position,
         "key": step.key,
         "title": step.title_en if language == "en" else step.title_da,
         "owner": step.owner,
-        "due_at": _optional_time(step.due_at),
-        "done_at": _optional_time(step.done_at),
+        "due_at": _optional_time(step.due_at, zone),
+        "done_at": _optional_time(step.done_at, zone),
         "done_by": step.done_by,
     }
 
@@ -380,20 +384,21 @@ def _event_reading(event: AuditEvent, labels: Any) -> tuple[str | None, dict[str
     return note, details
 
 
-def _timeline(records: CaseRecords, labels: Any) -> list[dict[str, Any]]:
+def _timeline(records: CaseRecords, labels: Any, zone: tzinfo) -> list[dict[str, Any]]:
     """Messages, notes and audit events in the order they happened."""
     entries: list[tuple[datetime, int, dict[str, Any]]] = []
     for item in records.messages:
         message = item.message
         entries.append((message.received_at, 0, {
-            "kind": "message", "time": local_time_with_zone(message.received_at),
+            "kind": "message", "time": local_time_with_zone(message.received_at, zone),
             "who": message.from_address or message.mail_from, "what": message.kind,
             "text": message.subject, "sha256": message.sha256,
             "note": (f"{labels.unverified}: {labels.unverified_explained}"
                      if message.unverified else None)}))
     for note in records.notes:
         entries.append((note.created_at, 1, {
-            "kind": "note", "time": local_time_with_zone(note.created_at), "who": note.author,
+            "kind": "note", "time": local_time_with_zone(note.created_at, zone),
+            "who": note.author,
             "what": None, "text": note.text, "sha256": None, "note": None}))
     for event in records.events:
         reading, shown = _event_reading(event, labels)
@@ -401,7 +406,7 @@ def _timeline(records: CaseRecords, labels: Any) -> list[dict[str, Any]]:
         if len(details) > _DETAILS_CHARS:
             details = details[: _DETAILS_CHARS - 1] + "…"
         entries.append((event.occurred_at, 2, {
-            "kind": "audit", "time": local_time_with_zone(event.occurred_at),
+            "kind": "audit", "time": local_time_with_zone(event.occurred_at, zone),
             "who": event.actor, "what": event.action, "text": details,
             "sha256": event.message_sha256, "seq": event.seq, "note": reading}))
     entries.sort(key=lambda entry: (entry[0], entry[1]))

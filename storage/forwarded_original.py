@@ -9,7 +9,7 @@ the notifier shows it in the manager's notification.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import TYPE_CHECKING, Any
 
 from storage.local_time import read_in_workplace_zone
@@ -80,11 +80,11 @@ class ForwardedOriginal:
             "message_id": self.message_id,
         }
 
-    def stored_date(self) -> tuple[datetime | None, bool]:
+    def stored_date(self, zone: tzinfo) -> tuple[datetime | None, bool]:
         """The date to store, and whether its zone was assumed.
 
         A date with a zone is stored as it is. One without a zone from an inline forward is
-        the time the employee's program showed, so it is read in the workplace's zone and
+        the time the employee's program showed, so it is read in the workplace's `zone` and
         flagged; unless a daylight-saving change makes that hour ambiguous or impossible,
         when only the raw text is kept. A header's date without a zone (an attached
         original) was written in the sender's zone, which nothing tells: raw text only.
@@ -95,17 +95,19 @@ class ForwardedOriginal:
             return self.date, False
         if self.rule.startswith("attached-"):
             return None, False
-        assumed = read_in_workplace_zone(self.date)
+        assumed = read_in_workplace_zone(self.date, zone)
         return assumed, assumed is not None
 
 
-def store_original(message: Message, original: ForwardedOriginal | None) -> None:
-    """Write the original (or that there is none) onto the message row."""
+def store_original(message: Message, original: ForwardedOriginal | None,
+                   zone: tzinfo) -> None:
+    """Write the original (or that there is none) onto the message row; a date written
+    without a zone is read in the workplace's `zone`."""
     message.original_rule = original.rule if original else None
     message.original_from_name = original.from_name if original else None
     message.original_from_address = original.from_address if original else None
     message.original_date, message.original_date_zone_assumed = (
-        original.stored_date() if original else (None, False))
+        original.stored_date(zone) if original else (None, False))
     message.original_date_raw = original.date_raw if original else None
     message.original_subject = original.subject if original else None
     message.original_to = original.to if original else None

@@ -49,18 +49,6 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
-class UiSettings:
-    """How the service speaks to people: the [ui] table."""
-
-    __pydantic_config__ = FORBID_UNKNOWN_KEYS
-
-    # The workplace's language: mails (unless [notify] manager_languages names another for a
-    # manager), receipts, the export report, system notes and the CLI. One of
-    # storage.i18n.catalogs.LANGUAGES.
-    language: str = "da"
-
-
-@dataclass(frozen=True)
 class RetentionSettings:
     """How long cases and kept-out mail stay before the scheduler deletes them."""
 

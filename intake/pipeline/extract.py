@@ -11,6 +11,7 @@ import logging
 import re
 import warnings
 from dataclasses import dataclass
+from datetime import tzinfo
 from typing import Any, Self
 
 import mailparser
@@ -29,6 +30,7 @@ from storage.defects import MAIL_PARSER, STDLIB, Defect
 from storage.evidence import EvidenceRecord, MessageExtraction, save_extraction
 from storage.forwarded_original import ForwardedOriginal
 from storage.models import EvidenceRole
+from storage.ui_settings import UiSettings
 
 log = logging.getLogger("chikanemail.intake.extract")
 logging.getLogger("mailparser").setLevel(logging.ERROR)  # it logs header values
@@ -200,15 +202,18 @@ class ExtractEvidence:
     name = "extract_evidence"
 
     def __init__(self, derived: BlobStore, settings: ExtractSettings,
-                 ocr: OcrEngine | None) -> None:
+                 ocr: OcrEngine | None, zone: tzinfo | None = None) -> None:
         self.derived = derived
         self.settings = settings
         self.ocr = ocr
+        # The workplace's zone ([ui] timezone), in which a forward's zone-less date is read.
+        self.zone: tzinfo = zone if zone is not None else UiSettings().zone
 
     @classmethod
     def from_parts(cls, parts: PipelineParts) -> Self:
-        """The step for a configuration: its derived store, [extract] settings and OCR."""
-        return cls(parts.derived, parts.extract, parts.ocr)
+        """The step for a configuration: its derived store, [extract] settings, OCR and the
+        workplace's zone."""
+        return cls(parts.derived, parts.extract, parts.ocr, parts.calendar.zone)
 
     def run(self, message: MessageContext) -> None:
         """Extract from the raw blob and save the rows in one transaction."""
@@ -220,7 +225,7 @@ class ExtractEvidence:
         with message.store.shared_lock(), self.derived.shared_lock():
             extraction = extractor.extract(raw)
             save_extraction(message.database, message.message_pk, extraction.records,
-                            extraction.message)
+                            extraction.message, self.zone)
         log.info("evidence extracted sha256=%s parts=%d original=%s", message.sha256,
                  len(extraction.records),
                  extraction.message.original.rule if extraction.message.original else "none")

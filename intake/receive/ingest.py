@@ -11,6 +11,7 @@ from pathlib import Path
 from intake.receive.accept import IntakeService
 from storage.messages import DeliveryEnvelope
 from storage.models import MessageSource
+from storage.plural import ngettext
 
 log = logging.getLogger("chikanemail.intake.ingest")
 
@@ -34,10 +35,13 @@ class IngestSummary:
 
     def line(self) -> str:
         """One line for the admin."""
-        line = (f"ingested {self.messages} messages from {self.files} files: {self.new} new, "
-                f"{self.duplicates} already stored")
+        line = (ngettext("ingested {n} message", "ingested {n} messages", self.messages)
+                .format(n=self.messages)
+                + ngettext(" from {n} file", " from {n} files", self.files).format(n=self.files)
+                + f": {self.new} new, {self.duplicates} already stored")
         if self.failed_files:
-            line += f"; {self.failed_files} files failed"
+            line += ngettext("; {n} file failed", "; {n} files failed",
+                             self.failed_files).format(n=self.failed_files)
         return line
 
 

@@ -40,7 +40,8 @@ from notifier.settings import NotifySettings, TimestampSettings
 from notifier.templating import old_style_overrides, old_style_problem
 from storage.errors import SettingsError
 from storage.i18n.catalogs import LANGUAGES
-from storage.settings import RetentionSettings, StorageSettings, UiSettings
+from storage.settings import RetentionSettings, StorageSettings
+from storage.ui_settings import UiSettings, timezone_problem
 
 CONFIG_ENV_VAR = "CHIKANEMAIL_CONFIG"
 # Extraction parses a message in memory, about 7 times its size (bench/extract_figures.py).
@@ -417,6 +418,10 @@ def _check_contradictions(config: AppConfig) -> None:
             fail(key, "must be greater than 0")
     if worker.retry_seconds < 0:
         fail("worker.retry_seconds", "must not be negative")
+
+    timezone = timezone_problem(config.ui.timezone)
+    if timezone:
+        fail("ui.timezone", timezone)
 
     _check_notify(config, fail)
     _check_trust(config, fail)

@@ -130,7 +130,8 @@ def composer_for(config: AppConfig) -> MailComposer:
                         hostname=config.smtp.server_hostname or socket.gethostname(),
                         command_help={language: command_help(language)
                                       for language in LANGUAGES},
-                        recipient_delimiter=config.intake.recipient_delimiter)
+                        recipient_delimiter=config.intake.recipient_delimiter,
+                        zone=config.ui.zone)
 
 
 def plan_mails_for(config: AppConfig, composer: MailComposer) -> PlanMails:
@@ -142,8 +143,8 @@ def plan_runner_for(config: AppConfig, database: Database, clock: Clock,
                     on_outbox: Callable[[], None] | None = None) -> PlanRunner:
     """What the scheduler runs: reminders, escalations, the weekly digest."""
     return PlanRunner(database, config.plan, plan_mails_for(config, composer_for(config)),
-                      config.notify,
-                      calendar_for(config.plan), default_manager=config.routing.default_manager,
+                      config.notify, calendar_for(config.plan, config.ui.zone),
+                      default_manager=config.routing.default_manager,
                       clock=clock, on_outbox=on_outbox)
 
 
@@ -208,7 +209,7 @@ def pipeline_parts_for(config: AppConfig, on_outbox: Callable[[], None] | None =
     derived.ensure_root()
     evidence = BlobStore(config.storage.blob_root)
     composer = composer_for(config)
-    calendar = calendar_for(config.plan)
+    calendar = calendar_for(config.plan, config.ui.zone)
     replies = ReplyHandler(CaseActions(calendar), plan_mails_for(config, composer),
                            config.notify,
                            admins=config.plan.admins,

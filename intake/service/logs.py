@@ -82,6 +82,9 @@ def configure_logging(level: str, stream: TextIO | None = None, *,
     # APScheduler says "Running job … executed successfully" at INFO on every tick; our own
     # scheduler logger says what was queued, and job errors still come through as ERROR.
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # Alembic says "setup plugin alembic.autogenerate…" seven times and names its context at
+    # INFO on every start, noise to an admin reading the journal; its warnings still show.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # Parsing libraries log header values and raw stream bytes; our own flags say what failed.
     for name in _CONTENT_LOGGING_LIBRARIES:
         logging.getLogger(name).setLevel(logging.CRITICAL)

@@ -9,7 +9,7 @@ absence once one is recorded: the EASY report to Arbejdstilsynet is due 14 days 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from notifier.durations import PlanDuration, add_duration, parse_duration
 from notifier.plan.settings import PlanSettings
 from notifier.working_days import WorkingCalendar
-from storage.local_time import workplace_zone
 from storage.models import Case, CaseStep
 
 AFTER_INTAKE = "intake"
@@ -25,9 +24,10 @@ AFTER_FIRST_ABSENCE_DAY = "first_absence_day"
 _END_OF_DAY = time(23, 59, 59)
 
 
-def calendar_for(plan: PlanSettings) -> WorkingCalendar:
-    """The working calendar of the plan: weekends, Danish holidays, the extra closed days."""
-    return WorkingCalendar(extra_closed_days=plan.extra_closed_days)
+def calendar_for(plan: PlanSettings, zone: tzinfo) -> WorkingCalendar:
+    """The working calendar of the plan in the workplace's zone ([ui] timezone): weekends,
+    Danish holidays, the extra closed days."""
+    return WorkingCalendar(extra_closed_days=plan.extra_closed_days, zone=zone)
 
 
 def acknowledge_duration(plan: PlanSettings) -> PlanDuration:
@@ -46,18 +46,18 @@ def step_due_at(step: CaseStep, *, opened_at: datetime, first_absence_day: date 
     if step.due_after == AFTER_FIRST_ABSENCE_DAY:
         if first_absence_day is None:
             return None
-        return end_of_day(_add_days(calendar, first_absence_day, duration))
+        return end_of_day(_add_days(calendar, first_absence_day, duration), calendar.zone)
     raise ValueError(f"step {step.key}: unknown due_after {step.due_after!r}")
 
 
-def end_of_day(day: date) -> datetime:
-    """The last second of a local (Danish) day, in UTC."""
-    return datetime.combine(day, _END_OF_DAY, tzinfo=workplace_zone()).astimezone(UTC)
+def end_of_day(day: date, zone: tzinfo) -> datetime:
+    """The last second of a local day in the workplace's zone, in UTC."""
+    return datetime.combine(day, _END_OF_DAY, tzinfo=zone).astimezone(UTC)
 
 
 def _add_days(calendar: WorkingCalendar, day: date, duration: PlanDuration) -> date:
-    noon = datetime.combine(day, time(12, 0), tzinfo=workplace_zone())
-    return add_duration(calendar, noon, duration).astimezone(workplace_zone()).date()
+    noon = datetime.combine(day, time(12, 0), tzinfo=calendar.zone)
+    return add_duration(calendar, noon, duration).astimezone(calendar.zone).date()
 
 
 def add_checklist(session: Session, case: Case, plan: PlanSettings,

@@ -15,7 +15,6 @@ from notifier.plan.checklist import acknowledge_duration, step_description, step
 from notifier.plan.settings import PlanSettings
 from notifier.templating import local_date, local_time
 from storage.i18n.catalogs import translations
-from storage.local_time import workplace_zone
 from storage.models import Case, CaseStep
 
 # Reminders are about a case the manager is already handling: they are sent as
@@ -73,7 +72,7 @@ class PlanMails:
         due_at = step.due_at
         if due_at is None:
             raise ValueError(f"step {step.key} of case {case.number} has no deadline")
-        zone = workplace_zone()
+        zone = self.composer.zone
         if now >= due_at:
             timing = "overdue"
         elif now.astimezone(zone).date() == due_at.astimezone(zone).date():
@@ -86,10 +85,10 @@ class PlanMails:
             "step": {"number": step.position, "key": step.key,
                      "title": step_title(step, language),
                      "description": step_description(step, language), "owner": step.owner,
-                     "due": local_time(due_at, language)},
+                     "due": local_time(due_at, language, self.composer.zone)},
             "timing": timing, "recipient_role": role,
             "done_command": done_command(step.position, language) if can_act else None,
-            "opened": local_time(case.opened_at, language),
+            "opened": local_time(case.opened_at, language, self.composer.zone),
             "reporter_display": reporter_display(case),
         }
         return self.composer.compose("reminder", recipient=recipient, recipient_name=None,
@@ -103,7 +102,7 @@ class PlanMails:
         context: dict[str, object] = {
             "case_number": case.number, "level": level, "manager_display": case.manager,
             "previous": list(previous), "reporter_display": reporter_display(case),
-            "opened": local_time(case.opened_at, language),
+            "opened": local_time(case.opened_at, language, self.composer.zone),
             "acknowledge_within": describe_duration(acknowledge_duration(self.plan), language),
             "routing_reason": case.routing_reason, "ack_command": ack_command(language),
             "item_count": item_count,
@@ -123,13 +122,14 @@ class PlanMails:
                 step = entry.next_step
                 next_step = {
                     "number": step.position, "title": step_title(step, language),
-                    "due": local_time(step.due_at, language) if step.due_at else None,
+                    "due": (local_time(step.due_at, language, self.composer.zone)
+                            if step.due_at else None),
                     "overdue": step.due_at is not None and step.due_at < now,
                 }
             listed.append({
                 "number": case.number,
                 "case_tag": case_tag(case.number, language),
-                "opened": local_time(case.opened_at, language),
+                "opened": local_time(case.opened_at, language, self.composer.zone),
                 "reporter_display": reporter_display(case),
                 "acknowledged": case.acknowledged_at is not None,
                 "relation": case.relation if case.relation != "unknown" else None,
@@ -184,7 +184,7 @@ class PlanMails:
             event_steps = [step for step in steps
                            if step.due_after == "first_absence_day" and step.due_at]
             if event_steps and event_steps[0].due_at is not None:
-                day = local_date(event_steps[0].due_at.astimezone(workplace_zone()).date(),
+                day = local_date(event_steps[0].due_at.astimezone(self.composer.zone).date(),
                                  language)
                 easy_due = translations(language).gettext("by %(day)s") % {"day": day}
                 easy_step = event_steps[0].position

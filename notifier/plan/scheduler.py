@@ -26,7 +26,6 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from notifier.plan.runner import PlanRunner
 from storage.leader import LeaderLock
-from storage.local_time import workplace_zone
 
 log = logging.getLogger("chikanemail.notifier.scheduler")
 
@@ -70,7 +69,7 @@ class PlanScheduler:
         self._leading = False
         self._leading_lock = threading.Lock()
         self._scheduler = BackgroundScheduler(
-            timezone=workplace_zone(),
+            timezone=runner.calendar.zone,
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         )
 
@@ -93,12 +92,12 @@ class PlanScheduler:
         self._scheduler.add_job(self._led(self._run),
                                 IntervalTrigger(seconds=self.tick_seconds),
                                 id=PLAN_JOB, name="reminders, escalations, weekly digest",
-                                next_run_time=datetime.now(workplace_zone()))
+                                next_run_time=datetime.now(self.runner.calendar.zone))
         for job in self.jobs:
             self._scheduler.add_job(self._led(_logged(job)) if job.leader_only else _logged(job),
                                     IntervalTrigger(seconds=job.every_seconds),
                                     id=job.id, name=job.name,
-                                    next_run_time=datetime.now(workplace_zone()))
+                                    next_run_time=datetime.now(self.runner.calendar.zone))
         self._scheduler.start()
         log.info("scheduler started: response plan checked every %.0f s", self.tick_seconds)
 
@@ -141,7 +140,7 @@ class PlanScheduler:
         if held and not was:
             log.info("scheduler lock taken: this daemon runs the scheduled jobs")
             if reschedule:
-                now = datetime.now(workplace_zone())
+                now = datetime.now(self.runner.calendar.zone)
                 for job_id in (PLAN_JOB, *(job.id for job in self.jobs)):
                     self._scheduler.modify_job(job_id, next_run_time=now)
         elif was and not held:

@@ -23,6 +23,7 @@ from storage.cases import case_notes, get_case, open_case
 from storage.database import Database
 from storage.models import Message, OutboxMail, ReplyToken
 from storage.reply_tokens import issue_token
+from storage.ui_settings import UiSettings
 from tests.support import INTAKE_ADDRESS, describe, run_cli, write_toml
 
 MANAGER = "leder@kommune.example"
@@ -56,7 +57,7 @@ def seed_case(database: Database, *, deputy: str | None = DEPUTY, report: bool =
                          manager=MANAGER, deputy=deputy, language="da",
                          routing_source="default", routing_reason="standardleder",
                          now=OPENED)
-        add_checklist(session, case, plan, calendar_for(plan))
+        add_checklist(session, case, plan, calendar_for(plan, UiSettings().zone))
         if report:
             session.add(Message(
                 sha256=hashlib.sha256(case.number.encode()).hexdigest(), size=1234,

@@ -34,6 +34,7 @@ from storage.export_report import ExportFacts, render_readme, render_report
 from storage.i18n.catalogs import LANGUAGES
 from storage.migrate import upgrade_database
 from storage.models import Case, CaseStep
+from storage.ui_settings import UiSettings
 
 MANAGER = "leder@kommune.example"
 DEPUTY = "stedfortraeder@kommune.example"
@@ -72,7 +73,7 @@ def real_case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCase]:
         case = open_case(session, reporter=REPORTER, reporter_name="Ansat", manager=MANAGER,
                          deputy=DEPUTY, language="da", routing_source="default",
                          routing_reason="Nord", now=OPENED)
-        add_checklist(session, case, settings, calendar_for(settings))
+        add_checklist(session, case, settings, calendar_for(settings, UiSettings().zone))
         number = case.number
     with database.read() as session:
         case = lock_case(session, number)

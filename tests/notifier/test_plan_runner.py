@@ -29,6 +29,7 @@ from storage.cases import lock_case, open_case
 from storage.database import Database
 from storage.models import OutboxMail, PlanNotice, ReplyToken
 from storage.reply_tokens import token_sha256
+from storage.ui_settings import UiSettings
 from tests.support import wait_until
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
@@ -49,7 +50,7 @@ class Plan:
     def __init__(self, database: Database, start: datetime, **settings: Any) -> None:
         self.database = database
         self.settings = replace(PlanSettings(), **settings)
-        self.calendar = calendar_for(self.settings)
+        self.calendar = calendar_for(self.settings, UiSettings().zone)
         self.clock = ManualClock(start)
         composer = MailComposer(NotifySettings(), intake_address="chikanemail@kommune.example",
                                 hostname="test",

@@ -17,6 +17,7 @@ from intake.parse.containers.tnef import open_tnef
 from intake.pipeline.extract import EvidenceExtractor, Extraction
 from intake.service.settings import ExtractSettings
 from storage.blobstore import BlobStore
+from storage.ui_settings import UiSettings
 from tests.support import CORPUS
 
 BROKEN_BASE64 = {"InvalidBase64PaddingDefect", "InvalidBase64CharactersDefect",
@@ -232,7 +233,7 @@ def test_every_forward_keeps_or_improves_its_date(extractions: dict[str, Extract
         else:
             assert original is not None and original.rule == was["original"]["rule"], name
             assert original.date_raw == was["original"]["date_raw"], name
-            date, assumed = original.stored_date()
+            date, assumed = original.stored_date(UiSettings().zone)
             if was["original"]["date"] is not None:
                 dated_before += 1
                 assert date is not None and not assumed, name

@@ -10,6 +10,7 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
@@ -20,6 +21,8 @@ from storage.messages import list_messages
 from storage.models import Message
 from tests.mail_flow import REPORTER, CapturingRelay, database_of, list_cases_of, send
 from tests.support import INTAKE_ADDRESS, MANAGER, DaemonThread, wait_until, write_toml
+
+COPENHAGEN = ZoneInfo("Europe/Copenhagen")  # [ui] timezone's default
 
 WINTER_RAW = "19. november 2026 21:14"
 # 21:14 Danish winter time (CET, +01:00) is 20:14 UTC.
@@ -140,7 +143,8 @@ def test_zone_less_dates_are_read_in_the_workplace_zone_or_kept_raw(
     assert rows["winter-html"].original_date_raw == WINTER_RAW
     assert rows["attached"].original_rule == "attached-message"
     # In Danish time: +01:00 in winter, +02:00 in summer.
-    local = {key: local_time_with_zone(date) for key in ("winter-text", "winter-html", "summer")
+    local = {key: local_time_with_zone(date, COPENHAGEN)
+             for key in ("winter-text", "winter-html", "summer")
              if (date := rows[key].original_date) is not None}
     assert local == {"winter-text": "2026-11-19 21:14:00 CET (+0100)",
                      "winter-html": "2026-11-19 21:14:00 CET (+0100)",
@@ -149,12 +153,12 @@ def test_zone_less_dates_are_read_in_the_workplace_zone_or_kept_raw(
 
 def test_daylight_saving_edges() -> None:
     """The hour before and after each change reads; the repeated and skipped ones do not."""
-    assert read_in_workplace_zone(datetime(2026, 10, 25, 2, 30)) is None
-    assert read_in_workplace_zone(datetime(2026, 3, 29, 2, 30)) is None
+    assert read_in_workplace_zone(datetime(2026, 10, 25, 2, 30), COPENHAGEN) is None
+    assert read_in_workplace_zone(datetime(2026, 3, 29, 2, 30), COPENHAGEN) is None
     around = {datetime(2026, 10, 25, 1, 59): 2, datetime(2026, 10, 25, 3, 0): 1,
               datetime(2026, 3, 29, 1, 59): 1, datetime(2026, 3, 29, 3, 0): 2}
     for wall, hours in around.items():
-        moment = read_in_workplace_zone(wall)
+        moment = read_in_workplace_zone(wall, COPENHAGEN)
         assert moment is not None and moment.replace(tzinfo=None) == wall
         assert moment.utcoffset() == timedelta(hours=hours)
 
@@ -226,7 +230,7 @@ def test_every_view_says_the_zone_was_assumed(
     assert shown["original"]["date_zone_assumed"] is True
     assert datetime.fromisoformat(shown["original"]["date"]) == WINTER_UTC
     assert shown["original"]["date_raw"] == WINTER_RAW
-    assumed_line = (f"date 2026-11-19 21:14:00 CET (+0100), zone assumed (the mail names none; "
+    assumed_line = (f"date {SHOWN_DATE[language]}, zone assumed (the mail names none; "
                     f'read as Danish time), as written: "{WINTER_RAW}"')
     assert assumed_line in cli("messages", "show", str(rows["winter-html"].id))
     assert ('date "25. oktober 2026 02:30" (as written; not read as an exact time)'

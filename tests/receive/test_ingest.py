@@ -75,9 +75,12 @@ class IngestSetup:
 
 
 def summary_line(*, messages: int, files: int, new: int, duplicates: int, failed: int = 0) -> str:
-    line = (f"ingested {messages} messages from {files} files: {new} new, "
+    def counted(count: int, word: str) -> str:  # "1 file", "2 files"
+        return f"{count} {word}" + ("" if count == 1 else "s")
+
+    line = (f"ingested {counted(messages, 'message')} from {counted(files, 'file')}: {new} new, "
             f"{duplicates} already stored")
-    return line + (f"; {failed} files failed" if failed else "")
+    return line + (f"; {counted(failed, 'file')} failed" if failed else "")
 
 
 @pytest.fixture
@@ -291,7 +294,7 @@ def test_unreadable_file_is_counted_failed_and_the_rest_stored(setup: IngestSetu
     result = setup.ingest(unreadable, good.path)
     assert result.exit_code == 1, describe(result)
     last = result.stdout.splitlines()[-1]
-    assert last == "ingested 1 messages from 2 files: 1 new, 0 already stored; 1 files failed", (
+    assert last == "ingested 1 message from 2 files: 1 new, 0 already stored; 1 file failed", (
         describe(result))
     assert f"failed: {unreadable}: OSError" in result.stderr, describe(result)
     assert setup.store.read_bytes(good.sha256) == good.path.read_bytes()

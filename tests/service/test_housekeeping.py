@@ -17,6 +17,7 @@ from notifier.plan.checklist import calendar_for
 from notifier.plan.settings import PlanSettings
 from storage import audit
 from storage.cases import get_case, lock_case
+from storage.ui_settings import UiSettings
 from storage.verify import last_verify_run
 from tests.mail_flow import CapturingRelay, database_of, list_cases_of, report, send
 from tests.support import MANAGER, wait_until, write_toml
@@ -35,7 +36,7 @@ def test_verify_runs_at_start_and_retention_deletes_an_expired_case(
         assert run.trigger == "scheduler"
         closed_at = SystemClock().now()
         with database.write() as session:
-            CaseActions(calendar_for(PlanSettings())).close(
+            CaseActions(calendar_for(PlanSettings(), UiSettings().zone)).close(
                 session, lock_case(session, number), "resolved", actor=MANAGER, now=closed_at)
         first.stop()
         # Five years and a day later the case has expired: the next start deletes it.

@@ -243,7 +243,8 @@ def test_audit_show_says_plainly_what_was_refused_and_unverified(
                     "database_url": database.url.render_as_string(hide_password=False)},
     })
     command = ["--config", str(config), "audit", "show", "2026-0043"]
-    table = CliRunner(env={"COLUMNS": "300"}).invoke(main, command)  # one row a line
+    # One row a line, with the message column (--wide).
+    table = CliRunner(env={"COLUMNS": "300"}).invoke(main, [*command, "--wide"])
     assert table.exit_code == 0, describe(table)
     rows = {}
     for line in table.stdout.splitlines():

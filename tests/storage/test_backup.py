@@ -249,7 +249,7 @@ def test_restore_applies_retention_and_keeps_legal_holds(
         expired, held = cases["ansat0@kommune.example"], cases["ansat1@kommune.example"]
         long_ago = utc_now() - timedelta(days=RetentionSettings().closed_case_days + 1)
         with database.write() as session:
-            actions = CaseActions(calendar_for(config.plan))
+            actions = CaseActions(calendar_for(config.plan, config.ui.zone))
             for number in (expired, held):
                 actions.close(session, lock_case(session, number), "Afsluttet", actor="test",
                               now=long_ago)

@@ -99,7 +99,7 @@ def all_processed(database: Database, count: int) -> bool:
 
 def close_case(database: Database, daemon: DaemonThread, number: str, when: datetime) -> None:
     with database.write() as session:
-        actions = CaseActions(calendar_for(daemon.config.plan))
+        actions = CaseActions(calendar_for(daemon.config.plan, daemon.config.ui.zone))
         result = actions.close(session, lock_case(session, number), "Afsluttet", actor="test",
                                now=when)
     assert result.outcome == "done"

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
+from typing import Any
 
 import click
-from rich.console import Console
+from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from intake.commands.cli.context import CliContext, open_database, pass_context
+from intake.commands.cli.display import Reader, new_table, print_table, reader_of, wide_option
 from intake.receive.imap.check import check_mailbox
-from intake.receive.imap.status import imap_status, imap_status_table
+from intake.receive.imap.status import imap_status
 from storage.database import Database
 from storage.migrate import current_revision, upgrade_database
+from storage.plural import ngettext
 
 
 @click.group("imap")
@@ -23,8 +27,9 @@ def imap_group() -> None:
 
 @imap_group.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@wide_option
 @pass_context
-def imap_status_command(context: CliContext, as_json: bool) -> None:
+def imap_status_command(context: CliContext, as_json: bool, wide: bool) -> None:
     """Each mailbox: connected, UIDVALIDITY, last UID, last success and last error."""
     mailboxes = context.config.imap
     database = open_database(context)
@@ -37,7 +42,33 @@ def imap_status_command(context: CliContext, as_json: bool) -> None:
     elif not entries:
         click.echo("no [[imap]] mailboxes in the configuration")
     else:
-        Console().print(imap_status_table(entries))
+        print_table(imap_status_table(entries, reader_of(context.config), wide=wide), wide=wide)
+
+
+def imap_status_table(entries: Sequence[dict[str, Any]], reader: Reader, *,
+                      wide: bool = False) -> Table:
+    """The status entries as a table for people, times in the reader's zone; `wide` adds
+    UIDVALIDITY, the last UID and the mails left on the server for their size."""
+    columns = [("name", False), ("folder", False), ("connected", True), ("last success", True),
+               ("last error", False)]
+    if wide:
+        columns += [("UIDVALIDITY", True), ("last UID", True), ("oversized", True)]
+    count = len(entries)
+    table = new_table(ngettext("{n} IMAP mailbox", "{n} IMAP mailboxes", count).format(n=count),
+                      columns, wide=wide)
+    for entry in entries:
+        error = entry["last_error"] or ""
+        if error and entry["last_error_at"]:
+            error = f"{reader.short_iso(entry['last_error_at'])}: {error}"
+        cells = [entry["name"], entry["folder"], "yes" if entry["connected"] else "no",
+                 reader.short_iso(entry["last_success_at"]) if entry["last_success_at"]
+                 else "never", error]
+        if wide:
+            cells += [str(entry["uidvalidity"] or "-"),
+                      "-" if entry["last_uid"] is None else str(entry["last_uid"]),
+                      str(entry["oversized_left_on_server"])]
+        table.add_row(*cells)
+    return table
 
 
 @imap_group.command("test")
@@ -94,6 +125,7 @@ def config_check_command(context: CliContext) -> None:
         kind = "LMTP" if config.smtp.lmtp else "SMTP"
         click.echo(f"  {kind:<9} {config.smtp.host}:{config.smtp.port}")
     click.echo(f"  addresses {', '.join(config.intake.addresses)}")
+    click.echo(f"  timezone  {config.ui.timezone}")
     for mailbox in config.imap:
         click.echo(f"  IMAP      {mailbox.name}: {mailbox.username} at {mailbox.host}:"
                    f"{mailbox.port} ({mailbox.security}, {mailbox.auth}), {mailbox.folder!r} "

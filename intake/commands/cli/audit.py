@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+from datetime import tzinfo
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
+from intake.commands.cli.display import new_table, print_table, reader_of, wide_option
 from intake.commands.cli.reports.message import SENDER_CHECK_TEXT
 from storage import audit
 from storage.local_time import local_time_with_zone
 from storage.models import AuditEvent
+from storage.plural import ngettext
 
 # How much of an event's details the table shows (the JSON output has all of them).
 _DETAILS_WIDTH = 80
@@ -33,12 +34,13 @@ def audit_group() -> None:
     """The audit log: who did what to which message or case, and when (hash-chained)."""
 
 
-def event_json(event: AuditEvent) -> dict[str, Any]:
-    """One event as JSON: its columns, its local time, and the canonical text it hashes."""
+def event_json(event: AuditEvent, zone: tzinfo) -> dict[str, Any]:
+    """One event as JSON: its columns, its time in the workplace's `zone`, and the canonical
+    text it hashes."""
     return {
         "seq": event.seq,
         "time_utc": audit.format_utc(event.occurred_at),
-        "time_local": local_time_with_zone(event.occurred_at),
+        "time_local": local_time_with_zone(event.occurred_at, zone),
         "actor": event.actor,
         "action": event.action,
         "case": event.case_number,
@@ -53,8 +55,9 @@ def event_json(event: AuditEvent) -> dict[str, Any]:
 @audit_group.command("show")
 @click.argument("number")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@wide_option
 @pass_context
-def audit_show_command(context: CliContext, number: str, as_json: bool) -> None:
+def audit_show_command(context: CliContext, number: str, as_json: bool, wide: bool) -> None:
     """The audit events of case NUMBER and of its messages, oldest first. Looking is itself
     recorded (action `viewed`)."""
     database = open_database(context)
@@ -67,20 +70,27 @@ def audit_show_command(context: CliContext, number: str, as_json: bool) -> None:
     finally:
         database.dispose()
     if as_json:
-        click.echo(json.dumps([event_json(event) for event in events], indent=2,
+        click.echo(json.dumps([event_json(event, context.config.ui.zone) for event in events],
+                              indent=2,
                               ensure_ascii=False))
         return
-    table = Table(title=f"case {number}: {len(events)} audit events (--json for every field "
-                        "and the full hashes)")
-    table.add_column("seq", justify="right")
-    table.add_column("time (local)", no_wrap=True)
-    for column in ("actor", "action", "message", "details", "hash"):
-        table.add_column(column)
+    reader = reader_of(context.config)
+    counted = ngettext("{n} audit event", "{n} audit events", len(events)).format(n=len(events))
+    title = f"case {number}: {counted}, times in {context.config.ui.timezone}"
+    if not wide:
+        title += " (--wide: messages and hashes; --json: every field)"
+    columns = [("seq", True), ("time", True), ("actor", False), ("action", False),
+               ("details", False)]
+    if wide:
+        columns += [("message", True), ("hash", True)]
+    table = new_table(title, columns, wide=wide)
     for event in events:
-        table.add_row(str(event.seq), local_time_with_zone(event.occurred_at), event.actor,
-                      event.action, (event.message_sha256 or "")[:12],
-                      event_summary(event.action, event.details), event.hash[:12])
-    Console().print(table)
+        cells = [str(event.seq), reader.short(event.occurred_at), event.actor, event.action,
+                 event_summary(event.action, event.details)]
+        if wide:
+            cells += [(event.message_sha256 or "")[:12], event.hash[:12]]
+        table.add_row(*cells)
+    print_table(table, wide=wide)
 
 
 def refusal_text(reason: str | None) -> str:

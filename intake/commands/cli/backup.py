@@ -21,6 +21,7 @@ from intake.commands.cli.context import (
     open_database,
     pass_context,
 )
+from intake.commands.cli.display import Reader, reader_of
 from intake.commands.cli.verify import verify_report
 from intake.service.config import AppConfig, load_config, load_config_copy
 from storage.backup.installation_files import (
@@ -36,6 +37,7 @@ from storage.backup_record import record_backup
 from storage.blobstore import BlobStore
 from storage.database import Database
 from storage.errors import SettingsError
+from storage.plural import ngettext
 from storage.verify import ProgressCallback, VerifyProgress, verify
 
 
@@ -76,9 +78,9 @@ def _fail(what: str, error: BackupError) -> None:
     sys.exit(1)
 
 
-def head_line(manifest: Manifest) -> str:
-    """When the backup was taken and its audit head."""
-    return (f"backup of {manifest.created_at.isoformat(timespec='seconds')}, audit head "
+def head_line(manifest: Manifest, reader: Reader) -> str:
+    """When the backup was taken (in the reader's zone and language) and its audit head."""
+    return (f"backup of {reader.long(manifest.created_at)}, audit head "
             f"seq {manifest.audit_seq} hash {manifest.audit_hash}")
 
 
@@ -116,8 +118,10 @@ def backup_command(context: CliContext, folder: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
-    click.echo(head_line(manifest))
-    click.echo(f"{len(manifest.blobs)} blobs: {result.copied} copied "
+    click.echo(head_line(manifest, reader_of(config)))
+    blobs = len(manifest.blobs)
+    click.echo(ngettext("{n} blob", "{n} blobs", blobs).format(n=blobs)
+               + f": {result.copied} copied "
                f"({result.bytes_copied / (1024 * 1024):.1f} MiB), {result.already_there} "
                f"already there; {len(manifest.files)} other files; {result.seconds:.1f} s")
     click.echo(f"snapshot complete in {result.folder}")
@@ -181,11 +185,15 @@ def restore_command(context: CliContext, folder: Path, data_dir: Path | None,
                        "outcome": _outcome(item, placed)} for item in manifest.files],
             "verify": checked.as_json()}, indent=2, ensure_ascii=False))
     else:
-        click.echo(head_line(manifest))
+        click.echo(head_line(manifest, reader_of(config)))
         click.echo(f"settings (retention, data directory) from {config_source}")
-        click.echo(f"restored {result.blobs} blobs ({result.bytes / (1024 * 1024):.1f} MiB) "
-                   f"into {storage.data_path}; retention deleted "
-                   f"{len(result.retention.deleted)} item(s) expired since")
+        expired = len(result.retention.deleted)
+        click.echo(ngettext("restored {n} blob", "restored {n} blobs", result.blobs)
+                   .format(n=result.blobs)
+                   + f" ({result.bytes / (1024 * 1024):.1f} MiB) into {storage.data_path}; "
+                   + ngettext("retention deleted {n} item expired since",
+                              "retention deleted {n} items expired since", expired)
+                   .format(n=expired))
         for line in _files_report(folder, manifest, placed):
             click.echo(line)
         if data_dir is not None and config.storage.data_path != storage.data_path:

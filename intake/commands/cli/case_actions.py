@@ -8,10 +8,9 @@ import sys
 from datetime import date
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
+from intake.commands.cli.display import console, new_table, print_table, reader_of, wide_option
 from intake.commands.cli.reports.case import case_report, pattern_groups_json, render_case_report
 from intake.commands.reply import declaration
 from intake.commands.reply.absence import Absence
@@ -39,6 +38,7 @@ from storage.cases import (
 from storage.evidence import evidence_for_message
 from storage.models import HarasserRelation, Medium
 from storage.outbox_rows import outbox_rows_for_case
+from storage.plural import ngettext
 
 _OUTCOME_TEXT = {
     "done": "done",
@@ -79,7 +79,7 @@ def cases_show_command(context: CliContext, number: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
-    Console().print(render_case_report(report))
+    console().print(render_case_report(report, reader_of(config)))
 
 
 @click.command("note")
@@ -173,7 +173,7 @@ def _act(context: CliContext, number: str, command: Command) -> ActionResult:
     act = declaration(command).act
     if act is None:
         raise TypeError(f"{command!r} changes nothing in a case")
-    actions = CaseActions(calendar_for(context.config.plan))
+    actions = CaseActions(calendar_for(context.config.plan, context.config.ui.zone))
     database = open_database(context)
     try:
         with database.write() as session:
@@ -267,8 +267,9 @@ def cases_close_command(context: CliContext, number: str, reason: str) -> None:
 
 @click.command("patterns")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@wide_option
 @pass_context
-def patterns_command(context: CliContext, as_json: bool) -> None:
+def patterns_command(context: CliContext, as_json: bool, wide: bool) -> None:
     """Groups of cases that share a sender, a sender domain or a screenshot."""
     database = open_database(context)
     try:
@@ -278,13 +279,18 @@ def patterns_command(context: CliContext, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(groups, indent=2, ensure_ascii=False))
         return
-    table = Table(title=f"{len(groups)} groups of related cases")
-    for column in ("cases", "managers", "open", "why"):
-        table.add_column(column)
+    title = ngettext("{n} group of related cases", "{n} groups of related cases",
+                     len(groups)).format(n=len(groups))
+    columns = [("cases", False), ("open", True), ("why", False)]
+    if wide:
+        columns.append(("managers", False))
+    table = new_table(title, columns, wide=wide)
     for group in groups:
-        table.add_row(", ".join(case["number"] for case in group["cases"]),
-                      ", ".join(sorted({case["manager"] for case in group["cases"]})),
-                      str(sum(1 for case in group["cases"] if case["status"] == "open")),
-                      "; ".join(f"{reason['reason']}: {reason['detail']}"
-                                for reason in group["reasons"]))
-    Console().print(table)
+        cells = [", ".join(case["number"] for case in group["cases"]),
+                 str(sum(1 for case in group["cases"] if case["status"] == "open")),
+                 "; ".join(f"{reason['reason']}: {reason['detail']}"
+                           for reason in group["reasons"])]
+        if wide:
+            cells.append(", ".join(sorted({case["manager"] for case in group["cases"]})))
+        table.add_row(*cells)
+    print_table(table, wide=wide)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Sequence
-from datetime import datetime
 from typing import Any
 
 import click
 
 from intake.commands.cli.context import CliContext, LazyGroup, open_database, pass_context
+from intake.commands.cli.display import wide_option
 from storage.cases import case_summary_of_values, case_summary_rows, count_cases
 
 DEFAULT_PAGE = 50  # cases `cases list` shows without --limit or --all
@@ -45,9 +45,10 @@ def cases_group() -> None:
 @click.option("--limit", type=click.IntRange(min=1), default=DEFAULT_PAGE, show_default=True,
               help="The newest N cases only.")
 @click.option("--all", "every", is_flag=True, help="Every case (overrides --limit).")
+@wide_option
 @pass_context
 def cases_list_command(context: CliContext, as_json: bool, status: str | None, limit: int,
-                       every: bool) -> None:
+                       every: bool, wide: bool) -> None:
     """List cases, newest first, a page at a time."""
     database = open_database(context)
     try:
@@ -60,20 +61,29 @@ def cases_list_command(context: CliContext, as_json: bool, status: str | None, l
                  case_summary_rows(database, status=status, limit=None if every else limit)]
     finally:
         database.dispose()
-    from rich.console import Console  # only the table needs rich (about 0.1 s to import)
-    from rich.table import Table
+    from intake.commands.cli.display import new_table, print_table, reader_of
+    from storage.plural import ngettext
 
-    kind = f"{status} cases" if status else "cases"
-    title = (f"{total} {kind} (newest first)" if len(cases) == total else
-             f"{len(cases)} of {total} {kind} (newest first; --all or --limit N for more)")
-    table = Table(title=title)
-    for column in ("number", "status", "opened (local time)", "reporter", "manager"):
-        table.add_column(column)
+    reader = reader_of(context.config)
+    counted = (ngettext("{n} open case", "{n} open cases", total) if status == "open" else
+               ngettext("{n} closed case", "{n} closed cases", total) if status == "closed"
+               else ngettext("{n} case", "{n} cases", total)).format(n=total)
+    title = (f"{counted} (newest first)" if len(cases) == total else
+             f"{len(cases)} of {counted} (newest first; --all or --limit N for more)")
+    columns = [("number", True), ("status", True), ("opened", True), ("reporter", False)]
+    if wide:
+        columns += [("manager", False), ("deputy", False), ("acknowledged", True),
+                    ("closed", True)]
+    table = new_table(title, columns, wide=wide)
     for case in cases:
-        opened = datetime.fromisoformat(case["opened_at"]).astimezone()
-        table.add_row(case["number"], case["status"], opened.strftime("%Y-%m-%d %H:%M %Z"),
-                      case["reporter"], case["manager"])
-    Console().print(table)
+        cells = [case["number"], case["status"], reader.short_iso(case["opened_at"]),
+                 case["reporter"]]
+        if wide:
+            cells += [case["manager"], case["deputy"] or "-",
+                      reader.short_iso(case["acknowledged_at"]),
+                      reader.short_iso(case["closed_at"])]
+        table.add_row(*cells)
+    print_table(table, wide=wide)
 
 
 def _print_cases_json(rows: Iterator[Sequence[Any]]) -> None:

@@ -9,6 +9,7 @@ import click
 from intake import __version__
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
 from storage.export import ExportError, ExportOptions, export_case
+from storage.plural import ngettext
 
 
 @click.command("export")
@@ -28,6 +29,7 @@ def export_command(context: CliContext, number: str, out: Path) -> None:
         exporter=cli_actor(),
         tool_version=__version__,
         tsa_ca_file=Path(config.timestamp.ca_file) if config.timestamp.ca_file else None,
+        zone=config.ui.zone,
     )
     database = open_database(context)
     try:
@@ -36,4 +38,5 @@ def export_command(context: CliContext, number: str, out: Path) -> None:
         raise click.ClickException(str(error)) from None
     finally:
         database.dispose()
-    click.echo(f"{result.path}  ({result.files} files)")
+    click.echo(f"{result.path}  ("
+               + ngettext("{n} file", "{n} files", result.files).format(n=result.files) + ")")

@@ -7,8 +7,6 @@ import sys
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from intake.commands.cli.context import (
     CliContext,
@@ -17,15 +15,24 @@ from intake.commands.cli.context import (
     pass_context,
     require_current_schema,
 )
+from intake.commands.cli.display import (
+    console,
+    new_table,
+    print_table,
+    reader_of,
+    wide_option,
+)
 from intake.commands.cli.reports.case import outbox_json, outbox_table
 from intake.commands.cli.reports.message import message_report, render_message_report
 from storage import audit
 from storage.blobstore import BlobStore
+from storage.cases import case_numbers
 from storage.database import Database
 from storage.evidence import evidence_for_message
 from storage.messages import find_message, list_messages
 from storage.models import Message
 from storage.outbox_rows import list_outbox_rows
+from storage.plural import ngettext
 
 
 @click.group("messages")
@@ -64,33 +71,39 @@ def _message_json(row: Message) -> dict[str, Any]:
 @messages_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="Newest N only.")
+@wide_option
 @pass_context
-def messages_list_command(context: CliContext, as_json: bool, limit: int | None) -> None:
+def messages_list_command(context: CliContext, as_json: bool, limit: int | None,
+                          wide: bool) -> None:
     """List received messages, newest first."""
     database = Database(context.config.storage.effective_database_url)
     try:
         require_current_schema(database)
         rows = list_messages(database, limit=limit)
+        numbers = case_numbers(database, [row.case_id for row in rows])
     finally:
         database.dispose()
     if as_json:
         click.echo(json.dumps([_message_json(row) for row in rows], indent=2,
                               ensure_ascii=False))
         return
-    table = Table(title=f"{len(rows)} messages")
-    for column in ("id", "received (local time)", "source", "state", "kind", "size", "seen",
-                   "sha256", "subject"):
-        table.add_column(column)
+    reader = reader_of(context.config)
+    columns = [("id", True), ("received", True), ("case", True), ("state", False),
+               ("kind", False), ("subject", False)]
+    if wide:
+        columns += [("source", True), ("size", True), ("seen", True), ("sha256", True)]
+    title = ngettext("{n} message", "{n} messages", len(rows)).format(n=len(rows))
+    table = new_table(title, columns, wide=wide)
     for row in rows:
-        table.add_row(
-            str(row.id), row.received_at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
-            row.source, row.state + (f" ({row.quarantine_reason})" if row.quarantine_reason
-                                     else ""),
-            (row.kind or "") + (" (UNVERIFIED sender)" if row.unverified else ""),
-            str(row.size), str(row.times_seen), row.sha256[:16] + "…",
-            row.subject or "",
-        )
-    Console().print(table)
+        state = row.state + (f" ({row.quarantine_reason})" if row.quarantine_reason else "")
+        kind = (row.kind or "-") + (" (UNVERIFIED sender)" if row.unverified else "")
+        case = numbers.get(row.case_id, "-") if row.case_id is not None else "-"
+        cells = [str(row.id), reader.short(row.received_at), case, state, kind,
+                 row.subject or ""]
+        if wide:
+            cells += [row.source, str(row.size), str(row.times_seen), row.sha256[:16] + "…"]
+        table.add_row(*cells)
+    print_table(table, wide=wide)
 
 
 @messages_group.command("show")
@@ -118,7 +131,7 @@ def messages_show_command(context: CliContext, reference: str, as_json: bool) ->
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
-    Console().print(render_message_report(report))
+    console().print(render_message_report(report, reader_of(config)))
 
 
 @click.group("outbox")
@@ -130,15 +143,20 @@ def outbox_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--state", type=click.Choice(["pending", "sending", "sent", "failed"]),
               default=None)
+@wide_option
 @pass_context
-def outbox_list_command(context: CliContext, as_json: bool, state: str | None) -> None:
+def outbox_list_command(context: CliContext, as_json: bool, state: str | None,
+                        wide: bool) -> None:
     """List outgoing mails and their state (never their content)."""
     database = open_database(context)
     try:
-        rows = [outbox_json(mail) for mail in list_outbox_rows(database, state=state)]
+        mails = list_outbox_rows(database, state=state)
+        numbers = case_numbers(database, [mail.case_id for mail in mails])
     finally:
         database.dispose()
+    rows = [outbox_json(mail, numbers.get(mail.case_id) if mail.case_id else None)
+            for mail in mails]
     if as_json:
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    Console().print(outbox_table(rows))
+    print_table(outbox_table(rows, reader_of(context.config), wide=wide), wide=wide)

@@ -7,13 +7,12 @@ import sys
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
+from intake.commands.cli.display import new_table, print_table, reader_of, wide_option
 from storage import audit
-from storage.local_time import local_time_with_zone
 from storage.models import AuditEvent, Message
+from storage.plural import ngettext
 from storage.quarantine import (
     QuarantinedMessage,
     RetryRefused,
@@ -36,8 +35,9 @@ def _entry_json(entry: QuarantinedMessage) -> dict[str, Any]:
 
 @quarantine_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+@wide_option
 @pass_context
-def quarantine_list_command(context: CliContext, as_json: bool) -> None:
+def quarantine_list_command(context: CliContext, as_json: bool, wide: bool) -> None:
     """List quarantined messages, oldest first: reason, attempts and the error's first line."""
     database = open_database(context)
     try:
@@ -48,15 +48,21 @@ def quarantine_list_command(context: CliContext, as_json: bool) -> None:
         click.echo(json.dumps([_entry_json(entry) for entry in entries], indent=2,
                               ensure_ascii=False))
         return
-    table = Table(title=f"{len(entries)} quarantined messages")
-    for column in ("id", "received (local time)", "reason", "attempts", "error", "sha256"):
-        table.add_column(column)
+    reader = reader_of(context.config)
+    title = ngettext("{n} quarantined message", "{n} quarantined messages",
+                     len(entries)).format(n=len(entries))
+    columns = [("id", True), ("received", True), ("reason", False), ("tries", True),
+               ("error", False)]
+    if wide:
+        columns += [("sha256", True)]
+    table = new_table(title, columns, wide=wide)
     for entry in entries:
-        table.add_row(str(entry.message_pk),
-                      entry.received_at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z"),
-                      entry.reason or "", str(entry.attempts), entry.error_line,
-                      entry.sha256[:16] + "…")
-    Console().print(table)
+        cells = [str(entry.message_pk), reader.short(entry.received_at), entry.reason or "",
+                 str(entry.attempts), entry.error_line]
+        if wide:
+            cells.append(entry.sha256[:16] + "…")
+        table.add_row(*cells)
+    print_table(table, wide=wide)
 
 
 def _event_json(event: AuditEvent) -> dict[str, Any]:
@@ -96,14 +102,17 @@ def quarantine_show_command(context: CliContext, message_id: int, as_json: bool)
                                "events": [_event_json(event) for event in detail.events]},
                               indent=2, ensure_ascii=False))
         return
+    reader = reader_of(context.config)
     for key, value in message.items():
+        if key == "received_at":
+            value = reader.long(detail.message.received_at)
         if key != "last_error":
             click.echo(f"{key:<18} {value if value is not None else '-'}")
     click.echo("error:")
     click.echo("  " + (detail.message.last_error or "(none)").replace("\n", "\n  "))
     click.echo("audit events:")
     for event in detail.events:
-        click.echo(f"  {event.seq:>6} {local_time_with_zone(event.occurred_at)} "
+        click.echo(f"  {event.seq:>6} {reader.short(event.occurred_at)} "
                    f"{event.action:<20} {event.actor}")
 
 
@@ -132,5 +141,7 @@ def quarantine_retry_command(context: CliContext, message_ids: tuple[int, ...], 
         raise click.ClickException(str(error)) from error
     finally:
         database.dispose()
-    click.echo(f"handed {len(retried)} message{'' if len(retried) == 1 else 's'} back to the "
-               "worker" + (f": {', '.join(map(str, retried))}" if retried else ""))
+    handed = ngettext("handed {n} message back to the worker",
+                      "handed {n} messages back to the worker", len(retried))
+    click.echo(handed.format(n=len(retried))
+               + (f": {', '.join(map(str, retried))}" if retried else ""))

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
+from intake.commands.cli.display import Reader, reader_of
 from storage.blobstore import BlobStore
 from storage.cases import CaseError
 from storage.holds import HOLD_ALREADY, lift_hold, set_hold
@@ -51,7 +52,7 @@ def retention_command(context: CliContext, dry_run: bool, as_json: bool) -> None
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
     else:
-        for line in report_lines(report):
+        for line in report_lines(report, reader_of(config)):
             click.echo(line)
     if report.get("failed"):
         sys.exit(1)
@@ -86,8 +87,8 @@ def kept_json(kept: KeptItem) -> dict[str, Any]:
             "reason": kept.reason, "detail": kept.detail}
 
 
-def report_lines(report: dict[str, Any]) -> list[str]:
-    """The report as lines for people."""
+def report_lines(report: dict[str, Any], reader: Reader) -> list[str]:
+    """The report as lines for people, times in the reader's zone and language."""
     items, kept = report["items"], report["kept"]
     verb = "would be deleted" if report["dry_run"] else "deleted"
     lines = [f"{'dry run: ' if report['dry_run'] else ''}{len(items)} {verb}, "
@@ -97,11 +98,12 @@ def report_lines(report: dict[str, Any]) -> list[str]:
         deleted = sum(len(hashes) for hashes in item["deleted_blobs"].values())
         shared = sum(len(hashes) for hashes in item["kept_shared_blobs"].values())
         if item["case"] is not None:
-            what = f"case {item['case']}: closed {item['closed_at']}"
+            what = f"case {item['case']}: closed {reader.short_iso(item['closed_at'])}"
         else:
             what = (f"message {item['message_sha256s'][0][:16]}… (no case): received "
-                    f"{item['received_at']}")
-        lines.append(f"  {what}, {item['retention_days']} days ended {item['due_at']}; "
+                    f"{reader.short_iso(item['received_at'])}")
+        lines.append(f"  {what}, {item['retention_days']} days ended "
+                     f"{reader.short_iso(item['due_at'])}; "
                      f"{counts}; files {deleted} to delete, {shared} kept (shared)")
     for one in kept:
         what = (f"case {one['case']}" if one["case"] is not None

@@ -20,6 +20,7 @@ from intake.service.daemon import Services, open_services, reprocess_steps, serv
 from intake.service.logs import configure_logging
 from storage.errors import SettingsError
 from storage.messages import find_message, list_messages
+from storage.plural import ngettext
 
 
 @click.command("serve")
@@ -112,6 +113,7 @@ def reprocess_command(context: CliContext, references: tuple[str, ...], every: b
         services.close()
     for error in summary.errors:
         click.echo(f"failed: {error}", err=True)
-    click.echo(f"reprocessed {summary.done} messages; {summary.failed} failed")
+    click.echo(ngettext("reprocessed {n} message", "reprocessed {n} messages", summary.done)
+               .format(n=summary.done) + f"; {summary.failed} failed")
     if summary.failed:
         sys.exit(1)

@@ -23,6 +23,7 @@ from intake.service.health import is_healthy, run_health_checks
 from intake.service.health.findings import CheckStatus
 from intake.service.logs import configure_logging
 from storage.blobstore import BlobStore
+from storage.plural import ngettext
 from storage.verify import VerifyProgress, VerifyResult, verify
 
 # -- verify ----------------------------------------------------------------------------
@@ -66,8 +67,10 @@ def verify_command(context: CliContext, as_json: bool) -> None:
 
 def verify_report(result: VerifyResult) -> list[str]:
     """The run as lines of text: totals, each problem, the first broken audit link, verdict."""
-    lines = [f"checked {result.blobs} blobs ({result.bytes / (1024 * 1024):.1f} MiB) and "
-             f"{result.chain.events} audit events in {result.seconds:.1f} s"]
+    lines = [ngettext("checked {n} blob", "checked {n} blobs", result.blobs).format(n=result.blobs)
+             + f" ({result.bytes / (1024 * 1024):.1f} MiB) and "
+             + ngettext("{n} audit event", "{n} audit events", result.chain.events)
+             .format(n=result.chain.events) + f" in {result.seconds:.1f} s"]
     for problem in result.problems:
         lines.append(f"{problem.kind.value:<13} {problem.path}: {problem.detail}")
     broken = result.chain.broken

@@ -35,7 +35,6 @@ from notifier.reply_addresses import secret_reply_address
 from notifier.settings import NotifySettings
 from storage import audit
 from storage.cases import add_note
-from storage.local_time import workplace_zone
 from storage.models import (
     Case,
     CaseStatus,
@@ -149,7 +148,7 @@ class ReplyHandler:
         add_note(session, case, author=claimed, text=note, message_pk=row.id, now=now,
                  details={"unverified": True})
         language = self.mails.composer.language_for(claimed)
-        parsed = parse_reply(text, today=now.astimezone(workplace_zone()).date())
+        parsed = parse_reply(text, today=now.astimezone(self.actions.calendar.zone).date())
         commands = [command_name(command, language) for command in parsed.commands]
         audit.record(session, "command-refused", case=case, message_sha256=row.sha256,
                      now=now, details={"reason": reason, "claimed": claimed,
@@ -199,7 +198,7 @@ class ReplyHandler:
 
     def _act(self, session: Session, row: Message, case: Case, actor: str, text: str,
              now: datetime) -> ReplyOutcome:
-        parsed = parse_reply(text, today=now.astimezone(workplace_zone()).date())
+        parsed = parse_reply(text, today=now.astimezone(self.actions.calendar.zone).date())
         # The first reply of someone responsible acknowledges the case, before its commands
         # run (a reply that closes the case acknowledged it too); an explicit `kvitter`
         # line does it itself.

@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 from rich.tree import Tree
 
+from intake.commands.cli.display import Reader, new_table
 from intake.commands.cli.reports.message import (
     UNVERIFIED_MARK,
     message_report,
@@ -16,10 +18,12 @@ from intake.commands.cli.reports.message import (
     sender_json,
     sender_label,
 )
+from notifier.durations import describe_due_rule, parse_duration
 from storage.blobstore import BlobStore
 from storage.case_links import PatternGroup, RelatedCase
 from storage.cases import case_summary
 from storage.models import Case, CaseNote, CaseStep, Evidence, Message, OutboxMail
+from storage.plural import ngettext
 
 
 def plan_json(steps: Sequence[CaseStep], language: str) -> list[dict[str, Any]]:
@@ -30,6 +34,8 @@ def plan_json(steps: Sequence[CaseStep], language: str) -> list[dict[str, Any]]:
          "owner": step.owner, "due": step.due_at.isoformat() if step.due_at else None,
          "due_rule": (f"{step.due}{' working days' if step.working_days else ''} after "
                       f"{step.due_after}") if step.due else None,
+         "due_duration": step.due, "working_days": bool(step.working_days),
+         "due_after": step.due_after,
          "done_at": step.done_at.isoformat() if step.done_at else None,
          "done_by": step.done_by}
         for step in steps
@@ -63,11 +69,12 @@ def pattern_groups_json(groups: Sequence[PatternGroup]) -> list[dict[str, Any]]:
             for group in groups]
 
 
-def outbox_json(mail: OutboxMail) -> dict[str, Any]:
-    """One outgoing mail's state (never its content)."""
+def outbox_json(mail: OutboxMail, case_number: str | None = None) -> dict[str, Any]:
+    """One outgoing mail's state (never its content); `case` is its case's number."""
     return {
         "id": mail.id,
         "case_id": mail.case_id,
+        "case": case_number,
         "kind": mail.kind,
         "to": list(mail.rcpt_tos),
         "state": mail.state,
@@ -109,37 +116,59 @@ def case_report(case: Case, messages: list[tuple[Message, list[Evidence]]],
          "message_pk": note.message_pk}
         for note in notes
     ]
-    report["outbox"] = [outbox_json(mail) for mail in outbox]
+    report["outbox"] = [outbox_json(mail, case.number) for mail in outbox]
     return report
 
 
-def render_case_report(report: dict[str, Any]) -> Tree:
-    """A readable tree of the case for the terminal."""
+def _due_text(step: dict[str, Any], reader: Reader) -> str:
+    """A step's deadline: the moment, or the rule in words while its event is unknown."""
+    if step["due"]:
+        return reader.short_iso(step["due"])
+    if not step.get("due_duration"):
+        return "-"
+    duration = parse_duration(step["due_duration"], working=step["working_days"])
+    return "waits: " + describe_due_rule(duration, step["due_after"], reader.language)
+
+
+def _plan_table(report: dict[str, Any], reader: Reader) -> Table:
+    table = new_table(None, [("#", True), ("step", False), ("owner", False), ("due", False),
+                             ("done", False)])
+    for step in report["plan"]:
+        done = (f"{reader.short_iso(step['done_at'])} {step['done_by']}" if step["done_at"]
+                else "open")
+        table.add_row(str(step["number"]), f"{step['title']} [{step['key']}]", step["owner"],
+                      _due_text(step, reader), done)
+    return table
+
+
+def render_case_report(report: dict[str, Any], reader: Reader) -> Tree:
+    """A readable tree of the case for the terminal, times in the reader's zone and
+    language; it fits 80 columns with no case number or time cut."""
     tree = Tree(f"case {report['number']}  {report['status']}  opened "
-                f"{report['opened_at']}")
+                f"{reader.long_iso(report['opened_at'])}")
     tree.add(f"reporter: {report['reporter_name'] or ''} <{report['reporter']}>")
     if report["sender_unverified"]:
-        tree.add("[bold red]no receipt was sent: the reporter's sender address could not be "
-                 "verified[/]")
+        tree.add(Text("no receipt was sent: the reporter's sender address could not be "
+                      "verified", style="bold red"))
     tree.add(f"manager: {report['manager']}   deputy: {report['deputy'] or '-'}")
     tree.add(f"routing: {report['routing_source']} — {report['routing_reason']}")
-    acknowledged = (f"{report['acknowledged_at']} by {report['acknowledged_by']}"
-                    if report["acknowledged_at"] else "not yet")
+    acknowledged = (f"{reader.short_iso(report['acknowledged_at'])} by "
+                    f"{report['acknowledged_by']}" if report["acknowledged_at"] else "not yet")
     tree.add(f"acknowledged: {acknowledged}   escalation level: {report['escalation_level']}")
     tree.add(f"relation: {report['relation']}   medium: {report['medium'] or '-'}   "
              f"first day of absence: {report['first_absence_day'] or '-'}")
     if report["witnesses"]:
         tree.add("witnesses: " + "; ".join(report["witnesses"]))
-    plan = tree.add(f"plan ({len(report['plan'])} steps)")
-    for step in report["plan"]:
-        state = f"done {step['done_at']} by {step['done_by']}" if step["done_at"] else "open"
-        due = step["due"] or ("waits for " + step["due_rule"] if step["due_rule"] else "-")
-        plan.add(f"{step['number']}. {step['title']} [{step['key']}]  owner {step['owner']}  "
-                 f"due {due}  {state}")
-    deadlines = tree.add(f"open deadlines ({len(report['deadlines'])})")
+    steps = len(report["plan"])
+    plan = tree.add(ngettext("plan ({n} step)", "plan ({n} steps)", steps).format(n=steps))
+    if steps:
+        plan.add(_plan_table(report, reader))
+    count = len(report["deadlines"])
+    deadlines = tree.add(ngettext("open deadlines ({n})", "open deadlines ({n})",
+                                  count).format(n=count))
     for deadline in report["deadlines"]:
-        deadlines.add(f"step {deadline['step']} ({deadline['key']}) due {deadline['due']}"
-                      + ("  OVERDUE" if deadline["overdue"] else ""))
+        deadlines.add(f"{reader.short_iso(deadline['due'])}  step {deadline['step']} "
+                      f"({deadline['key']})" + ("  OVERDUE" if deadline["overdue"] else ""))
     related = tree.add(f"related cases ({len(report['related'])})")
     for other in report["related"]:
         why = ", ".join(f"{reason['reason']} {reason['detail']}" for reason in other["reasons"])
@@ -147,23 +176,29 @@ def render_case_report(report: dict[str, Any]) -> Tree:
     original = report["original"]
     if original:
         tree.add(f"forwarded original: from {original['from'] or '?'}, "
-                 f"date {original_date_text(original)}, "
-                 f"subject {original['subject'] or '?'}")
-    messages = tree.add(f"messages ({len(report['messages'])})")
+                 f"subject {original['subject'] or '?'}").add(
+                     f"date {original_date_text(original, reader)}")
+    count = len(report["messages"])
+    messages = tree.add(ngettext("{n} message", "{n} messages", count).format(n=count))
     for message in report["messages"]:
-        node = messages.add(f"{message['kind']}  {message['received_at']}  "
-                            f"{message['from'] or '?'}  {message['subject'] or ''}  "
-                            f"{message['sha256'][:16]}…")
+        node = messages.add(f"{reader.short_iso(message['received_at'])}  {message['kind']}  "
+                            f"{message['from'] or '?'}  {message['subject'] or ''}")
         if message["unverified"]:
-            node.add(f"[bold red]{UNVERIFIED_MARK}[/]")
+            node.add(Text(UNVERIFIED_MARK, style="bold red"))
         node.add(sender_label(message))
-    evidence = tree.add(f"evidence ({len(report['evidence'])} items)")
+        node.add(f"sha256 {message['sha256']}")
+    count = len(report["evidence"])
+    images = sum(1 for item in report["evidence"] if item.get("image"))
+    evidence = tree.add(
+        ngettext("evidence ({n} item", "evidence ({n} items", count).format(n=count)
+        + ngettext(", {n} image)", ", {n} images)", images).format(n=images))
     for item in report["evidence"]:
         evidence.add(f"[{item['path']}] {item['role']}  {item['filename'] or '(no name)'}  "
                      f"{item['size']} B  {item['sha256'][:16]}…")
     notes = tree.add(f"notes ({len(report['notes'])})")
     for note in report["notes"]:
-        notes.add(f"{note['created_at']}  {note['author']}: {note['text'][:120]}")
+        notes.add(f"{reader.short_iso(note['created_at'])}  {note['author']}: "
+                  f"{note['text'][:120]}")
     outbox = tree.add(f"outbox ({len(report['outbox'])})")
     for mail in report["outbox"]:
         outbox.add(f"{mail['kind']} to {', '.join(mail['to'])}: {mail['state']}"
@@ -171,13 +206,21 @@ def render_case_report(report: dict[str, Any]) -> Tree:
     return tree
 
 
-def outbox_table(rows: list[dict[str, Any]]) -> Table:
-    """The outbox as a table for people."""
-    table = Table(title=f"{len(rows)} outgoing mails")
-    for column in ("id", "case", "kind", "to", "state", "attempts", "next attempt", "error"):
-        table.add_column(column)
+def outbox_table(rows: list[dict[str, Any]], reader: Reader, *, wide: bool = False) -> Table:
+    """The outbox as a table for people: by default case number, kind, recipients, state
+    and when it left (or is next tried); `wide` adds the id, attempts, times and error."""
+    columns = [("case", True), ("kind", False), ("to", False), ("state", True),
+               ("sent / next try", True)]
+    if wide:
+        columns += [("id", True), ("attempts", True), ("created", True), ("error", False)]
+    title = ngettext("{n} outgoing mail", "{n} outgoing mails", len(rows)).format(n=len(rows))
+    table = new_table(title, columns, wide=wide)
     for row in rows:
-        table.add_row(str(row["id"]), str(row["case_id"] or "-"), row["kind"],
-                      ", ".join(row["to"]), row["state"], str(row["attempts"]),
-                      row["next_attempt_at"], (row["last_error"] or "")[:60])
+        when = row["sent_at"] if row["sent_at"] else row["next_attempt_at"]
+        cells = [row["case"] or "-", row["kind"], ", ".join(row["to"]), row["state"],
+                 reader.short_iso(when)]
+        if wide:
+            cells += [str(row["id"]), str(row["attempts"]), reader.short_iso(row["created_at"]),
+                      row["last_error"] or ""]
+        table.add_row(*cells)
     return table

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from rich.text import Text
 from rich.tree import Tree
 
 from storage.blobstore import BlobStore, BlobStoreError
 from storage.defects import read_defects
-from storage.local_time import local_time_with_zone
 from storage.models import Evidence, Message
+
+if TYPE_CHECKING:
+    from intake.commands.cli.display import Reader
 
 OCR_EXCERPT_CHARS = 160
 # What a mail that claims a role on its case but could not prove it is, in the terminal.
@@ -143,26 +145,27 @@ def message_report(message: Message, evidence: list[Evidence],
     }
 
 
-def original_date_text(original: dict[str, Any]) -> str:
-    """The forwarded original's date for the terminal: in local time, saying when its zone
-    was assumed, with the text the mail has; the raw text alone when it names no instant."""
+def original_date_text(original: dict[str, Any], reader: Reader) -> str:
+    """The forwarded original's date for the terminal: in the workplace's zone, saying when
+    its zone was assumed, with the text the mail has; the raw text alone when it names no
+    instant."""
     raw = original.get("date_raw")
     if not original.get("date"):
         return f'"{raw}" (as written; not read as an exact time)' if raw else "?"
-    shown = local_time_with_zone(datetime.fromisoformat(original["date"]))
+    shown = reader.long_iso(original["date"])
     if original.get("date_zone_assumed"):
         return (f"{shown}, zone assumed (the mail names none; read as Danish time), "
                 f'as written: "{raw}"')
     return f'{shown}, as written: "{raw}"' if raw else shown
 
 
-def render_message_report(report: dict[str, Any]) -> Tree:
-    """A readable tree of the report for the terminal."""
+def render_message_report(report: dict[str, Any], reader: Reader) -> Tree:
+    """A readable tree of the report for the terminal, times in the reader's zone."""
     title = (f"message {report['id']}  {report['state']}  {report['size']} bytes  "
              f"sha256 {report['sha256']}")
     tree = Tree(title)
     if report["unverified"]:
-        tree.add(f"[bold red]{UNVERIFIED_MARK}[/]")
+        tree.add(Text(UNVERIFIED_MARK, style="bold red"))
     tree.add(f"subject: {report['subject'] or '(none)'}")
     tree.add(f"from: {report['from'] or '?'}   kind: {report['kind'] or '-'}")
     tree.add(sender_label(report))
@@ -171,7 +174,7 @@ def render_message_report(report: dict[str, Any]) -> Tree:
         who = " ".join(part for part in (original["from_name"], original["from"] and
                                          f"<{original['from']}>") if part)
         tree.add(f"forwarded original ({original['rule']}): from {who or '?'}, "
-                 f"date {original_date_text(original)}, "
+                 f"date {original_date_text(original, reader)}, "
                  f"subject {original['subject'] or '?'}")
     else:
         tree.add("forwarded original: none found")
