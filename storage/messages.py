@@ -284,12 +284,19 @@ def mark_reprocessed(database: Database, message_pk: int, now: datetime | None =
         row.not_before = None
 
 
+# The largest id an INTEGER column holds (PostgreSQL's, and so the schema's).
+_LARGEST_ID = 2**31 - 1
+
+
 def find_message(database: Database, reference: str) -> Message | None:
     """A message by its id or by the SHA-256 (or a unique prefix of 8+ hex digits) of its bytes."""
     with database.read() as session:
-        if reference.isdigit() and len(reference) < 16:
+        row = None
+        # Digits name an id when the column can hold them and such a row exists; else (a
+        # hash prefix may be all digits) they are read as a prefix.
+        if reference.isdigit() and int(reference) <= _LARGEST_ID:
             row = session.get(Message, int(reference))
-        else:
+        if row is None:
             prefix = reference.lower()
             if len(prefix) < 8 or any(c not in "0123456789abcdef" for c in prefix):
                 return None

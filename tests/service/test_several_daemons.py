@@ -22,11 +22,14 @@ from typing import cast
 import pytest
 from sqlalchemy import select, text
 
+from notifier.plan.checklist import calendar_for
 from notifier.plan.runner import PlanRunner
 from notifier.plan.scheduler import PlanScheduler
+from notifier.plan.settings import PlanSettings
 from storage.database import Database
 from storage.leader import LeaderLock, advisory_key, lock_holder
 from storage.models import Case, Message, OutboxMail
+from storage.ui_settings import UiSettings
 from tests.mail_flow import REPORTER, CapturingRelay
 from tests.support import (
     INTAKE_ADDRESS,
@@ -126,6 +129,7 @@ class CountingRunner:
     def __init__(self) -> None:
         self.runs = 0
         self.lock = threading.Lock()
+        self.calendar = calendar_for(PlanSettings(), UiSettings().zone)  # the scheduler's zone
 
     def run_due(self) -> None:
         with self.lock:

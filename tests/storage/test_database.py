@@ -13,6 +13,7 @@ from storage.messages import (
     HeaderSummary,
     claim_messages,
     count_by_state,
+    find_message,
     get_message_by_sha256,
     list_messages,
     mark_failed,
@@ -185,3 +186,15 @@ def test_times_are_utc(database: Database) -> None:
     (row,) = list_messages(database)
     assert row.received_at.tzinfo is not None
     assert row.received_at.astimezone(UTC) == row.received_at
+
+
+def test_a_message_is_found_by_id_or_by_a_prefix_that_may_be_all_digits(
+        database: Database) -> None:
+    first = record(database, 7)
+    digits = record_delivery(database, sha256="123456789012" + "a" * 52, size=1,
+                             envelope=ENVELOPE, headers=HeaderSummary("<d@x>", "d")).message_pk
+    assert find_message(database, str(first)).id == first  # type: ignore[union-attr]
+    # Twelve digits: past what an id column holds, so a prefix of the SHA-256.
+    assert find_message(database, "123456789012").id == digits  # type: ignore[union-attr]
+    assert find_message(database, "99999999999999") is None
+    assert find_message(database, "0000000") is None  # too short for a prefix, no such id
