@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -22,6 +21,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from storage.audit import format_utc
+from storage.audit_words import describe, label
 from storage.blobstore import BlobStore, BlobStoreError
 from storage.forwarded_original import original_of
 from storage.i18n.catalogs import LANGUAGES as LANGUAGES  # re-exported: callers import it here
@@ -162,7 +162,7 @@ def render_report(records: CaseRecords, facts: ExportFacts, *, bundle_root: Path
         "steps": [_step_view(step, facts.language) for step in records.steps],
         "notes": [{"time": local_time_with_zone(note.created_at), "author": note.author,
                    "text": note.text} for note in records.notes],
-        "timeline": _timeline(records, labels),
+        "timeline": _timeline(records, labels, facts.language),
     }
     return environment.get_template("report.html.j2").render(values)
 
@@ -380,29 +380,35 @@ def _event_reading(event: AuditEvent, labels: Any) -> tuple[str | None, dict[str
     return note, details
 
 
-def _timeline(records: CaseRecords, labels: Any) -> list[dict[str, Any]]:
+def _shortened(text: str) -> str:
+    return text if len(text) <= _DETAILS_CHARS else text[: _DETAILS_CHARS - 1] + "…"
+
+
+def _timeline(records: CaseRecords, labels: Any, language: str) -> list[dict[str, Any]]:
     """Messages, notes and audit events in the order they happened."""
     entries: list[tuple[datetime, int, dict[str, Any]]] = []
     for item in records.messages:
         message = item.message
         entries.append((message.received_at, 0, {
             "kind": "message", "time": local_time_with_zone(message.received_at),
-            "who": message.from_address or message.mail_from, "what": message.kind,
-            "text": message.subject, "sha256": message.sha256,
+            "who": message.from_address or message.mail_from,
+            "what": labels.kinds.get(message.kind, message.kind) if message.kind else None,
+            "text": message.subject, "sha256": message.sha256, "code": None, "rest": "",
             "note": (f"{labels.unverified}: {labels.unverified_explained}"
                      if message.unverified else None)}))
     for note in records.notes:
         entries.append((note.created_at, 1, {
             "kind": "note", "time": local_time_with_zone(note.created_at), "who": note.author,
-            "what": None, "text": note.text, "sha256": None, "note": None}))
+            "what": None, "text": note.text, "sha256": None, "note": None, "code": None,
+            "rest": ""}))
     for event in records.events:
         reading, shown = _event_reading(event, labels)
-        details = json.dumps(shown, ensure_ascii=False, sort_keys=True)
-        if len(details) > _DETAILS_CHARS:
-            details = details[: _DETAILS_CHARS - 1] + "…"
+        words = describe(event.action, shown, language)
         entries.append((event.occurred_at, 2, {
             "kind": "audit", "time": local_time_with_zone(event.occurred_at),
-            "who": event.actor, "what": event.action, "text": details,
+            "who": event.actor, "what": label(event.action, language), "code": event.action,
+            "text": _shortened(words.sentence) or None,
+            "rest": _shortened("; ".join(f"{key}: {value}" for key, value in words.rest)),
             "sha256": event.message_sha256, "seq": event.seq, "note": reading}))
     entries.sort(key=lambda entry: (entry[0], entry[1]))
     return [entry for _, _, entry in entries]

@@ -17,6 +17,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from intake.commands.reply.parser import command_help
 from notifier.case_actions import ActionResult
@@ -26,6 +27,7 @@ from notifier.plan.checklist import add_checklist, calendar_for, case_steps
 from notifier.plan.mails import DigestCase, PlanMails, UnknownLine
 from notifier.plan.settings import PlanSettings
 from notifier.settings import NotifySettings
+from storage import audit
 from storage.blobstore import BlobStore
 from storage.cases import lock_case, open_case
 from storage.database import Database
@@ -74,12 +76,41 @@ def real_case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCase]:
                          routing_reason="Nord", now=OPENED)
         add_checklist(session, case, settings, calendar_for(settings))
         number = case.number
+        record_events(session, case)
     with database.read() as session:
         case = lock_case(session, number)
         steps = list(case_steps(session, case.id))
         session.expunge_all()
     yield RealCase(case, steps, database)
     database.dispose()
+
+
+# What the pipeline, the outbox and the scheduler record about a new case, with their details.
+EVENTS = (
+    ("received", {"source": "smtp", "size": 48_213, "tls": True, "message": 1,
+                  "quarantine": None}),
+    ("evidence-extracted", {"items": 2, "defects": 1,
+                            "parts": [["1", "body", "c" * 64], ["2", "attachment", "b" * 64]]}),
+    ("filed", {"kind": "report", "automatic": False, "sender_check": "dkim-pass",
+               "unverified": False}),
+    ("case-opened", {"steps": 5, "language": "da"}),
+    ("routed", {"manager": MANAGER, "deputy": DEPUTY, "source": "rule"}),
+    ("mail-queued", {"kind": "receipt", "message_id": "<r@test>", "to": ["(reporter)"]}),
+    ("mail-queued", {"kind": "notification", "message_id": "<n@test>", "to": [MANAGER]}),
+    ("mail-sent", {"kind": "notification", "message_id": "<n@test>", "to": [MANAGER],
+                   "refused": False}),
+    ("reminder-queued", {"key": "2026-0001:1:before", "to": MANAGER}),
+    ("processed", {"kind": "report"}),
+)
+# Internal codes no reader should see (issue 19): action codes, durations, routing reasons.
+CODES = ("mail-queued", "evidence-extracted", "case-opened", "reminder-queued", "P14D",
+         "default manager", "rule 1", '{"')
+
+
+def record_events(session: Session, case: Case) -> None:
+    """The case's audit trail as the service writes it."""
+    for action, details in EVENTS:
+        audit.record(session, action, case=case, now=OPENED, details=details)
 
 
 def composer() -> MailComposer:
@@ -156,18 +187,19 @@ def export_texts(real: RealCase, language: str, folder: Path) -> str:
         readme = readme.split("=" * 72)[0]
     report = render_report(records, facts, bundle_root=folder, evidence_paths={},
                            derived=BlobStore(folder / "derived"))
-    # The timeline's audit events still name their internal action codes (`case-opened`):
-    # putting those into words is another part of issue 19.
-    report = re.sub(r"<td[^>]*>\s*[a-z]+(-[a-z]+)+\s*</td>", " ", report)
-    report = re.sub(r"\{[^<]*\}", " ", report)  # the events' JSON details
     return readme + "\n" + report
+
+
+def visible(text: str) -> str:
+    """The text a reader sees: no markup or styles (attributes such as `title` are left out)."""
+    text = re.sub(r"<style.*?</style>", " ", text, flags=re.S | re.I)
+    text = re.sub(r"<[^>]+>", " ", text)
+    return html.unescape(text)
 
 
 def words_of(text: str) -> set[str]:
     """The words a reader sees: no markup, styles, addresses, hashes or file names."""
-    text = re.sub(r"<style.*?</style>", " ", text, flags=re.S | re.I)
-    text = re.sub(r"<[^>]+>", " ", text)
-    text = html.unescape(text)
+    text = visible(text)
     text = re.sub(r"\S+@\S+|[\w.<>-]+/|\b[0-9a-f]{16,}\b"
                   r"|\S+\.(?:png|eml|json|csv|txt|html|pem|tsr)\b", " ", text)
     return {word.lower() for word in re.findall(r"[^\W\d_]+", text)}
@@ -189,10 +221,27 @@ def test_a_mail_speaks_one_language(real_case: RealCase, kind: str, language: st
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_export_speaks_one_language(real_case: RealCase, language: str,
                                         tmp_path: Path) -> None:
-    seen = words_of(export_texts(real_case, language, tmp_path))
+    text = export_texts(real_case, language, tmp_path)
+    seen = words_of(text)
     leaked = seen & set(WORDS[other(language)])
     assert not leaked, f"export in {language} has {other(language)} words: {sorted(leaked)}"
     assert seen & set(WORDS[language])
+    codes = [code for code in CODES if code in visible(text)]
+    assert not codes, f"export in {language} shows internal codes: {codes}"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("kind", MAIL_KINDS)
+def test_a_mail_shows_no_internal_code(real_case: RealCase, kind: str, language: str) -> None:
+    text = visible(mail_text(real_case, kind, language))
+    codes = [code for code in CODES if code in text]
+    assert not codes, f"{kind} in {language} shows internal codes: {codes}"
+
+
+def test_the_timeline_names_each_action_in_words(real_case: RealCase, tmp_path: Path) -> None:
+    text = visible(export_texts(real_case, "da", tmp_path))
+    assert "Mail sat i kø" in text and "Beviser udtrukket" in text
+    assert "kvittering til medarbejderen" in text
 
 
 def test_the_danish_readme_warns_about_the_evidence_files(real_case: RealCase,
