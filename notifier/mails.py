@@ -26,6 +26,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Any
 
 from notifier.durations import PlanDuration, describe_duration
 from notifier.outgoing import OutgoingMail
@@ -44,6 +45,7 @@ from notifier.templating import (
 from storage.forwarded_original import ForwardedOriginal
 from storage.i18n.catalogs import translations
 from storage.local_time import workplace_zone
+from storage.routing_words import routing_words
 
 SENDER_NAME = "Chikanemail"
 SUBJECT_MAX_CHARS = 200
@@ -112,6 +114,10 @@ class CaseMailView:
     related: tuple[RelatedLine, ...] = ()
     # The report's From could not be vouched for: no receipt went out.
     sender_unverified: bool = False
+    # What routing_words reads (the case's routing_source and routing_params); without
+    # them the mail shows routing_reason as stored.
+    routing_source: str | None = None
+    routing_params: Mapping[str, Any] | None = None
 
 
 def case_tag(case_number: str, language: str) -> str:
@@ -247,7 +253,9 @@ class MailComposer:
             "items": items, "item_count": len(items),
             "image_count": sum(1 for item in view.items if item.is_image),
             "original": original, "plan_steps": _plan_steps(view.plan_steps, language),
-            "routing_reason": view.routing_reason, "reply_address": self.reply_to,
+            "routing_reason": routing_words(view.routing_source, view.routing_params,
+                                            view.routing_reason, language),
+            "reply_address": self.reply_to,
             "sender_unverified": view.sender_unverified,
             "evidence_attached": evidence_attached,
             "acknowledge_within": (describe_duration(view.acknowledge_within, language)

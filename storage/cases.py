@@ -68,16 +68,18 @@ def open_case(
     language: str,
     routing_source: str,
     routing_reason: str,
+    routing_params: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Case:
-    """Open a case with the next number, in the caller's transaction."""
+    """Open a case with the next number, in the caller's transaction (`routing_params`: the
+    line or rule that decided, for storage.routing_words)."""
     now = now or utc_now()
     sequence, number = allocate_case_number(session, now.year)
     case = Case(
         number=number, year=now.year, sequence=sequence, status=CaseStatus.OPEN,
         reporter=reporter, reporter_name=reporter_name, manager=manager, deputy=deputy,
         language=language, routing_source=routing_source, routing_reason=routing_reason,
-        opened_at=now,
+        routing_params=routing_params, opened_at=now,
     )
     session.add(case)
     session.flush()

@@ -36,6 +36,7 @@ from storage.models import (
     Message,
     MessageTimestamp,
 )
+from storage.routing_words import routing_words
 
 TEMPLATES = Path(__file__).parent / "templates"
 TSA_CA_PATH = "timestamps/tsa-ca.pem"
@@ -179,6 +180,8 @@ def _case_view(case: Case, language: str) -> dict[str, Any]:
         "reporter_name": case.reporter_name,
         "manager": case.manager,
         "deputy": case.deputy,
+        "routing": routing_words(case.routing_source, case.routing_params, case.routing_reason,
+                                 language),
         "opened_at": local_time_with_zone(case.opened_at),
         "closed_at": _optional_time(case.closed_at),
         "close_reason": case.close_reason,

@@ -20,6 +20,7 @@ from storage.blobstore import BlobStore
 from storage.case_links import PatternGroup, RelatedCase
 from storage.cases import case_summary
 from storage.models import Case, CaseNote, CaseStep, Evidence, Message, OutboxMail
+from storage.routing_words import routing_words
 
 
 def plan_json(steps: Sequence[CaseStep], language: str) -> list[dict[str, Any]]:
@@ -89,6 +90,7 @@ def case_report(case: Case, messages: list[tuple[Message, list[Evidence]]],
     reports = [message_report(message, evidence, derived) for message, evidence in messages]
     report = case_summary(case)
     report["sender_unverified"] = bool(case.sender_unverified)
+    report["routing_params"] = case.routing_params
     report["plan"] = plan_json(steps, case.language)
     report["deadlines"] = deadlines_json(steps, now or case.opened_at)
     report["related"] = related_json(related)
@@ -122,7 +124,9 @@ def render_case_report(report: dict[str, Any]) -> Tree:
         tree.add("[bold red]no receipt was sent: the reporter's sender address could not be "
                  "verified[/]")
     tree.add(f"manager: {report['manager']}   deputy: {report['deputy'] or '-'}")
-    tree.add(f"routing: {report['routing_source']} — {report['routing_reason']}")
+    routing = routing_words(report["routing_source"], report.get("routing_params"),
+                            report["routing_reason"], "en")
+    tree.add(f"routing: {routing}")
     acknowledged = (f"{report['acknowledged_at']} by {report['acknowledged_by']}"
                     if report["acknowledged_at"] else "not yet")
     tree.add(f"acknowledged: {acknowledged}   escalation level: {report['escalation_level']}")
