@@ -23,6 +23,7 @@ from storage.models import (
     OutboxMail,
     utc_now,
 )
+from storage.note_words import ASSIGNED, TEXT_LANGUAGE, note_text
 
 CASE_NUMBER = re.compile(r"(?<!\d)(\d{4})-(\d{4,})(?!\d)")
 
@@ -122,17 +123,30 @@ def replies_to_mail_without_case(session: Session, message_ids: Sequence[str]) -
 
 def add_note(session: Session, case: Case, *, author: str, text: str,
              message_pk: int | None = None, now: datetime | None = None,
-             action: str = "note", details: dict[str, Any] | None = None) -> CaseNote:
+             action: str = "note", details: dict[str, Any] | None = None,
+             code: str | None = None, params: dict[str, Any] | None = None) -> CaseNote:
     """Record a note on the case, in the caller's transaction, with its audit event
-    (`action`, e.g. `step-done` when the note records an action; the text only by hash)."""
+    (`action`, e.g. `step-done` when the note records an action; the text only by hash).
+    A note the system writes gives its `code` and `params` (see add_system_note)."""
     note = CaseNote(case_id=case.id, author=author, text=text, message_pk=message_pk,
-                    created_at=now or utc_now())
+                    created_at=now or utc_now(), code=code, params=params)
     session.add(note)
     session.flush()
     audit.record(session, action, actor=author, case=case, now=note.created_at,
                  details={"note": note.id, "text_sha256": sha256_hex(text.encode("utf-8")),
                           **(details or {})})
     return note
+
+
+def add_system_note(session: Session, case: Case, code: str, params: dict[str, Any], *,
+                    author: str, now: datetime | None = None, action: str = "note",
+                    details: dict[str, Any] | None = None,
+                    message_pk: int | None = None) -> CaseNote:
+    """Record a note in the system's words: stored as its code and parameters (read in the
+    reader's language by storage.note_words), its text the English words."""
+    text = note_text(code, params, TEXT_LANGUAGE)
+    return add_note(session, case, author=author, text=text, message_pk=message_pk, now=now,
+                    action=action, details=details, code=code, params=params)
 
 
 def add_note_by_number(database: Database, number: str, *, author: str, text: str) -> CaseNote:
@@ -151,17 +165,10 @@ def assign_case(session: Session, case: Case, *, manager: str, deputy: str | Non
     previous, previous_deputy = case.manager, case.deputy
     case.manager = manager
     case.deputy = deputy
-    parts = []
-    if manager != previous:
-        parts.append(f"Assigned to {manager} (was {previous}).")
-    else:
-        parts.append(f"Manager stays {manager}.")
-    if deputy != previous_deputy:
-        parts.append(f"Deputy {deputy or 'none'} (was {previous_deputy or 'none'}).")
-    return add_note(session, case, author=actor, text=" ".join(parts), now=now,
-                    action="assigned",
-                    details={"manager": manager, "previous": previous, "deputy": deputy,
-                             "previous_deputy": previous_deputy})
+    params = {"manager": manager, "previous": previous, "deputy": deputy,
+              "previous_deputy": previous_deputy}
+    return add_system_note(session, case, ASSIGNED, params, author=actor, now=now,
+                           action="assigned", details=dict(params))
 
 
 def lock_case(session: Session, number: str) -> Case:

@@ -36,6 +36,7 @@ from storage.models import (
     Message,
     MessageTimestamp,
 )
+from storage.note_words import render_note
 from storage.routing_words import routing_words
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -162,7 +163,7 @@ def render_report(records: CaseRecords, facts: ExportFacts, *, bundle_root: Path
                      for item in records.messages],
         "steps": [_step_view(step, facts.language) for step in records.steps],
         "notes": [{"time": local_time_with_zone(note.created_at), "author": note.author,
-                   "text": note.text} for note in records.notes],
+                   "text": render_note(note, facts.language)} for note in records.notes],
         "timeline": _timeline(records, labels, facts.language),
     }
     return environment.get_template("report.html.j2").render(values)
@@ -402,8 +403,8 @@ def _timeline(records: CaseRecords, labels: Any, language: str) -> list[dict[str
     for note in records.notes:
         entries.append((note.created_at, 1, {
             "kind": "note", "time": local_time_with_zone(note.created_at), "who": note.author,
-            "what": None, "text": note.text, "sha256": None, "note": None, "code": None,
-            "rest": ""}))
+            "what": None, "text": render_note(note, language), "sha256": None, "note": None,
+            "code": None, "rest": ""}))
     for event in records.events:
         reading, shown = _event_reading(event, labels)
         words = describe(event.action, shown, language)

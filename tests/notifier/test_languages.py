@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from intake.commands.reply.parser import command_help
-from notifier.case_actions import ActionResult
+from notifier.case_actions import ActionResult, CaseActions
 from notifier.case_view import plan_lines
 from notifier.mails import CaseMailView, EvidenceLine, MailComposer
 from notifier.plan.checklist import add_checklist, calendar_for, case_steps
@@ -79,6 +79,13 @@ def real_case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCase]:
         add_checklist(session, case, settings, calendar_for(settings))
         number = case.number
         record_events(session, case)
+    with database.write() as session:  # the manager's actions, noted by the system
+        case = lock_case(session, number)
+        actions = CaseActions(calendar_for(settings))
+        actions.acknowledge(session, case, actor=MANAGER, now=OPENED)
+        actions.step_done(session, case, "1", actor=MANAGER, now=OPENED)
+        actions.relation(session, case, "colleague", actor=MANAGER, now=OPENED)
+        actions.witness(session, case, "Kirsten fra kontoret", actor=MANAGER, now=OPENED)
     with database.read() as session:
         case = lock_case(session, number)
         steps = list(case_steps(session, case.id))
@@ -264,3 +271,13 @@ def test_the_danish_readme_warns_about_the_evidence_files(real_case: RealCase,
                                                           tmp_path: Path) -> None:
     text = export_texts(real_case, "da", tmp_path)
     assert "evidence/" in text and "scripts" in text and "sandkasse" in text
+
+
+def test_an_english_export_of_a_danish_case_reads_english(real_case: RealCase,
+                                                           tmp_path: Path) -> None:
+    """The case is Danish; the notes the system wrote on it follow the export's language."""
+    english = visible(export_texts(real_case, "en", tmp_path))
+    assert "Acknowledged the case." in english and "Step 1 (" in english
+    assert "The harasser is: a colleague." in english
+    danish = visible(export_texts(real_case, "da", tmp_path))
+    assert "Sagen er kvitteret." in danish and "Krænkeren er: en kollega." in danish

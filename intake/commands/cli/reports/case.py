@@ -20,7 +20,11 @@ from storage.blobstore import BlobStore
 from storage.case_links import PatternGroup, RelatedCase
 from storage.cases import case_summary
 from storage.models import Case, CaseNote, CaseStep, Evidence, Message, OutboxMail
+from storage.note_words import note_text
 from storage.routing_words import routing_words
+
+# The language of this text output until the CLI follows [ui] language (issue 19, item 2).
+CLI_LANGUAGE = "en"
 
 
 def plan_json(steps: Sequence[CaseStep], language: str) -> list[dict[str, Any]]:
@@ -108,7 +112,7 @@ def case_report(case: Case, messages: list[tuple[Message, list[Evidence]]],
     report["originals"] = [single["original"] for single in reports if single["original"]]
     report["notes"] = [
         {"author": note.author, "text": note.text, "created_at": note.created_at.isoformat(),
-         "message_pk": note.message_pk}
+         "message_pk": note.message_pk, "code": note.code, "params": note.params}
         for note in notes
     ]
     report["outbox"] = [outbox_json(mail) for mail in outbox]
@@ -125,7 +129,7 @@ def render_case_report(report: dict[str, Any]) -> Tree:
                  "verified[/]")
     tree.add(f"manager: {report['manager']}   deputy: {report['deputy'] or '-'}")
     routing = routing_words(report["routing_source"], report.get("routing_params"),
-                            report["routing_reason"], "en")
+                            report["routing_reason"], CLI_LANGUAGE)
     tree.add(f"routing: {routing}")
     acknowledged = (f"{report['acknowledged_at']} by {report['acknowledged_by']}"
                     if report["acknowledged_at"] else "not yet")
@@ -167,7 +171,9 @@ def render_case_report(report: dict[str, Any]) -> Tree:
                      f"{item['size']} B  {item['sha256'][:16]}…")
     notes = tree.add(f"notes ({len(report['notes'])})")
     for note in report["notes"]:
-        notes.add(f"{note['created_at']}  {note['author']}: {note['text'][:120]}")
+        text = (note_text(note["code"], note["params"] or {}, CLI_LANGUAGE,
+                          fallback=note["text"]) if note.get("code") else note["text"])
+        notes.add(f"{note['created_at']}  {note['author']}: {text[:120]}")
     outbox = tree.add(f"outbox ({len(report['outbox'])})")
     for mail in report["outbox"]:
         outbox.add(f"{mail['kind']} to {', '.join(mail['to'])}: {mail['state']}"
