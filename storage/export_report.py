@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from storage.audit import format_utc
 from storage.audit_words import describe, label
 from storage.blobstore import BlobStore, BlobStoreError
+from storage.code_words import finder_words, flag_words, ocr_words
 from storage.forwarded_original import original_of
 from storage.i18n.catalogs import LANGUAGES as LANGUAGES  # re-exported: callers import it here
 from storage.i18n.jinja import install_translations
@@ -158,8 +159,9 @@ def render_report(records: CaseRecords, facts: ExportFacts, *, bundle_root: Path
         "tool_version": facts.tool_version,
         "head_seq": records.head_seq,
         "head_hash": records.head_hash,
-        "originals": _originals_view(records.messages),
-        "messages": [_message_view(item, bundle_root, evidence_paths, derived, labels)
+        "originals": _originals_view(records.messages, facts.language),
+        "messages": [_message_view(item, bundle_root, evidence_paths, derived, labels,
+                                   facts.language)
                      for item in records.messages],
         "steps": [_step_view(step, facts.language) for step in records.steps],
         "notes": [{"time": local_time_with_zone(note.created_at), "author": note.author,
@@ -211,10 +213,11 @@ def _shown_date(value: object) -> str | None:
     return None
 
 
-def _original_view(source: str, values: Mapping[str, Any]) -> dict[str, Any]:
+def _original_view(source: str, values: Mapping[str, Any], language: str) -> dict[str, Any]:
     return {
         "source": source,
         "rule": values.get("rule"),
+        "rule_words": finder_words(values.get("rule"), language),
         "from_name": values.get("from_name"),
         "from_address": values.get("from_address"),
         "date": _shown_date(values.get("date")),
@@ -226,18 +229,19 @@ def _original_view(source: str, values: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _originals_view(messages: Sequence[MessageRecords]) -> list[dict[str, Any]]:
+def _originals_view(messages: Sequence[MessageRecords],
+                    language: str) -> list[dict[str, Any]]:
     """Who sent each forwarded original, when and with what subject, as extracted."""
     originals = []
     for item in messages:
         message = item.message
         original = original_of(message)
         if original is not None:
-            originals.append(_original_view(message.sha256, asdict(original)))
+            originals.append(_original_view(message.sha256, asdict(original), language))
         for row in item.evidence:
             if row.original:
                 originals.append(_original_view(f"{message.sha256} {row.part_path}",
-                                                row.original))
+                                                row.original, language))
     return originals
 
 
@@ -271,7 +275,7 @@ def refusal_words(labels: Any, reason: str | None) -> str:
 
 
 def _message_view(item: MessageRecords, bundle_root: Path, evidence_paths: Mapping[int, str],
-                  derived: BlobStore, labels: Any) -> dict[str, Any]:
+                  derived: BlobStore, labels: Any, language: str) -> dict[str, Any]:
     message = item.message
     return {
         "sha256": message.sha256,
@@ -286,13 +290,14 @@ def _message_view(item: MessageRecords, bundle_root: Path, evidence_paths: Mappi
         **envelope_of(message),
         "timestamp": (_optional_time(item.timestamp.gen_time)
                       if item.timestamp is not None else None),
-        "evidence": [_evidence_view(row, bundle_root, evidence_paths.get(row.id), derived)
+        "evidence": [_evidence_view(row, bundle_root, evidence_paths.get(row.id), derived,
+                                    language)
                      for row in item.evidence],
     }
 
 
 def _evidence_view(row: Evidence, bundle_root: Path, path: str | None,
-                   derived: BlobStore) -> dict[str, Any]:
+                   derived: BlobStore, language: str) -> dict[str, Any]:
     is_picture = row.image is not None or (row.sniffed_type or "").startswith("image/")
     text = None
     if row.role == "body" and row.text_sha256:
@@ -305,9 +310,11 @@ def _evidence_view(row: Evidence, bundle_root: Path, path: str | None,
         "size": row.size,
         "sha256": row.sha256,
         "path": path,
-        "flags": list(row.flags or []),
+        "flags": [{"code": flag, "words": flag_words(flag, language)}
+                  for flag in row.flags or []],
         "picture": _picture(row, bundle_root, path, derived) if is_picture else None,
         "ocr_status": row.ocr_status,
+        "ocr_words": ocr_words(row.ocr_status, language) if row.ocr_status else None,
         "ocr_text": _derived_text(derived, row.ocr_sha256),
         "text": text,
     }
