@@ -101,6 +101,11 @@ MEDIUMS: Mapping[str, str] = {
     "other": N_("other"),
 }
 
+# How a mail came in (`source` of received and seen-again).
+SOURCES: Mapping[str, str] = {
+    "smtp": "SMTP", "lmtp": "LMTP", "imap": "IMAP", "ingest": N_("file import"),
+}
+
 # Keys every note action carries; the note itself is shown beside the event.
 _NOTE_KEYS = ("note", "text_sha256")
 
@@ -162,7 +167,7 @@ def _received(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
     text = words.ngettext("%(count)s byte", "%(count)s bytes", d.get("size"))
     text = (words.gettext("by %(source)s, encrypted, %(size)s") if d.get("tls")
             else words.gettext("by %(source)s, not encrypted, %(size)s")) % {
-        "source": d.get("source"), "size": text}
+        "source": words.coded(SOURCES, d.get("source")), "size": text}
     if d.get("quarantine"):
         text += "; " + words.gettext("kept out of the cases: %(reason)s") % {
             "reason": d["quarantine"]}

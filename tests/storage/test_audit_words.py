@@ -48,3 +48,11 @@ def test_details_read_as_a_sentence_and_unknown_keys_apart() -> None:
     assert words.rest == (("extra", "1, 2"),)
     plural = describe("case-opened", {"steps": 5, "language": "da"}, "en")
     assert plural.sentence == "with 5 steps in its plan; language: Danish"
+
+
+def test_how_a_mail_came_in_reads_as_words() -> None:
+    words = describe("received", {"source": "ingest", "size": 1, "tls": False, "message": 3,
+                                  "quarantine": None}, "da")
+    assert words.sentence == "via filimport, ukrypteret, 1 byte"
+    assert describe("seen-again", {"source": "smtp", "times_seen": 2}, "en").rest == (
+        ("times_seen", "2"),)
