@@ -14,8 +14,18 @@ from sqlalchemy.orm import Session
 
 from notifier.plan.checklist import case_steps, find_step, recompute_event_deadlines
 from notifier.working_days import WorkingCalendar
-from storage.cases import add_note
-from storage.models import Case, CaseStatus, HarasserRelation, Medium
+from storage.cases import add_system_note
+from storage.models import Case, CaseStatus, CaseStep, HarasserRelation, Medium
+from storage.note_words import (
+    ABSENCE,
+    ACKNOWLEDGED,
+    CLOSED,
+    MEDIUM,
+    RELATION,
+    STEP_DONE,
+    WITNESS,
+    step_param,
+)
 from storage.reply_tokens import retire_tokens
 
 DONE = "done"
@@ -54,8 +64,8 @@ class CaseActions:
             return ActionResult("ack", None, ALREADY)
         case.acknowledged_at = now
         case.acknowledged_by = actor
-        add_note(session, case, author=actor, text="Acknowledged the case.", now=now,
-                 action="acknowledged")
+        add_system_note(session, case, ACKNOWLEDGED, {}, author=actor, now=now,
+                        action="acknowledged")
         return ActionResult("ack", None, DONE)
 
     def step_done(self, session: Session, case: Case, token: str, *, actor: str,
@@ -71,9 +81,8 @@ class CaseActions:
             return ActionResult("step", value, ALREADY, step.key)
         step.done_at = now
         step.done_by = actor
-        add_note(session, case, author=actor,
-                 text=f"Step {step.position} ({step.key}) done.", now=now,
-                 action="step-done", details={"step": step.position, "key": step.key})
+        add_system_note(session, case, STEP_DONE, _step(step), author=actor, now=now,
+                        action="step-done", details={"step": step.position, "key": step.key})
         return ActionResult("step", value, DONE, step.key)
 
     def absence(self, session: Session, case: Case, day: date, *, actor: str,
@@ -87,33 +96,29 @@ class CaseActions:
         case.first_absence_day = day
         session.flush()
         changed = recompute_event_deadlines(session, case, self.calendar)
-        deadlines = "; ".join(
-            f"step {step.position} ({step.key}) due "
-            f"{step.due_at.astimezone(self.calendar.zone).isoformat(' ', 'minutes')}"
-            for step in changed if step.due_at is not None)
-        was = f" (was {previous.isoformat()})" if previous else ""
-        add_note(session, case, author=actor,
-                 text=f"First day of absence: {day.isoformat()}{was}."
-                      + (f" {deadlines}." if deadlines else ""), now=now,
-                 action="absence-recorded",
-                 details={"day": day.isoformat(),
-                          "previous": previous.isoformat() if previous else None})
+        deadlines = [{**_step(step), "due": step.due_at.isoformat()}
+                     for step in changed if step.due_at is not None]
+        details = {"day": day.isoformat(),
+                   "previous": previous.isoformat() if previous else None}
+        add_system_note(session, case, ABSENCE, {**details, "deadlines": deadlines},
+                        author=actor, now=now, action="absence-recorded", details=details,
+                        zone=self.calendar.zone)
         return ActionResult("absence", day.isoformat(), DONE)
 
     def relation(self, session: Session, case: Case, relation: str, *, actor: str,
                  now: datetime) -> ActionResult:
         """Record who the harasser is to the workplace: external, colleague or unknown."""
         return self._set_code(session, case, "relation", HarasserRelation(relation).value,
-                              "Harasser relation", actor=actor, now=now)
+                              RELATION, actor=actor, now=now)
 
     def medium(self, session: Session, case: Case, medium: str, *, actor: str,
                now: datetime) -> ActionResult:
         """Record where the harassment happened: mail, sms, social-media or other."""
-        return self._set_code(session, case, "medium", Medium(medium).value, "Medium",
+        return self._set_code(session, case, "medium", Medium(medium).value, MEDIUM,
                               actor=actor, now=now)
 
     @staticmethod
-    def _set_code(session: Session, case: Case, field: str, value: str, label: str, *,
+    def _set_code(session: Session, case: Case, field: str, value: str, note_code: str, *,
                   actor: str, now: datetime) -> ActionResult:
         """Set one coded field of the case (`relation`, `medium`), with its note."""
         if case.status == CaseStatus.CLOSED:
@@ -121,8 +126,8 @@ class CaseActions:
         if getattr(case, field) == value:
             return ActionResult(field, value, ALREADY)
         setattr(case, field, value)
-        add_note(session, case, author=actor, text=f"{label}: {value}.", now=now,
-                 action=f"{field}-set", details={field: value})
+        add_system_note(session, case, note_code, {field: value}, author=actor, now=now,
+                        action=f"{field}-set", details={field: value})
         return ActionResult(field, value, DONE)
 
     def witness(self, session: Session, case: Case, witness: str, *, actor: str,
@@ -134,8 +139,8 @@ class CaseActions:
         if witness in (case.witnesses or []):
             return ActionResult("witness", witness, ALREADY)
         case.witnesses = [*(case.witnesses or []), witness]
-        add_note(session, case, author=actor, text=f"Witness: {witness}", now=now,
-                 action="witness-added")
+        add_system_note(session, case, WITNESS, {"witness": witness}, author=actor, now=now,
+                        action="witness-added")
         return ActionResult("witness", witness, DONE)
 
     def close(self, session: Session, case: Case, reason: str | None, *, actor: str,
@@ -147,13 +152,15 @@ class CaseActions:
         case.status = CaseStatus.CLOSED
         case.closed_at = now
         case.close_reason = reason or "closed by reply"
-        left = ""
-        if open_steps:
-            left = " Steps not done: " + ", ".join(
-                f"{step.position} ({step.key})" for step in open_steps) + "."
         retired = retire_tokens(session, case_id=case.id, reason="closed", now=now)
-        add_note(session, case, author=actor, text=f"Closed: {case.close_reason}.{left}",
-                 now=now, action="closed",
-                 details={"open_steps": [step.position for step in open_steps],
-                          "tokens_retired": retired})
+        add_system_note(session, case, CLOSED,
+                        {"reason": reason, "open_steps": [_step(step) for step in open_steps]},
+                        author=actor, now=now, action="closed",
+                        details={"open_steps": [step.position for step in open_steps],
+                                 "tokens_retired": retired})
         return ActionResult("close", reason, DONE)
+
+
+def _step(step: CaseStep) -> dict[str, object]:
+    """A step as a note's parameters name it (number, key, title per language)."""
+    return step_param(step.position, step.key, {"da": step.title_da, "en": step.title_en})

@@ -87,5 +87,6 @@ def case_mail_view(session: Session, row: Message, case: Case, steps: list[CaseS
         items=items, original=original_of(row),
         plan_steps=plan_lines(steps), routing_reason=case.routing_reason,
         acknowledge_within=acknowledge_duration(plan), related=related,
-        sender_unverified=case.sender_unverified,
+        sender_unverified=case.sender_unverified, routing_source=case.routing_source,
+        routing_params=case.routing_params,
     )

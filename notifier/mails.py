@@ -26,6 +26,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from pathlib import Path
+from typing import Any
 
 from notifier.durations import PlanDuration, describe_duration
 from notifier.outgoing import OutgoingMail
@@ -43,6 +44,7 @@ from notifier.templating import (
 )
 from storage.forwarded_original import ForwardedOriginal
 from storage.i18n.catalogs import translations
+from storage.routing_words import routing_words
 from storage.ui_settings import UiSettings
 
 SENDER_NAME = "Chikanemail"
@@ -112,6 +114,10 @@ class CaseMailView:
     related: tuple[RelatedLine, ...] = ()
     # The report's From could not be vouched for: no receipt went out.
     sender_unverified: bool = False
+    # What routing_words reads (the case's routing_source and routing_params); without
+    # them the mail shows routing_reason as stored.
+    routing_source: str | None = None
+    routing_params: Mapping[str, Any] | None = None
 
 
 def case_tag(case_number: str, language: str) -> str:
@@ -250,7 +256,9 @@ class MailComposer:
             "image_count": sum(1 for item in view.items if item.is_image),
             "original": original,
             "plan_steps": _plan_steps(view.plan_steps, language, self.zone),
-            "routing_reason": view.routing_reason, "reply_address": self.reply_to,
+            "routing_reason": routing_words(view.routing_source, view.routing_params,
+                                            view.routing_reason, language),
+            "reply_address": self.reply_to,
             "sender_unverified": view.sender_unverified,
             "evidence_attached": evidence_attached,
             "acknowledge_within": (describe_duration(view.acknowledge_within, language)

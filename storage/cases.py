@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import func, or_, select
@@ -23,6 +23,7 @@ from storage.models import (
     OutboxMail,
     utc_now,
 )
+from storage.note_words import ASSIGNED, TEXT_LANGUAGE, note_text
 
 CASE_NUMBER = re.compile(r"(?<!\d)(\d{4})-(\d{4,})(?!\d)")
 
@@ -68,16 +69,18 @@ def open_case(
     language: str,
     routing_source: str,
     routing_reason: str,
+    routing_params: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Case:
-    """Open a case with the next number, in the caller's transaction."""
+    """Open a case with the next number, in the caller's transaction (`routing_params`: the
+    line or rule that decided, for storage.routing_words)."""
     now = now or utc_now()
     sequence, number = allocate_case_number(session, now.year)
     case = Case(
         number=number, year=now.year, sequence=sequence, status=CaseStatus.OPEN,
         reporter=reporter, reporter_name=reporter_name, manager=manager, deputy=deputy,
         language=language, routing_source=routing_source, routing_reason=routing_reason,
-        opened_at=now,
+        routing_params=routing_params, opened_at=now,
     )
     session.add(case)
     session.flush()
@@ -120,17 +123,31 @@ def replies_to_mail_without_case(session: Session, message_ids: Sequence[str]) -
 
 def add_note(session: Session, case: Case, *, author: str, text: str,
              message_pk: int | None = None, now: datetime | None = None,
-             action: str = "note", details: dict[str, Any] | None = None) -> CaseNote:
+             action: str = "note", details: dict[str, Any] | None = None,
+             code: str | None = None, params: dict[str, Any] | None = None) -> CaseNote:
     """Record a note on the case, in the caller's transaction, with its audit event
-    (`action`, e.g. `step-done` when the note records an action; the text only by hash)."""
+    (`action`, e.g. `step-done` when the note records an action; the text only by hash).
+    A note the system writes gives its `code` and `params` (see add_system_note)."""
     note = CaseNote(case_id=case.id, author=author, text=text, message_pk=message_pk,
-                    created_at=now or utc_now())
+                    created_at=now or utc_now(), code=code, params=params)
     session.add(note)
     session.flush()
     audit.record(session, action, actor=author, case=case, now=note.created_at,
                  details={"note": note.id, "text_sha256": sha256_hex(text.encode("utf-8")),
                           **(details or {})})
     return note
+
+
+def add_system_note(session: Session, case: Case, code: str, params: dict[str, Any], *,
+                    author: str, now: datetime | None = None, action: str = "note",
+                    details: dict[str, Any] | None = None,
+                    message_pk: int | None = None, zone: tzinfo | None = None) -> CaseNote:
+    """Record a note in the system's words: stored as its code and parameters (read in the
+    reader's language by storage.note_words), its text the English words (times in
+    `zone`, [ui] timezone)."""
+    text = note_text(code, params, TEXT_LANGUAGE, zone=zone)
+    return add_note(session, case, author=author, text=text, message_pk=message_pk, now=now,
+                    action=action, details=details, code=code, params=params)
 
 
 def add_note_by_number(database: Database, number: str, *, author: str, text: str) -> CaseNote:
@@ -149,17 +166,10 @@ def assign_case(session: Session, case: Case, *, manager: str, deputy: str | Non
     previous, previous_deputy = case.manager, case.deputy
     case.manager = manager
     case.deputy = deputy
-    parts = []
-    if manager != previous:
-        parts.append(f"Assigned to {manager} (was {previous}).")
-    else:
-        parts.append(f"Manager stays {manager}.")
-    if deputy != previous_deputy:
-        parts.append(f"Deputy {deputy or 'none'} (was {previous_deputy or 'none'}).")
-    return add_note(session, case, author=actor, text=" ".join(parts), now=now,
-                    action="assigned",
-                    details={"manager": manager, "previous": previous, "deputy": deputy,
-                             "previous_deputy": previous_deputy})
+    params = {"manager": manager, "previous": previous, "deputy": deputy,
+              "previous_deputy": previous_deputy}
+    return add_system_note(session, case, ASSIGNED, params, author=actor, now=now,
+                           action="assigned", details=dict(params))
 
 
 def lock_case(session: Session, number: str) -> Case:

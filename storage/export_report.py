@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, tzinfo
@@ -22,7 +21,9 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from storage.audit import format_utc
+from storage.audit_words import describe, label
 from storage.blobstore import BlobStore, BlobStoreError
+from storage.code_words import finder_words, flag_words, ocr_words
 from storage.forwarded_original import original_of
 from storage.i18n.catalogs import LANGUAGES as LANGUAGES  # re-exported: callers import it here
 from storage.i18n.jinja import install_translations
@@ -36,6 +37,8 @@ from storage.models import (
     Message,
     MessageTimestamp,
 )
+from storage.note_words import render_note
+from storage.routing_words import routing_words
 from storage.ui_settings import UiSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -159,14 +162,16 @@ def render_report(records: CaseRecords, facts: ExportFacts, *, bundle_root: Path
         "tool_version": facts.tool_version,
         "head_seq": records.head_seq,
         "head_hash": records.head_hash,
-        "originals": _originals_view(records.messages, facts.zone),
+        "originals": _originals_view(records.messages, facts.language, facts.zone),
         "messages": [_message_view(item, bundle_root, evidence_paths, derived, labels,
-                                   facts.zone)
+                                   facts.language, facts.zone)
                      for item in records.messages],
         "steps": [_step_view(step, facts.language, facts.zone) for step in records.steps],
         "notes": [{"time": local_time_with_zone(note.created_at, facts.zone),
-                   "author": note.author, "text": note.text} for note in records.notes],
-        "timeline": _timeline(records, labels, facts.zone),
+                   "author": note.author,
+                   "text": render_note(note, facts.language, facts.zone)}
+                  for note in records.notes],
+        "timeline": _timeline(records, labels, facts.language, facts.zone),
     }
     return environment.get_template("report.html.j2").render(values)
 
@@ -183,6 +188,8 @@ def _case_view(case: Case, language: str, zone: tzinfo) -> dict[str, Any]:
         "reporter_name": case.reporter_name,
         "manager": case.manager,
         "deputy": case.deputy,
+        "routing": routing_words(case.routing_source, case.routing_params, case.routing_reason,
+                                 language),
         "opened_at": local_time_with_zone(case.opened_at, zone),
         "closed_at": _optional_time(case.closed_at, zone),
         "close_reason": case.close_reason,
@@ -211,10 +218,12 @@ def _shown_date(value: object, zone: tzinfo) -> str | None:
     return None
 
 
-def _original_view(source: str, values: Mapping[str, Any], zone: tzinfo) -> dict[str, Any]:
+def _original_view(source: str, values: Mapping[str, Any], language: str,
+                   zone: tzinfo) -> dict[str, Any]:
     return {
         "source": source,
         "rule": values.get("rule"),
+        "rule_words": finder_words(values.get("rule"), language),
         "from_name": values.get("from_name"),
         "from_address": values.get("from_address"),
         "date": _shown_date(values.get("date"), zone),
@@ -226,18 +235,19 @@ def _original_view(source: str, values: Mapping[str, Any], zone: tzinfo) -> dict
     }
 
 
-def _originals_view(messages: Sequence[MessageRecords], zone: tzinfo) -> list[dict[str, Any]]:
+def _originals_view(messages: Sequence[MessageRecords], language: str,
+                    zone: tzinfo) -> list[dict[str, Any]]:
     """Who sent each forwarded original, when and with what subject, as extracted."""
     originals = []
     for item in messages:
         message = item.message
         original = original_of(message)
         if original is not None:
-            originals.append(_original_view(message.sha256, asdict(original), zone))
+            originals.append(_original_view(message.sha256, asdict(original), language, zone))
         for row in item.evidence:
             if row.original:
                 originals.append(_original_view(f"{message.sha256} {row.part_path}",
-                                                row.original, zone))
+                                                row.original, language, zone))
     return originals
 
 
@@ -271,7 +281,8 @@ def refusal_words(labels: Any, reason: str | None) -> str:
 
 
 def _message_view(item: MessageRecords, bundle_root: Path, evidence_paths: Mapping[int, str],
-                  derived: BlobStore, labels: Any, zone: tzinfo) -> dict[str, Any]:
+                  derived: BlobStore, labels: Any, language: str,
+                  zone: tzinfo) -> dict[str, Any]:
     message = item.message
     return {
         "sha256": message.sha256,
@@ -286,13 +297,14 @@ def _message_view(item: MessageRecords, bundle_root: Path, evidence_paths: Mappi
         **envelope_of(message),
         "timestamp": (_optional_time(item.timestamp.gen_time, zone)
                       if item.timestamp is not None else None),
-        "evidence": [_evidence_view(row, bundle_root, evidence_paths.get(row.id), derived)
+        "evidence": [_evidence_view(row, bundle_root, evidence_paths.get(row.id), derived,
+                                    language)
                      for row in item.evidence],
     }
 
 
 def _evidence_view(row: Evidence, bundle_root: Path, path: str | None,
-                   derived: BlobStore) -> dict[str, Any]:
+                   derived: BlobStore, language: str) -> dict[str, Any]:
     is_picture = row.image is not None or (row.sniffed_type or "").startswith("image/")
     text = None
     if row.role == "body" and row.text_sha256:
@@ -305,9 +317,11 @@ def _evidence_view(row: Evidence, bundle_root: Path, path: str | None,
         "size": row.size,
         "sha256": row.sha256,
         "path": path,
-        "flags": list(row.flags or []),
+        "flags": [{"code": flag, "words": flag_words(flag, language)}
+                  for flag in row.flags or []],
         "picture": _picture(row, bundle_root, path, derived) if is_picture else None,
         "ocr_status": row.ocr_status,
+        "ocr_words": ocr_words(row.ocr_status, language) if row.ocr_status else None,
         "ocr_text": _derived_text(derived, row.ocr_sha256),
         "text": text,
     }
@@ -384,30 +398,36 @@ def _event_reading(event: AuditEvent, labels: Any) -> tuple[str | None, dict[str
     return note, details
 
 
-def _timeline(records: CaseRecords, labels: Any, zone: tzinfo) -> list[dict[str, Any]]:
+def _shortened(text: str) -> str:
+    return text if len(text) <= _DETAILS_CHARS else text[: _DETAILS_CHARS - 1] + "…"
+
+
+def _timeline(records: CaseRecords, labels: Any, language: str,
+              zone: tzinfo) -> list[dict[str, Any]]:
     """Messages, notes and audit events in the order they happened."""
     entries: list[tuple[datetime, int, dict[str, Any]]] = []
     for item in records.messages:
         message = item.message
         entries.append((message.received_at, 0, {
             "kind": "message", "time": local_time_with_zone(message.received_at, zone),
-            "who": message.from_address or message.mail_from, "what": message.kind,
-            "text": message.subject, "sha256": message.sha256,
+            "who": message.from_address or message.mail_from,
+            "what": labels.kinds.get(message.kind, message.kind) if message.kind else None,
+            "text": message.subject, "sha256": message.sha256, "code": None, "rest": "",
             "note": (f"{labels.unverified}: {labels.unverified_explained}"
                      if message.unverified else None)}))
     for note in records.notes:
         entries.append((note.created_at, 1, {
-            "kind": "note", "time": local_time_with_zone(note.created_at, zone),
-            "who": note.author,
-            "what": None, "text": note.text, "sha256": None, "note": None}))
+            "kind": "note", "time": local_time_with_zone(note.created_at, zone), "who": note.author,
+            "what": None, "text": render_note(note, language, zone), "sha256": None, "note": None,
+            "code": None, "rest": ""}))
     for event in records.events:
         reading, shown = _event_reading(event, labels)
-        details = json.dumps(shown, ensure_ascii=False, sort_keys=True)
-        if len(details) > _DETAILS_CHARS:
-            details = details[: _DETAILS_CHARS - 1] + "…"
+        words = describe(event.action, shown, language)
         entries.append((event.occurred_at, 2, {
             "kind": "audit", "time": local_time_with_zone(event.occurred_at, zone),
-            "who": event.actor, "what": event.action, "text": details,
+            "who": event.actor, "what": label(event.action, language), "code": event.action,
+            "text": _shortened(words.sentence) or None,
+            "rest": _shortened("; ".join(f"{key}: {value}" for key, value in words.rest)),
             "sha256": event.message_sha256, "seq": event.seq, "note": reading}))
     entries.sort(key=lambda entry: (entry[0], entry[1]))
     return [entry for _, _, entry in entries]

@@ -222,7 +222,9 @@ class Case(Base):
     deputy: Mapped[str | None] = mapped_column(Text)
     language: Mapped[str] = mapped_column(String(8))
     routing_source: Mapped[str] = mapped_column(String(16))  # rule, directory, default
-    routing_reason: Mapped[str] = mapped_column(Text)
+    routing_reason: Mapped[str] = mapped_column(Text)  # English; shown when params is NULL
+    # The line or rule that decided, for storage.routing_words (NULL on cases before 0010).
+    routing_params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     opened_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
     close_reason: Mapped[str | None] = mapped_column(Text)
@@ -352,9 +354,13 @@ class CaseNote(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
     author: Mapped[str] = mapped_column(Text)
-    text: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)  # a coded note's English words
     message_pk: Mapped[int | None] = mapped_column(ForeignKey("message.id"))
     created_at: Mapped[datetime]
+    # A note the system writes: its code and parameters, read in the reader's language
+    # (storage.note_words); NULL for a person's own words and for notes before 0010.
+    code: Mapped[str | None] = mapped_column(String(32))
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class OutboxState(enum.StrEnum):

@@ -13,7 +13,7 @@ import csv
 import io
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parseaddr
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -71,7 +71,9 @@ class RoutingDecision:
     manager: str
     deputy: str | None
     source: RoutingSource
-    reason: str
+    reason: str  # in English, as logs and old cases keep it
+    # What storage.routing_words needs to say it in the reader's language.
+    params: dict[str, object] = field(default_factory=dict, compare=False)
 
 
 class DirectoryError(ChikanemailError):
@@ -132,24 +134,28 @@ class Router:
         if entry is not None:
             department = f" ({entry.department})" if entry.department else ""
             return self._decision(entry.manager, entry.deputy, "directory",
-                                  f"directory line {entry.line}{department}: {entry.employee}")
+                                  f"directory line {entry.line}{department}: {entry.employee}",
+                                  {"line": entry.line, "department": entry.department,
+                                   "employee": entry.employee})
         domain = domain_of(address)
         for number, (rule, pattern) in enumerate(zip(self.settings.rules, self._patterns,
                                                      strict=True), 1):
             if _matches(pattern, address, domain):
                 return self._decision(rule.manager, rule.deputy, "rule",
-                                      f"rule {number}: {rule.match}")
+                                      f"rule {number}: {rule.match}",
+                                      {"rule": number, "match": rule.match})
         return RoutingDecision(self.settings.default_manager, self.settings.deputy or None,
-                               "default", "default manager")
+                               "default", "default manager", {})
 
     def _decision(self, manager: str, deputy: str, source: RoutingSource,
-                  reason: str) -> RoutingDecision:
+                  reason: str, params: dict[str, object]) -> RoutingDecision:
         if deputy:
-            return RoutingDecision(manager, deputy, source, reason)
+            return RoutingDecision(manager, deputy, source, reason, params)
         if self.settings.deputy:
             return RoutingDecision(manager, self.settings.deputy, source,
-                                   reason + _DEPUTY_FALLBACK)
-        return RoutingDecision(manager, None, source, reason)
+                                   reason + _DEPUTY_FALLBACK,
+                                   {**params, "deputy_fallback": True})
+        return RoutingDecision(manager, None, source, reason, params)
 
 
 def _matches(pattern: str, address: str, domain: str | None) -> bool:

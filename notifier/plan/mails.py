@@ -16,6 +16,7 @@ from notifier.plan.settings import PlanSettings
 from notifier.templating import local_date, local_time
 from storage.i18n.catalogs import translations
 from storage.models import Case, CaseStep
+from storage.routing_words import routing_words
 
 # Reminders are about a case the manager is already handling: they are sent as
 # auto-generated mail like the notification, so vacation responders stay quiet.
@@ -104,7 +105,9 @@ class PlanMails:
             "previous": list(previous), "reporter_display": reporter_display(case),
             "opened": local_time(case.opened_at, language, self.composer.zone),
             "acknowledge_within": describe_duration(acknowledge_duration(self.plan), language),
-            "routing_reason": case.routing_reason, "ack_command": ack_command(language),
+            "routing_reason": routing_words(case.routing_source, case.routing_params,
+                                            case.routing_reason, language),
+            "ack_command": ack_command(language),
             "item_count": item_count,
         }
         return self.composer.compose("escalation", recipient=recipient, recipient_name=None,

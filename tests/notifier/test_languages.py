@@ -17,15 +17,17 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from intake.commands.reply.parser import command_help
-from notifier.case_actions import ActionResult
+from notifier.case_actions import ActionResult, CaseActions
 from notifier.case_view import plan_lines
 from notifier.mails import CaseMailView, EvidenceLine, MailComposer
 from notifier.plan.checklist import add_checklist, calendar_for, case_steps
 from notifier.plan.mails import DigestCase, PlanMails, UnknownLine
 from notifier.plan.settings import PlanSettings
 from notifier.settings import NotifySettings
+from storage import audit
 from storage.blobstore import BlobStore
 from storage.cases import lock_case, open_case
 from storage.database import Database
@@ -71,16 +73,61 @@ def real_case(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealCase]:
     settings = PlanSettings()
     with database.write() as session:
         case = open_case(session, reporter=REPORTER, reporter_name="Ansat", manager=MANAGER,
-                         deputy=DEPUTY, language="da", routing_source="default",
-                         routing_reason="Nord", now=OPENED)
+                         deputy=DEPUTY, language="da", routing_source="rule",
+                         routing_reason="rule 1: *@skole.example.dk",
+                         routing_params={"rule": 1, "match": "*@skole.example.dk"},
+                         now=OPENED)
         add_checklist(session, case, settings, calendar_for(settings, UiSettings().zone))
         number = case.number
+        record_events(session, case)
+    with database.write() as session:  # the manager's actions, noted by the system
+        case = lock_case(session, number)
+        actions = CaseActions(calendar_for(settings, UiSettings().zone))
+        actions.acknowledge(session, case, actor=MANAGER, now=OPENED)
+        actions.step_done(session, case, "1", actor=MANAGER, now=OPENED)
+        actions.relation(session, case, "colleague", actor=MANAGER, now=OPENED)
+        actions.witness(session, case, "Kirsten fra kontoret", actor=MANAGER, now=OPENED)
     with database.read() as session:
         case = lock_case(session, number)
         steps = list(case_steps(session, case.id))
         session.expunge_all()
     yield RealCase(case, steps, database)
     database.dispose()
+
+
+# What the pipeline, the outbox and the scheduler record about a new case, with their details.
+EVENTS = (
+    ("received", {"source": "smtp", "size": 48_213, "tls": True, "message": 1,
+                  "quarantine": None}),
+    ("evidence-extracted", {"items": 2, "defects": 1,
+                            "parts": [["1", "body", "c" * 64], ["2", "attachment", "b" * 64]]}),
+    ("filed", {"kind": "report", "automatic": False, "sender_check": "dkim-pass",
+               "unverified": False}),
+    ("case-opened", {"steps": 5, "language": "da"}),
+    ("routed", {"manager": MANAGER, "deputy": DEPUTY, "source": "rule"}),
+    ("mail-queued", {"kind": "receipt", "message_id": "<r@test>", "to": ["(reporter)"]}),
+    ("mail-queued", {"kind": "notification", "message_id": "<n@test>", "to": [MANAGER]}),
+    ("mail-sent", {"kind": "notification", "message_id": "<n@test>", "to": [MANAGER],
+                   "refused": False}),
+    ("reminder-queued", {"key": "2026-0001:1:before", "to": MANAGER}),
+    ("processed", {"kind": "report"}),
+)
+# Internal codes no reader should see (issue 19): action codes, durations, JSON, and (in
+# Danish, where they are English words) the routing reasons as stored.
+CODES = ("mail-queued", "evidence-extracted", "case-opened", "reminder-queued", "P14D", '{"')
+DANISH_CODES = (*CODES, "default manager", "rule 1")
+
+
+def codes_in(text: str, language: str) -> list[str]:
+    """The internal codes a reader of `language` would see in the text."""
+    shown = visible(text)
+    return [code for code in (DANISH_CODES if language == "da" else CODES) if code in shown]
+
+
+def record_events(session: Session, case: Case) -> None:
+    """The case's audit trail as the service writes it."""
+    for action, details in EVENTS:
+        audit.record(session, action, case=case, now=OPENED, details=details)
 
 
 def composer() -> MailComposer:
@@ -100,7 +147,8 @@ def view(real: RealCase) -> CaseMailView:
         raw_sha256="a" * 64, raw_size=48_213,
         items=(EvidenceLine("skærmbillede.png", "image/png", 45_100, "b" * 64, "attachment",
                             True),),
-        original=None, plan_steps=plan_lines(real.steps), routing_reason=case.routing_reason)
+        original=None, plan_steps=plan_lines(real.steps), routing_reason=case.routing_reason,
+        routing_source=case.routing_source, routing_params=case.routing_params)
 
 
 def mail_text(real: RealCase, kind: str, language: str) -> str:
@@ -157,18 +205,19 @@ def export_texts(real: RealCase, language: str, folder: Path) -> str:
         readme = readme.split("=" * 72)[0]
     report = render_report(records, facts, bundle_root=folder, evidence_paths={},
                            derived=BlobStore(folder / "derived"))
-    # The timeline's audit events still name their internal action codes (`case-opened`):
-    # putting those into words is another part of issue 19.
-    report = re.sub(r"<td[^>]*>\s*[a-z]+(-[a-z]+)+\s*</td>", " ", report)
-    report = re.sub(r"\{[^<]*\}", " ", report)  # the events' JSON details
     return readme + "\n" + report
+
+
+def visible(text: str) -> str:
+    """The text a reader sees: no markup or styles (attributes such as `title` are left out)."""
+    text = re.sub(r"<style.*?</style>", " ", text, flags=re.S | re.I)
+    text = re.sub(r"<[^>]+>", " ", text)
+    return html.unescape(text)
 
 
 def words_of(text: str) -> set[str]:
     """The words a reader sees: no markup, styles, addresses, hashes or file names."""
-    text = re.sub(r"<style.*?</style>", " ", text, flags=re.S | re.I)
-    text = re.sub(r"<[^>]+>", " ", text)
-    text = html.unescape(text)
+    text = visible(text)
     text = re.sub(r"\S+@\S+|[\w.<>-]+/|\b[0-9a-f]{16,}\b"
                   r"|\S+\.(?:png|eml|json|csv|txt|html|pem|tsr)\b", " ", text)
     return {word.lower() for word in re.findall(r"[^\W\d_]+", text)}
@@ -190,13 +239,46 @@ def test_a_mail_speaks_one_language(real_case: RealCase, kind: str, language: st
 @pytest.mark.parametrize("language", LANGUAGES)
 def test_the_export_speaks_one_language(real_case: RealCase, language: str,
                                         tmp_path: Path) -> None:
-    seen = words_of(export_texts(real_case, language, tmp_path))
+    text = export_texts(real_case, language, tmp_path)
+    seen = words_of(text)
     leaked = seen & set(WORDS[other(language)])
     assert not leaked, f"export in {language} has {other(language)} words: {sorted(leaked)}"
     assert seen & set(WORDS[language])
+    codes = codes_in(text, language)
+    assert not codes, f"export in {language} shows internal codes: {codes}"
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("kind", MAIL_KINDS)
+def test_a_mail_shows_no_internal_code(real_case: RealCase, kind: str, language: str) -> None:
+    codes = codes_in(mail_text(real_case, kind, language), language)
+    assert not codes, f"{kind} in {language} shows internal codes: {codes}"
+
+
+def test_the_timeline_names_each_action_in_words(real_case: RealCase, tmp_path: Path) -> None:
+    text = visible(export_texts(real_case, "da", tmp_path))
+    assert "Mail sat i kø" in text and "Beviser udtrukket" in text
+    assert "kvittering til medarbejderen" in text
+
+
+def test_the_manager_reads_why_in_danish(real_case: RealCase) -> None:
+    assert "regel 1: alle fra skole.example.dk" in visible(
+        mail_text(real_case, "notification", "da"))
+    assert "rule 1: everyone at skole.example.dk" in visible(
+        mail_text(real_case, "escalation", "en"))
 
 
 def test_the_danish_readme_warns_about_the_evidence_files(real_case: RealCase,
                                                           tmp_path: Path) -> None:
     text = export_texts(real_case, "da", tmp_path)
     assert "evidence/" in text and "scripts" in text and "sandkasse" in text
+
+
+def test_an_english_export_of_a_danish_case_reads_english(real_case: RealCase,
+                                                           tmp_path: Path) -> None:
+    """The case is Danish; the notes the system wrote on it follow the export's language."""
+    english = visible(export_texts(real_case, "en", tmp_path))
+    assert "Acknowledged the case." in english and "Step 1 (" in english
+    assert "The harasser is: a colleague." in english
+    danish = visible(export_texts(real_case, "da", tmp_path))
+    assert "Sagen er kvitteret." in danish and "Krænkeren er: en kollega." in danish

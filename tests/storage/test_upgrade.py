@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import JSON, DateTime, bindparam, text
+from sqlalchemy import JSON, DateTime, MetaData, bindparam, select, text
 
 from storage.audit import GENESIS_HASH, check_chain
 from storage.database import Database
 from storage.messages import DeliveryEnvelope, HeaderSummary, list_messages, record_delivery
 from storage.migrate import MIGRATIONS_DIR, current_revision, head_revision, upgrade_database
+from storage.models import Case, CaseNote
+from storage.routing_words import routing_words
 
 OLD_RAW = b"From: ansat@kommune.example\r\nSubject: gammel rapport\r\n\r\nFra 0001.\r\n"
 OLD_SHA256 = hashlib.sha256(OLD_RAW).hexdigest()
@@ -129,3 +131,34 @@ def test_each_revision_one_at_a_time_keeps_the_row(old_database: Database) -> No
     assert current_revision(old_database) == head_revision()
     [message] = list_messages(old_database)
     assert message.sha256 == OLD_SHA256
+
+
+def test_0010_keeps_old_cases_and_notes_as_they_were_written(database_url: str) -> None:
+    """Cases and notes from before 0010 have no routing parameters and no note code: they
+    keep their stored English text, which is what a reader of either language sees."""
+    database = Database(database_url)
+    try:
+        upgrade_database(database, "0009")
+        tables = MetaData()
+        tables.reflect(database.engine, only=["case_file", "case_note"])
+        with database.engine.begin() as connection:
+            case_id = connection.execute(tables.tables["case_file"].insert().values(
+                number="2026-0001", year=2026, sequence=1, status="open",
+                reporter="ansat@kommune.example", manager="leder@kommune.example",
+                language="da", routing_source="rule", routing_reason="rule 1: *@x.dk",
+                opened_at=RECEIVED_AT, relation="unknown", witnesses=[],
+            )).inserted_primary_key[0]
+            connection.execute(tables.tables["case_note"].insert().values(
+                case_id=case_id, author="leder@kommune.example",
+                text="Acknowledged the case.", created_at=RECEIVED_AT))
+        upgrade_database(database, "0010")
+        with database.read() as session:
+            case = session.execute(select(Case)).scalar_one()
+            note = session.execute(select(CaseNote)).scalar_one()
+            assert case.routing_params is None
+            assert (note.code, note.params) == (None, None)
+            assert routing_words(case.routing_source, case.routing_params,
+                                 case.routing_reason, "da") == "rule 1: *@x.dk"
+            assert note.text == "Acknowledged the case."
+    finally:
+        database.dispose()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -34,7 +35,7 @@ from notifier.plan.mails import PlanMails, UnknownLine
 from notifier.reply_addresses import secret_reply_address
 from notifier.settings import NotifySettings
 from storage import audit
-from storage.cases import add_note
+from storage.cases import add_note, add_system_note
 from storage.models import (
     Case,
     CaseStatus,
@@ -44,6 +45,7 @@ from storage.models import (
     MessageKind,
     PlanNotice,
 )
+from storage.note_words import NO_TEXT
 from storage.plan_notices import record_notice
 from storage.reply_tokens import TokenState
 
@@ -128,9 +130,9 @@ class ReplyHandler:
                 return ReplyOutcome(acted=False, queued=False)
             return self._unverified(session, row, case, "reporter", reason, now)
         row.kind = MessageKind.NOTE
-        note = new_text_of_reply(mail.text)[:NOTE_MAX_CHARS] or "(no text)"
-        add_note(session, case, author=sender or "unknown", text=note, message_pk=row.id,
-                 now=now)
+        _add_reply_note(session, case, author=sender or "unknown",
+                        text=new_text_of_reply(mail.text)[:NOTE_MAX_CHARS], message_pk=row.id,
+                        now=now)
         reason = refusal(case.id, sender or "", mail.token, mail.check, self.command_mode)
         if reason is None:
             log.info("reply from someone not responsible kept as a note, no effect case=%s "
@@ -144,9 +146,9 @@ class ReplyHandler:
         recorded, and that person told (at the address the case holds)."""
         row.kind = MessageKind.NOTE
         row.unverified = True
-        note = new_text_of_reply(text)[:NOTE_MAX_CHARS] or "(no text)"
-        add_note(session, case, author=claimed, text=note, message_pk=row.id, now=now,
-                 details={"unverified": True})
+        _add_reply_note(session, case, author=claimed,
+                        text=new_text_of_reply(text)[:NOTE_MAX_CHARS], message_pk=row.id,
+                        now=now, details={"unverified": True})
         language = self.mails.composer.language_for(claimed)
         parsed = parse_reply(text, today=now.astimezone(self.actions.calendar.zone).date())
         commands = [command_name(command, language) for command in parsed.commands]
@@ -245,3 +247,14 @@ class ReplyHandler:
                 Evidence.message_pk == message_pk, Evidence.parent_id.is_(None),
                 Evidence.role != EvidenceRole.BODY)
         ).scalar_one())
+
+
+def _add_reply_note(session: Session, case: Case, *, author: str, text: str, message_pk: int,
+                    now: datetime, details: dict[str, Any] | None = None) -> None:
+    """A reply kept as a note: its words, or the system's "(no text)" when it had none."""
+    if text:
+        add_note(session, case, author=author, text=text, message_pk=message_pk, now=now,
+                 details=details)
+    else:
+        add_system_note(session, case, NO_TEXT, {}, author=author, message_pk=message_pk,
+                        now=now, details=details)

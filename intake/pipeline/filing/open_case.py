@@ -46,7 +46,8 @@ class OpenCase:
         case = open_case(
             session, reporter=sender.reporter, reporter_name=sender.name,
             manager=decision.manager, deputy=decision.deputy, language=self.notify.language,
-            routing_source=decision.source, routing_reason=decision.reason, now=now,
+            routing_source=decision.source, routing_reason=decision.reason,
+            routing_params=dict(decision.params), now=now,
         )
         add_log_fields(case=case.number)
         row.case_id = case.id

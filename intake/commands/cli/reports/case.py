@@ -23,7 +23,13 @@ from storage.blobstore import BlobStore
 from storage.case_links import PatternGroup, RelatedCase
 from storage.cases import case_summary
 from storage.models import Case, CaseNote, CaseStep, Evidence, Message, OutboxMail
+from storage.note_words import note_text
 from storage.plural import ngettext
+from storage.routing_words import routing_words
+
+# The language of notes and routing in this text output until the CLI's own words follow
+# [ui] language (issue 19, item 2).
+CLI_LANGUAGE = "en"
 
 
 def plan_json(steps: Sequence[CaseStep], language: str) -> list[dict[str, Any]]:
@@ -96,6 +102,7 @@ def case_report(case: Case, messages: list[tuple[Message, list[Evidence]]],
     reports = [message_report(message, evidence, derived) for message, evidence in messages]
     report = case_summary(case)
     report["sender_unverified"] = bool(case.sender_unverified)
+    report["routing_params"] = case.routing_params
     report["plan"] = plan_json(steps, case.language)
     report["deadlines"] = deadlines_json(steps, now or case.opened_at)
     report["related"] = related_json(related)
@@ -113,7 +120,7 @@ def case_report(case: Case, messages: list[tuple[Message, list[Evidence]]],
     report["originals"] = [single["original"] for single in reports if single["original"]]
     report["notes"] = [
         {"author": note.author, "text": note.text, "created_at": note.created_at.isoformat(),
-         "message_pk": note.message_pk}
+         "message_pk": note.message_pk, "code": note.code, "params": note.params}
         for note in notes
     ]
     report["outbox"] = [outbox_json(mail, case.number) for mail in outbox]
@@ -151,7 +158,9 @@ def render_case_report(report: dict[str, Any], reader: Reader) -> Tree:
         tree.add(Text("no receipt was sent: the reporter's sender address could not be "
                       "verified", style="bold red"))
     tree.add(f"manager: {report['manager']}   deputy: {report['deputy'] or '-'}")
-    tree.add(f"routing: {report['routing_source']} — {report['routing_reason']}")
+    routing = routing_words(report["routing_source"], report.get("routing_params"),
+                            report["routing_reason"], CLI_LANGUAGE)
+    tree.add(f"routing: {routing}")
     acknowledged = (f"{reader.short_iso(report['acknowledged_at'])} by "
                     f"{report['acknowledged_by']}" if report["acknowledged_at"] else "not yet")
     tree.add(f"acknowledged: {acknowledged}   escalation level: {report['escalation_level']}")
@@ -197,8 +206,10 @@ def render_case_report(report: dict[str, Any], reader: Reader) -> Tree:
                      f"{item['size']} B  {item['sha256'][:16]}…")
     notes = tree.add(f"notes ({len(report['notes'])})")
     for note in report["notes"]:
-        notes.add(f"{reader.short_iso(note['created_at'])}  {note['author']}: "
-                  f"{note['text'][:120]}")
+        text = (note_text(note["code"], note["params"] or {}, CLI_LANGUAGE,
+                          fallback=note["text"], zone=reader.zone)
+                if note.get("code") else note["text"])
+        notes.add(f"{reader.short_iso(note['created_at'])}  {note['author']}: {text[:120]}")
     outbox = tree.add(f"outbox ({len(report['outbox'])})")
     for mail in report["outbox"]:
         outbox.add(f"{mail['kind']} to {', '.join(mail['to'])}: {mail['state']}"
