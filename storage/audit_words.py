@@ -13,13 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from storage.i18n.catalogs import translations
-
-
-def N_(text: str) -> str:
-    """Mark a text for the catalogs; it is translated where it is shown."""
-    return text
-
+from storage.i18n.catalogs import N_, translations
 
 # Every action the service records, as a person reads it (msgids; translated in label()).
 ACTIONS: Mapping[str, str] = {

@@ -11,13 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from storage.i18n.catalogs import translations
-
-
-def N_(text: str) -> str:
-    """Mark a text for the catalogs; it is translated where it is shown."""
-    return text
-
+from storage.i18n.catalogs import N_, translations
 
 FLAGS: Mapping[str, str] = {
     "charset-unknown": N_("the text names a character set that is not known; read as UTF-8"),

@@ -30,8 +30,9 @@ class HashMismatch(Exception):
         self.actual_size = actual_size
 
 
-def make_folders(folder: Path, changed: set[Path]) -> None:
-    """Create the missing folders (0700) down to `folder`; note each parent that gained one."""
+def make_folders(folder: Path, changed: set[Path], mode: int = BLOB_DIR_MODE) -> None:
+    """Create the missing folders (`mode`, 0700 by default) down to `folder`; note each
+    parent that gained one."""
     missing: list[Path] = []
     current = folder
     while not current.is_dir():
@@ -39,7 +40,7 @@ def make_folders(folder: Path, changed: set[Path]) -> None:
         current = current.parent
     for new in reversed(missing):
         try:
-            os.mkdir(new, BLOB_DIR_MODE)
+            os.mkdir(new, mode)
         except FileExistsError:
             continue
         changed.add(new.parent)

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from storage.backup.copying import HashMismatch, copy_verified, fsync_folders, hash_file
+from storage.backup.copying import (
+    HashMismatch,
+    copy_verified,
+    fsync_folders,
+    hash_file,
+    make_folders,
+)
 from storage.backup.manifest import BackupError, FileEntry, Manifest
 
 # Folders a restore creates for a file (e.g. /etc/chikanemail): readable as /etc is; the
@@ -93,7 +99,7 @@ def _place(entry: FileEntry, copy: Path, target: Path, changed: set[Path]) -> Ou
     if target.exists():
         same = hash_file(target) == (entry.sha256, entry.size)
         return "already in place" if same else "differs"
-    _make_parents(target.parent, changed)
+    make_folders(target.parent, changed, FOLDER_MODE)
     try:
         copy_verified(copy, target, sha256=entry.sha256, size=entry.size, changed=changed,
                       mode=entry.mode & 0o7777)
@@ -102,20 +108,6 @@ def _place(entry: FileEntry, copy: Path, target: Path, changed: set[Path]) -> Ou
                           f"({error})") from error
     _give_to_owner(target, entry)
     return "restored"
-
-
-def _make_parents(folder: Path, changed: set[Path]) -> None:
-    missing: list[Path] = []
-    current = folder
-    while not current.is_dir():
-        missing.append(current)
-        current = current.parent
-    for new in reversed(missing):
-        try:
-            os.mkdir(new, FOLDER_MODE)
-        except FileExistsError:
-            continue
-        changed.add(new.parent)
 
 
 def _give_to_owner(target: Path, entry: FileEntry) -> None:

@@ -21,6 +21,11 @@ class UnknownLanguageError(ValueError):
     """A language that has no catalog."""
 
 
+def N_(text: str) -> str:
+    """Mark a text for the catalogs; it is translated where it is shown."""
+    return text
+
+
 def check_language(language: str) -> str:
     """The language itself when it has a catalog; else UnknownLanguageError naming the choices."""
     if language not in LANGUAGES:
