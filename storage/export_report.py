@@ -27,7 +27,6 @@ from storage.code_words import finder_words, flag_words, ocr_words
 from storage.forwarded_original import original_of
 from storage.i18n.catalogs import LANGUAGES as LANGUAGES  # re-exported: callers import it here
 from storage.i18n.jinja import install_translations
-from storage.local_time import local_time_with_zone
 from storage.models import (
     AuditEvent,
     Case,
@@ -39,6 +38,7 @@ from storage.models import (
 )
 from storage.note_words import render_note
 from storage.routing_words import routing_words
+from storage.time_text import evidence_datetime
 from storage.ui_settings import UiSettings
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -128,7 +128,6 @@ def render_readme(records: CaseRecords, facts: ExportFacts,
     values = {
         "number": records.case.number,
         "exported_at_utc": utc_time(facts.exported_at),
-        "exported_at_local": local_time_with_zone(facts.exported_at, facts.zone),
         "exporter": facts.exporter,
         "tool_version": facts.tool_version,
         "head_seq": records.head_seq,
@@ -137,7 +136,9 @@ def render_readme(records: CaseRecords, facts: ExportFacts,
         "has_tsa_ca": facts.has_tsa_ca,
         "ca_path": TSA_CA_PATH if facts.has_tsa_ca else None,
     }
-    parts = [_environment(language).get_template("readme.txt.j2").render(values)
+    parts = [_environment(language).get_template("readme.txt.j2").render(
+        {**values, "exported_at_local": evidence_datetime(facts.exported_at, language,
+                                                          facts.zone)})
              for language in languages]
     return ("\n" + "=" * 72 + "\n\n").join(parts)
 
@@ -156,7 +157,7 @@ def render_report(records: CaseRecords, facts: ExportFacts, *, bundle_root: Path
         "t": labels,
         "language": facts.language,
         "case": _case_view(records.case, facts.language, facts.zone),
-        "exported_at": local_time_with_zone(facts.exported_at, facts.zone),
+        "exported_at": evidence_datetime(facts.exported_at, facts.language, facts.zone),
         "exported_at_utc": utc_time(facts.exported_at),
         "exporter": facts.exporter,
         "tool_version": facts.tool_version,
@@ -167,7 +168,7 @@ def render_report(records: CaseRecords, facts: ExportFacts, *, bundle_root: Path
                                    facts.language, facts.zone)
                      for item in records.messages],
         "steps": [_step_view(step, facts.language, facts.zone) for step in records.steps],
-        "notes": [{"time": local_time_with_zone(note.created_at, facts.zone),
+        "notes": [{"time": evidence_datetime(note.created_at, facts.language, facts.zone),
                    "author": note.author,
                    "text": render_note(note, facts.language, facts.zone)}
                   for note in records.notes],
@@ -176,8 +177,8 @@ def render_report(records: CaseRecords, facts: ExportFacts, *, bundle_root: Path
     return environment.get_template("report.html.j2").render(values)
 
 
-def _optional_time(moment: datetime | None, zone: tzinfo) -> str | None:
-    return local_time_with_zone(moment, zone) if moment is not None else None
+def _optional_time(moment: datetime | None, language: str, zone: tzinfo) -> str | None:
+    return evidence_datetime(moment, language, zone) if moment is not None else None
 
 
 def _case_view(case: Case, language: str, zone: tzinfo) -> dict[str, Any]:
@@ -190,15 +191,15 @@ def _case_view(case: Case, language: str, zone: tzinfo) -> dict[str, Any]:
         "deputy": case.deputy,
         "routing": routing_words(case.routing_source, case.routing_params, case.routing_reason,
                                  language),
-        "opened_at": local_time_with_zone(case.opened_at, zone),
-        "closed_at": _optional_time(case.closed_at, zone),
+        "opened_at": evidence_datetime(case.opened_at, language, zone),
+        "closed_at": _optional_time(case.closed_at, language, zone),
         "close_reason": case.close_reason,
         "relation": case.relation,
         "medium": case.medium,
         "first_absence_day": (case.first_absence_day.isoformat()
                               if case.first_absence_day else None),
         "witnesses": list(case.witnesses or []),
-        "acknowledged_at": _optional_time(case.acknowledged_at, zone),
+        "acknowledged_at": _optional_time(case.acknowledged_at, language, zone),
         "acknowledged_by": case.acknowledged_by,
         "legal_hold": case.legal_hold,
         "hold_reason": case.hold_reason,
@@ -206,7 +207,7 @@ def _case_view(case: Case, language: str, zone: tzinfo) -> dict[str, Any]:
     }
 
 
-def _shown_date(value: object, zone: tzinfo) -> str | None:
+def _shown_date(value: object, language: str, zone: tzinfo) -> str | None:
     """A forwarded original's date in local time; one without a zone as it was written."""
     if isinstance(value, str) and value:
         try:
@@ -214,7 +215,8 @@ def _shown_date(value: object, zone: tzinfo) -> str | None:
         except ValueError:
             return str(value)
     if isinstance(value, datetime):
-        return local_time_with_zone(value, zone) if value.tzinfo else value.isoformat(sep=" ")
+        return (evidence_datetime(value, language, zone) if value.tzinfo
+                else value.isoformat(sep=" "))
     return None
 
 
@@ -226,7 +228,7 @@ def _original_view(source: str, values: Mapping[str, Any], language: str,
         "rule_words": finder_words(values.get("rule"), language),
         "from_name": values.get("from_name"),
         "from_address": values.get("from_address"),
-        "date": _shown_date(values.get("date"), zone),
+        "date": _shown_date(values.get("date"), language, zone),
         "date_zone_assumed": bool(values.get("date_zone_assumed")),
         "date_raw": values.get("date_raw"),
         "subject": values.get("subject"),
@@ -288,14 +290,14 @@ def _message_view(item: MessageRecords, bundle_root: Path, evidence_paths: Mappi
         "sha256": message.sha256,
         "size": message.size,
         "kind": message.kind,
-        "received_at": local_time_with_zone(message.received_at, zone),
+        "received_at": evidence_datetime(message.received_at, language, zone),
         "from_address": message.from_address,
         "subject": message.subject,
         "unverified": bool(message.unverified),
         "sender_check_text": sender_check_words(labels, message.sender_check),
         "to_reply_address": message.reply_token_id is not None,
         **envelope_of(message),
-        "timestamp": (_optional_time(item.timestamp.gen_time, zone)
+        "timestamp": (_optional_time(item.timestamp.gen_time, language, zone)
                       if item.timestamp is not None else None),
         "evidence": [_evidence_view(row, bundle_root, evidence_paths.get(row.id), derived,
                                     language)
@@ -372,8 +374,8 @@ def _step_view(step: CaseStep, language: str, zone: tzinfo) -> dict[str, Any]:
         "key": step.key,
         "title": step.title_en if language == "en" else step.title_da,
         "owner": step.owner,
-        "due_at": _optional_time(step.due_at, zone),
-        "done_at": _optional_time(step.done_at, zone),
+        "due_at": _optional_time(step.due_at, language, zone),
+        "done_at": _optional_time(step.done_at, language, zone),
         "done_by": step.done_by,
     }
 
@@ -409,7 +411,8 @@ def _timeline(records: CaseRecords, labels: Any, language: str,
     for item in records.messages:
         message = item.message
         entries.append((message.received_at, 0, {
-            "kind": "message", "time": local_time_with_zone(message.received_at, zone),
+            "kind": "message", "time": evidence_datetime(message.received_at, language, zone,
+                                                         compact=True),
             "who": message.from_address or message.mail_from,
             "what": labels.kinds.get(message.kind, message.kind) if message.kind else None,
             "text": message.subject, "sha256": message.sha256, "code": None, "rest": "",
@@ -417,14 +420,17 @@ def _timeline(records: CaseRecords, labels: Any, language: str,
                      if message.unverified else None)}))
     for note in records.notes:
         entries.append((note.created_at, 1, {
-            "kind": "note", "time": local_time_with_zone(note.created_at, zone), "who": note.author,
+            "kind": "note",
+            "time": evidence_datetime(note.created_at, language, zone, compact=True),
+            "who": note.author,
             "what": None, "text": render_note(note, language, zone), "sha256": None, "note": None,
             "code": None, "rest": ""}))
     for event in records.events:
         reading, shown = _event_reading(event, labels)
         words = describe(event.action, shown, language)
         entries.append((event.occurred_at, 2, {
-            "kind": "audit", "time": local_time_with_zone(event.occurred_at, zone),
+            "kind": "audit", "time": evidence_datetime(event.occurred_at, language, zone,
+                                                       compact=True),
             "who": event.actor, "what": label(event.action, language), "code": event.action,
             "text": _shortened(words.sentence) or None,
             "rest": _shortened("; ".join(f"{key}: {value}" for key, value in words.rest)),

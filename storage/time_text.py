@@ -18,6 +18,11 @@ LANGUAGES = ("da", "en")
 # when it is not this year's.
 _LONG_DATE = {"da": "EEEE d. MMMM y", "en": "EEEE d MMMM y"}
 _LONG_DATETIME = {"da": "EEEE d. MMMM y 'kl'. HH.mm", "en": "EEEE d MMMM y, HH:mm"}
+# The export's report is read as evidence: its times keep the second. Full in the text
+# ("tirsdag 8. december 2026 kl. 08.00.15 (CET)"), compact in the timeline's narrow column
+# ("08.12.2026 08.00.15").
+_EVIDENCE_DATETIME = {"da": "EEEE d. MMMM y 'kl'. HH.mm.ss", "en": "EEEE d MMMM y, HH:mm:ss"}
+_EVIDENCE_COMPACT = {"da": "dd.MM.y HH.mm.ss", "en": "d MMM y HH:mm:ss"}
 _SHORT_THIS_YEAR = {"da": "dd.MM HH:mm", "en": "d MMM HH:mm"}
 _SHORT_OTHER_YEAR = {"da": "dd.MM.y HH:mm", "en": "d MMM y HH:mm"}
 
@@ -73,6 +78,17 @@ def long_datetime(moment: datetime, language: str, zone: tzinfo, *,
     text = format_datetime(local, _LONG_DATETIME[_checked(language)], tzinfo=zone,
                            locale=language)
     return f"{text} ({zone_label(local, zone)})" if with_zone else text
+
+
+def evidence_datetime(moment: datetime, language: str, zone: tzinfo, *,
+                      compact: bool = False) -> str:
+    """The moment to the second as the export's report writes it: "tirsdag 8. december 2026
+    kl. 08.00.15 (CET)" (da), "Tuesday 8 December 2026, 08:00:15 (CET)" (en); compact for a
+    table column: "08.12.2026 08.00.15 (CET)", "8 Dec 2026 08:00:15 (CET)"."""
+    local = _local(moment, zone)
+    patterns = _EVIDENCE_COMPACT if compact else _EVIDENCE_DATETIME
+    text = format_datetime(local, patterns[_checked(language)], tzinfo=zone, locale=language)
+    return f"{text} ({zone_label(local, zone)})"
 
 
 def long_date(day: date, language: str) -> str:

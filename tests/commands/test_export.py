@@ -532,6 +532,19 @@ def export_in_both_languages(case: ExportableCase, tmp_path: Path) -> tuple[Path
     return danish, english
 
 
+# A time in the report's text and in its timeline, as each language writes it.
+TIMES_IN_WORDS = {
+    "Bevismappe for sag": (
+        r"(mandag|tirsdag|onsdag|torsdag|fredag|lørdag|søndag) \d{1,2}\. [a-zæøå]+ \d{4} "
+        r"kl\. \d\d\.\d\d\.\d\d \(CES?T\)",
+        r"\d\d\.\d\d\.\d{4} \d\d\.\d\d\.\d\d \(CES?T\)"),
+    "Evidence bundle for case": (
+        r"(Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day \d{1,2} [A-Z][a-z]+ \d{4}, "
+        r"\d\d:\d\d:\d\d \(CES?T\)",
+        r"\d{1,2} [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d \(CES?T\)"),
+}
+
+
 def test_report_shows_every_picture_offline(case: ExportableCase, tmp_path: Path,
                                             browser: Browser) -> None:
     danish, english = export_in_both_languages(case, tmp_path)
@@ -570,7 +583,10 @@ def test_report_shows_every_picture_offline(case: ExportableCase, tmp_path: Path
             body = page.inner_text("body")
             assert "kasper@eksempel.example" in body and "Du er ikke velkommen" in body
             assert "velkommen" in page.locator("pre.ocr").first.inner_text().casefold()
-            assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CES?T \(\+0[12]00\)", body)
+            # Times as the reader writes them, to the second, in the workplace's zone.
+            assert re.search(TIMES_IN_WORDS[title][0], body)  # in the text
+            assert re.search(TIMES_IN_WORDS[title][1], body)  # in the timeline's column
+            assert not re.search(r"\d{4}-\d\d-\d\d \d\d:", body)  # no ISO times
             assert page.locator("table.timeline tr.audit").count() >= 3
             assert page.locator("table.checklist tr.step").count() == 5
             assert page.locator("pre.note").first.inner_text() == HOSTILE_NOTE

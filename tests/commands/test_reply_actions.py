@@ -19,6 +19,7 @@ from storage.cases import case_notes, get_case
 from storage.evidence import evidence_for_message
 from storage.messages import list_messages
 from storage.models import Case
+from storage.note_words import render_note
 from tests.mail_flow import (
     REPORTER,
     CapturingRelay,
@@ -196,6 +197,17 @@ def test_a_reply_from_someone_else_is_a_note_with_no_effect(
     assert notes == ["luk\nkvitter\ntrin 1 udført\n\nDen er god nok."]
     assert case.relation == "unknown"
     assert capture.to(COLLEAGUE) == []  # no confirmation to a stranger
+    # A reply with no words at all is a note in the system's words, read in each reader's
+    # language, never the English "(no text)" kept as if someone had written it.
+    answer(daemon, notification, sender=COLLEAGUE, body="")
+    wait_until(lambda: len(noted()) == 2 or None, message="the second note")
+    database = database_of(daemon)
+    try:
+        empty = case_notes(database, case.id)[-1]
+    finally:
+        database.dispose()
+    assert (empty.code, empty.author) == ("no-text", COLLEAGUE)
+    assert render_note(empty, "da", ZoneInfo("Europe/Copenhagen")) == "(ingen tekst)"
 
 
 def test_an_unknown_command_is_answered_with_the_list_of_commands(

@@ -3,6 +3,7 @@ sender (`intake.commands.reply`)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Self
 
 from intake.commands.reply.actions import IncomingMail, ReplyHandler
@@ -12,6 +13,8 @@ from intake.receive.addresses import normalize_address
 from notifier.clock import Clock
 from storage.blobstore import BlobStore, BlobStoreError
 from storage.models import Message
+
+log = logging.getLogger("chikanemail.pipeline")
 
 TEXT_MAX_CHARS = 200_000
 
@@ -46,11 +49,15 @@ class HandleReply:
         filing.decided = True
 
     def _body_text(self, row: Message) -> str:
-        """The message's text as extraction derived it, cut to TEXT_MAX_CHARS."""
+        """The message's text as extraction derived it, cut to TEXT_MAX_CHARS; empty when it
+        has none (the note then says so in the reader's language, see note_words.NO_TEXT)."""
         if not row.body_text_sha256:
-            return "(no text)"
+            return ""
         try:
             text = self.derived.read_bytes(row.body_text_sha256).decode("utf-8", "replace")
         except BlobStoreError:
-            return "(text unavailable)"
+            # The raw mail is kept and `reprocess` derives the text again; acting on a
+            # reply whose words cannot be read would guess at its commands.
+            log.warning("derived text of a reply unreadable sha256=%s", row.sha256)
+            return ""
         return text[:TEXT_MAX_CHARS]
