@@ -252,6 +252,14 @@ def test_notification_tells_who_when_what_and_next_steps() -> None:
     assert "5. Opfølgning og debriefing" in plain(message)
 
 
+def test_a_notification_without_pictures_does_not_count_zero_of_them() -> None:
+    view = make_view()
+    message = parse(composer().notification(replace(view, items=view.items[1:])))
+    for text in (plain(message), html(message)):
+        assert "1 element modtaget:" in text
+        assert "heraf" not in text and "0 billeder" not in text
+
+
 def test_notification_says_when_no_original_was_found() -> None:
     message = parse(composer().notification(make_view(original=None)))
     assert "Ikke fundet" in plain(message)
