@@ -12,17 +12,16 @@ from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 import holidays
+from babel.dates import format_date
 
 from notifier.templating import LANGUAGES
+from storage.i18n.catalogs import translations
 from storage.ui_settings import UiSettings
 
-# The `holidays` package's name for each of our languages.
-_HOLIDAY_LANGUAGES = {"da": "da", "en": "en_US"}
-_DAY_NAMES = {
-    "da": ("mandag", "tirsdag", "onsdag", "torsdag", "fredag", "lørdag", "søndag"),
-    "en": ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"),
-}
-_CLOSED_DAY = {"da": "lukkedag", "en": "closed day"}
+# The `holidays` package's name for a language where it differs from ours; a language it
+# does not know gets the holidays' Danish names.
+_HOLIDAY_LANGUAGES = {"en": "en_US"}
+_HOLIDAY_NAMES_KNOWN = {"da", "en_US", "th", "uk"}
 
 _EVERY_YEAR = re.compile(r"(\d{2})-(\d{2})")
 _ONE_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
@@ -77,7 +76,8 @@ class WorkingCalendar:
         )
 
     def _holidays_of(self, year: int, language: str) -> dict[date, str]:
-        key = (year, _HOLIDAY_LANGUAGES[language])
+        named_in = _HOLIDAY_LANGUAGES.get(language, language)
+        key = (year, named_in if named_in in _HOLIDAY_NAMES_KNOWN else "da")
         found = self._holidays.get(key)
         if found is None:
             table = holidays.country_holidays(
@@ -105,9 +105,9 @@ class WorkingCalendar:
         if holiday is not None:
             return holiday
         if day in self._closed_dates or (day.month, day.day) in self._closed_every_year:
-            return _CLOSED_DAY[language]
+            return translations(language).pgettext("the workplace is closed", "closed day")
         if day.weekday() >= 5:
-            return _DAY_NAMES[language][day.weekday()]
+            return format_date(day, "EEEE", locale=language)  # CLDR's weekday name
         return None
 
     def next_working_day(self, day: date) -> date:
