@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from storage.code_words import refusal_words
 from storage.i18n.catalogs import N_, translations
 
 # Every action the service records, as a person reads it (msgids; translated in label()).
@@ -117,11 +118,18 @@ def _number(value: Any) -> int:
     return value if isinstance(value, int) else 0
 
 
+def source_words(source: str | None, language: str) -> str:
+    """How a mail came in, in `language` ("SMTP", "filimport"); an unknown way as coded."""
+    msgid = SOURCES.get(source or "")
+    return translations(language).gettext(msgid) if msgid is not None else (source or "—")
+
+
 class _Words:
     """The translation functions of one language and the shapes of values in it."""
 
     def __init__(self, language: str) -> None:
         catalog = translations(language)
+        self.language = language
         self.gettext = catalog.gettext
         self._ngettext = catalog.ngettext
 
@@ -224,7 +232,7 @@ def _notice(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
 
 
 def _reason(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
-    return str(d.get("reason") or "—"), ("reason",)
+    return refusal_words(d.get("reason"), words.language), ("reason",)
 
 
 def _refused(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:

@@ -59,6 +59,32 @@ FINDERS: Mapping[str, str] = {
 }
 LANGUAGE_NAMES: Mapping[str, str] = {"da": N_("Danish"), "en": N_("English")}
 
+# How a mail's From was checked (`message.sender_check`, the audit events' `reason`).
+SENDER_CHECKS: Mapping[str, str] = {
+    "authserv-fail": N_("the workplace's own mail server found no valid DKIM signature"),
+    "dkim-pass": N_("the mail's DKIM signature is valid and belongs to the sender address's "
+                    "domain"),
+    "authserv-pass": N_("authenticated by the workplace's own mail server"),
+    "dkim-fail": N_("the mail's DKIM signature is invalid (the mail may have been altered or "
+                    "forged)"),
+    "no-signature": N_("the mail has no DKIM signature"),
+    "not-aligned": N_("the mail is signed by a domain other than the sender address's"),
+    "several-from": N_("the mail names more than one sender"),
+    "no-from": N_("the mail names no sender"),
+    "dns-temporary": N_("could not be checked because a DNS lookup failed for the time being"),
+    "not-checked": N_("not checked"),
+    "unreadable": N_("the sender address could not be read"),
+}
+
+# Why a mail's commands were not carried out (`command-refused`, `unverified-mail`).
+REFUSAL_REASONS: Mapping[str, str] = {
+    "no-token": N_("the mail did not come to a secret reply address"),
+    "token-retired": N_("the reply address is no longer valid"),
+    "token-for-another-case": N_("the reply address belongs to another case"),
+    "token-for-another-person": N_("the reply address was issued to another person"),
+    "not-authenticated": N_("the sender is not authenticated"),
+}
+
 DEFECTS: Mapping[str, str] = {
     "CloseBoundaryNotFoundDefect": N_("a multipart without its closing boundary"),
     "StartBoundaryNotFoundDefect": N_("a multipart whose first boundary is missing"),
@@ -96,6 +122,22 @@ def ocr_words(status: str, language: str) -> str:
 def defect_words(name: str, language: str) -> str:
     """A parser defect explained in `language`."""
     return _explained(DEFECTS, name, language)
+
+
+def sender_check_words(code: str | None, language: str) -> str:
+    """How a mail's From was checked, in `language` ("not recorded" when it was not)."""
+    gettext = translations(language).gettext
+    if code is None:
+        return gettext("not recorded")
+    msgid = SENDER_CHECKS.get(code)
+    return gettext(msgid) if msgid is not None else gettext("unknown result")
+
+
+def refusal_words(reason: str | None, language: str) -> str:
+    """Why a mail's commands were refused or its sender not trusted, in `language`."""
+    gettext = translations(language).gettext
+    msgid = REFUSAL_REASONS.get(reason or "") or SENDER_CHECKS.get(reason or "")
+    return gettext(msgid) if msgid is not None else gettext("another reason")
 
 
 def finder_words(rule: str | None, language: str) -> str:

@@ -21,9 +21,15 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from storage.audit import format_utc
-from storage.audit_words import describe, label
+from storage.audit_words import describe, label, source_words
 from storage.blobstore import BlobStore, BlobStoreError
-from storage.code_words import finder_words, flag_words, ocr_words
+from storage.code_words import (
+    finder_words,
+    flag_words,
+    ocr_words,
+    refusal_words,
+    sender_check_words,
+)
 from storage.forwarded_original import original_of
 from storage.i18n.catalogs import LANGUAGES as LANGUAGES  # re-exported: callers import it here
 from storage.i18n.jinja import install_translations
@@ -266,22 +272,6 @@ def envelope_of(message: Message) -> dict[str, Any]:
     }
 
 
-def sender_check_words(labels: Any, code: str | None) -> str:
-    """How a mail's From was checked, in the report's words (never the internal code)."""
-    if code is None:
-        return str(labels.sender_check_none)
-    return str(labels.sender_checks.get(code, labels.sender_check_unknown))
-
-
-def refusal_words(labels: Any, reason: str | None) -> str:
-    """Why a mail's commands were refused (`command-refused`), in the report's words."""
-    if reason in labels.refusal_reasons:
-        return str(labels.refusal_reasons[reason])
-    if reason in labels.sender_checks:
-        return str(labels.sender_checks[reason])
-    return str(labels.refusal_unknown)
-
-
 def _message_view(item: MessageRecords, bundle_root: Path, evidence_paths: Mapping[int, str],
                   derived: BlobStore, labels: Any, language: str,
                   zone: tzinfo) -> dict[str, Any]:
@@ -294,9 +284,10 @@ def _message_view(item: MessageRecords, bundle_root: Path, evidence_paths: Mappi
         "from_address": message.from_address,
         "subject": message.subject,
         "unverified": bool(message.unverified),
-        "sender_check_text": sender_check_words(labels, message.sender_check),
+        "sender_check_text": sender_check_words(message.sender_check, language),
         "to_reply_address": message.reply_token_id is not None,
         **envelope_of(message),
+        "source_words": source_words(message.source, language),
         "timestamp": (_optional_time(item.timestamp.gen_time, language, zone)
                       if item.timestamp is not None else None),
         "evidence": [_evidence_view(row, bundle_root, evidence_paths.get(row.id), derived,
@@ -380,16 +371,17 @@ def _step_view(step: CaseStep, language: str, zone: tzinfo) -> dict[str, Any]:
     }
 
 
-def _event_reading(event: AuditEvent, labels: Any) -> tuple[str | None, dict[str, Any]]:
+def _event_reading(event: AuditEvent, labels: Any,
+                   language: str) -> tuple[str | None, dict[str, Any]]:
     """A sentence for the events a reader must not miss (an unverified sender, a refused
     command), and the details with their sender check and refusal codes put into words."""
     details = dict(event.details)
     if "sender_check" in details:
-        details["sender_check"] = sender_check_words(labels, details["sender_check"])
+        details["sender_check"] = sender_check_words(details["sender_check"], language)
     note = None
     if event.action == "command-refused":
         reason = details.get("reason")
-        details["reason"] = refusal_words(labels, reason)
+        details["reason"] = refusal_words(reason, language)
         commands = ", ".join(str(command) for command in details.get("commands") or [])
         note = (f"{labels.command_refused}{f' ({commands})' if commands else ''}: "
                 f"{details['reason']}")
@@ -426,7 +418,7 @@ def _timeline(records: CaseRecords, labels: Any, language: str,
             "what": None, "text": render_note(note, language, zone), "sha256": None, "note": None,
             "code": None, "rest": ""}))
     for event in records.events:
-        reading, shown = _event_reading(event, labels)
+        reading, shown = _event_reading(event, labels, language)
         words = describe(event.action, shown, language)
         entries.append((event.occurred_at, 2, {
             "kind": "audit", "time": evidence_datetime(event.occurred_at, language, zone,

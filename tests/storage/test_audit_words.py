@@ -56,3 +56,12 @@ def test_how_a_mail_came_in_reads_as_words() -> None:
     assert words.sentence == "via filimport, ukrypteret, 1 byte"
     assert describe("seen-again", {"source": "smtp", "times_seen": 2}, "en").rest == (
         ("times_seen", "2"),)
+
+
+def test_why_a_sender_was_not_trusted_reads_as_words() -> None:
+    unverified = describe("sender-unverified", {"reason": "unreadable"}, "da")
+    assert unverified.sentence == "afsenderadressen kunne ikke læses"
+    assert unverified.rest == ()
+    refused = describe("unverified-mail", {"reason": "no-token", "claimed_role": "other"}, "en")
+    assert refused.sentence == "the mail did not come to a secret reply address"
+    assert describe("sender-unverified", {"reason": "new-code"}, "da").sentence == "anden årsag"
