@@ -14,7 +14,7 @@ from pathlib import Path
 
 from intake.cases.patterns import PatternFinder
 from intake.commands.reply.actions import ReplyHandler
-from intake.commands.reply.parser import command_help
+from intake.commands.reply.parser import command_help, reply_lines
 from intake.parse.ocr import OcrEngine
 from intake.pipeline import build_steps, extraction_steps
 from intake.pipeline.parts import PipelineParts
@@ -136,7 +136,7 @@ def composer_for(config: AppConfig) -> MailComposer:
 
 def plan_mails_for(config: AppConfig, composer: MailComposer) -> PlanMails:
     """The renderer of reminders, escalations, digests and confirmations."""
-    return PlanMails(composer, config.plan, composer.command_help)
+    return PlanMails(composer, config.plan, composer.command_help, reply_lines())
 
 
 def plan_runner_for(config: AppConfig, database: Database, clock: Clock,

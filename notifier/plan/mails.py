@@ -3,7 +3,7 @@ confirmation of a manager's reply. Each is rendered in full here, ready for the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -46,14 +46,14 @@ def reporter_display(case: Case) -> str:
     return f"{case.reporter_name} <{case.reporter}>" if case.reporter_name else case.reporter
 
 
-def done_command(position: int, language: str) -> str:
-    """The reply line that marks a step done."""
-    return f"step {position} done" if language == "en" else f"trin {position} udført"
+@dataclass(frozen=True)
+class ReplyLines:
+    """The reply lines the plan's mails suggest, as the reply commands
+    (`intake.commands.reply`) read them in each language; handed in by the daemon, since the
+    notifier does not know the commands."""
 
-
-def ack_command(language: str) -> str:
-    """The reply line that acknowledges a case."""
-    return "ack" if language == "en" else "kvitter"
+    acknowledge: Callable[[str], str]  # language -> "kvitter"
+    step_done: Callable[[int, str], str]  # step number, language -> "trin 2 udført"
 
 
 class PlanMails:
@@ -61,10 +61,12 @@ class PlanMails:
     notification."""
 
     def __init__(self, composer: MailComposer, plan: PlanSettings,
-                 command_help: dict[str, Sequence[tuple[str, str]]]) -> None:
+                 command_help: dict[str, Sequence[tuple[str, str]]],
+                 reply_lines: ReplyLines) -> None:
         self.composer = composer
         self.plan = plan
         self._command_help = command_help
+        self.reply_lines = reply_lines
 
     def reminder(self, case: Case, step: CaseStep, *, recipient: str, role: str,
                  now: datetime, reply_to: str | None = None) -> OutgoingMail:
@@ -88,7 +90,8 @@ class PlanMails:
                      "description": step_description(step, language), "owner": step.owner,
                      "due": local_time(due_at, language, self.composer.zone)},
             "timing": timing, "recipient_role": role,
-            "done_command": done_command(step.position, language) if can_act else None,
+            "done_command": (self.reply_lines.step_done(step.position, language) if can_act
+                             else None),
             "opened": local_time(case.opened_at, language, self.composer.zone),
             "reporter_display": reporter_display(case),
         }
@@ -107,7 +110,7 @@ class PlanMails:
             "acknowledge_within": describe_duration(acknowledge_duration(self.plan), language),
             "routing_reason": routing_words(case.routing_source, case.routing_params,
                                             case.routing_reason, language),
-            "ack_command": ack_command(language),
+            "ack_command": self.reply_lines.acknowledge(language),
             "item_count": item_count,
         }
         return self.composer.compose("escalation", recipient=recipient, recipient_name=None,

@@ -19,11 +19,13 @@ from intake.commands.reply.parser import (
     UnknownCommand,
     command_help,
     parse_reply,
+    reply_lines,
 )
 from intake.commands.reply.relation import Relation
 from intake.commands.reply.step_done import StepDone
 from intake.commands.reply.witness import Witness
 from intake.parse.reply_text import new_text_of_reply
+from storage.i18n.catalogs import LANGUAGES
 
 TODAY = date(2026, 11, 24)
 
@@ -772,3 +774,11 @@ def test_commands_and_results_are_frozen() -> None:
         parsed.commands[0].language = "en"  # type: ignore[misc]
     with pytest.raises(dataclasses.FrozenInstanceError):
         parsed.note = "x"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_lines_the_plan_mails_suggest_are_read_as_those_commands(language: str) -> None:
+    lines = reply_lines()
+    assert parse(lines.acknowledge(language)).commands == (Acknowledge(language=language),)
+    assert parse(lines.step_done(2, language)).commands == (
+        StepDone(step="2", language=language),)

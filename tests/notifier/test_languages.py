@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session
 
-from intake.commands.reply.parser import command_help
+from intake.commands.reply.parser import command_help, reply_lines
 from notifier.case_actions import ActionResult, CaseActions
 from notifier.case_view import plan_lines
 from notifier.mails import CaseMailView, EvidenceLine, MailComposer
@@ -157,7 +157,7 @@ def mail_text(real: RealCase, kind: str, language: str) -> str:
     if language == "en":
         mails = MailComposer(NotifySettings(language="en"), intake_address=INTAKE,
                              hostname="test", command_help=mails.command_help)
-    plan = PlanMails(mails, PlanSettings(), mails.command_help)
+    plan = PlanMails(mails, PlanSettings(), mails.command_help, reply_lines())
     case, step = real.case, real.steps[0]
     if kind == "receipt":
         mail = mails.receipt(view(real))

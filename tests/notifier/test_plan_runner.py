@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from intake.commands.reply.parser import command_help
+from intake.commands.reply.parser import command_help, reply_lines
 from notifier.case_actions import CaseActions
 from notifier.clock import ManualClock
 from notifier.mails import MailComposer
@@ -56,7 +56,7 @@ class Plan:
                                 hostname="test",
                                 command_help={"da": command_help("da"),
                                               "en": command_help("en")})
-        self.mails = PlanMails(composer, self.settings, composer.command_help)
+        self.mails = PlanMails(composer, self.settings, composer.command_help, reply_lines())
         self.runner = self.new_runner()
 
     def new_runner(self) -> PlanRunner:

@@ -32,6 +32,7 @@ from types import MappingProxyType
 from typing import Any, TypeAlias
 
 from intake.commands.reply import COMMANDS, declaration
+from intake.commands.reply.acknowledge import Acknowledge
 from intake.commands.reply.command import (
     Arguments,
     BadArgument,
@@ -39,7 +40,9 @@ from intake.commands.reply.command import (
     ReplyCommand,
     spoken,
 )
+from intake.commands.reply.step_done import StepDone
 from intake.parse.reply_text import ODD_CHARACTERS, new_text_of_reply
+from notifier.plan.mails import ReplyLines
 from notifier.templating import LANGUAGES
 
 
@@ -140,6 +143,14 @@ def parse_reply(text: str, *, today: date) -> ParsedReply:
         note="\n".join(lines[note_start:]).strip(),
         language=commands[0].language if commands else failed_language,
     )
+
+
+def reply_lines() -> ReplyLines:
+    """The lines the plan's mails suggest replying with, as these commands read them."""
+    return ReplyLines(
+        acknowledge=lambda language: command_name(Acknowledge(language=language), language),
+        step_done=lambda number, language: command_name(
+            StepDone(step=str(number), language=language), language))
 
 
 def command_name(command: Command, language: str) -> str:

@@ -17,6 +17,7 @@ from intake.commands.reply.command import (
     Arguments,
     BadArgument,
     ReplyCommand,
+    spoken,
 )
 from notifier.case_actions import ActionResult, CaseActions
 from storage.models import Case
@@ -57,10 +58,13 @@ def _act(actions: CaseActions, session: Session, case: Case, command: StepDone, 
     return actions.step_done(session, case, command.step, actor=actor, now=now)
 
 
+# The word for done a person is shown (every word of _DONE_WORDS is read).
+_DONE_SHOWN = {"da": "udført", "en": "done"}
+
+
 def _name(command: StepDone, language: str) -> str:
-    if language == "en":
-        return f"step {command.step} done"
-    return f"trin {command.step} udført"
+    spoken_in = spoken(language)
+    return f"{COMMAND.words[spoken_in][0]} {command.step} {_DONE_SHOWN[spoken_in]}"
 
 
 COMMAND = ReplyCommand(
