@@ -99,8 +99,7 @@ def _ask_for_link(context: WebContext, address: str, client: str,
         if token is not None:
             language = context.composer.language_for(address)
             queue_login_mail(session, context.composer, context.config, address=address,
-                             url=login_url(context.base_url, token), language=language,
-                             now=now)
+                             url=login_url(context.base_url, token), language=language)
     if allowed:
         context.wake_outbox()
         log.info("login link mailed client=%s", client)

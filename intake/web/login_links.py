@@ -106,13 +106,16 @@ def login_url(base_url: str, token: str) -> str:
 
 
 def queue_login_mail(session: Session, composer: MailComposer, config: AppConfig, *,
-                     address: str, url: str, language: str, now: datetime) -> None:
-    """Queue the mail carrying the link, in the caller's transaction."""
+                     address: str, url: str, language: str) -> None:
+    """Queue the mail carrying the link, in the caller's transaction.
+
+    The outbox keeps the machine's time (not the web view's clock): it decides when the
+    sender tries, and that is real time."""
     minutes = round(config.web.login_link_minutes)
     mail = composer.compose(MAIL_KIND, recipient=fold(address), recipient_name=None,
                             context={"link": url, "link_minutes": minutes},
                             language=language)
-    enqueue(session, mail, case_id=None, settings=config.notify, now=now)
+    enqueue(session, mail, case_id=None, settings=config.notify)
 
 
 def valid_link(database: Database, token: str, *, now: datetime) -> LinkHolder | None:

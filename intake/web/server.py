@@ -13,6 +13,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
@@ -75,6 +76,17 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return socket.create_server((host, port), family=family, backlog=128)
 
 
+def _with_bound_port(context: WebContext, listener: socket.socket) -> WebContext:
+    """With port 0 (tests) and no base_url, links must name the port the system chose."""
+    web = context.web
+    if web.base_url or web.port != 0:
+        return context
+    host, port = listener.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    bound = replace(web, listen=f"{shown}:{port}")
+    return replace(context, config=replace(context.config, web=bound))
+
+
 class WebServer:
     """The running web view: started by the daemon, stopped before the database closes."""
 
@@ -96,6 +108,7 @@ class WebServer:
             await asyncio.to_thread(write_status, self.status_path, address=None,
                                     error=problem)
             return None
+        self.context = _with_bound_port(self.context, listener)
         config = uvicorn.Config(build_app(self.context), log_config=None, access_log=False,
                                 lifespan="off", proxy_headers=False, server_header=False,
                                 timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_SECONDS))
