@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import socket
 from collections.abc import Iterator
 from dataclasses import replace
@@ -20,10 +18,10 @@ import uvicorn
 
 from intake.web.app import build_app
 from intake.web.context import WebContext
+from intake.web.status import write_status
 
 log = logging.getLogger("chikanemail.web")
 
-STATUS_FILE_NAME = "web-listener.json"
 # Connections still open this long after the stop are closed.
 GRACEFUL_SHUTDOWN_SECONDS = 5.0
 
@@ -45,29 +43,6 @@ class _EmbeddedServer(uvicorn.Server):
         """Start serving, then say so."""
         await super().startup(sockets=sockets)
         self.listening.set()
-
-
-def status_file(status_dir: Path) -> Path:
-    """Where the daemon says whether its web listener runs (beside smtp-answers.json)."""
-    return status_dir / STATUS_FILE_NAME
-
-
-def write_status(path: Path, *, address: tuple[str, int] | None, error: str | None) -> None:
-    """Record where the web view listens, or why it does not."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    work = path.with_name(f".{path.name}.{os.getpid()}")
-    work.write_text(json.dumps({"address": list(address) if address else None,
-                                "error": error, "pid": os.getpid()}), encoding="utf-8")
-    os.replace(work, path)
-
-
-def read_status(path: Path) -> dict[str, object] | None:
-    """What the last daemon wrote, or None when no daemon has written the file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def bind_socket(host: str, port: int) -> socket.socket:
