@@ -261,6 +261,8 @@ def test_every_response_carries_the_security_headers(web: Web, path: str) -> Non
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+    if not path.startswith("/static/"):
+        assert response.headers["Cache-Control"] == "no-store"
 
 
 def test_the_pages_load_nothing_from_elsewhere_and_speak_danish(web: Web) -> None:
