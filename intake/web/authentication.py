@@ -25,7 +25,7 @@ from intake.web.csrf import (
     set_pre_session_cookie,
     tokens_match,
 )
-from intake.web.rendering import render
+from intake.web.rendering import page_language, render
 from intake.web.security import TrustedProxies
 from intake.web.sessions import COOKIE_NAME, load_session
 from storage.i18n.catalogs import translations
@@ -108,7 +108,7 @@ class AuthenticationMiddleware:
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         request = Request(scope)
-        _ = translations(self.context.config.ui.language).gettext
+        _ = translations(page_language(request)).gettext
         response = render(request, "error.html", {
             "heading": _("The form has expired"),
             "explanation": _("The page was open too long, or the form did not come from "

@@ -23,6 +23,7 @@ from intake.web.login_links import (
     queue_login_mail,
     rate_limited,
     record_request,
+    render_login_mail,
     safe_next_path,
     valid_link,
 )
@@ -96,10 +97,15 @@ def _ask_for_link(context: WebContext, address: str, client: str,
         allowed = may_log_in(session, context.config, address)
         token = record_request(session, address=address, client=client, now=now,
                                web=context.web, with_link=allowed, next_path=next_path)
+        language = context.composer.language_for(address)
         if token is not None:
-            language = context.composer.language_for(address)
             queue_login_mail(session, context.composer, context.config, address=address,
                              url=login_url(context.base_url, token), language=language)
+        else:
+            # Render the mail all the same and throw it away: an answer that came back
+            # faster would tell which addresses may log in.
+            render_login_mail(context.composer, context.config, address=address,
+                              url=login_url(context.base_url, "x" * 43), language=language)
     if allowed:
         context.wake_outbox()
         log.info("login link mailed client=%s", client)
