@@ -27,10 +27,12 @@ from intake.web.csrf import (
 )
 from intake.web.rendering import page_language, render
 from intake.web.security import TrustedProxies
-from intake.web.sessions import COOKIE_NAME, load_session
+from intake.web.sessions import COOKIE_NAME, ActiveSession, load_session
 from storage.i18n.catalogs import translations
 
 PROTECTED_PREFIXES = ("/cases",)
+# Served to anyone, and asked for with every page: no session is looked up for them.
+UNAUTHENTICATED_PREFIXES = ("/static/", "/healthz")
 CSRF_HEADER = "x-csrf-token"
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # A form post larger than this is refused before its token is looked for (the pages of
@@ -59,9 +61,11 @@ class AuthenticationMiddleware:
         context = self.context
         peer = scope["client"][0] if scope.get("client") else None
         client = self.proxies.client_address(peer, request.headers.get("x-forwarded-for"))
-        active = await asyncio.to_thread(load_session, context.database,
-                                         request.cookies.get(COOKIE_NAME),
-                                         now=context.clock.now(), web=context.web)
+        active: ActiveSession | None = None
+        if not request.url.path.startswith(UNAUTHENTICATED_PREFIXES):
+            active = await asyncio.to_thread(load_session, context.database,
+                                             request.cookies.get(COOKIE_NAME),
+                                             now=context.clock.now(), web=context.web)
         state: dict[str, Any] = scope.setdefault("state", {})
         state["client"] = client
         state["session"] = active

@@ -140,7 +140,8 @@ async def use_link(request: Request) -> Response:
         await asyncio.to_thread(end_session, context.database, old.id, now=now)
     cookie, _active = await asyncio.to_thread(start_session, context.database,
                                               holder.address, now=now,
-                                              client=str(request.state.client))
+                                              client=str(request.state.client),
+                                              web=context.web)
     log.info("logged in to the web view client=%s", request.state.client)
     response = RedirectResponse(safe_next_path(holder.next_path) or HOME, status_code=303)
     set_session_cookie(response, cookie, context.web)

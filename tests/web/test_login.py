@@ -272,3 +272,16 @@ def test_the_pages_load_nothing_from_elsewhere_and_speak_danish(web: Web) -> Non
     assert 'href="#main"' in page and 'id="main"' in page
     assert "http://" not in page and "https://" not in page
     assert "Log ind" in page
+
+
+def test_rows_of_sessions_long_over_are_deleted_at_a_later_login(web: Web) -> None:
+    http, _ = web.client()
+    web.log_in(http)
+    digest = hashlib.sha256(http.cookies[COOKIE_NAME].encode()).hexdigest()
+    web.clock.advance(timedelta(hours=12, days=1, minutes=1))
+    later, _ = web.client()
+    web.log_in(later)
+    with web.database.read() as session:
+        kept = set(session.execute(select(WebSession.id_sha256)).scalars())
+    assert digest not in kept
+    assert hashlib.sha256(later.cookies[COOKIE_NAME].encode()).hexdigest() in kept
