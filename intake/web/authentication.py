@@ -27,7 +27,7 @@ from intake.web.csrf import (
 )
 from intake.web.rendering import page_language, render
 from intake.web.security import TrustedProxies
-from intake.web.sessions import COOKIE_NAME, ActiveSession, load_session
+from intake.web.sessions import COOKIE_NAME, load_session
 from storage.i18n.catalogs import translations
 
 PROTECTED_PREFIXES = ("/cases",)
@@ -61,13 +61,16 @@ class AuthenticationMiddleware:
         context = self.context
         peer = scope["client"][0] if scope.get("client") else None
         client = self.proxies.client_address(peer, request.headers.get("x-forwarded-for"))
-        active: ActiveSession | None = None
-        if not request.url.path.startswith(UNAUTHENTICATED_PREFIXES):
-            active = await asyncio.to_thread(load_session, context.database,
-                                             request.cookies.get(COOKIE_NAME),
-                                             now=context.clock.now(), web=context.web)
         state: dict[str, Any] = scope.setdefault("state", {})
         state["client"] = client
+        if request.url.path.startswith(UNAUTHENTICATED_PREFIXES):
+            # The same for everyone: no session, no form token, no cookie to set.
+            state.update(session=None, viewer=None, csrf_token="")
+            await self.app(scope, receive, send)
+            return
+        active = await asyncio.to_thread(load_session, context.database,
+                                         request.cookies.get(COOKIE_NAME),
+                                         now=context.clock.now(), web=context.web)
         state["session"] = active
         new_pre_session_token: str | None = None
         if active is not None:
