@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from notifier.templating import make_environment
-from tests.notifier.test_plan_templates import reminder
+from tests.notifier.test_plan_templates import escalation, reminder
 from tests.support import INTAKE_ADDRESS, MANAGER, wait_until
 from tests.web.web_support import outgoing_mails, web_daemon
 
@@ -57,3 +57,12 @@ def test_a_reminder_links_the_manager_to_the_case_page_and_no_one_else(language:
                                                recipient_role="reporter"))
         assert url in to_manager
         assert url not in to_reporter
+
+
+@pytest.mark.parametrize("language", ["da", "en"])
+def test_an_escalation_links_the_deputy_to_the_case_they_may_now_see(language: str) -> None:
+    url = f"{BASE_URL}/cases/2026-0001"
+    for suffix in ("txt", "html"):
+        template = make_environment("", language).get_template(f"escalation.{suffix}.j2")
+        assert url in template.render(escalation(language, case_url=url))
+        assert "/cases/" not in template.render(escalation(language))
