@@ -22,7 +22,7 @@ from intake.web.sessions import COOKIE_NAME
 from notifier.clock import ManualClock
 from storage.database import Database
 from storage.models import LoginRequest, OutboxMail, WebSession
-from tests.support import MANAGER, DaemonThread
+from tests.support import MANAGER, DaemonThread, postgres_schema
 from tests.web.web_support import (
     ask_for_link,
     csrf_token,
@@ -287,3 +287,28 @@ def test_rows_of_sessions_long_over_are_deleted_at_a_later_login(web: Web) -> No
         kept = set(session.execute(select(WebSession.id_sha256)).scalars())
     assert digest not in kept
     assert hashlib.sha256(later.cookies[COOKIE_NAME].encode()).hexdigest() in kept
+
+
+def test_on_postgresql_a_link_logs_in_once_and_the_session_holds(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    folder = tmp_path_factory.mktemp("web-login-pg")
+    with postgres_schema() as url, web_daemon(folder / "data", url) as (daemon, clock,
+                                                                          base_url):
+        seen: set[str] = set()
+        http = requests.Session()
+        link = wait_for_login_link_after(http, daemon, base_url, seen)
+        assert press_login_button(http, link).status_code == 303
+        assert http.get(base_url + "/", allow_redirects=False).headers["location"] == "/cases"
+        assert requests.Session().post(link, allow_redirects=False).status_code == 403
+        other = requests.Session()
+        page = other.get(base_url + "/login")
+        assert other.post(link, data={"csrf_token": csrf_token(page.text)}).status_code == 400
+        clock.advance(timedelta(minutes=31))
+        assert http.get(base_url + "/", allow_redirects=False).headers["location"] == "/login"
+
+
+def wait_for_login_link_after(http: requests.Session, daemon: DaemonThread, base_url: str,
+                              seen: set[str]) -> str:
+    """Ask for the manager's link and read it from the Maildir."""
+    assert ask_for_link(http, base_url, MANAGER).status_code == 200
+    return wait_for_login_link(daemon.config, MANAGER, seen)
