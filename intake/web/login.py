@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from intake.receive.smtp.throttled_log import ThrottledLog
 from intake.web.context import WebContext
 from intake.web.login_links import (
     consume_link,
@@ -37,6 +38,8 @@ from intake.web.sessions import (
 from storage.i18n.catalogs import translations
 
 log = logging.getLogger("chikanemail.web.login")
+# A flood of refused requests is said once a minute per client, not once per request.
+_refusals = ThrottledLog(log, logging.WARNING, 60.0)
 
 HOME = "/cases"
 
@@ -92,7 +95,7 @@ def _ask_for_link(context: WebContext, address: str, client: str,
     now = context.clock.now()
     with context.database.write() as session:
         if rate_limited(session, address=address, client=client, web=context.web, now=now):
-            log.warning("login links refused: rate limit client=%s", client)
+            _refusals.say(client, "login links refused: rate limit client=%s", client)
             return None
         allowed = may_log_in(session, context.config, address)
         token = record_request(session, address=address, client=client, now=now,
