@@ -31,6 +31,7 @@ from intake.service.settings import (
     TrustSettings,
     WorkerSettings,
 )
+from intake.web.settings import WebSettings
 from notifier.clock import Clock
 from notifier.plan.settings import PlanSettings
 from notifier.settings import NotifySettings
@@ -60,7 +61,11 @@ def _toml_value(value: Any) -> str:
 
 
 def write_toml(path: Path, tables: Mapping[str, Mapping[str, Any]]) -> Path:
-    """Write a TOML file made of the given tables."""
+    """Write a TOML file made of the given tables. A config (it has [storage]) that says
+    nothing of [web] gets the web view off: daemons of tests running side by side would all
+    want its default port."""
+    if "storage" in tables and "web" not in tables:
+        tables = {**tables, "web": {"enabled": False}}
     lines: list[str] = []
     for table, keys in tables.items():
         lines.append(f"[{table}]")
@@ -105,6 +110,8 @@ def make_config(data_dir: Path, database_url: str, **smtp_overrides: Any) -> App
                        **notify_overrides),
         plan=replace(PlanSettings(), **plan_overrides),
         trust=replace(TrustSettings(), **trust_overrides),
+        # The web view on a free port of its own: tests run side by side.
+        web=WebSettings(listen="127.0.0.1:0"),
     )
 
 
