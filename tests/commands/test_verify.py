@@ -413,4 +413,5 @@ def test_health_fails_without_a_database(tmp_path: Path) -> None:
     assert checks == {"data-dir": "warn", "free-space": "ok", "database": "fail",
                       "listeners": "skipped", "smtp-answers": "skipped", "imap": "skipped",
                       "imap-left": "skipped", "backlog": "skipped", "verify": "skipped",
-                      "outbox": "skipped", "quarantine": "skipped", "backup": "skipped"}
+                      "outbox": "skipped", "quarantine": "skipped", "backup": "skipped",
+                      "web": "skipped"}

@@ -38,6 +38,9 @@ SENDER = "ansat@kommune.example"
 CLIENT_THREADS = 4
 ACCEPTED_BEFORE_KILL = 40
 DEADLINE = 30.0
+# Processing every mail again after the restart (OCR included) on a machine other work keeps
+# busy: a poll's limit, so a quiet machine never waits for it.
+PROCESSING_DEADLINE = 90.0
 
 # -- helpers (local to this file) ---------------------------------------------
 
@@ -211,7 +214,7 @@ def test_sigkill_under_load_loses_no_accepted_message(setup: DaemonSetup) -> Non
             return []
 
         try:
-            rows = wait_until(all_processed, timeout=DEADLINE, interval=0.1,
+            rows = wait_until(all_processed, timeout=PROCESSING_DEADLINE, interval=0.1,
                               message="every sent message stored and processed")
         except AssertionError:
             found = setup.rows()
