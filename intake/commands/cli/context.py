@@ -45,6 +45,12 @@ class CliContext:
         return self._config
 
 
+    @property
+    def loaded_config(self) -> AppConfig | None:
+        """The configuration if a command has read it already (never reads it)."""
+        return self._config
+
+
 pass_context = click.make_pass_decorator(CliContext)
 
 
