@@ -180,7 +180,8 @@ def _say_assigned(number: str, result: Any, reader: Reader) -> None:
     else:
         said = _("Case %(number)s: the manager stays %(manager)s") % {
             "number": number, "manager": result.manager}
-    deputy_said = _("deputy %(deputy)s") % {"deputy": result.deputy or none}
+    deputy_said = (_("deputy %(deputy)s") % {"deputy": result.deputy} if result.deputy
+                   else _("no deputy"))
     if result.deputy_changed:
         deputy_said += " " + _("(was %(previous)s)") % {
             "previous": result.previous_deputy or none}

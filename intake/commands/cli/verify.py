@@ -91,8 +91,9 @@ def verify_report(result: VerifyResult, reader: Reader) -> list[str]:
         "seconds": f"{result.seconds:.1f}"}]
     for problem in result.problems:
         kind = problem.kind.value
-        lines.append(f"{reader.word(PROBLEM_WORDS, kind)} ({kind}) {problem.path}: "
-                     f"{problem.detail}")
+        words = reader.word(PROBLEM_WORDS, kind)
+        said = kind if words == kind else f"{words} ({kind})"
+        lines.append(f"{said} {problem.path}: {problem.detail}")
     broken = result.chain.broken
     if broken is not None:
         lines.append(_("Audit chain broken at event %(seq)s (%(action)s): %(reason)s") % {
