@@ -37,12 +37,13 @@ class IngestSummary:
         """One line for the admin, in `language`."""
         catalog = translations(language)
         ngettext = catalog.ngettext
-        line = catalog.gettext("%(messages)s from %(files)s: %(new)s new, %(known)s already "
+        line = catalog.gettext("%(messages)s from %(files)s: %(new)s, %(known)s already "
                                "stored") % {
             "messages": ngettext("Ingested {n} message", "Ingested {n} messages",
                                  self.messages).format(n=self.messages),
             "files": ngettext("{n} file", "{n} files", self.files).format(n=self.files),
-            "new": self.new, "known": self.duplicates}
+            "new": ngettext("{n} new", "{n} new", self.new).format(n=self.new),
+            "known": self.duplicates}
         if self.failed_files:
             line += "; " + ngettext("{n} file failed", "{n} files failed",
                                     self.failed_files).format(n=self.failed_files)

@@ -156,8 +156,8 @@ def event_summary(action: str, details: dict[str, Any], reader: Reader) -> str:
         # The sender check in words, its code after it (describe() shows what it is given).
         rest["sender_check"] = sender_check_text(rest["sender_check"], reader)
     words = describe(action, rest, reader.language)
-    # "—" is describe()'s word for a detail the lead has already said.
-    parts = [part for part in (lead, words.sentence) if part and part != "—"]
+    # "—" is describe()'s word for a detail that is not there (or that the lead has said).
+    parts = [part for part in (lead, words.sentence) if part and not part.endswith("—")]
     if words.rest:
         parts.append(_short_details(words.rest))
     return "; ".join(parts)
