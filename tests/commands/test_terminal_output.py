@@ -260,6 +260,16 @@ def test_english_output_reads_english(one_case: tuple[Path, str]) -> None:
     assert_reads(listed, {"Received", "Subject", "processed", "report"}, DANISH)
 
 
+def test_a_database_behind_the_schema_is_refused_in_the_readers_words(tmp_path: Path) -> None:
+    config = write_toml(tmp_path / "cli.toml", {"storage": {
+        "data_dir": str(tmp_path / "data"),
+        "database_url": f"sqlite:///{tmp_path / 'empty.sqlite3'}"}})
+    result = run_cli(["--config", str(config), "messages", "list"])
+    assert result.exit_code == 1, describe(result)
+    assert "databasen er på skema (tom), denne version kræver" in result.stderr
+    assert "chikanemail db upgrade" in result.stderr  # the command itself, as typed
+
+
 def _case_row(sequence: int, opened: datetime) -> dict[str, Any]:
     return {
         "number": format_case_number(2026, sequence), "year": 2026, "sequence": sequence,

@@ -79,7 +79,7 @@ def messages_list_command(context: CliContext, as_json: bool, limit: int | None,
     """List received messages, newest first."""
     database = Database(context.config.storage.effective_database_url)
     try:
-        require_current_schema(database)
+        require_current_schema(database, context.config.ui.language)
         rows = list_messages(database, limit=limit)
         numbers = case_numbers(database, [row.case_id for row in rows])
     finally:
@@ -123,7 +123,7 @@ def messages_show_command(context: CliContext, reference: str, as_json: bool) ->
     config = context.config
     database = Database(config.storage.effective_database_url)
     try:
-        require_current_schema(database)
+        require_current_schema(database, context.config.ui.language)
         message = find_message(database, reference)
         if message is None:
             click.echo("chikanemail: " + reader_of(config).gettext(
