@@ -309,7 +309,7 @@ def test_plan_commands_and_the_checklist_in_cases_show(
 
     assert "acknowledged: done" in cli("cases", "ack", number)
     assert "already" in cli("cases", "ack", number)
-    assert "step 2 (documentation) done" in cli("cases", "step", number, "2")
+    assert "step 2: done" in cli("cases", "step", number, "2")
     cli("cases", "step", number, "first-aid")
     cli("cases", "absence", number, "2026-11-22")
     cli("cases", "relation", number, "external")

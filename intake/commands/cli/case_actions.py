@@ -243,8 +243,7 @@ def cases_step_command(context: CliContext, number: str, step: str, state: str) 
     """Mark STEP (its number in the checklist, or its key) done."""
     result = _act(context, number, StepDone(step))
     reader = reader_of(context.config)
-    _say(number, reader.gettext("step %(step)s (%(key)s) done") % {
-        "step": result.value, "key": result.step_key}, result, reader)
+    _say(number, reader.gettext("step %(step)s") % {"step": result.value}, result, reader)
 
 
 @click.command("absence")

@@ -112,8 +112,9 @@ def new_table(title: str | None, columns: Sequence[tuple[str, bool]], *,
     from rich import box
     from rich.table import Table
 
+    # A narrow table keeps its title on one line where the terminal allows (80 columns).
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
-                  title_justify="left")
+                  title_justify="left", min_width=min(len(title), 80) if title else None)
     for header, whole in columns:
         table.add_column(header, no_wrap=whole or wide, overflow="fold",
                          min_width=len(header) if whole else None)

@@ -212,7 +212,9 @@ def render_message_report(report: dict[str, Any], reader: Reader) -> Tree:
     tree = Tree(title)
     if report["unverified"]:
         tree.add(Text(unverified_mark(reader), style="bold red"))
-    tree.add(_("Subject: %(subject)s") % {"subject": report["subject"] or _("(none)")})
+    # A context of its own: the mails' "Subject:" is padded to line up with other fields.
+    tree.add(reader.pgettext("terminal", "Subject: %(subject)s") % {
+        "subject": report["subject"] or _("(none)")})
     tree.add(_("From: %(sender)s   Kind: %(kind)s") % {
         "sender": report["from"] or "?", "kind": reader.word(MESSAGE_KINDS, report["kind"])})
     tree.add(sender_label(report, reader))
