@@ -220,7 +220,7 @@ def test_refusals(setup: tuple[Database, Path]) -> None:
     same = assign(config, number, NEW_MANAGER, "--deputy", NEW_MANAGER, ok=False)
     assert same.exit_code == 1 and "both the manager and the deputy" in same.output
     missing = assign(config, "1999-0001", NEW_MANAGER, ok=False)
-    assert missing.exit_code == 1 and "no case 1999-0001" in missing.output
+    assert missing.exit_code == 1 and "ingen sag 1999-0001" in missing.output
 
     closed = run_cli(["--config", str(config), "cases", "close", number, "--reason", "slut"])
     assert closed.exit_code == 0, describe(closed)

@@ -20,6 +20,7 @@ from intake.commands.cli.display import (
     wide_option,
 )
 from intake.commands.cli.reports.case import case_report, pattern_groups_json, render_case_report
+from intake.commands.cli.words import case_error
 from intake.commands.reply import declaration
 from intake.commands.reply.absence import Absence
 from intake.commands.reply.acknowledge import Acknowledge
@@ -104,7 +105,7 @@ def cases_note_command(context: CliContext, number: str, text: str) -> None:
     try:
         add_note_by_number(database, number, author=cli_actor(), text=text)
     except CaseError as error:
-        raise click.ClickException(str(error)) from None
+        raise case_error(error, number, reader_of(context.config)) from None
     finally:
         database.dispose()
     click.echo(reader_of(context.config).gettext("Note added to case %(number)s") % {
@@ -154,7 +155,7 @@ def cases_assign_command(context: CliContext, number: str, address: str, deputy:
                               actor=cli_actor(), now=SystemClock().now(), composer=composer,
                               plan=config.plan, notify=config.notify)
     except CaseError as error:
-        raise click.ClickException(str(error)) from None
+        raise case_error(error, number, reader_of(context.config)) from None
     finally:
         database.dispose()
     _say_assigned(number, result, reader_of(config))
@@ -207,7 +208,7 @@ def _act(context: CliContext, number: str, command: Command) -> ActionResult:
             result = act(actions, session, lock_case(session, number), command,
                          actor=cli_actor(), now=SystemClock().now())
     except CaseError as error:
-        raise click.ClickException(str(error)) from None
+        raise case_error(error, number, reader_of(context.config)) from None
     finally:
         database.dispose()
     if result.outcome in ("no-such-step", "case-closed"):

@@ -11,6 +11,7 @@ import click
 
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
 from intake.commands.cli.display import Reader, reader_of
+from intake.commands.cli.words import case_error
 from storage.blobstore import BlobStore
 from storage.cases import CaseError
 from storage.holds import HOLD_ALREADY, lift_hold, set_hold
@@ -148,7 +149,7 @@ def hold_command(context: CliContext, number: str, reason: str) -> None:
     try:
         result = set_hold(database, number, reason, cli_actor(), utc_now())
     except (CaseError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
+        raise case_error(error, number, reader_of(context.config)) from None
     finally:
         database.dispose()
     _ = reader_of(context.config).gettext
@@ -169,7 +170,7 @@ def unhold_command(context: CliContext, number: str) -> None:
     try:
         result = lift_hold(database, number, cli_actor(), utc_now())
     except CaseError as error:
-        raise click.ClickException(str(error)) from None
+        raise case_error(error, number, reader_of(context.config)) from None
     finally:
         database.dispose()
     _ = reader_of(context.config).gettext

@@ -8,8 +8,14 @@ Kinds of mail, relations, media and how a related case was found have their word
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import click
 
 from storage.i18n.catalogs import N_
+
+if TYPE_CHECKING:
+    from intake.commands.cli.display import Reader
 
 # A case's status.
 CASE_STATUSES: Mapping[str, str] = {"open": N_("open"), "closed": N_("closed")}
@@ -44,3 +50,14 @@ EVIDENCE_ROLES: Mapping[str, str] = {
     "inline": N_("image in the text of the mail"), "nested-message": N_("forwarded mail"),
     "container-part": N_("file from an attached archive"),
 }
+
+
+def case_error(error: Exception, number: str, reader: Reader) -> click.ClickException:
+    """The error of an action on case NUMBER for the person who asked: a case that does not
+    exist in their words; any other reason as the program states it (English, as the log
+    has it)."""
+    # storage.cases words it "no case <number>"; matching the whole text keeps any other
+    # message whole, and a changed wording only falls back to English.
+    if str(error) == f"no case {number}":
+        return click.ClickException(reader.gettext("no case %(number)s") % {"number": number})
+    return click.ClickException(str(error))
