@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from intake.receive.accept import IntakeService
+from storage.i18n.catalogs import translations
 from storage.messages import DeliveryEnvelope
 from storage.models import MessageSource
-from storage.plural import ngettext
 
 log = logging.getLogger("chikanemail.intake.ingest")
 
@@ -33,15 +33,20 @@ class IngestSummary:
         """Messages stored (new or already known) from the files."""
         return self.new + self.duplicates
 
-    def line(self) -> str:
-        """One line for the admin."""
-        line = (ngettext("ingested {n} message", "ingested {n} messages", self.messages)
-                .format(n=self.messages)
-                + ngettext(" from {n} file", " from {n} files", self.files).format(n=self.files)
-                + f": {self.new} new, {self.duplicates} already stored")
+    def line(self, language: str) -> str:
+        """One line for the admin, in `language`."""
+        catalog = translations(language)
+        ngettext = catalog.ngettext
+        line = catalog.gettext("%(messages)s from %(files)s: %(new)s, %(known)s already "
+                               "stored") % {
+            "messages": ngettext("Ingested {n} message", "Ingested {n} messages",
+                                 self.messages).format(n=self.messages),
+            "files": ngettext("{n} file", "{n} files", self.files).format(n=self.files),
+            "new": ngettext("{n} new", "{n} new", self.new).format(n=self.new),
+            "known": self.duplicates}
         if self.failed_files:
-            line += ngettext("; {n} file failed", "; {n} files failed",
-                             self.failed_files).format(n=self.failed_files)
+            line += "; " + ngettext("{n} file failed", "{n} files failed",
+                                    self.failed_files).format(n=self.failed_files)
         return line
 
 

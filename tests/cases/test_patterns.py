@@ -139,4 +139,4 @@ def test_cases_are_linked_by_sender_domain_and_screenshot(
     assert [(other["number"], other["manager"], [reason["reason"] for reason in other["reasons"]])
             for other in related] == [(first, MANAGER, ["sender"]), (third, MANAGER, ["domain"])]
     table = CliRunner().invoke(main, ["--config", str(config_file), "patterns"])
-    assert table.exit_code == 0 and "2 groups of related cases" in table.output
+    assert table.exit_code == 0 and "2 grupper af relaterede sager" in table.output  # Danish

@@ -121,9 +121,10 @@ def test_assign_moves_the_case_retires_the_old_managers_tokens_and_tells_both(
     number = seed_case(database)
 
     said = assign(config, number, "Ny.Leder@Kommune.example").stdout
-    assert said.strip() == (f"case {number} assigned to {NEW_MANAGER} (was {MANAGER}); "
-                            f"deputy {DEPUTY}; notification queued to {NEW_MANAGER}, "
-                            f"{MANAGER} told")
+    # The CLI speaks the workplace's language (Danish, the default), as the mails do.
+    assert said.strip() == (f"Sag {number} er overdraget til {NEW_MANAGER} (før: {MANAGER}); "
+                            f"stedfortræder {DEPUTY}; besked sat i kø til {NEW_MANAGER}, "
+                            f"{MANAGER} har fået besked")
     case = get_case(database, number)
     assert case is not None and (case.manager, case.deputy) == (NEW_MANAGER, DEPUTY)
 
@@ -162,7 +163,7 @@ def test_assign_moves_the_case_retires_the_old_managers_tokens_and_tells_both(
         f"Assigned to {NEW_MANAGER} (was {MANAGER})."]
 
     again = assign(config, number, NEW_MANAGER).stdout
-    assert "nothing to change" in again
+    assert "intet at ændre" in again
     assert len(outbox(database)) == 2 and len(tokens(database, number)) == len(rows)
 
 
@@ -172,8 +173,8 @@ def test_deputy_named_removed_and_promoted(setup: tuple[Database, Path]) -> None
 
     # A new deputy: the old one's tokens go, the new one gets the notification as deputy.
     said = assign(config, number, MANAGER, "--deputy", NEW_DEPUTY).stdout
-    assert said.strip() == (f"case {number}: manager stays {MANAGER}; deputy {NEW_DEPUTY} "
-                            f"(was {DEPUTY}); notification queued to {NEW_DEPUTY}")
+    assert said.strip() == (f"Sag {number}: lederen er fortsat {MANAGER}; stedfortræder "
+                            f"{NEW_DEPUTY} (før: {DEPUTY}); besked sat i kø til {NEW_DEPUTY}")
     rows = tokens(database, number)
     assert by_address(rows, DEPUTY) == [("escalation", "deputy-removed")]
     assert by_address(rows, MANAGER) == [("notification", "live")]
@@ -187,7 +188,8 @@ def test_deputy_named_removed_and_promoted(setup: tuple[Database, Path]) -> None
     # The deputy becomes the manager: they keep their tokens and get a new one; nobody is
     # their own deputy.
     said = assign(config, number, NEW_DEPUTY).stdout
-    assert f"deputy none (was {NEW_DEPUTY})" in said and f"{MANAGER} told" in said
+    assert f"ingen stedfortræder (før: {NEW_DEPUTY})" in said
+    assert f"{MANAGER} har fået besked" in said
     case = get_case(database, number)
     assert case is not None and (case.manager, case.deputy) == (NEW_DEPUTY, None)
     rows = tokens(database, number)
@@ -198,7 +200,7 @@ def test_deputy_named_removed_and_promoted(setup: tuple[Database, Path]) -> None
     assign(config, number, NEW_DEPUTY, "--deputy", DEPUTY)
     assert by_address(tokens(database, number), DEPUTY)[-1] == ("notification", "live")
     said = assign(config, number, NEW_DEPUTY, "--no-deputy").stdout
-    assert f"deputy none (was {DEPUTY})" in said
+    assert f"ingen stedfortræder (før: {DEPUTY})" in said
     assert {reason for _, reason in by_address(tokens(database, number), DEPUTY)} == {
         "deputy-removed"}
     case = get_case(database, number)
@@ -218,12 +220,12 @@ def test_refusals(setup: tuple[Database, Path]) -> None:
     same = assign(config, number, NEW_MANAGER, "--deputy", NEW_MANAGER, ok=False)
     assert same.exit_code == 1 and "both the manager and the deputy" in same.output
     missing = assign(config, "1999-0001", NEW_MANAGER, ok=False)
-    assert missing.exit_code == 1 and "no case 1999-0001" in missing.output
+    assert missing.exit_code == 1 and "ingen sag 1999-0001" in missing.output
 
     closed = run_cli(["--config", str(config), "cases", "close", number, "--reason", "slut"])
     assert closed.exit_code == 0, describe(closed)
     refused = assign(config, number, NEW_MANAGER, ok=False)
-    assert refused.exit_code == 1 and f"case {number} is closed" in refused.output
+    assert refused.exit_code == 1 and f"Sag {number} er lukket" in refused.output
     case = get_case(database, number)
     assert case is not None and (case.manager, case.deputy) == (MANAGER, DEPUTY)
     # Closing retired every token of the case; a refused assignment issued none.
@@ -236,6 +238,6 @@ def test_a_case_without_a_report_is_assigned_without_a_notification(
     database, config = setup
     number = seed_case(database, deputy=None, report=False)
     said = assign(config, number, NEW_MANAGER).stdout
-    assert "no notification: the case has no report message" in said
+    assert "ingen besked: sagen har ingen indberetningsmail" in said
     assert [(kind, to) for kind, to, _ in outbox(database)] == [("reassigned", [MANAGER])]
     assert by_address(tokens(database, number), MANAGER) == [("notification", "reassigned")]

@@ -106,10 +106,12 @@ def test_the_table_says_how_many_there_are_and_how_to_see_more(
     _, config = listing
     page = run_cli(["--config", str(config), "cases", "list"], env={"COLUMNS": "200"})
     assert page.exit_code == 0, describe(page)
-    assert f"50 of {len(CASES)} cases (newest first; --all or --limit N for more)" in page.stdout
+    # In Danish, the default language.
+    title = " ".join(page.stdout.split())  # the title wraps to the table's width
+    assert f"50 af {len(CASES)} sager (nyeste først; --all eller --limit N for flere)" in title
     assert "2025-10049" in page.stdout and "2024-0001" not in page.stdout
     every = run_cli(["--config", str(config), "cases", "list", "--all"], env={"COLUMNS": "200"})
-    assert f"{len(CASES)} cases (newest first)" in every.stdout
+    assert f"{len(CASES)} sager (nyeste først)" in every.stdout
     assert "2024-0001" in every.stdout
 
 

@@ -51,6 +51,7 @@ def test_db_upgrade_creates_tables_and_is_idempotent(tmp_path: Path, database_ur
     config = write_toml(tmp_path / "db.toml", {
         "storage": {"data_dir": str(tmp_path / "data"), "database_url": database_url},
         "intake": {"addresses": [INTAKE_ADDRESS]},
+        "ui": {"language": "en"},  # the English texts these tests read
     })
     database = Database(database_url)
     try:
@@ -60,7 +61,7 @@ def test_db_upgrade_creates_tables_and_is_idempotent(tmp_path: Path, database_ur
         assert first.exit_code == 0, describe(first)
         head = head_revision()
         assert head is not None
-        assert first.stdout.strip() == f"database at revision {head}"
+        assert first.stdout.strip() == f"Database at revision {head}"
 
         tables = set(inspect(database.engine).get_table_names())
         assert {"message", "alembic_version"} <= tables
@@ -74,7 +75,7 @@ def test_db_upgrade_creates_tables_and_is_idempotent(tmp_path: Path, database_ur
 
         second = run_cli(["--config", str(config), "db", "upgrade"])
         assert second.exit_code == 0, describe(second)
-        assert second.stdout.strip() == f"database at revision {head}"
+        assert second.stdout.strip() == f"Database at revision {head}"
         with database.read() as session:
             assert session.execute(select(func.count()).select_from(Message)).scalar_one() == 1
     finally:
@@ -207,6 +208,7 @@ def test_cases_and_messages_show_mark_unverified_senders(tmp_path: Path,
     config = write_toml(tmp_path / "config.toml", {
         "storage": {"data_dir": str(tmp_path / "data"),
                     "database_url": database.url.render_as_string(hide_password=False)},
+        "ui": {"language": "en"},  # the English texts these tests read
     })
     base = ["--config", str(config)]
 
@@ -224,14 +226,14 @@ def test_cases_and_messages_show_mark_unverified_senders(tmp_path: Path,
 
     tree = run_cli([*base, "cases", "show", number], env=WIDE)
     assert tree.exit_code == 0, describe(tree)
-    assert ("no receipt was sent: the reporter's sender address could not be verified"
+    assert ("No receipt was sent: the reporter's sender address could not be verified"
             in tree.stdout)
     assert tree.stdout.count(UNVERIFIED_MARK) == 1  # the follow-up only
     lines = tree.stdout.splitlines()
     marked = lines.index(next(line for line in lines if UNVERIFIED_MARK in line))
     assert "follow-up" in lines[marked - 1]  # under its message
-    assert "sender check: dkim-fail (DKIM signature does not verify)" in tree.stdout
-    assert "sender check: no-signature (no DKIM signature)" in tree.stdout
+    assert "Sender check: DKIM signature does not verify (dkim-fail)" in tree.stdout
+    assert "Sender check: no DKIM signature (no-signature)" in tree.stdout
 
     forged = run_cli([*base, "messages", "show", forged_sha, "--json"])
     assert forged.exit_code == 0, describe(forged)
@@ -239,10 +241,11 @@ def test_cases_and_messages_show_mark_unverified_senders(tmp_path: Path,
     assert (report["unverified"], report["sender_check"], report["sender_authenticated"],
             report["kind"]) == (True, "dkim-fail", False, "follow-up")
     forged_tree = run_cli([*base, "messages", "show", forged_sha], env=WIDE).stdout
-    assert UNVERIFIED_MARK in forged_tree and "sender check: dkim-fail" in forged_tree
+    assert UNVERIFIED_MARK in forged_tree
+    assert "Sender check: DKIM signature does not verify (dkim-fail)" in forged_tree
     genuine_tree = run_cli([*base, "messages", "show", report_sha], env=WIDE).stdout
     assert UNVERIFIED_MARK not in genuine_tree
-    assert "sender check: no-signature" in genuine_tree
+    assert "Sender check: no DKIM signature (no-signature)" in genuine_tree
 
     listed = json.loads(run_cli([*base, "messages", "list", "--json"]).stdout)
     assert {row["sha256"]: (row["unverified"], row["sender_check"]) for row in listed} == {

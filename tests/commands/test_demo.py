@@ -65,7 +65,9 @@ def test_demo_report_reaches_a_case_and_the_maildir(config: AppConfig, tmp_path:
         config_file = cli_config(config, tmp_path, daemon.smtp_address[1])
         result = run_cli(["--config", str(config_file), "demo"])
         assert result.exit_code == 0, describe(result)
-        assert f"sent a sample report from {REPORTER} to {INTAKE_ADDRESS}" in result.stdout
+        # In Danish, the default language.
+        assert f"Sendte en eksempelindberetning fra {REPORTER} til {INTAKE_ADDRESS}" \
+            in result.stdout
         assert "chikanemail cases list" in result.stdout
         assert str(maildir / "new") in result.stdout
 
@@ -85,7 +87,7 @@ def test_demo_without_a_listener_says_so(config: AppConfig, tmp_path: Path) -> N
     port = free_port()
     result = run_cli(["--config", str(cli_config(config, tmp_path, port)), "demo"])
     assert result.exit_code == 1, describe(result)
-    assert f"nothing answers on 127.0.0.1:{port} (SMTP)" in result.stderr
+    assert f"intet svarer på 127.0.0.1:{port} (SMTP)" in result.stderr
     assert "chikanemail serve" in result.stderr
 
 

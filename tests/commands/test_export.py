@@ -320,7 +320,7 @@ def test_export_to_a_folder_is_checked_by_standard_tools(case: ExportableCase,
     result = run_export(case, case.number, "--out", str(out))
     assert result.exit_code == 0, result.output
     files = bundle_files(out)
-    assert result.output.strip() == f"{out}  ({len(files)} files)"
+    assert result.output.strip() == f"{out}  ({len(files)} filer)"  # Danish, the default
 
     # sha256sum -c checks everything but itself; a flipped byte fails it.
     check = sha256sum_check(out)
@@ -441,7 +441,7 @@ def test_export_to_a_zip_holds_the_same_tree(case: ExportableCase, tmp_path: Pat
         archive.extractall(tmp_path / "unpacked")
     root = tmp_path / "unpacked" / "sag"
     files = bundle_files(root)
-    assert result.output.strip() == f"{out}  ({len(files)} files)"
+    assert result.output.strip() == f"{out}  ({len(files)} filer)"  # Danish, the default
     check = sha256sum_check(root)
     assert check.returncode == 0, check.stdout + check.stderr
     expected = {"manifest.json", "SHA256SUMS", "custody.csv", "report.html", "README.txt",

@@ -41,6 +41,7 @@ def config_file(tmp_path: Path, mailboxes: list[ImapMailbox],
         storage["database_url"] = database_url
     return write_config(tmp_path / "chikanemail.toml", {
         "storage": storage, "intake": {"addresses": [INTAKE_ADDRESS]},
+        "ui": {"language": "en"},  # the English texts these tests read
     }, mailboxes)
 
 
@@ -85,7 +86,7 @@ def test_status_without_mailboxes(tmp_path: Path, database_url: str) -> None:
     assert run_cli(["--config", str(path), "db", "upgrade"]).exit_code == 0
     result = run_cli(["--config", str(path), "imap", "status"])
     assert result.exit_code == 0, describe(result)
-    assert "no [[imap]] mailboxes" in result.stdout
+    assert "No [[imap]] mailboxes" in result.stdout
     assert json.loads(run_cli(["--config", str(path), "imap", "status", "--json"]).stdout) == []
 
 

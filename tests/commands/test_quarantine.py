@@ -72,6 +72,7 @@ def quarantined(tmp_path: Path, database_url: str) -> Iterator[tuple[Quarantined
     config_file = write_toml(tmp_path / "chikanemail.toml", {
         "storage": {"data_dir": str(config.storage.data_path), "database_url": database_url},
         "intake": {"addresses": [INTAKE_ADDRESS]},
+        "ui": {"language": "en"},  # the English texts these tests read
     })
     yield Quarantined(services, config_file, failed.message_pk, foreign.message_pk), config
     services.close()
@@ -108,7 +109,7 @@ def test_a_failed_message_is_listed_and_shown_with_its_error(
     assert actions[0] == "received" and "quarantined" in actions
 
     text = setup.cli("quarantine", "show", str(setup.failed_id)).stdout
-    assert "second line of the error" in text and "quarantined" in text
+    assert "second line of the error" in text and "kept out" in text
     missing = run_cli(["--config", str(setup.config_file), "quarantine", "show", "99999"])
     assert missing.exit_code == 1 and "no message 99999" in missing.stderr
 

@@ -23,6 +23,7 @@ from intake.pipeline.worker import Worker
 from intake.service.config import AppConfig
 from intake.service.daemon import open_services, pipeline_for
 from storage import audit
+from storage.audit_words import label
 from storage.blobstore import BlobStore
 from storage.database import Database
 from storage.messages import DeliveryEnvelope, list_messages
@@ -98,6 +99,7 @@ def filled(tmp_path: Path, database_url: str) -> Iterator[Filled]:
         "storage": {"data_dir": str(config.storage.data_path), "database_url": database_url},
         "intake": {"addresses": [INTAKE_ADDRESS]},
         "smtp": {"enabled": False},  # no daemon runs here: the listener check is skipped
+        "ui": {"language": "en"},  # the English texts these tests read
     })
     database = Database(database_url)
     yield Filled(config, config_file, database)
@@ -138,7 +140,7 @@ def test_a_clean_store_verifies_and_the_run_is_kept(filled: Filled) -> None:
     result = run_cli(["--config", str(filled.config_file), "verify"])
     assert result.exit_code == 0, describe(result)
     assert result.stdout.splitlines()[-1] == "OK", describe(result)
-    assert f"checked {len(blobs) + len(derived)} blobs" in result.stdout
+    assert f"Checked {len(blobs) + len(derived)} blobs" in result.stdout
 
     result, report = filled.verify_json()
     assert result.exit_code == 0, describe(result)
@@ -167,7 +169,8 @@ def test_a_flipped_bit_is_named_as_a_mismatch(filled: Filled) -> None:
     result = run_cli(["--config", str(filled.config_file), "verify"])
     assert result.exit_code == 1, describe(result)
     relative = f"blobs/{part.sha256[:2]}/{part.sha256[2:4]}/{part.sha256}"
-    assert f"mismatch      {relative}: its content hashes to " in result.stdout, describe(result)
+    assert f"content does not match its name (mismatch) {relative}: its content hashes to " \
+        in result.stdout, describe(result)
     assert result.stdout.splitlines()[-1] == "FAILED: 1 problem"
 
     result, report = filled.verify_json()
@@ -203,7 +206,7 @@ def test_deleted_blobs_are_named_as_missing_with_their_rows(filled: Filled) -> N
 
     result = run_cli(["--config", str(filled.config_file), "verify"])
     assert result.exit_code == 1, describe(result)
-    assert (f"missing       blobs/{message.sha256[:2]}/{message.sha256[2:4]}/{message.sha256}: "
+    assert (f"missing blobs/{message.sha256[:2]}/{message.sha256[2:4]}/{message.sha256}: "
             f"named by message {message.id} (sha256)") in result.stdout, describe(result)
     assert (f"derived/{thumbnailed.thumbnail_sha256[:2]}/{thumbnailed.thumbnail_sha256[2:4]}/"
             f"{thumbnailed.thumbnail_sha256}: named by evidence {thumbnailed.id} "
@@ -243,11 +246,12 @@ def test_stray_and_unexpected_files_are_named_but_not_work_areas_or_fresh_files(
 
     result = run_cli(["--config", str(filled.config_file), "verify"])
     assert result.exit_code == 1, describe(result)
-    assert f"stray         blobs/{stray[:2]}/{stray[2:4]}/{stray}: no row names" in result.stdout
-    assert f"stray         derived/{derived_stray[:2]}/{derived_stray[2:4]}/{derived_stray}" \
+    stray_derived = f"derived/{derived_stray[:2]}/{derived_stray[2:4]}/{derived_stray}"
+    assert f"no row names it (stray) blobs/{stray[:2]}/{stray[2:4]}/{stray}: no row names" \
         in result.stdout
-    assert f"unexpected    {unexpected.relative_to(filled.config.storage.data_path)}: a file " \
-        in result.stdout, describe(result)
+    assert f"no row names it (stray) {stray_derived}" in result.stdout
+    where = unexpected.relative_to(filled.config.storage.data_path)
+    assert f"not a blob (unexpected) {where}: a file " in result.stdout, describe(result)
     _, report = filled.verify_json()
     assert sorted((p["kind"], p["sha256"]) for p in report["problems"]) == sorted([
         ("stray", stray), ("stray", derived_stray), ("unexpected", None)])
@@ -261,7 +265,7 @@ def test_a_changed_audit_row_is_named_at_its_seq(filled: Filled) -> None:
 
     result = run_cli(["--config", str(filled.config_file), "verify"])
     assert result.exit_code == 1, describe(result)
-    assert (f"audit chain broken at event 3 (action {action}): its content does not match "
+    assert (f"Audit chain broken at event 3 ({label(action, 'en')}): its content does not match "
             "its hash (the row was changed)") in result.stdout, describe(result)
 
     _, report = filled.verify_json()
@@ -286,7 +290,7 @@ def test_a_removed_last_audit_event_is_named(filled: Filled) -> None:
     assert "events were removed" in broken["reason"]
     text_result = run_cli(["--config", str(filled.config_file), "verify"])
     # The first run's own `verified` event now follows the gap: still named at the same seq.
-    assert f"audit chain broken at event {last} " in text_result.stdout, describe(text_result)
+    assert f"Audit chain broken at event {last} " in text_result.stdout, describe(text_result)
 
 
 def test_progress_is_reported_up_to_every_byte(filled: Filled) -> None:

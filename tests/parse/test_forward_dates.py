@@ -217,7 +217,7 @@ def test_every_view_says_the_zone_was_assumed(
     storage = daemon.config.storage
     config = write_toml(tmp_path / "cli.toml", {
         "storage": {"data_dir": storage.data_dir, "database_url": storage.effective_database_url},
-        "notify": {"language": language}})
+        "ui": {"language": language}})
     runner = CliRunner(env={"COLUMNS": "400"})
 
     def cli(*args: str) -> str:
@@ -230,11 +230,17 @@ def test_every_view_says_the_zone_was_assumed(
     assert shown["original"]["date_zone_assumed"] is True
     assert datetime.fromisoformat(shown["original"]["date"]) == WINTER_UTC
     assert shown["original"]["date_raw"] == WINTER_RAW
-    assumed_line = (f"date {SHOWN_DATE[language]}, zone assumed (the mail names none; "
-                    f'read as Danish time), as written: "{WINTER_RAW}"')
+    # The CLI speaks [ui] language too.
+    assumed_line = {
+        "da": (f"{SHOWN_DATE[language]}, tidszone antaget (mailen angiver ingen, så tiden er "
+               f'læst som dansk tid), i mailen: "{WINTER_RAW}"'),
+        "en": (f"{SHOWN_DATE[language]}, zone assumed (the mail names none; read as Danish "
+               f'time), as written: "{WINTER_RAW}"')}[language]
     assert assumed_line in cli("messages", "show", str(rows["winter-html"].id))
-    assert ('date "25. oktober 2026 02:30" (as written; not read as an exact time)'
-            in cli("messages", "show", str(rows["hour-repeated"].id)))
+    raw_line = {"da": '"25. oktober 2026 02:30" (som skrevet i mailen; kunne ikke læses som et '
+                      'præcist tidspunkt)',
+                "en": '"25. oktober 2026 02:30" (as written; not read as an exact time)'}
+    assert raw_line[language] in cli("messages", "show", str(rows["hour-repeated"].id))
 
     cases = {number: json.loads(cli("cases", "show", number, "--json"))
              for number in list_cases_of(daemon)}

@@ -207,6 +207,7 @@ def test_reprocess_removes_false_defects_from_old_rows_and_keeps_true_ones(
         "intake": {"addresses": [INTAKE_ADDRESS], "allowed_sender_domains": [FROM_DOMAIN]},
         "routing": {"default_manager": MANAGER},
         "extract": {"ocr": False},
+        "ui": {"language": "en"},  # the English texts the test reads
     }
     plain = write_toml(tmp_path / "plain.toml", tables)
     # Checking the signed report's sender now would fail: its domain's DNS refuses.
@@ -233,11 +234,11 @@ def test_reprocess_removes_false_defects_from_old_rows_and_keeps_true_ones(
 
         old = json.loads(_cli(plain, "messages", "show", str(ids[0]), "--json"))
         assert old["defects"] == [{"defect": name, "parsers": []} for name in FALSE_DEFECTS]
-        assert "StartBoundaryNotFoundDefect (parser not recorded)" in _cli(
+        assert "(StartBoundaryNotFoundDefect: parser not recorded)" in _cli(
             plain, "messages", "show", str(ids[0]))
 
         out = _cli(checking, "reprocess", "--all")
-        assert "reprocessed 3 messages; 0 failed" in out
+        assert "Reprocessed 3 messages; 0 failed" in out
 
         with database.read() as session:
             rows = {pk: session.get_one(Message, pk) for pk in [*ids, foreign]}
@@ -272,4 +273,4 @@ def test_reprocess_removes_false_defects_from_old_rows_and_keeps_true_ones(
     assert [item["defects"] for item in shown["evidence"] if item["path"] == "4"] == [
         [{"defect": "InvalidBase64CharactersDefect", "parsers": [STDLIB]}]]
     tree = _cli(plain, "messages", "show", str(ids[1]))
-    assert "CloseBoundaryNotFoundDefect (stdlib)" in tree
+    assert "(CloseBoundaryNotFoundDefect: stdlib)" in tree

@@ -120,7 +120,7 @@ def test_a_forwarded_mail_becomes_an_evidence_tree(daemon: DaemonThread, tmp_pat
     for _ in range(2):
         again = CliRunner().invoke(main, ["--config", str(config), "reprocess", str(message.id)])
         assert again.exit_code == 0, again.output
-        assert "reprocessed 1 message; 0 failed" in again.stdout
+        assert "Behandlede 1 mail igen; 0 mislykkedes"  # Danish, the default in again.stdout
     database = Database(daemon.config.storage.effective_database_url)
     try:
         after = [(r.id, r.part_path, r.sha256, r.parent_id)

@@ -78,7 +78,7 @@ def summary_line(*, messages: int, files: int, new: int, duplicates: int, failed
     def counted(count: int, word: str) -> str:  # "1 file", "2 files"
         return f"{count} {word}" + ("" if count == 1 else "s")
 
-    line = (f"ingested {counted(messages, 'message')} from {counted(files, 'file')}: {new} new, "
+    line = (f"Ingested {counted(messages, 'message')} from {counted(files, 'file')}: {new} new, "
             f"{duplicates} already stored")
     return line + (f"; {counted(failed, 'file')} failed" if failed else "")
 
@@ -89,6 +89,7 @@ def setup(tmp_path: Path, database_url: str) -> IngestSetup:
     config = write_toml(tmp_path / "chikanemail.toml", {
         "storage": {"data_dir": str(data_dir), "database_url": database_url},
         "intake": {"addresses": [INTAKE_ADDRESS]},
+        "ui": {"language": "en"},  # the English summary the tests read
     })
     return IngestSetup(config, data_dir, database_url)
 
@@ -279,7 +280,7 @@ def test_missing_file_is_a_clear_error_and_stores_nothing(setup: IngestSetup,
     assert result.exit_code != 0, describe(result)
     assert str(missing) in result.stderr, describe(result)
     assert "does not exist" in result.stderr, describe(result)
-    assert "ingested" not in result.stdout
+    assert "Ingested" not in result.stdout
     store = setup.store
     assert not store.exists(present.sha256), "nothing is stored when an argument is bad"
     assert list(store.iter_all()) == []
@@ -294,7 +295,7 @@ def test_unreadable_file_is_counted_failed_and_the_rest_stored(setup: IngestSetu
     result = setup.ingest(unreadable, good.path)
     assert result.exit_code == 1, describe(result)
     last = result.stdout.splitlines()[-1]
-    assert last == "ingested 1 message from 2 files: 1 new, 0 already stored; 1 file failed", (
+    assert last == "Ingested 1 message from 2 files: 1 new, 0 already stored; 1 file failed", (
         describe(result))
     assert f"failed: {unreadable}: OSError" in result.stderr, describe(result)
     assert setup.store.read_bytes(good.sha256) == good.path.read_bytes()

@@ -200,6 +200,7 @@ def test_audit_show_lists_events_in_local_time_and_records_the_look(
     config = write_toml(tmp_path / "config.toml", {
         "storage": {"data_dir": str(tmp_path / "data"),
                     "database_url": database.url.render_as_string(hide_password=False)},
+        "ui": {"language": "en"},  # the English texts the test reads
     })
     result = CliRunner().invoke(main, ["--config", str(config), "audit", "show", "2026-0042",
                                        "--json"])
@@ -217,7 +218,7 @@ def test_audit_show_lists_events_in_local_time_and_records_the_look(
     assert viewed.actor.startswith("cli:")
     missing = CliRunner().invoke(main, ["--config", str(config), "audit", "show", "2026-9999"])
     assert missing.exit_code != 0
-    assert "no audit events for case 2026-9999" in missing.output
+    assert "No audit events for case 2026-9999" in missing.output
 
 
 def test_audit_show_says_plainly_what_was_refused_and_unverified(
@@ -241,6 +242,7 @@ def test_audit_show_says_plainly_what_was_refused_and_unverified(
     config = write_toml(tmp_path / "config.toml", {
         "storage": {"data_dir": str(tmp_path / "data"),
                     "database_url": database.url.render_as_string(hide_password=False)},
+        "ui": {"language": "en"},  # the English texts the test reads
     })
     command = ["--config", str(config), "audit", "show", "2026-0043"]
     # One row a line, with the message column (--wide).
@@ -256,7 +258,7 @@ def test_audit_show_says_plainly_what_was_refused_and_unverified(
     assert "REFUSED luk, kvitter: its reply address belongs to another case" in refused
     assert "UNVERIFIED sender, kept as evidence, changed nothing (dkim-fail)" in rows[
         "filed-f0"]
-    assert "UNVERIFIED" not in rows["filed-a1"] and "sender_check=dkim-pass" in rows["filed-a1"]
+    assert "UNVERIFIED" not in rows["filed-a1"] and "(dkim-pass)" in rows["filed-a1"]
     assert "UNVERIFIED reporter sender: no receipt sent" in table.stdout
 
     # The JSON keeps every detail as it was recorded.

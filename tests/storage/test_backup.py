@@ -143,7 +143,8 @@ def test_a_backup_under_load_restores_the_state_at_its_audit_head(
         restored = cli(target, "restore", "--from", str(snapshot), "--data-dir",
                        str(tmp_path / "restored"))
         assert restored.exit_code == 0, describe(restored)
-        assert f"audit head seq {head} hash {manifest.audit_hash}" in restored.output
+        # In Danish, the default language.
+        assert f"seneste hændelse {head} med hash {manifest.audit_hash}" in restored.output
         assert restored.output.rstrip().endswith("OK"), restored.output
         check = cli(target, "verify")
         assert check.exit_code == 0, describe(check)
@@ -350,9 +351,10 @@ def test_a_restore_on_a_new_machine_puts_the_config_and_its_files_back(
     assert config_file.read_bytes() == config_text
     assert password.read_text() == "relay secret\n"
     assert oct(password.stat().st_mode & 0o777) == oct(0o640)
-    assert f"config: put back at {config_file}" in restored.output
-    assert f"notify.password_file: put back at {password}" in restored.output
-    assert f"set [storage] data_dir = \"{tmp_path / 'new-data'}\"" in restored.output
+    # In Danish, the default language.
+    assert f"config: lagt tilbage i {config_file}" in restored.output
+    assert f"notify.password_file: lagt tilbage i {password}" in restored.output
+    assert f"sæt [storage] data_dir = \"{tmp_path / 'new-data'}\"" in restored.output
     assert (tmp_path / "new-data" / "chikanemail.sqlite3").is_file()
 
     # A file already at its place is never overwritten: left alone, the copy named.

@@ -369,8 +369,9 @@ def test_a_held_case_is_kept_until_unheld_and_the_cli_dry_run_changes_nothing(
             return result.stdout
 
         reason = "Politiets sag 4711-2026"
-        assert "on legal hold" in cli("cases", "hold", number, "--reason", reason)
-        assert "already" in cli("cases", "hold", number, "--reason", reason)
+        # In Danish, the default language.
+        assert "er tilbageholdt" in cli("cases", "hold", number, "--reason", reason)
+        assert "allerede" in cli("cases", "hold", number, "--reason", reason)
         shown = json.loads(cli("cases", "show", number, "--json"))
         assert (shown["legal_hold"], shown["hold_reason"]) == (True, reason)
         held = json.loads(cli("retention", "--json"))
@@ -380,13 +381,13 @@ def test_a_held_case_is_kept_until_unheld_and_the_cli_dry_run_changes_nothing(
         assert get_case(database, number) is not None
         assert all(stores[store].exists(sha) for store, sha in blobs)
 
-        assert "lifted" in cli("cases", "unhold", number)
-        assert "not on legal hold" in cli("cases", "unhold", number)
+        assert "ophævet" in cli("cases", "unhold", number)
+        assert "ikke tilbageholdt" in cli("cases", "unhold", number)
         before = snapshot(database, storage.data_path)
         dry = json.loads(cli("retention", "--dry-run", "--json"))
         assert [item["case"] for item in dry["items"]] == [number]
         assert dry["dry_run"] is True and dry["kept"] == []
-        assert f"case {number}" in cli("retention", "--dry-run")
+        assert f"sag {number}" in cli("retention", "--dry-run")
         assert snapshot(database, storage.data_path) == before
 
         done = json.loads(cli("retention", "--json"))

@@ -17,7 +17,6 @@ from intake.receive.imap.check import check_mailbox
 from intake.receive.imap.status import imap_status
 from storage.database import Database
 from storage.migrate import current_revision, upgrade_database
-from storage.plural import ngettext
 
 
 @click.group("imap")
@@ -40,7 +39,8 @@ def imap_status_command(context: CliContext, as_json: bool, wide: bool) -> None:
     if as_json:
         click.echo(json.dumps(entries, indent=2, ensure_ascii=False))
     elif not entries:
-        click.echo("no [[imap]] mailboxes in the configuration")
+        click.echo(reader_of(context.config).gettext(
+            "No [[imap]] mailboxes in the configuration"))
     else:
         print_table(imap_status_table(entries, reader_of(context.config), wide=wide), wide=wide)
 
@@ -49,20 +49,22 @@ def imap_status_table(entries: Sequence[dict[str, Any]], reader: Reader, *,
                       wide: bool = False) -> Table:
     """The status entries as a table for people, times in the reader's zone; `wide` adds
     UIDVALIDITY, the last UID and the mails left on the server for their size."""
-    columns = [("name", False), ("folder", False), ("connected", True), ("last success", True),
-               ("last error", False)]
+    _ = reader.gettext
+    columns = [(_("Name"), False), (_("Folder"), False), (_("Connected"), True),
+               (_("Last success"), True), (_("Last error"), False)]
     if wide:
-        columns += [("UIDVALIDITY", True), ("last UID", True), ("oversized", True)]
+        columns += [("UIDVALIDITY", True), (_("Last UID"), True), (_("Too large"), True)]
     count = len(entries)
-    table = new_table(ngettext("{n} IMAP mailbox", "{n} IMAP mailboxes", count).format(n=count),
-                      columns, wide=wide)
+    table = new_table(reader.ngettext("{n} IMAP mailbox", "{n} IMAP mailboxes",
+                                      count).format(n=count), columns, wide=wide)
     for entry in entries:
+        # The error is the server's or the program's own text, as the log has it.
         error = entry["last_error"] or ""
         if error and entry["last_error_at"]:
             error = f"{reader.short_iso(entry['last_error_at'])}: {error}"
-        cells = [entry["name"], entry["folder"], "yes" if entry["connected"] else "no",
+        cells = [entry["name"], entry["folder"], _("yes") if entry["connected"] else _("no"),
                  reader.short_iso(entry["last_success_at"]) if entry["last_success_at"]
-                 else "never", error]
+                 else _("never"), error]
         if wide:
             cells += [str(entry["uidvalidity"] or "-"),
                       "-" if entry["last_uid"] is None else str(entry["last_uid"]),
@@ -104,7 +106,8 @@ def db_upgrade_command(context: CliContext) -> None:
         revision = current_revision(database)
     finally:
         database.dispose()
-    click.echo(f"database at revision {revision}")
+    click.echo(reader_of(context.config).gettext("Database at revision %(revision)s") % {
+        "revision": revision})
 
 
 @click.group("config")
@@ -116,6 +119,8 @@ def config_group() -> None:
 @pass_context
 def config_check_command(context: CliContext) -> None:
     """Validate the configuration and show the settings that will be used."""
+    # Stays English, as configuration errors do: it names the file's keys and values as the
+    # file writes them.
     config = context.config
     click.echo(f"configuration OK: {config.source}")
     click.echo(f"  data_dir  {config.storage.data_path}")

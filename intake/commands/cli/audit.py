@@ -9,23 +9,30 @@ from typing import Any
 import click
 
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
-from intake.commands.cli.display import new_table, print_table, reader_of, wide_option
-from intake.commands.cli.reports.message import SENDER_CHECK_TEXT
+from intake.commands.cli.display import (
+    Reader,
+    new_table,
+    print_table,
+    reader_of,
+    wide_option,
+)
+from intake.commands.cli.reports.message import SENDER_CHECK_TEXT, sender_check_text
 from storage import audit
+from storage.audit_words import describe, label
+from storage.i18n.catalogs import N_
 from storage.local_time import local_time_with_zone
 from storage.models import AuditEvent
-from storage.plural import ngettext
 
-# How much of an event's details the table shows (the JSON output has all of them).
+# How much of an event's other details the table shows (the JSON output has all of them).
 _DETAILS_WIDTH = 80
-# Why a mail's commands were not carried out (`command-refused`), in words; the sender
-# check codes a refusal can name are said as `SENDER_CHECK_TEXT` says them.
+# Why a mail's commands were not carried out (`command-refused`), in words (msgids); the
+# sender check codes a refusal can name are said as `SENDER_CHECK_TEXT` says them.
 REFUSAL_TEXT = {
-    "no-token": "it did not come to a secret reply address",
-    "token-retired": "its reply address is no longer valid",
-    "token-for-another-case": "its reply address belongs to another case",
-    "token-for-another-person": "its reply address was issued to someone else",
-    "not-authenticated": "its sender is not authenticated",
+    "no-token": N_("it did not come to a secret reply address"),
+    "token-retired": N_("its reply address is no longer valid"),
+    "token-for-another-case": N_("its reply address belongs to another case"),
+    "token-for-another-person": N_("its reply address was issued to someone else"),
+    "not-authenticated": N_("its sender is not authenticated"),
 }
 
 
@@ -64,7 +71,8 @@ def audit_show_command(context: CliContext, number: str, as_json: bool, wide: bo
     try:
         events = audit.events_for_case(database, number)
         if not events:
-            raise click.ClickException(f"no audit events for case {number}")
+            raise click.ClickException(reader_of(context.config).gettext(
+                "No audit events for case %(number)s") % {"number": number})
         audit.record_committed(database, "viewed", actor=cli_actor(), case_number=number,
                                details={"what": "audit"})
     finally:
@@ -75,69 +83,88 @@ def audit_show_command(context: CliContext, number: str, as_json: bool, wide: bo
                               ensure_ascii=False))
         return
     reader = reader_of(context.config)
-    counted = ngettext("{n} audit event", "{n} audit events", len(events)).format(n=len(events))
-    title = f"case {number}: {counted}, times in {context.config.ui.timezone}"
+    _ = reader.gettext
+    counted = reader.ngettext("{n} audit event", "{n} audit events",
+                              len(events)).format(n=len(events))
+    title = _("Case %(number)s: %(events)s, times in %(zone)s") % {
+        "number": number, "events": counted, "zone": context.config.ui.timezone}
     if not wide:
-        title += " (--wide: messages and hashes; --json: every field)"
-    columns = [("seq", True), ("time", True), ("actor", False), ("action", False),
-               ("details", False)]
+        title += " " + _("(--wide: codes, messages and hashes; --json: every field)")
+    columns = [("#", True), (_("Time"), True), (_("Actor"), False), (_("Action"), False),
+               (_("Details"), False)]
     if wide:
-        columns += [("message", True), ("hash", True)]
+        columns += [(_("Code"), True), (_("Message"), True), (_("Hash"), True)]
     table = new_table(title, columns, wide=wide)
     for event in events:
-        cells = [str(event.seq), reader.short(event.occurred_at), event.actor, event.action,
-                 event_summary(event.action, event.details)]
+        cells = [str(event.seq), reader.short(event.occurred_at), event.actor,
+                 label(event.action, reader.language),
+                 event_summary(event.action, event.details, reader)]
         if wide:
-            cells += [(event.message_sha256 or "")[:12], event.hash[:12]]
+            cells += [event.action, (event.message_sha256 or "")[:12], event.hash[:12]]
         table.add_row(*cells)
     print_table(table, wide=wide)
 
 
-def refusal_text(reason: str | None) -> str:
+def refusal_text(reason: str | None, reader: Reader) -> str:
     """Why a mail's commands were refused, in words (the code itself when it is unknown)."""
     if reason is None:
-        return "no reason recorded"
+        return reader.gettext("no reason recorded")
     if reason in REFUSAL_TEXT:
-        return REFUSAL_TEXT[reason]
+        return reader.gettext(REFUSAL_TEXT[reason])
     if reason in SENDER_CHECK_TEXT:
-        return f"sender not proven: {SENDER_CHECK_TEXT[reason]}"
+        return reader.gettext("sender not proven: %(check)s") % {
+            "check": reader.gettext(SENDER_CHECK_TEXT[reason])}
     return reason
 
 
-def event_summary(action: str, details: dict[str, Any]) -> str:
-    """The details column: a plain sentence first for the events a reader must not miss (a
-    refused command, an unverified sender), then the remaining details as `key=value`."""
-    rest = dict(details)
-    lead = ""
+def _lead(action: str, rest: dict[str, Any], reader: Reader) -> str:
+    """A plain sentence for the events a reader must not miss (a refused command, an
+    unverified sender), taking the details it says out of `rest`."""
+    _ = reader.gettext
     if action == "command-refused":
         reason = rest.pop("reason", None)
         commands = rest.pop("commands", None) or []
-        named = ", ".join(str(command) for command in commands) or "(none named)"
-        lead = f"REFUSED {named}: {refusal_text(reason)} ({reason or '-'})"
-    elif action == "sender-unverified":
+        named = ", ".join(str(command) for command in commands) or _("(none named)")
+        return _("REFUSED %(commands)s: %(why)s (%(code)s)") % {
+            "commands": named, "why": refusal_text(reason, reader), "code": reason or "-"}
+    if action == "sender-unverified":
         reason = rest.pop("reason", None)
-        lead = "UNVERIFIED reporter sender: no receipt sent" + (
+        return _("UNVERIFIED reporter sender: no receipt sent") + (
             f" ({reason})" if reason else "")
-    elif action == "unverified-mail":
+    if action == "unverified-mail":
         reason = rest.pop("reason", None)
         role = rest.pop("claimed_role", None)
-        claimed = "the reporter" if role == "reporter" else "someone outside the case"
-        lead = (f"UNVERIFIED mail claiming to be from {claimed}, kept as evidence, changed "
-                f"nothing: {refusal_text(reason)} ({reason or '-'})")
-    elif action == "filed" and rest.get("unverified"):
+        text = (_("UNVERIFIED mail claiming to be from the reporter, kept as evidence, "
+                  "changed nothing: %(why)s (%(code)s)") if role == "reporter" else
+                _("UNVERIFIED mail claiming to be from someone outside the case, kept as "
+                  "evidence, changed nothing: %(why)s (%(code)s)"))
+        return text % {"why": refusal_text(reason, reader), "code": reason or "-"}
+    if action == "filed" and rest.get("unverified"):
         rest.pop("unverified")
         check = rest.pop("sender_check", None)
-        lead = ("UNVERIFIED sender, kept as evidence, changed nothing"
-                + (f" ({check})" if check else ""))
-    shown = _short_details(rest) if rest else ""
-    return f"{lead}  {shown}".strip() if lead else shown
+        return _("UNVERIFIED sender, kept as evidence, changed nothing") + (
+            f" ({check})" if check else "")
+    return ""
 
 
-def _short_details(details: dict[str, Any]) -> str:
-    """The details as `key=value` pairs, long values and the whole line cut short."""
-    pairs = []
-    for key, value in sorted(details.items()):
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        pairs.append(f"{key}={text if len(text) <= 24 else text[:23] + '…'}")
-    line = " ".join(pairs)
+def event_summary(action: str, details: dict[str, Any], reader: Reader) -> str:
+    """The details column: a plain sentence first for the events a reader must not miss,
+    then the event's details in words, then any details without words as `key: value`."""
+    rest = dict(details)
+    lead = _lead(action, rest, reader)
+    if isinstance(rest.get("sender_check"), str):
+        # The sender check in words, its code after it (describe() shows what it is given).
+        rest["sender_check"] = sender_check_text(rest["sender_check"], reader)
+    words = describe(action, rest, reader.language)
+    # "—" is describe()'s word for a detail that is not there (or that the lead has said).
+    parts = [part for part in (lead, words.sentence) if part and not part.endswith("—")]
+    if words.rest:
+        parts.append(_short_details(words.rest))
+    return "; ".join(parts)
+
+
+def _short_details(rest: tuple[tuple[str, str], ...]) -> str:
+    """Details without words as `key: value`, long values and the whole line cut short."""
+    line = ", ".join(f"{key}: {value if len(value) <= 24 else value[:23] + '…'}"
+                     for key, value in rest)
     return line if len(line) <= _DETAILS_WIDTH else line[:_DETAILS_WIDTH - 1] + "…"

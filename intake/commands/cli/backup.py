@@ -37,8 +37,13 @@ from storage.backup_record import record_backup
 from storage.blobstore import BlobStore
 from storage.database import Database
 from storage.errors import SettingsError
-from storage.plural import ngettext
+from storage.i18n.catalogs import N_
 from storage.verify import ProgressCallback, VerifyProgress, verify
+
+# Where a restore's settings came from when not from a file of that name (`settings_from`
+# in --json keeps these English words).
+DEFAULTS = "the built-in defaults"
+SNAPSHOT_COPY = "the snapshot's copy of "
 
 
 def config_files(context: CliContext, config: AppConfig) -> list[tuple[str, Path]]:
@@ -74,14 +79,31 @@ def progress_bar(label: str) -> Iterator[ProgressCallback]:
 
 
 def _fail(what: str, error: BackupError) -> None:
-    click.echo(f"chikanemail: {what} failed: {error}", err=True)
+    # `what` is a msgid ("Backup failed: %(error)s"); the error's own text is the program's
+    # (English), as the log has it. The settings may not be readable here: the language
+    # comes from them when they are, else the default.
+    click.echo("chikanemail: " + _reader_if_any().gettext(what) % {"error": error}, err=True)
     sys.exit(1)
+
+
+def _reader_if_any() -> Reader:
+    """The reader of the settings this command has read, or a Danish reader (the default
+    language) when it has read none yet (a restore reads them after the snapshot's files
+    are back)."""
+    from zoneinfo import ZoneInfo
+
+    context = click.get_current_context(silent=True)
+    obj = context.find_object(CliContext) if context else None
+    if obj is not None and obj.loaded_config is not None:
+        return reader_of(obj.loaded_config)
+    return Reader(language="da", zone=ZoneInfo("Europe/Copenhagen"))
 
 
 def head_line(manifest: Manifest, reader: Reader) -> str:
     """When the backup was taken (in the reader's zone and language) and its audit head."""
-    return (f"backup of {reader.long(manifest.created_at)}, audit head "
-            f"seq {manifest.audit_seq} hash {manifest.audit_hash}")
+    return reader.gettext("Backup of %(when)s, audit head seq %(seq)s hash %(hash)s") % {
+        "when": reader.long(manifest.created_at), "seq": manifest.audit_seq,
+        "hash": manifest.audit_hash}
 
 
 @click.command("backup")
@@ -102,7 +124,7 @@ def backup_command(context: CliContext, folder: Path, as_json: bool) -> None:
                                    BlobStore(config.storage.derived_root), folder,
                                    files=files, on_progress=show)
     except BackupError as error:
-        _fail("backup", error)
+        _fail(N_("Backup failed: %(error)s"), error)
         return
     finally:
         database.dispose()
@@ -118,13 +140,18 @@ def backup_command(context: CliContext, folder: Path, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return
-    click.echo(head_line(manifest, reader_of(config)))
+    reader = reader_of(config)
+    click.echo(head_line(manifest, reader))
     blobs = len(manifest.blobs)
-    click.echo(ngettext("{n} blob", "{n} blobs", blobs).format(n=blobs)
-               + f": {result.copied} copied "
-               f"({result.bytes_copied / (1024 * 1024):.1f} MiB), {result.already_there} "
-               f"already there; {len(manifest.files)} other files; {result.seconds:.1f} s")
-    click.echo(f"snapshot complete in {result.folder}")
+    click.echo(reader.gettext("%(blobs)s: %(copied)s copied (%(size)s MiB), %(there)s already "
+                              "there; %(files)s; %(seconds)s s") % {
+        "blobs": reader.ngettext("{n} blob", "{n} blobs", blobs).format(n=blobs),
+        "copied": result.copied, "size": f"{result.bytes_copied / (1024 * 1024):.1f}",
+        "there": result.already_there,
+        "files": reader.ngettext("{n} other file", "{n} other files",
+                                 len(manifest.files)).format(n=len(manifest.files)),
+        "seconds": f"{result.seconds:.1f}"})
+    click.echo(reader.gettext("Snapshot complete in %(folder)s") % {"folder": result.folder})
 
 
 @click.command("restore")
@@ -153,7 +180,7 @@ def restore_command(context: CliContext, folder: Path, data_dir: Path | None,
         # First, so that the config (and the files it names) are where it says they are.
         placed = put_files_back(folder, manifest) if put_files else []
     except BackupError as error:
-        _fail("restore", error)
+        _fail(N_("Restore failed: %(error)s"), error)
         return
     config, config_source = _restore_config(context, folder, manifest)
     storage = config.storage
@@ -165,7 +192,7 @@ def restore_command(context: CliContext, folder: Path, data_dir: Path | None,
         with progress_bar("restore") as show:
             result = restore_snapshot(folder, storage, config.retention, on_progress=show)
     except BackupError as error:
-        _fail("restore", error)
+        _fail(N_("Restore failed: %(error)s"), error)
         return
     database = Database(storage.effective_database_url)
     try:
@@ -185,21 +212,30 @@ def restore_command(context: CliContext, folder: Path, data_dir: Path | None,
                        "outcome": _outcome(item, placed)} for item in manifest.files],
             "verify": checked.as_json()}, indent=2, ensure_ascii=False))
     else:
-        click.echo(head_line(manifest, reader_of(config)))
-        click.echo(f"settings (retention, data directory) from {config_source}")
+        reader = reader_of(config)
+        _ = reader.gettext
+        click.echo(head_line(manifest, reader))
+        source = (_("the built-in defaults") if config_source == DEFAULTS else
+                  _("the snapshot's copy of %(path)s") % {"path": config_source.removeprefix(
+                      SNAPSHOT_COPY)} if config_source.startswith(SNAPSHOT_COPY) else
+                  config_source)
+        click.echo(_("Settings (retention, data directory) from %(source)s") % {
+            "source": source})
         expired = len(result.retention.deleted)
-        click.echo(ngettext("restored {n} blob", "restored {n} blobs", result.blobs)
-                   .format(n=result.blobs)
-                   + f" ({result.bytes / (1024 * 1024):.1f} MiB) into {storage.data_path}; "
-                   + ngettext("retention deleted {n} item expired since",
-                              "retention deleted {n} items expired since", expired)
-                   .format(n=expired))
-        for line in _files_report(folder, manifest, placed):
+        click.echo(_("%(restored)s (%(size)s MiB) into %(folder)s; %(expired)s") % {
+            "restored": reader.ngettext("Restored {n} blob", "Restored {n} blobs",
+                                        result.blobs).format(n=result.blobs),
+            "size": f"{result.bytes / (1024 * 1024):.1f}", "folder": storage.data_path,
+            "expired": reader.ngettext("retention deleted {n} item expired since",
+                                       "retention deleted {n} items expired since",
+                                       expired).format(n=expired)})
+        for line in _files_report(folder, manifest, placed, reader):
             click.echo(line)
         if data_dir is not None and config.storage.data_path != storage.data_path:
-            click.echo(f"the config names data_dir {config.storage.data_path}: set [storage] "
-                       f"data_dir = \"{storage.data_path}\" before starting the daemon")
-        for line in verify_report(checked):
+            click.echo(_('The config names data_dir %(old)s: set [storage] data_dir = '
+                         '"%(new)s" before starting the daemon') % {
+                "old": config.storage.data_path, "new": storage.data_path})
+        for line in verify_report(checked, reader):
             click.echo(line)
     if not checked.ok:
         sys.exit(1)
@@ -214,12 +250,12 @@ def _restore_config(context: CliContext, folder: Path,
         return context.config, str(context.config_path)
     copy = config_copy(folder, manifest)
     if copy is None:
-        return context.config, "the built-in defaults"
+        return context.config, DEFAULTS
     copy_path, original = copy
     try:
         if original.exists():
             return load_config(original), str(original)
-        return load_config_copy(copy_path, original), f"the snapshot's copy of {original}"
+        return load_config_copy(copy_path, original), f"{SNAPSHOT_COPY}{original}"
     except SettingsError as error:
         click.echo(f"chikanemail: configuration error: {error}", err=True)
         sys.exit(CONFIG_ERROR_EXIT)
@@ -232,22 +268,26 @@ def _outcome(entry: FileEntry, placed: list[PlacedFile]) -> str:
     return "not put back (--no-files)"
 
 
-def _files_report(folder: Path, manifest: Manifest, placed: list[PlacedFile]) -> list[str]:
+def _files_report(folder: Path, manifest: Manifest, placed: list[PlacedFile],
+                  reader: Reader) -> list[str]:
     """One line per file of the snapshot: what the restore did with it."""
+    _ = reader.gettext
     lines: list[str] = []
     for entry in manifest.files:
         outcome = _outcome(entry, placed)
-        copy = folder / entry.relative_path
+        said = {"key": entry.key, "path": entry.original_path,
+                "copy": folder / entry.relative_path}
         if outcome == "restored":
-            lines.append(f"{entry.key}: put back at {entry.original_path}")
+            lines.append(_("%(key)s: put back at %(path)s") % said)
         elif outcome == "already in place":
-            lines.append(f"{entry.key}: {entry.original_path} is already the same")
+            lines.append(_("%(key)s: %(path)s is already the same") % said)
         elif outcome == "differs":
-            lines.append(f"{entry.key}: {entry.original_path} differs from the backup's and "
-                         f"was left alone; the backup's copy is {copy}")
+            lines.append(_("%(key)s: %(path)s differs from the backup's and was left alone; "
+                           "the backup's copy is %(copy)s") % said)
         elif outcome.startswith("failed"):
-            lines.append(f"{entry.key}: could not be put back at {entry.original_path} "
-                         f"({outcome.removeprefix('failed: ')}); the backup's copy is {copy}")
+            lines.append(_("%(key)s: could not be put back at %(path)s (%(problem)s); the "
+                           "backup's copy is %(copy)s") % {
+                **said, "problem": outcome.removeprefix("failed: ")})
         else:
-            lines.append(f"{entry.key} was {entry.original_path}: its copy is {copy}")
+            lines.append(_("%(key)s was %(path)s: its copy is %(copy)s") % said)
     return lines

@@ -6,12 +6,21 @@ from __future__ import annotations
 import json
 import sys
 from datetime import date
+from typing import Any
 
 import click
 
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
-from intake.commands.cli.display import console, new_table, print_table, reader_of, wide_option
+from intake.commands.cli.display import (
+    Reader,
+    console,
+    new_table,
+    print_table,
+    reader_of,
+    wide_option,
+)
 from intake.commands.cli.reports.case import case_report, pattern_groups_json, render_case_report
+from intake.commands.cli.words import case_error
 from intake.commands.reply import declaration
 from intake.commands.reply.absence import Absence
 from intake.commands.reply.acknowledge import Acknowledge
@@ -25,6 +34,7 @@ from notifier.case_actions import ActionResult, CaseActions
 from notifier.clock import SystemClock
 from notifier.plan.checklist import calendar_for, case_steps
 from storage import audit
+from storage.audit_words import LINK_REASONS, MEDIUMS, RELATIONS
 from storage.blobstore import BlobStore
 from storage.case_links import pattern_groups, related_cases
 from storage.cases import (
@@ -36,15 +46,17 @@ from storage.cases import (
     lock_case,
 )
 from storage.evidence import evidence_for_message
+from storage.i18n.catalogs import N_
 from storage.models import HarasserRelation, Medium
 from storage.outbox_rows import outbox_rows_for_case
-from storage.plural import ngettext
+from storage.time_text import long_date
 
+# What came of a case action, in words (msgids).
 _OUTCOME_TEXT = {
-    "done": "done",
-    "already": "nothing to change (already so)",
-    "no-such-step": "no such step",
-    "case-closed": "the case is closed; nothing changed",
+    "done": N_("done"),
+    "already": N_("nothing to change (already so)"),
+    "no-such-step": N_("no such step"),
+    "case-closed": N_("the case is closed; nothing changed"),
 }
 
 
@@ -60,7 +72,8 @@ def cases_show_command(context: CliContext, number: str, as_json: bool) -> None:
     try:
         case = get_case(database, number)
         if case is None:
-            click.echo(f"chikanemail: no case {number}", err=True)
+            click.echo("chikanemail: " + reader_of(config).gettext("no case %(number)s") % {
+                "number": number}, err=True)
             sys.exit(1)
         messages = [(message, evidence_for_message(database, message.id))
                     for message in case_messages(database, case.id)]
@@ -92,10 +105,11 @@ def cases_note_command(context: CliContext, number: str, text: str) -> None:
     try:
         add_note_by_number(database, number, author=cli_actor(), text=text)
     except CaseError as error:
-        raise click.ClickException(str(error)) from None
+        raise case_error(error, number, reader_of(context.config)) from None
     finally:
         database.dispose()
-    click.echo(f"note added to case {number}")
+    click.echo(reader_of(context.config).gettext("Note added to case %(number)s") % {
+        "number": number})
 
 
 def _mail_address(context: click.Context, param: click.Parameter,
@@ -129,7 +143,7 @@ def cases_assign_command(context: CliContext, number: str, address: str, deputy:
     if deputy is not None and no_deputy:
         raise click.UsageError("--deputy and --no-deputy cannot be used together")
     from intake.service.daemon import composer_for
-    from notifier.assignment import ALREADY, CASE_CLOSED, KEEP, reassign
+    from notifier.assignment import KEEP, reassign
 
     config = context.config
     composer = composer_for(config)
@@ -141,30 +155,44 @@ def cases_assign_command(context: CliContext, number: str, address: str, deputy:
                               actor=cli_actor(), now=SystemClock().now(), composer=composer,
                               plan=config.plan, notify=config.notify)
     except CaseError as error:
-        raise click.ClickException(str(error)) from None
+        raise case_error(error, number, reader_of(context.config)) from None
     finally:
         database.dispose()
+    _say_assigned(number, result, reader_of(config))
+
+
+def _say_assigned(number: str, result: Any, reader: Reader) -> None:
+    """What a reassignment did, in words; a closed case is an error."""
+    from notifier.assignment import ALREADY, CASE_CLOSED
+
+    _ = reader.gettext
     if result.outcome == CASE_CLOSED:
-        raise click.ClickException(f"case {number} is closed: it cannot be assigned; "
-                                   "nothing changed")
+        raise click.ClickException(_("Case %(number)s is closed: it cannot be assigned; "
+                                     "nothing changed") % {"number": number})
+    none = _("(none)")
     if result.outcome == ALREADY:
-        click.echo(f"case {number}: nothing to change: {result.manager} is already the "
-                   f"manager, deputy {result.deputy or 'none'}")
+        click.echo(_("Case %(number)s: nothing to change: %(manager)s is already the manager, "
+                     "deputy %(deputy)s") % {"number": number, "manager": result.manager,
+                                             "deputy": result.deputy or none})
         return
     if result.manager_changed:
-        said = f"case {number} assigned to {result.manager} (was {result.previous_manager})"
+        said = _("Case %(number)s assigned to %(manager)s (was %(previous)s)") % {
+            "number": number, "manager": result.manager, "previous": result.previous_manager}
     else:
-        said = f"case {number}: manager stays {result.manager}"
-    deputy_said = f"deputy {result.deputy or 'none'}"
+        said = _("Case %(number)s: the manager stays %(manager)s") % {
+            "number": number, "manager": result.manager}
+    deputy_said = (_("deputy %(deputy)s") % {"deputy": result.deputy} if result.deputy
+                   else _("no deputy"))
     if result.deputy_changed:
-        deputy_said += f" (was {result.previous_deputy or 'none'})"
+        deputy_said += " " + _("(was %(previous)s)") % {
+            "previous": result.previous_deputy or none}
     mails = []
     if result.notified:
-        mails.append(f"notification queued to {', '.join(result.notified)}")
+        mails.append(_("notification queued to %(to)s") % {"to": ", ".join(result.notified)})
     if result.told:
-        mails.append(f"{', '.join(result.told)} told")
+        mails.append(_("%(who)s told") % {"who": ", ".join(result.told)})
     if result.report_missing:
-        mails.append("no notification: the case has no report message")
+        mails.append(_("no notification: the case has no report message"))
     click.echo(f"{said}; {deputy_said}" + (f"; {', '.join(mails)}" if mails else ""))
 
 
@@ -180,16 +208,21 @@ def _act(context: CliContext, number: str, command: Command) -> ActionResult:
             result = act(actions, session, lock_case(session, number), command,
                          actor=cli_actor(), now=SystemClock().now())
     except CaseError as error:
-        raise click.ClickException(str(error)) from None
+        raise case_error(error, number, reader_of(context.config)) from None
     finally:
         database.dispose()
     if result.outcome in ("no-such-step", "case-closed"):
-        raise click.ClickException(f"case {number}: {_OUTCOME_TEXT[result.outcome]}")
+        reader = reader_of(context.config)
+        raise click.ClickException(reader.gettext("Case %(number)s: %(outcome)s") % {
+            "number": number, "outcome": reader.gettext(_OUTCOME_TEXT[result.outcome])})
     return result
 
 
-def _say(number: str, what: str, result: ActionResult) -> None:
-    click.echo(f"case {number}: {what}: {_OUTCOME_TEXT.get(result.outcome, result.outcome)}")
+def _say(number: str, what: str, result: ActionResult, reader: Reader) -> None:
+    """Confirm an action on a case: what was asked, and what came of it."""
+    click.echo(reader.gettext("Case %(number)s: %(what)s: %(outcome)s") % {
+        "number": number, "what": what,
+        "outcome": reader.word(_OUTCOME_TEXT, result.outcome)})
 
 
 @click.command("ack")
@@ -198,7 +231,8 @@ def _say(number: str, what: str, result: ActionResult) -> None:
 def cases_ack_command(context: CliContext, number: str) -> None:
     """Acknowledge a case for its manager (stops escalation)."""
     result = _act(context, number, Acknowledge())
-    _say(number, "acknowledged", result)
+    reader = reader_of(context.config)
+    _say(number, reader.gettext("acknowledged"), result, reader)
 
 
 @click.command("step")
@@ -209,7 +243,8 @@ def cases_ack_command(context: CliContext, number: str) -> None:
 def cases_step_command(context: CliContext, number: str, step: str, state: str) -> None:
     """Mark STEP (its number in the checklist, or its key) done."""
     result = _act(context, number, StepDone(step))
-    _say(number, f"step {result.value} ({result.step_key}) done", result)
+    reader = reader_of(context.config)
+    _say(number, reader.gettext("step %(step)s") % {"step": result.value}, result, reader)
 
 
 @click.command("absence")
@@ -220,7 +255,9 @@ def cases_absence_command(context: CliContext, number: str, day: object) -> None
     """Record the employee's first day of absence (YYYY-MM-DD); starts the EASY deadline."""
     first_day: date = day.date()  # type: ignore[attr-defined]  # click gives a datetime
     result = _act(context, number, Absence(first_day))
-    _say(number, f"first day of absence {first_day.isoformat()}", result)
+    reader = reader_of(context.config)
+    _say(number, reader.gettext("first day of absence %(day)s") % {
+        "day": long_date(first_day, reader.language)}, result, reader)
 
 
 @click.command("relation")
@@ -230,7 +267,9 @@ def cases_absence_command(context: CliContext, number: str, day: object) -> None
 def cases_relation_command(context: CliContext, number: str, relation: str) -> None:
     """Record who the harasser is: external (violence), colleague (krænkende handlinger)."""
     result = _act(context, number, Relation(relation))
-    _say(number, f"relation {relation}", result)
+    reader = reader_of(context.config)
+    _say(number, reader.gettext("harasser: %(relation)s") % {
+        "relation": reader.word(RELATIONS, relation)}, result, reader)
 
 
 @click.command("medium")
@@ -240,7 +279,9 @@ def cases_relation_command(context: CliContext, number: str, relation: str) -> N
 def cases_medium_command(context: CliContext, number: str, medium: str) -> None:
     """Record where the harassment happened."""
     result = _act(context, number, MediumCommand(medium))
-    _say(number, f"medium {medium}", result)
+    reader = reader_of(context.config)
+    _say(number, reader.gettext("medium: %(medium)s") % {
+        "medium": reader.word(MEDIUMS, medium)}, result, reader)
 
 
 @click.command("witness")
@@ -250,7 +291,8 @@ def cases_medium_command(context: CliContext, number: str, medium: str) -> None:
 def cases_witness_command(context: CliContext, number: str, witness: str) -> None:
     """Add a witness (name, role, how to reach them)."""
     result = _act(context, number, Witness(witness))
-    _say(number, "witness added", result)
+    reader = reader_of(context.config)
+    _say(number, reader.gettext("witness added"), result, reader)
 
 
 @click.command("close")
@@ -260,9 +302,11 @@ def cases_witness_command(context: CliContext, number: str, witness: str) -> Non
 def cases_close_command(context: CliContext, number: str, reason: str) -> None:
     """Close a case."""
     result = _act(context, number, Close(reason))
+    reader = reader_of(context.config)
     if result.outcome == "already":
-        raise click.ClickException(f"case {number} is already closed")
-    click.echo(f"case {number} closed")
+        raise click.ClickException(reader.gettext("Case %(number)s is already closed") % {
+            "number": number})
+    click.echo(reader.gettext("Case %(number)s closed") % {"number": number})
 
 
 @click.command("patterns")
@@ -279,17 +323,19 @@ def patterns_command(context: CliContext, as_json: bool, wide: bool) -> None:
     if as_json:
         click.echo(json.dumps(groups, indent=2, ensure_ascii=False))
         return
-    title = ngettext("{n} group of related cases", "{n} groups of related cases",
-                     len(groups)).format(n=len(groups))
-    columns = [("cases", False), ("open", True), ("why", False)]
+    reader = reader_of(context.config)
+    _ = reader.gettext
+    title = reader.ngettext("{n} group of related cases", "{n} groups of related cases",
+                            len(groups)).format(n=len(groups))
+    columns = [(_("Cases"), False), (_("Open"), True), (_("Why"), False)]
     if wide:
-        columns.append(("managers", False))
+        columns.append((_("Managers"), False))
     table = new_table(title, columns, wide=wide)
     for group in groups:
         cells = [", ".join(case["number"] for case in group["cases"]),
                  str(sum(1 for case in group["cases"] if case["status"] == "open")),
-                 "; ".join(f"{reason['reason']}: {reason['detail']}"
-                           for reason in group["reasons"])]
+                 "; ".join(f"{reader.word(LINK_REASONS, reason['reason'])}: "
+                           f"{reason['detail']}" for reason in group["reasons"])]
         if wide:
             cells.append(", ".join(sorted({case["manager"] for case in group["cases"]})))
         table.add_row(*cells)

@@ -62,22 +62,26 @@ def cases_list_command(context: CliContext, as_json: bool, status: str | None, l
     finally:
         database.dispose()
     from intake.commands.cli.display import new_table, print_table, reader_of
-    from storage.plural import ngettext
+    from intake.commands.cli.words import CASE_STATUSES
 
     reader = reader_of(context.config)
+    _ = reader.gettext
+    ngettext = reader.ngettext
     counted = (ngettext("{n} open case", "{n} open cases", total) if status == "open" else
                ngettext("{n} closed case", "{n} closed cases", total) if status == "closed"
                else ngettext("{n} case", "{n} cases", total)).format(n=total)
-    title = (f"{counted} (newest first)" if len(cases) == total else
-             f"{len(cases)} of {counted} (newest first; --all or --limit N for more)")
-    columns = [("number", True), ("status", True), ("opened", True), ("reporter", False)]
+    title = (_("%(cases)s (newest first)") % {"cases": counted} if len(cases) == total else
+             _("%(shown)s of %(cases)s (newest first; --all or --limit N for more)") % {
+                 "shown": len(cases), "cases": counted})
+    columns = [(_("Number"), True), (_("Status"), True), (_("Opened"), True),
+               (_("Reporter"), False)]
     if wide:
-        columns += [("manager", False), ("deputy", False), ("acknowledged", True),
-                    ("closed", True)]
+        columns += [(_("Manager"), False), (_("Deputy"), False), (_("Acknowledged"), True),
+                    (_("Closed"), True)]
     table = new_table(title, columns, wide=wide)
     for case in cases:
-        cells = [case["number"], case["status"], reader.short_iso(case["opened_at"]),
-                 case["reporter"]]
+        cells = [case["number"], reader.word(CASE_STATUSES, case["status"]),
+                 reader.short_iso(case["opened_at"]), case["reporter"]]
         if wide:
             cells += [case["manager"], case["deputy"] or "-",
                       reader.short_iso(case["acknowledged_at"]),

@@ -45,18 +45,28 @@ class CliContext:
         return self._config
 
 
+    @property
+    def loaded_config(self) -> AppConfig | None:
+        """The configuration if a command has read it already (never reads it)."""
+        return self._config
+
+
 pass_context = click.make_pass_decorator(CliContext)
 
 
-def require_current_schema(database: Database) -> None:
-    """Stop with a clear message when the database is not at this version's schema."""
+def require_current_schema(database: Database, language: str) -> None:
+    """Stop with a clear message in `language` when the database is not at this version's
+    schema."""
+    from storage.i18n.catalogs import translations
     from storage.migrate import current_revision, head_revision
 
     revision, head = current_revision(database), head_revision()
     if revision != head:
-        click.echo(f"chikanemail: the database is at schema {revision or '(empty)'}, this "
-                   f"version needs {head}: run `chikanemail db upgrade` (or start the daemon)",
-                   err=True)
+        _ = translations(language).gettext
+        click.echo("chikanemail: " + _(
+            "the database is at schema %(revision)s, this version needs %(head)s: run "
+            "`chikanemail db upgrade` (or start the daemon)") % {
+                "revision": revision or _("(empty)"), "head": head}, err=True)
         sys.exit(1)
 
 
@@ -65,7 +75,7 @@ def open_database(context: CliContext) -> Database:
     from storage.database import Database
 
     database = Database(context.config.storage.effective_database_url)
-    require_current_schema(database)
+    require_current_schema(database, context.config.ui.language)
     return database
 
 

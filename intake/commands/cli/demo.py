@@ -19,6 +19,7 @@ import click
 from PIL import Image, ImageDraw
 
 from intake.commands.cli.context import CliContext, pass_context
+from intake.commands.cli.display import Reader, reader_of
 from intake.service.config import AppConfig
 from notifier.transport import OUTGOING_MAILDIR
 
@@ -102,18 +103,23 @@ def send_demo_report(config: AppConfig, mail: EmailMessage) -> None:
         client.send_message(mail)
 
 
-def what_to_look_at(config: AppConfig, reporter: str) -> list[str]:
-    """The lines telling the admin where the demo's effects show up."""
+def what_to_look_at(config: AppConfig, reporter: str, reader: Reader) -> list[str]:
+    """The lines telling the admin where the demo's effects show up, in their language."""
+    _ = reader.gettext
     if config.notify.smtp_host:
-        outgoing = (f"through the relay {config.notify.smtp_host}:{config.notify.smtp_port}")
+        outgoing = _("through the relay %(relay)s") % {
+            "relay": f"{config.notify.smtp_host}:{config.notify.smtp_port}"}
     else:
-        outgoing = f"to the Maildir {config.storage.data_path / OUTGOING_MAILDIR / 'new'}"
+        outgoing = _("to the Maildir %(folder)s") % {
+            "folder": config.storage.data_path / OUTGOING_MAILDIR / "new"}
     return [
-        "In a few seconds the worker has stored the evidence and opened a case:",
+        _("In a few seconds the worker has stored the evidence and opened a case:"),
         "  chikanemail cases list",
-        "  chikanemail cases show <case number>",
-        f"The receipt to {reporter} and the notification to the manager "
-        f"({config.routing.default_manager} unless [routing] says otherwise) go out {outgoing}:",
+        "  chikanemail cases show " + _("<case number>"),
+        _("The receipt to %(reporter)s and the notification to the manager (%(manager)s unless "
+          "[routing] says otherwise) go out %(outgoing)s:") % {
+            "reporter": reporter, "manager": config.routing.default_manager,
+            "outgoing": outgoing},
         "  chikanemail outbox list",
     ]
 
@@ -130,11 +136,13 @@ def demo_command(context: CliContext, to_address: str | None) -> None:
     any real one; then the commands to look at its case and outgoing mail are printed.
     """
     config = context.config
+    reader = reader_of(config)
+    _ = reader.gettext
     smtp = config.smtp
     kind = "LMTP" if smtp.lmtp else "SMTP"
     if not smtp.enabled:
-        click.echo("chikanemail: the [smtp] listener is disabled (enabled = false); the demo "
-                   "sends its report through it", err=True)
+        click.echo("chikanemail: " + _("the [smtp] listener is disabled (enabled = false); the "
+                                       "demo sends its report through it"), err=True)
         sys.exit(1)
     intake_address = to_address or config.intake.addresses[0]
     reporter = reporter_address(config)
@@ -142,15 +150,19 @@ def demo_command(context: CliContext, to_address: str | None) -> None:
     try:
         send_demo_report(config, mail)
     except smtplib.SMTPException as error:
-        click.echo(f"chikanemail: the listener on {smtp.host}:{smtp.port} refused the sample "
-                   f"report: {error}", err=True)
+        click.echo("chikanemail: " + _("the listener on %(where)s refused the sample report: "
+                                       "%(error)s") % {"where": f"{smtp.host}:{smtp.port}",
+                                                       "error": error}, err=True)
         sys.exit(1)
     except OSError as error:
         reason = error.strerror or str(error) or type(error).__name__
-        click.echo(f"chikanemail: nothing answers on {smtp.host}:{smtp.port} ({kind}): "
-                   f"{reason}. Start the service first: chikanemail serve", err=True)
+        click.echo("chikanemail: " + _("nothing answers on %(where)s (%(kind)s): %(reason)s. "
+                                       "Start the service first: chikanemail serve") % {
+            "where": f"{smtp.host}:{smtp.port}", "kind": kind, "reason": reason}, err=True)
         sys.exit(1)
-    click.echo(f"sent a sample report from {reporter} to {intake_address} via {kind} "
-               f"{smtp.host}:{smtp.port} (Message-ID {mail['Message-ID']})")
-    for line in what_to_look_at(config, reporter):
+    click.echo(_("Sent a sample report from %(reporter)s to %(to)s via %(kind)s %(where)s "
+                 "(Message-ID %(id)s)") % {
+        "reporter": reporter, "to": intake_address, "kind": kind,
+        "where": f"{smtp.host}:{smtp.port}", "id": mail["Message-ID"]})
+    for line in what_to_look_at(config, reporter, reader):
         click.echo(line)

@@ -1,12 +1,15 @@
-"""How the CLI's text output reads: times in the workplace's zone and the reader's language,
-and tables that fit the terminal (80 columns by default), with `--wide` for every column.
+"""How the CLI's text output reads: words and times in the reader's language (`[ui] language`,
+from the gettext catalogs) and the workplace's zone, and tables that fit the terminal (80
+columns by default), with `--wide` for every column.
 
-JSON output never passes through here: it keeps ISO 8601 with the offset.
+JSON output never passes through here: it keeps ISO 8601 with the offset and its codes. What
+stays English: log lines, `--json`, option names and `--help` (click builds the help before
+the configuration is read), and configuration errors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,6 +35,33 @@ class Reader:
     language: str
     zone: tzinfo
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def gettext(self, message: str) -> str:
+        """The text in the reader's language (the English source text when it has none)."""
+        from storage.i18n.catalogs import translations
+
+        return translations(self.language).gettext(message)
+
+    def ngettext(self, singular: str, plural: str, count: int) -> str:
+        """The singular or plural text for this count, in the reader's language."""
+        from storage.i18n.catalogs import translations
+
+        return translations(self.language).ngettext(singular, plural, count)
+
+    def pgettext(self, context: str, message: str) -> str:
+        """The text in the reader's language where the same English reads differently in
+        another context."""
+        from storage.i18n.catalogs import translations
+
+        return translations(self.language).pgettext(context, message)
+
+    def word(self, words: Mapping[str, str], code: str | None) -> str:
+        """A code read through a table of msgids (storage's `*_words` tables, or this
+        package's `words`); an unknown code as it is, none as "-"."""
+        if not code:
+            return "-"
+        msgid = words.get(code)
+        return self.gettext(msgid) if msgid is not None else code
 
     def long(self, moment: datetime | None) -> str:
         """The moment in full: "tirsdag 8. december 2026 kl. 08.00 (CET)"; "-" for none."""
@@ -82,8 +112,9 @@ def new_table(title: str | None, columns: Sequence[tuple[str, bool]], *,
     from rich import box
     from rich.table import Table
 
+    # A narrow table keeps its title on one line where the terminal allows (80 columns).
     table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False,
-                  title_justify="left")
+                  title_justify="left", min_width=min(len(title), 80) if title else None)
     for header, whole in columns:
         table.add_column(header, no_wrap=whole or wide, overflow="fold",
                          min_width=len(header) if whole else None)

@@ -8,8 +8,8 @@ import click
 
 from intake import __version__
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
+from intake.commands.cli.display import reader_of
 from storage.export import ExportError, ExportOptions, export_case
-from storage.plural import ngettext
 
 
 @click.command("export")
@@ -38,5 +38,5 @@ def export_command(context: CliContext, number: str, out: Path) -> None:
         raise click.ClickException(str(error)) from None
     finally:
         database.dispose()
-    click.echo(f"{result.path}  ("
-               + ngettext("{n} file", "{n} files", result.files).format(n=result.files) + ")")
+    files = reader_of(config).ngettext("{n} file", "{n} files", result.files)
+    click.echo(f"{result.path}  (" + files.format(n=result.files) + ")")

@@ -24,7 +24,9 @@ from intake.commands.cli.display import (
 )
 from intake.commands.cli.reports.case import outbox_json, outbox_table
 from intake.commands.cli.reports.message import message_report, render_message_report
+from intake.commands.cli.words import MESSAGE_STATES, QUARANTINE_REASONS
 from storage import audit
+from storage.audit_words import MESSAGE_KINDS, SOURCES
 from storage.blobstore import BlobStore
 from storage.cases import case_numbers
 from storage.database import Database
@@ -32,7 +34,6 @@ from storage.evidence import evidence_for_message
 from storage.messages import find_message, list_messages
 from storage.models import Message
 from storage.outbox_rows import list_outbox_rows
-from storage.plural import ngettext
 
 
 @click.group("messages")
@@ -78,7 +79,7 @@ def messages_list_command(context: CliContext, as_json: bool, limit: int | None,
     """List received messages, newest first."""
     database = Database(context.config.storage.effective_database_url)
     try:
-        require_current_schema(database)
+        require_current_schema(database, context.config.ui.language)
         rows = list_messages(database, limit=limit)
         numbers = case_numbers(database, [row.case_id for row in rows])
     finally:
@@ -88,20 +89,26 @@ def messages_list_command(context: CliContext, as_json: bool, limit: int | None,
                               ensure_ascii=False))
         return
     reader = reader_of(context.config)
-    columns = [("id", True), ("received", True), ("case", True), ("state", False),
-               ("kind", False), ("subject", False)]
+    _ = reader.gettext
+    columns = [(_("Id"), True), (_("Received"), True), (_("Case"), True), (_("State"), False),
+               (_("Kind"), False), (_("Subject"), False)]
     if wide:
-        columns += [("source", True), ("size", True), ("seen", True), ("sha256", True)]
-    title = ngettext("{n} message", "{n} messages", len(rows)).format(n=len(rows))
+        columns += [(_("Came in by"), True), (_("Size"), True), (_("Seen"), True),
+                    ("SHA-256", True)]
+    title = reader.ngettext("{n} message", "{n} messages", len(rows)).format(n=len(rows))
     table = new_table(title, columns, wide=wide)
     for row in rows:
-        state = row.state + (f" ({row.quarantine_reason})" if row.quarantine_reason else "")
-        kind = (row.kind or "-") + (" (UNVERIFIED sender)" if row.unverified else "")
+        state = reader.word(MESSAGE_STATES, row.state) + (
+            f" ({reader.word(QUARANTINE_REASONS, row.quarantine_reason)})"
+            if row.quarantine_reason else "")
+        kind = reader.word(MESSAGE_KINDS, row.kind) + (
+            " (" + _("UNVERIFIED sender") + ")" if row.unverified else "")
         case = numbers.get(row.case_id, "-") if row.case_id is not None else "-"
         cells = [str(row.id), reader.short(row.received_at), case, state, kind,
                  row.subject or ""]
         if wide:
-            cells += [row.source, str(row.size), str(row.times_seen), row.sha256[:16] + "…"]
+            cells += [reader.word(SOURCES, row.source), str(row.size), str(row.times_seen),
+                      row.sha256[:16] + "…"]
         table.add_row(*cells)
     print_table(table, wide=wide)
 
@@ -116,11 +123,12 @@ def messages_show_command(context: CliContext, reference: str, as_json: bool) ->
     config = context.config
     database = Database(config.storage.effective_database_url)
     try:
-        require_current_schema(database)
+        require_current_schema(database, context.config.ui.language)
         message = find_message(database, reference)
         if message is None:
-            click.echo(f"chikanemail: no message {reference!r} (give its id or SHA-256)",
-                       err=True)
+            click.echo("chikanemail: " + reader_of(config).gettext(
+                "no message %(reference)s (give its id or SHA-256)") % {
+                    "reference": repr(reference)}, err=True)
             sys.exit(1)
         evidence = evidence_for_message(database, message.id)
         audit.record_committed(database, "viewed", actor=cli_actor(),

@@ -10,9 +10,10 @@ import click
 
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
 from intake.commands.cli.display import new_table, print_table, reader_of, wide_option
+from intake.commands.cli.words import MESSAGE_STATES, QUARANTINE_REASONS
 from storage import audit
+from storage.audit_words import SOURCES, label
 from storage.models import AuditEvent, Message
-from storage.plural import ngettext
 from storage.quarantine import (
     QuarantinedMessage,
     RetryRefused,
@@ -49,16 +50,19 @@ def quarantine_list_command(context: CliContext, as_json: bool, wide: bool) -> N
                               ensure_ascii=False))
         return
     reader = reader_of(context.config)
-    title = ngettext("{n} quarantined message", "{n} quarantined messages",
-                     len(entries)).format(n=len(entries))
-    columns = [("id", True), ("received", True), ("reason", False), ("tries", True),
-               ("error", False)]
+    _ = reader.gettext
+    title = reader.ngettext("{n} quarantined message", "{n} quarantined messages",
+                            len(entries)).format(n=len(entries))
+    columns = [(_("Id"), True), (_("Received"), True), (_("Reason"), False),
+               (_("Tries"), True), (_("Error"), False)]
     if wide:
-        columns += [("sha256", True)]
+        columns += [("SHA-256", True)]
     table = new_table(title, columns, wide=wide)
     for entry in entries:
-        cells = [str(entry.message_pk), reader.short(entry.received_at), entry.reason or "",
-                 str(entry.attempts), entry.error_line]
+        # The error's text is the program's own (English), as the log has it.
+        cells = [str(entry.message_pk), reader.short(entry.received_at),
+                 reader.word(QUARANTINE_REASONS, entry.reason), str(entry.attempts),
+                 entry.error_line]
         if wide:
             cells.append(entry.sha256[:16] + "…")
         table.add_row(*cells)
@@ -93,8 +97,10 @@ def quarantine_show_command(context: CliContext, message_id: int, as_json: bool)
                                    details={"what": "quarantine"})
     finally:
         database.dispose()
+    reader = reader_of(context.config)
+    _ = reader.gettext
     if detail is None:
-        click.echo(f"chikanemail: no message {message_id}", err=True)
+        click.echo("chikanemail: " + _("no message %(id)s") % {"id": message_id}, err=True)
         sys.exit(1)
     message = _message_json(detail.message)
     if as_json:
@@ -102,18 +108,27 @@ def quarantine_show_command(context: CliContext, message_id: int, as_json: bool)
                                "events": [_event_json(event) for event in detail.events]},
                               indent=2, ensure_ascii=False))
         return
-    reader = reader_of(context.config)
-    for key, value in message.items():
-        if key == "received_at":
-            value = reader.long(detail.message.received_at)
-        if key != "last_error":
-            click.echo(f"{key:<18} {value if value is not None else '-'}")
-    click.echo("error:")
-    click.echo("  " + (detail.message.last_error or "(none)").replace("\n", "\n  "))
-    click.echo("audit events:")
+    row = detail.message
+    fields = [
+        (_("Id"), str(row.id)), ("SHA-256", row.sha256), (_("Size"), f"{row.size} B"),
+        (_("Came in by"), reader.word(SOURCES, row.source)),
+        (_("Received"), reader.long(row.received_at)),
+        (_("State"), reader.word(MESSAGE_STATES, row.state)),
+        (_("Reason"), reader.word(QUARANTINE_REASONS, row.quarantine_reason)),
+        (_("Tries"), str(row.attempts)), (_("Envelope sender"), row.mail_from or "-"),
+        (_("Recipients"), ", ".join(row.rcpt_tos or []) or "-"),
+        (_("Subject"), row.subject or "-"), ("Message-ID", row.message_id or "-"),
+    ]
+    width = max(len(name) for name, _value in fields) + 1
+    for name, value in fields:
+        click.echo(f"{name + ':':<{width}} {value}")
+    # The error is the program's own text (English), as the log has it.
+    click.echo(_("Error:"))
+    click.echo("  " + (row.last_error or _("(none)")).replace("\n", "\n  "))
+    click.echo(_("Audit events:"))
     for event in detail.events:
         click.echo(f"  {event.seq:>6} {reader.short(event.occurred_at)} "
-                   f"{event.action:<20} {event.actor}")
+                   f"{label(event.action, reader.language)}, {event.actor}")
 
 
 @quarantine_group.command("retry")
@@ -132,7 +147,8 @@ def quarantine_retry_command(context: CliContext, message_ids: tuple[int, ...], 
     The running daemon's worker picks them up; the retry is an audit event by you.
     """
     if every == bool(message_ids):
-        raise click.UsageError("give message ids or --all (not both)")
+        raise click.UsageError(reader_of(context.config).gettext(
+            "give message ids or --all (not both)"))
     database = open_database(context)
     try:
         retried = retry_quarantined(database, None if every else list(message_ids),
@@ -141,7 +157,8 @@ def quarantine_retry_command(context: CliContext, message_ids: tuple[int, ...], 
         raise click.ClickException(str(error)) from error
     finally:
         database.dispose()
-    handed = ngettext("handed {n} message back to the worker",
-                      "handed {n} messages back to the worker", len(retried))
+    handed = reader_of(context.config).ngettext("handed {n} message back to the worker",
+                                                "handed {n} messages back to the worker",
+                                                len(retried))
     click.echo(handed.format(n=len(retried))
                + (f": {', '.join(map(str, retried))}" if retried else ""))

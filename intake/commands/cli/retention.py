@@ -11,19 +11,22 @@ import click
 
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
 from intake.commands.cli.display import Reader, reader_of
+from intake.commands.cli.words import case_error
 from storage.blobstore import BlobStore
 from storage.cases import CaseError
 from storage.holds import HOLD_ALREADY, lift_hold, set_hold
+from storage.i18n.catalogs import N_
 from storage.models import utc_now
 from storage.retention.deletion import apply_retention
 from storage.retention.expiry import plan_retention
 from storage.retention.items import KeptItem, RetentionItem, RetentionPlan, RetentionResult
 
+# Why something past its period is kept, in words (msgids).
 _KEPT_TEXT = {
-    "legal-hold": "on legal hold",
-    "message-quarantined": "a message of it is quarantined",
-    "message-in-progress": "a message of it is still being processed",
-    "message-named-by-a-note-of-another-case": "a note of another case names its message",
+    "legal-hold": N_("on legal hold"),
+    "message-quarantined": N_("a message of it is kept out of cases"),
+    "message-in-progress": N_("a message of it is still being processed"),
+    "message-named-by-a-note-of-another-case": N_("a note of another case names its message"),
 }
 
 
@@ -88,38 +91,50 @@ def kept_json(kept: KeptItem) -> dict[str, Any]:
 
 
 def report_lines(report: dict[str, Any], reader: Reader) -> list[str]:
-    """The report as lines for people, times in the reader's zone and language."""
+    """The report as lines for people, in the reader's language, times in their zone."""
+    _ = reader.gettext
     items, kept = report["items"], report["kept"]
-    verb = "would be deleted" if report["dry_run"] else "deleted"
-    lines = [f"{'dry run: ' if report['dry_run'] else ''}{len(items)} {verb}, "
-             f"{len(kept)} kept past their period"]
+    said = {"deleted": len(items), "kept": len(kept)}
+    lines = [(_("Dry run: %(deleted)s would be deleted, %(kept)s kept past their period")
+              if report["dry_run"] else
+              _("%(deleted)s deleted, %(kept)s kept past their period")) % said]
     for item in items:
+        # The counts are per table of the database (its names, as --json has them).
         counts = ", ".join(f"{name} {value}" for name, value in item["counts"].items())
         deleted = sum(len(hashes) for hashes in item["deleted_blobs"].values())
         shared = sum(len(hashes) for hashes in item["kept_shared_blobs"].values())
         if item["case"] is not None:
-            what = f"case {item['case']}: closed {reader.short_iso(item['closed_at'])}"
+            what = _("case %(number)s: closed %(closed)s") % {
+                "number": item["case"], "closed": reader.short_iso(item["closed_at"])}
         else:
-            what = (f"message {item['message_sha256s'][0][:16]}… (no case): received "
-                    f"{reader.short_iso(item['received_at'])}")
-        lines.append(f"  {what}, {item['retention_days']} days ended "
-                     f"{reader.short_iso(item['due_at'])}; "
-                     f"{counts}; files {deleted} to delete, {shared} kept (shared)")
+            what = _("message %(sha256)s… (no case): received %(received)s") % {
+                "sha256": item["message_sha256s"][0][:16],
+                "received": reader.short_iso(item["received_at"])}
+        lines.append("  " + _("%(what)s, %(period)s ended %(due)s; %(counts)s; files: "
+                              "%(deleted)s to delete, %(shared)s kept (shared)") % {
+            "what": what, "due": reader.short_iso(item["due_at"]), "counts": counts,
+            "period": reader.ngettext("{n} day", "{n} days", item["retention_days"]).format(
+                n=item["retention_days"]),
+            "deleted": deleted, "shared": shared})
     for one in kept:
-        what = (f"case {one['case']}" if one["case"] is not None
-                else f"message {one['message_sha256'][:16]}…")
-        why = _KEPT_TEXT.get(one["reason"], one["reason"])
-        lines.append(f"  kept {what}: {why}" + (f" ({one['detail']})" if one["detail"] else ""))
+        what = (_("case %(number)s") % {"number": one["case"]} if one["case"] is not None
+                else _("message %(sha256)s…") % {"sha256": one["message_sha256"][:16]})
+        why = reader.word(_KEPT_TEXT, one["reason"])
+        lines.append("  " + _("kept %(what)s: %(why)s") % {"what": what, "why": why}
+                     + (f" ({one['detail']})" if one["detail"] else ""))
     if report["dry_run"]:
         if report["pending_file_deletions"]:
-            lines.append(f"  {report['pending_file_deletions']} files left by an earlier run "
-                         f"are still to be deleted")
+            pending = report["pending_file_deletions"]
+            lines.append("  " + reader.ngettext(
+                "{n} file left by an earlier run is still to be deleted",
+                "{n} files left by an earlier run are still to be deleted",
+                pending).format(n=pending))
     else:
-        lines.append(f"  files deleted: {report['files_deleted']}"
-                     + (f", kept because referenced again: {report['files_kept']}"
-                        if report["files_kept"] else ""))
-        lines.extend(f"  FAILED {label} (see the log; the next run tries again)"
-                     for label in report["failed"])
+        lines.append("  " + _("files deleted: %(count)s") % {"count": report["files_deleted"]}
+                     + (", " + _("kept because referenced again: %(count)s") % {
+                         "count": report["files_kept"]} if report["files_kept"] else ""))
+        lines.extend("  " + _("FAILED %(what)s (see the log; the next run tries again)") % {
+            "what": label} for label in report["failed"])
     return lines
 
 
@@ -134,13 +149,16 @@ def hold_command(context: CliContext, number: str, reason: str) -> None:
     try:
         result = set_hold(database, number, reason, cli_actor(), utc_now())
     except (CaseError, ValueError) as error:
-        raise click.ClickException(str(error)) from None
+        raise case_error(error, number, reader_of(context.config)) from None
     finally:
         database.dispose()
+    _ = reader_of(context.config).gettext
     if result.outcome == HOLD_ALREADY:
-        click.echo(f"case {number} is already on legal hold for this reason")
+        click.echo(_("Case %(number)s is already on legal hold for this reason") % {
+            "number": number})
     else:
-        click.echo(f"case {number} on legal hold: {result.reason}")
+        click.echo(_("Case %(number)s on legal hold: %(reason)s") % {
+            "number": number, "reason": result.reason})
 
 
 @click.command("unhold")
@@ -152,10 +170,11 @@ def unhold_command(context: CliContext, number: str) -> None:
     try:
         result = lift_hold(database, number, cli_actor(), utc_now())
     except CaseError as error:
-        raise click.ClickException(str(error)) from None
+        raise case_error(error, number, reader_of(context.config)) from None
     finally:
         database.dispose()
+    _ = reader_of(context.config).gettext
     if result.outcome == HOLD_ALREADY:
-        click.echo(f"case {number} is not on legal hold")
+        click.echo(_("Case %(number)s is not on legal hold") % {"number": number})
     else:
-        click.echo(f"case {number}: legal hold lifted")
+        click.echo(_("Case %(number)s: legal hold lifted") % {"number": number})

@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from intake.commands.cli.context import CONFIG_ERROR_EXIT, CliContext, pass_context
+from intake.commands.cli.display import reader_of
 from intake.pipeline.reprocess import reprocess_messages
 from intake.receive.ingest import ingest_files
 from intake.service.config import AppConfig
@@ -20,7 +21,6 @@ from intake.service.daemon import Services, open_services, reprocess_steps, serv
 from intake.service.logs import configure_logging
 from storage.errors import SettingsError
 from storage.messages import find_message, list_messages
-from storage.plural import ngettext
 
 
 @click.command("serve")
@@ -78,9 +78,11 @@ def ingest_command(context: CliContext, files: tuple[Path, ...], force_mbox: boo
             )
     finally:
         services.close()
+    reader = reader_of(config)
     for error in summary.errors:
-        click.echo(f"failed: {error}", err=True)
-    click.echo(summary.line())
+        # The error is the program's own (English) text, as the log has it.
+        click.echo(reader.gettext("failed: %(error)s") % {"error": error}, err=True)
+    click.echo(summary.line(reader.language))
     if summary.failed_files:
         sys.exit(1)
 
@@ -93,8 +95,10 @@ def reprocess_command(context: CliContext, references: tuple[str, ...], every: b
     """Run extraction again from the raw blobs (REFERENCES: ids or SHA-256s): the evidence
     rows and defects are rebuilt; sender checks, kinds and cases stay as decided."""
     if every == bool(references):
-        raise click.UsageError("give message ids or SHA-256s, or --all (not both)")
+        raise click.UsageError(reader_of(context.config).gettext(
+            "give message ids or SHA-256s, or --all (not both)"))
     config = context.config
+    reader = reader_of(config)
     configure_logging("WARNING", sys.stderr)
     services = _open_services(config)
     try:
@@ -105,15 +109,17 @@ def reprocess_command(context: CliContext, references: tuple[str, ...], every: b
             for reference in references:
                 found = find_message(services.database, reference)
                 if found is None:
-                    raise click.ClickException(f"no message {reference!r}")
+                    raise click.ClickException(reader.gettext(
+                        "no message %(reference)s") % {"reference": repr(reference)})
                 messages.append(found)
         summary = reprocess_messages(messages, services.store, services.database,
                                      reprocess_steps(config))
     finally:
         services.close()
     for error in summary.errors:
-        click.echo(f"failed: {error}", err=True)
-    click.echo(ngettext("reprocessed {n} message", "reprocessed {n} messages", summary.done)
-               .format(n=summary.done) + f"; {summary.failed} failed")
+        click.echo(reader.gettext("failed: %(error)s") % {"error": error}, err=True)
+    click.echo(reader.ngettext("Reprocessed {n} message", "Reprocessed {n} messages",
+                               summary.done).format(n=summary.done)
+               + "; " + reader.gettext("%(count)s failed") % {"count": summary.failed})
     if summary.failed:
         sys.exit(1)

@@ -19,14 +19,28 @@ from rich.progress import (
 )
 
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
+from intake.commands.cli.display import Reader, reader_of
 from intake.service.health import is_healthy, run_health_checks
 from intake.service.health.findings import CheckStatus
 from intake.service.logs import configure_logging
+from storage.audit_words import label
 from storage.blobstore import BlobStore
-from storage.plural import ngettext
+from storage.i18n.catalogs import N_
 from storage.verify import VerifyProgress, VerifyResult, verify
 
 # -- verify ----------------------------------------------------------------------------
+
+# What is wrong with a blob (a ProblemKind), in words (msgids); the code follows in
+# parentheses, and the detail is the program's own (English) text, as the log has it.
+PROBLEM_WORDS = {
+    "mismatch": N_("content does not match its name"),
+    "size-mismatch": N_("size differs from its row"),
+    "missing": N_("missing"),
+    "stray": N_("no row names it"),
+    "unexpected": N_("not a blob"),
+    "mode": N_("not read-only"),
+    "unreadable": N_("cannot be read"),
+}
 
 
 @click.command("verify")
@@ -59,26 +73,36 @@ def verify_command(context: CliContext, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(result.as_json(), indent=2, ensure_ascii=False))
     else:
-        for line in verify_report(result):
+        for line in verify_report(result, reader_of(config)):
             click.echo(line)
     if not result.ok:
         sys.exit(1)
 
 
-def verify_report(result: VerifyResult) -> list[str]:
-    """The run as lines of text: totals, each problem, the first broken audit link, verdict."""
-    lines = [ngettext("checked {n} blob", "checked {n} blobs", result.blobs).format(n=result.blobs)
-             + f" ({result.bytes / (1024 * 1024):.1f} MiB) and "
-             + ngettext("{n} audit event", "{n} audit events", result.chain.events)
-             .format(n=result.chain.events) + f" in {result.seconds:.1f} s"]
+def verify_report(result: VerifyResult, reader: Reader) -> list[str]:
+    """The run as lines of text in the reader's language: totals, each problem, the first
+    broken audit link, verdict."""
+    _ = reader.gettext
+    lines = [_("Checked %(blobs)s (%(size)s MiB) and %(events)s in %(seconds)s s") % {
+        "blobs": reader.ngettext("{n} blob", "{n} blobs", result.blobs).format(n=result.blobs),
+        "size": f"{result.bytes / (1024 * 1024):.1f}",
+        "events": reader.ngettext("{n} audit event", "{n} audit events",
+                                  result.chain.events).format(n=result.chain.events),
+        "seconds": f"{result.seconds:.1f}"}]
     for problem in result.problems:
-        lines.append(f"{problem.kind.value:<13} {problem.path}: {problem.detail}")
+        kind = problem.kind.value
+        words = reader.word(PROBLEM_WORDS, kind)
+        said = kind if words == kind else f"{words} ({kind})"
+        lines.append(f"{said} {problem.path}: {problem.detail}")
     broken = result.chain.broken
     if broken is not None:
-        lines.append(f"audit chain broken at event {broken.seq} "
-                     f"(action {broken.action or 'unknown'}): {broken.reason}")
+        lines.append(_("Audit chain broken at event %(seq)s (%(action)s): %(reason)s") % {
+            "seq": broken.seq,
+            "action": label(broken.action, reader.language) if broken.action else "?",
+            "reason": broken.reason})
     count = result.problem_count
-    lines.append("OK" if result.ok else f"FAILED: {count} problem{'' if count == 1 else 's'}")
+    lines.append(_("OK") if result.ok else reader.ngettext(
+        "FAILED: {n} problem", "FAILED: {n} problems", count).format(n=count))
     return lines
 
 

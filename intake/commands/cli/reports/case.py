@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from rich.table import Table
@@ -12,24 +12,27 @@ from rich.tree import Tree
 
 from intake.commands.cli.display import Reader, new_table
 from intake.commands.cli.reports.message import (
-    UNVERIFIED_MARK,
     message_report,
     original_date_text,
     sender_json,
     sender_label,
+    unverified_mark,
+)
+from intake.commands.cli.words import (
+    CASE_STATUSES,
+    EVIDENCE_ROLES,
+    OUTBOX_STATES,
+    STEP_OWNERS,
 )
 from notifier.durations import describe_due_rule, parse_duration
+from storage.audit_words import LINK_REASONS, MAIL_KINDS, MEDIUMS, MESSAGE_KINDS, RELATIONS
 from storage.blobstore import BlobStore
 from storage.case_links import PatternGroup, RelatedCase
 from storage.cases import case_summary
 from storage.models import Case, CaseNote, CaseStep, Evidence, Message, OutboxMail
 from storage.note_words import note_text
-from storage.plural import ngettext
 from storage.routing_words import routing_words
-
-# The language of notes and routing in this text output until the CLI's own words follow
-# [ui] language (issue 19, item 2).
-CLI_LANGUAGE = "en"
+from storage.time_text import long_date
 
 
 def plan_json(steps: Sequence[CaseStep], language: str) -> list[dict[str, Any]]:
@@ -37,6 +40,7 @@ def plan_json(steps: Sequence[CaseStep], language: str) -> list[dict[str, Any]]:
     return [
         {"number": step.position, "key": step.key,
          "title": step.title_en if language == "en" else step.title_da,
+         "titles": {"da": step.title_da, "en": step.title_en},
          "owner": step.owner, "due": step.due_at.isoformat() if step.due_at else None,
          "due_rule": (f"{step.due}{' working days' if step.working_days else ''} after "
                       f"{step.due_after}") if step.due else None,
@@ -134,102 +138,167 @@ def _due_text(step: dict[str, Any], reader: Reader) -> str:
     if not step.get("due_duration"):
         return "-"
     duration = parse_duration(step["due_duration"], working=step["working_days"])
-    return "waits: " + describe_due_rule(duration, step["due_after"], reader.language)
+    return reader.gettext("waits: %(rule)s") % {
+        "rule": describe_due_rule(duration, step["due_after"], reader.language)}
+
+
+def _step_title(step: dict[str, Any], reader: Reader) -> str:
+    """The step's title in the reader's language (the case's own when it has none)."""
+    return str(step.get("titles", {}).get(reader.language) or step["title"])
 
 
 def _plan_table(report: dict[str, Any], reader: Reader) -> Table:
-    table = new_table(None, [("#", True), ("step", False), ("owner", False), ("due", False),
-                             ("done", False)])
+    _ = reader.gettext
+    table = new_table(None, [("#", True), (_("Step"), False), (_("Owner"), False),
+                             (_("Due"), False), (_("Done"), False)])
     for step in report["plan"]:
         done = (f"{reader.short_iso(step['done_at'])} {step['done_by']}" if step["done_at"]
-                else "open")
-        table.add_row(str(step["number"]), f"{step['title']} [{step['key']}]", step["owner"],
-                      _due_text(step, reader), done)
+                else reader.pgettext("step", "open"))
+        # The number, not the key, names the step for `cases step` in the reader's words.
+        table.add_row(str(step["number"]), _step_title(step, reader),
+                      reader.word(STEP_OWNERS, step["owner"]), _due_text(step, reader), done)
     return table
 
 
-def render_case_report(report: dict[str, Any], reader: Reader) -> Tree:
-    """A readable tree of the case for the terminal, times in the reader's zone and
-    language; it fits 80 columns with no case number or time cut."""
-    tree = Tree(f"case {report['number']}  {report['status']}  opened "
-                f"{reader.long_iso(report['opened_at'])}")
-    tree.add(f"reporter: {report['reporter_name'] or ''} <{report['reporter']}>")
+def _first_absence_day(day: str | None, reader: Reader) -> str:
+    return long_date(date.fromisoformat(day), reader.language) if day else "-"
+
+
+def _people(tree: Tree, report: dict[str, Any], reader: Reader) -> None:
+    """Who the case is about and who handles it, why, and what is known of it."""
+    _ = reader.gettext
+    tree.add(_("Reporter: %(reporter)s") % {
+        "reporter": f"{report['reporter_name'] or ''} <{report['reporter']}>".strip()})
     if report["sender_unverified"]:
-        tree.add(Text("no receipt was sent: the reporter's sender address could not be "
-                      "verified", style="bold red"))
-    tree.add(f"manager: {report['manager']}   deputy: {report['deputy'] or '-'}")
+        tree.add(Text(_("No receipt was sent: the reporter's sender address could not be "
+                        "verified"), style="bold red"))
+    tree.add(_("Manager: %(manager)s   Deputy: %(deputy)s") % {
+        "manager": report["manager"], "deputy": report["deputy"] or _("(none)")})
     routing = routing_words(report["routing_source"], report.get("routing_params"),
-                            report["routing_reason"], CLI_LANGUAGE)
-    tree.add(f"routing: {routing}")
-    acknowledged = (f"{reader.short_iso(report['acknowledged_at'])} by "
-                    f"{report['acknowledged_by']}" if report["acknowledged_at"] else "not yet")
-    tree.add(f"acknowledged: {acknowledged}   escalation level: {report['escalation_level']}")
-    tree.add(f"relation: {report['relation']}   medium: {report['medium'] or '-'}   "
-             f"first day of absence: {report['first_absence_day'] or '-'}")
+                            report["routing_reason"], reader.language)
+    tree.add(_("Why this manager: %(routing)s") % {"routing": routing})
+    acknowledged = (_("%(when)s by %(who)s") % {
+        "when": reader.short_iso(report["acknowledged_at"]), "who": report["acknowledged_by"]}
+        if report["acknowledged_at"] else _("not yet"))
+    tree.add(_("Acknowledged: %(acknowledged)s   Escalation level: %(level)s") % {
+        "acknowledged": acknowledged, "level": report["escalation_level"]})
+    tree.add(_("Harasser: %(relation)s   Medium: %(medium)s") % {
+        "relation": reader.word(RELATIONS, report["relation"]),
+        "medium": reader.word(MEDIUMS, report["medium"])})
+    tree.add(_("First day of absence: %(day)s") % {
+        "day": _first_absence_day(report["first_absence_day"], reader)})
     if report["witnesses"]:
-        tree.add("witnesses: " + "; ".join(report["witnesses"]))
+        tree.add(_("Witnesses: %(witnesses)s") % {"witnesses": "; ".join(report["witnesses"])})
+
+
+def _plan(tree: Tree, report: dict[str, Any], reader: Reader) -> None:
+    """The checklist, and the deadlines still open."""
     steps = len(report["plan"])
-    plan = tree.add(ngettext("plan ({n} step)", "plan ({n} steps)", steps).format(n=steps))
+    plan = tree.add(reader.ngettext("Plan ({n} step)", "Plan ({n} steps)", steps).format(
+        n=steps))
     if steps:
         plan.add(_plan_table(report, reader))
     count = len(report["deadlines"])
-    deadlines = tree.add(ngettext("open deadlines ({n})", "open deadlines ({n})",
-                                  count).format(n=count))
+    deadlines = tree.add(reader.ngettext("Open deadlines ({n})", "Open deadlines ({n})",
+                                         count).format(n=count))
+    titles = {step["number"]: _step_title(step, reader) for step in report["plan"]}
     for deadline in report["deadlines"]:
-        deadlines.add(f"{reader.short_iso(deadline['due'])}  step {deadline['step']} "
-                      f"({deadline['key']})" + ("  OVERDUE" if deadline["overdue"] else ""))
-    related = tree.add(f"related cases ({len(report['related'])})")
+        text = reader.gettext("%(due)s  step %(step)s: %(title)s") % {
+            "due": reader.short_iso(deadline["due"]), "step": deadline["step"],
+            "title": titles.get(deadline["step"], deadline["key"])}
+        deadlines.add(text + ("  " + reader.gettext("OVERDUE") if deadline["overdue"] else ""))
+
+
+def _related(tree: Tree, report: dict[str, Any], reader: Reader) -> None:
+    count = len(report["related"])
+    related = tree.add(reader.ngettext("Related cases ({n})", "Related cases ({n})",
+                                       count).format(n=count))
     for other in report["related"]:
-        why = ", ".join(f"{reason['reason']} {reason['detail']}" for reason in other["reasons"])
-        related.add(f"{other['number']}  {other['status']}  manager {other['manager']}  {why}")
+        why = ", ".join(f"{reader.word(LINK_REASONS, reason['reason'])} {reason['detail']}"
+                        for reason in other["reasons"])
+        related.add(reader.gettext("%(number)s  %(status)s  manager %(manager)s  %(why)s") % {
+            "number": other["number"], "status": reader.word(CASE_STATUSES, other["status"]),
+            "manager": other["manager"], "why": why})
+
+
+def _mails_in(tree: Tree, report: dict[str, Any], reader: Reader) -> None:
+    """The forwarded original, the case's messages and their evidence."""
+    _ = reader.gettext
     original = report["original"]
     if original:
-        tree.add(f"forwarded original: from {original['from'] or '?'}, "
-                 f"subject {original['subject'] or '?'}").add(
-                     f"date {original_date_text(original, reader)}")
+        tree.add(_("Forwarded original: from %(sender)s, subject %(subject)s") % {
+            "sender": original["from"] or "?", "subject": original["subject"] or "?"}).add(
+                _("Date: %(date)s") % {"date": original_date_text(original, reader)})
     count = len(report["messages"])
-    messages = tree.add(ngettext("{n} message", "{n} messages", count).format(n=count))
+    messages = tree.add(reader.ngettext("{n} message", "{n} messages", count).format(n=count))
     for message in report["messages"]:
-        node = messages.add(f"{reader.short_iso(message['received_at'])}  {message['kind']}  "
+        node = messages.add(f"{reader.short_iso(message['received_at'])}  "
+                            f"{reader.word(MESSAGE_KINDS, message['kind'])}  "
                             f"{message['from'] or '?'}  {message['subject'] or ''}")
         if message["unverified"]:
-            node.add(Text(UNVERIFIED_MARK, style="bold red"))
-        node.add(sender_label(message))
-        node.add(f"sha256 {message['sha256']}")
+            node.add(Text(unverified_mark(reader), style="bold red"))
+        node.add(sender_label(message, reader))
+        node.add(f"SHA-256 {message['sha256']}")
     count = len(report["evidence"])
     images = sum(1 for item in report["evidence"] if item.get("image"))
-    evidence = tree.add(
-        ngettext("evidence ({n} item", "evidence ({n} items", count).format(n=count)
-        + ngettext(", {n} image)", ", {n} images)", images).format(n=images))
+    evidence = tree.add(_("Evidence: %(items)s, %(images)s") % {
+        "items": reader.ngettext("{n} item", "{n} items", count).format(n=count),
+        "images": reader.ngettext("{n} image", "{n} images", images).format(n=images)})
     for item in report["evidence"]:
-        evidence.add(f"[{item['path']}] {item['role']}  {item['filename'] or '(no name)'}  "
-                     f"{item['size']} B  {item['sha256'][:16]}…")
-    notes = tree.add(f"notes ({len(report['notes'])})")
+        evidence.add(f"[{item['path']}] {reader.word(EVIDENCE_ROLES, item['role'])}  "
+                     f"{item['filename'] or _('(no name)')}  {item['size']} B  "
+                     f"{item['sha256'][:16]}…")
+
+
+def _notes_and_outbox(tree: Tree, report: dict[str, Any], reader: Reader) -> None:
+    count = len(report["notes"])
+    notes = tree.add(reader.ngettext("Notes ({n})", "Notes ({n})", count).format(n=count))
     for note in report["notes"]:
-        text = (note_text(note["code"], note["params"] or {}, CLI_LANGUAGE,
+        # A note the system wrote is read in the reader's language; one a person wrote, or
+        # one stored before notes had codes, as it was written.
+        text = (note_text(note["code"], note["params"] or {}, reader.language,
                           fallback=note["text"], zone=reader.zone)
                 if note.get("code") else note["text"])
         notes.add(f"{reader.short_iso(note['created_at'])}  {note['author']}: {text[:120]}")
-    outbox = tree.add(f"outbox ({len(report['outbox'])})")
+    count = len(report["outbox"])
+    outbox = tree.add(reader.ngettext("Outgoing mail ({n})", "Outgoing mail ({n})",
+                                      count).format(n=count))
     for mail in report["outbox"]:
-        outbox.add(f"{mail['kind']} to {', '.join(mail['to'])}: {mail['state']}"
-                   f" (attempts {mail['attempts']})")
+        outbox.add(reader.gettext("%(kind)s to %(to)s: %(state)s (attempts: %(attempts)s)") % {
+            "kind": reader.word(MAIL_KINDS, mail["kind"]), "to": ", ".join(mail["to"]),
+            "state": reader.word(OUTBOX_STATES, mail["state"]), "attempts": mail["attempts"]})
+
+
+def render_case_report(report: dict[str, Any], reader: Reader) -> Tree:
+    """A readable tree of the case for the terminal, in the reader's language, times in
+    their zone; it fits 80 columns with no case number or time cut."""
+    tree = Tree(reader.gettext("Case %(number)s  %(status)s  opened %(opened)s") % {
+        "number": report["number"], "status": reader.word(CASE_STATUSES, report["status"]),
+        "opened": reader.long_iso(report["opened_at"])})
+    _people(tree, report, reader)
+    _plan(tree, report, reader)
+    _related(tree, report, reader)
+    _mails_in(tree, report, reader)
+    _notes_and_outbox(tree, report, reader)
     return tree
 
 
 def outbox_table(rows: list[dict[str, Any]], reader: Reader, *, wide: bool = False) -> Table:
     """The outbox as a table for people: by default case number, kind, recipients, state
     and when it left (or is next tried); `wide` adds the id, attempts, times and error."""
-    columns = [("case", True), ("kind", False), ("to", False), ("state", True),
-               ("sent / next try", True)]
+    _ = reader.gettext
+    columns = [(_("Case"), True), (_("Kind"), False), (_("To"), False), (_("State"), True),
+               (_("Sent / next try"), True)]
     if wide:
-        columns += [("id", True), ("attempts", True), ("created", True), ("error", False)]
-    title = ngettext("{n} outgoing mail", "{n} outgoing mails", len(rows)).format(n=len(rows))
+        columns += [(_("Id"), True), (_("Attempts"), True), (_("Created"), True),
+                    (_("Error"), False)]
+    title = reader.ngettext("{n} outgoing mail", "{n} outgoing mails",
+                            len(rows)).format(n=len(rows))
     table = new_table(title, columns, wide=wide)
     for row in rows:
         when = row["sent_at"] if row["sent_at"] else row["next_attempt_at"]
-        cells = [row["case"] or "-", row["kind"], ", ".join(row["to"]), row["state"],
-                 reader.short_iso(when)]
+        cells = [row["case"] or "-", reader.word(MAIL_KINDS, row["kind"]), ", ".join(row["to"]),
+                 reader.word(OUTBOX_STATES, row["state"]), reader.short_iso(when)]
         if wide:
             cells += [str(row["id"]), str(row["attempts"]), reader.short_iso(row["created_at"]),
                       row["last_error"] or ""]

@@ -7,30 +7,38 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 from rich.tree import Tree
 
+from intake.commands.cli.words import EVIDENCE_ROLES, MESSAGE_STATES
+from storage.audit_words import MESSAGE_KINDS
 from storage.blobstore import BlobStore, BlobStoreError
+from storage.code_words import defect_words, finder_words, flag_words, ocr_words
 from storage.defects import read_defects
+from storage.i18n.catalogs import N_
 from storage.models import Evidence, Message
 
 if TYPE_CHECKING:
     from intake.commands.cli.display import Reader
 
 OCR_EXCERPT_CHARS = 160
-# What a mail that claims a role on its case but could not prove it is, in the terminal.
-UNVERIFIED_MARK = "UNVERIFIED SENDER (kept as evidence, changed nothing)"
-# How the From of a mail was checked (a SenderCheck code), in words for the terminal.
+# How the From of a mail was checked (a SenderCheck code), in words for the terminal
+# (msgids; the reader's language is chosen where they are printed).
 SENDER_CHECK_TEXT = {
-    "dkim-pass": "DKIM signature verifies and is aligned with the From domain",
-    "authserv-pass": "authenticated by the workplace's own mail server",
-    "authserv-fail": "the workplace's own mail server found no valid DKIM signature",
-    "dkim-fail": "DKIM signature does not verify",
-    "no-signature": "no DKIM signature",
-    "not-aligned": "signed by a domain other than the From address's",
-    "several-from": "more than one From address",
-    "no-from": "no From address",
-    "dns-temporary": "not checked: a DNS lookup failed for now",
-    "not-checked": "not checked",
-    "unreadable": "the From header could not be read",
+    "dkim-pass": N_("DKIM signature verifies and is aligned with the From domain"),
+    "authserv-pass": N_("authenticated by the workplace's own mail server"),
+    "authserv-fail": N_("the workplace's own mail server found no valid DKIM signature"),
+    "dkim-fail": N_("DKIM signature does not verify"),
+    "no-signature": N_("no DKIM signature"),
+    "not-aligned": N_("signed by a domain other than the From address's"),
+    "several-from": N_("more than one From address"),
+    "no-from": N_("no From address"),
+    "dns-temporary": N_("not checked: a DNS lookup failed for now"),
+    "not-checked": N_("not checked"),
+    "unreadable": N_("the From header could not be read"),
 }
+
+
+def unverified_mark(reader: Reader) -> str:
+    """What a mail that claims a role on its case but could not prove it is, in words."""
+    return reader.gettext("UNVERIFIED SENDER (kept as evidence, changed nothing)")
 
 
 def _derived_text(derived: BlobStore, sha256: str | None) -> str | None:
@@ -49,19 +57,23 @@ def defects_report(stored: object) -> list[dict[str, Any]]:
             for defect in read_defects(stored)]
 
 
-def defects_text(defects: list[dict[str, Any]]) -> str:
-    """The defects of a report on one line, each with the parsers that reported it."""
-    return ", ".join(
-        f"{entry['defect']} ({', '.join(entry['parsers']) or 'parser not recorded'})"
+def defects_text(defects: list[dict[str, Any]], reader: Reader) -> str:
+    """The defects of a report on one line: each explained, with its code and the parsers
+    that reported it in parentheses."""
+    unrecorded = reader.gettext("parser not recorded")
+    return "; ".join(
+        f"{defect_words(entry['defect'], reader.language)} "
+        f"({entry['defect']}: {', '.join(entry['parsers']) or unrecorded})"
         for entry in defects)
 
 
-def sender_check_text(code: str | None) -> str:
-    """A sender check code with its meaning, e.g. `dkim-fail (DKIM signature does not verify)`."""
+def sender_check_text(code: str | None, reader: Reader) -> str:
+    """A sender check code's meaning with the code after it, e.g. "DKIM signature does not
+    verify (dkim-fail)"."""
     if code is None:
-        return "not recorded"
+        return reader.gettext("not recorded")
     meaning = SENDER_CHECK_TEXT.get(code)
-    return f"{code} ({meaning})" if meaning else code
+    return f"{reader.gettext(meaning)} ({code})" if meaning else code
 
 
 def sender_json(message: Message) -> dict[str, Any]:
@@ -74,11 +86,12 @@ def sender_json(message: Message) -> dict[str, Any]:
     }
 
 
-def sender_label(report: dict[str, Any]) -> str:
+def sender_label(report: dict[str, Any], reader: Reader) -> str:
     """One line on the sender check of a message report (or a case report's message)."""
-    line = f"sender check: {sender_check_text(report['sender_check'])}"
+    line = reader.gettext("Sender check: %(check)s") % {
+        "check": sender_check_text(report["sender_check"], reader)}
     if report["reply_token_id"] is not None:
-        line += "; came to a secret reply address"
+        line += "; " + reader.gettext("came to a secret reply address")
     return line
 
 
@@ -149,52 +162,78 @@ def original_date_text(original: dict[str, Any], reader: Reader) -> str:
     """The forwarded original's date for the terminal: in the workplace's zone, saying when
     its zone was assumed, with the text the mail has; the raw text alone when it names no
     instant."""
+    _ = reader.gettext
     raw = original.get("date_raw")
     if not original.get("date"):
-        return f'"{raw}" (as written; not read as an exact time)' if raw else "?"
+        return _('"%(raw)s" (as written; not read as an exact time)') % {"raw": raw} \
+            if raw else "?"
     shown = reader.long_iso(original["date"])
     if original.get("date_zone_assumed"):
-        return (f"{shown}, zone assumed (the mail names none; read as Danish time), "
-                f'as written: "{raw}"')
-    return f'{shown}, as written: "{raw}"' if raw else shown
+        return _('%(date)s, zone assumed (the mail names none; read as Danish time), as '
+                 'written: "%(raw)s"') % {"date": shown, "raw": raw}
+    return _('%(date)s, as written: "%(raw)s"') % {"date": shown, "raw": raw} if raw else shown
+
+
+def _evidence_label(item: dict[str, Any], reader: Reader) -> str:
+    """One evidence item on one line: what it is, its types, size and hash, then its flags
+    and defects explained (codes in parentheses), picture and OCR."""
+    _ = reader.gettext
+    label = (f"[{item['path']}] {reader.word(EVIDENCE_ROLES, item['role'])}  "
+             f"{item['filename'] or _('(no name)')}  "
+             f"{item['content_type']} / {item['sniffed_type']}  {item['size']} B  "
+             f"{item['sha256'][:16]}…")
+    if item["flags"]:
+        label += "  " + _("Flags: %(flags)s") % {"flags": "; ".join(
+            f"{flag_words(flag, reader.language)} ({flag})" for flag in item["flags"])}
+    if item["defects"]:
+        label += "  " + _("Defects: %(defects)s") % {
+            "defects": defects_text(item["defects"], reader)}
+    image = item["image"]
+    if image:
+        label += "  " + _("picture %(width)sx%(height)s %(format)s") % {
+            "width": image.get("width"), "height": image.get("height"),
+            "format": image.get("format")}
+    if item["ocr_status"] and item["ocr_status"] != "ok":
+        label += "  " + _("OCR: %(status)s") % {
+            "status": ocr_words(item["ocr_status"], reader.language)}
+    if item["ocr_text"]:
+        excerpt = " ".join(item["ocr_text"].split())[:OCR_EXCERPT_CHARS]
+        label += "  " + _("OCR text: %(text)s") % {"text": excerpt}
+    return label
 
 
 def render_message_report(report: dict[str, Any], reader: Reader) -> Tree:
-    """A readable tree of the report for the terminal, times in the reader's zone."""
-    title = (f"message {report['id']}  {report['state']}  {report['size']} bytes  "
-             f"sha256 {report['sha256']}")
+    """A readable tree of the report for the terminal, in the reader's language, times in
+    their zone."""
+    _ = reader.gettext
+    title = _("Message %(id)s  %(state)s  %(size)s bytes  SHA-256 %(sha256)s") % {
+        "id": report["id"], "state": reader.word(MESSAGE_STATES, report["state"]),
+        "size": report["size"], "sha256": report["sha256"]}
     tree = Tree(title)
     if report["unverified"]:
-        tree.add(Text(UNVERIFIED_MARK, style="bold red"))
-    tree.add(f"subject: {report['subject'] or '(none)'}")
-    tree.add(f"from: {report['from'] or '?'}   kind: {report['kind'] or '-'}")
-    tree.add(sender_label(report))
+        tree.add(Text(unverified_mark(reader), style="bold red"))
+    # A context of its own: the mails' "Subject:" is padded to line up with other fields.
+    tree.add(reader.pgettext("terminal", "Subject: %(subject)s") % {
+        "subject": report["subject"] or _("(none)")})
+    tree.add(_("From: %(sender)s   Kind: %(kind)s") % {
+        "sender": report["from"] or "?", "kind": reader.word(MESSAGE_KINDS, report["kind"])})
+    tree.add(sender_label(report, reader))
     original = report["original"]
     if original:
         who = " ".join(part for part in (original["from_name"], original["from"] and
                                          f"<{original['from']}>") if part)
-        tree.add(f"forwarded original ({original['rule']}): from {who or '?'}, "
-                 f"date {original_date_text(original, reader)}, "
-                 f"subject {original['subject'] or '?'}")
+        tree.add(_("Forwarded original (%(found)s): from %(sender)s, date %(date)s, subject "
+                   "%(subject)s") % {
+            "found": finder_words(original["rule"], reader.language), "sender": who or "?",
+            "date": original_date_text(original, reader),
+            "subject": original["subject"] or "?"})
     else:
-        tree.add("forwarded original: none found")
+        tree.add(_("Forwarded original: none found"))
     if report["defects"]:
-        tree.add("defects (reported by): " + defects_text(report["defects"]))
+        tree.add(_("Defects (reported by): %(defects)s") % {
+            "defects": defects_text(report["defects"], reader)})
     nodes: dict[str, Tree] = {}
     for item in report["evidence"]:
-        label = (f"[{item['path']}] {item['role']}  {item['filename'] or '(no name)'}  "
-                 f"{item['content_type']} / {item['sniffed_type']}  {item['size']} B  "
-                 f"{item['sha256'][:16]}…")
-        if item["flags"]:
-            label += "  flags: " + ", ".join(item["flags"])
-        if item["defects"]:
-            label += "  defects: " + defects_text(item["defects"])
-        image = item["image"]
-        if image:
-            label += f"  image {image.get('width')}x{image.get('height')} {image.get('format')}"
-        if item["ocr_text"]:
-            excerpt = " ".join(item["ocr_text"].split())[:OCR_EXCERPT_CHARS]
-            label += f"  OCR: {excerpt}"
         parent = nodes.get(item["parent_path"] or "", tree)
-        nodes[item["path"]] = parent.add(label)
+        nodes[item["path"]] = parent.add(_evidence_label(item, reader))
     return tree
