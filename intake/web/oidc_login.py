@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -24,6 +26,7 @@ from intake.web.oidc_claims import OidcRefused, verified_address
 from intake.web.oidc_client import OidcClient, read_client_secret
 from intake.web.oidc_prelogin import (
     COOKIE_NAME,
+    PreLogin,
     clear_pre_login_cookie,
     new_pre_login,
     seal,
@@ -92,13 +95,19 @@ async def start(request: Request) -> Response:
         return RedirectResponse(next_path or HOME, status_code=303)
     pre_login = new_pre_login(next_path, now=context.clock.now())
     try:
-        secret = read_client_secret(client.settings)
-        url = await asyncio.to_thread(client.authorization_url, pre_login)
+        url, sealed = await asyncio.to_thread(_begin, client, pre_login)
     except OidcRefused as refusal:
         return _refused(request, str(refusal))
     response = RedirectResponse(url, status_code=303)
-    set_pre_login_cookie(response, seal(pre_login, sealing_key(secret)), context.web)
+    set_pre_login_cookie(response, sealed, context.web)
     return response
+
+
+def _begin(client: OidcClient, pre_login: PreLogin) -> tuple[str, str]:
+    """The provider's authorization URL and the sealed record (reads the secret file and
+    perhaps the provider's discovery: not on the event loop)."""
+    secret = read_client_secret(client.settings)
+    return client.authorization_url(pre_login), seal(pre_login, sealing_key(secret))
 
 
 async def callback(request: Request) -> Response:
@@ -109,12 +118,9 @@ async def callback(request: Request) -> Response:
         return _refused(request, "OIDC is not configured")
     now = context.clock.now()
     try:
-        secret = read_client_secret(client.settings)
-        pre_login = unseal(request.cookies.get(COOKIE_NAME), sealing_key(secret), now=now)
-        if pre_login is None:
-            raise OidcRefused("no pre-login record, or an expired or forged one")
-        claims = await asyncio.to_thread(client.finish, pre_login,
-                                         dict(request.query_params), secret, now=now)
+        pre_login, claims = await asyncio.to_thread(
+            _finish, client, request.cookies.get(COOKIE_NAME), dict(request.query_params),
+            now)
         address = fold(verified_address(client.settings, claims))
         allowed = await asyncio.to_thread(_may_log_in, context, address)
         if not allowed:
@@ -133,6 +139,17 @@ async def callback(request: Request) -> Response:
     set_session_cookie(response, cookie, context.web)
     clear_pre_login_cookie(response, context.web)
     return response
+
+
+def _finish(client: OidcClient, sealed: str | None, query: dict[str, str],
+            now: datetime) -> tuple[PreLogin, dict[str, Any]]:
+    """The pre-login record the browser brought back and the verified claims of the
+    provider's ID token; OidcRefused when either is wanting."""
+    secret = read_client_secret(client.settings)
+    pre_login = unseal(sealed, sealing_key(secret), now=now)
+    if pre_login is None:
+        raise OidcRefused("no pre-login record, or an expired or forged one")
+    return pre_login, client.finish(pre_login, query, secret, now=now)
 
 
 def _may_log_in(context: WebContext, address: str) -> bool:

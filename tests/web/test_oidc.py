@@ -10,11 +10,14 @@ re-signs the ID tokens of some accounts with a wrong issuer, audience or lifetim
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import re
 import shutil
 import subprocess
 import threading
+import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -37,7 +40,7 @@ from notifier.clock import ManualClock
 from storage.database import Database
 from storage.errors import SettingsError
 from storage.models import WebSession
-from tests.support import MANAGER, DaemonThread, free_port, make_config
+from tests.support import MANAGER, REPO_ROOT, DaemonThread, free_port, make_config
 from tests.web.web_support import csrf_token
 
 pytestmark = pytest.mark.integration
@@ -367,3 +370,20 @@ def test_entra_shared_endpoint_trusts_each_tenant_only_with_its_own_issuer() -> 
                                   "iss": "https://login.microsoftonline.com/t3/v2.0"})
     with pytest.raises(OidcRefused, match="preferred_username"):
         verified_address(shared, {**own, "preferred_username": "not an address"})
+
+
+def test_the_example_config_documents_every_oidc_key(tmp_path: Path) -> None:
+    """The commented [web.oidc] table of config.example.toml, uncommented, names every key
+    and loads (with its secret file made)."""
+    text = (REPO_ROOT / "config.example.toml").read_text(encoding="utf-8")
+    block = text[text.index("\n# [web.oidc]\n") + 1:].split("\n\n")[0]
+    settings = [line[2:] for line in block.splitlines()
+                if re.match(r"# (\[web\.oidc\]$|[a-z_]+ = )", line)]
+    table = tomllib.loads("\n".join(settings))["web"]["oidc"]
+    assert set(table) == {field.name for field in dataclasses.fields(OidcSettings)}
+    (tmp_path / "secret").write_text("s3cret\n", encoding="utf-8")
+    config = validate_config(
+        {"intake": {"addresses": ["chikanemail@kommune.example"]},
+         "web": {"oidc": {**table, "client_secret_file": "secret"}}},
+        source="chikanemail.toml", base_dir=tmp_path)
+    assert config.web.oidc is not None and config.web.oidc.provider == "entra"
