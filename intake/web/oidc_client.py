@@ -136,6 +136,12 @@ class OidcClient:
         if not code:
             raise OidcRefused("no code")
         metadata = self.metadata()
+        # RFC 9207: a provider that names itself in its answer must name itself (a code
+        # from another provider, mixed up by the browser, is refused before it is sent).
+        answered_by = query.get("iss")
+        if answered_by is not None and _ENTRA_ISSUER_TEMPLATE not in metadata.issuer and \
+                answered_by != metadata.issuer:
+            raise OidcRefused("the answer's iss parameter names another issuer")
         with self._session(client_secret) as client:
             try:
                 token = client.fetch_token(

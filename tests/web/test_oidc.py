@@ -2,10 +2,12 @@
 (`oidc-provider` on node, tests/web/oidc/provider.mjs) and real daemons whose web views
 talk to it over loopback sockets, driven by `requests` as a browser.
 
-One provider serves the module with two app registrations: an Entra-like daemon (tenant
-"tenant-a", mail link off) and a Google-like one (domain kommune.example, mail link on).
-The provider logs in the account named in the login_hint the test adds to the redirect, and
-re-signs the ID tokens of some accounts with a wrong issuer, audience or lifetime.
+One node process serves the module with two issuers: one behaves like Entra ID's shared
+`organizations` endpoint (discovery names the issuer .../{tenantid}/v2.0, each token is
+issued by the user's own tenant) for an Entra daemon (tenant "tenant-a", mail link off), the
+other like Google for a Google daemon (domain kommune.example, mail link on). The provider
+logs in the account named in the login_hint the test adds to the redirect, and re-signs the
+ID tokens of some accounts with a wrong issuer, audience or lifetime.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urljoin
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import pytest
 import requests
@@ -33,6 +35,7 @@ from sqlalchemy import select
 from intake.service.config import validate_config
 from intake.web.csrf import PRE_SESSION_COOKIE
 from intake.web.oidc_claims import OidcRefused, verified_address
+from intake.web.oidc_client import OidcClient
 from intake.web.oidc_settings import OidcSettings
 from intake.web.sessions import COOKIE_NAME
 from intake.web.settings import WebSettings
@@ -47,6 +50,8 @@ pytestmark = pytest.mark.integration
 
 PROVIDER_DIR = Path(__file__).resolve().parent / "oidc"
 TENANT = "tenant-a"
+ENTRA_PATH = "/organizations/v2.0"
+GOOGLE_PATH = "/google"
 DOMAIN = "kommune.example"
 SOMEONE_ELSE = "vikar@kommune.example"  # not a manager, deputy or admin
 ENTRA_CLIENT = ("entra-app", "entra-secret-0123456789-0123456789")
@@ -66,9 +71,7 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
     "someone-else": {"claims": _entra(SOMEONE_ELSE)},
     # Any user may write any address in `email`; only preferred_username is the tenant's.
     "email-names-manager": {"claims": _entra(SOMEONE_ELSE, email=MANAGER)},
-    # Signed by its own tenant's issuer, as Entra's shared endpoint would for any tenant.
-    "other-tenant": {"claims": _entra(MANAGER, tid="tenant-b"),
-                     "tamper": {"iss": "{origin}/tenant-b/v2.0"}},
+    "other-tenant": {"claims": _entra(MANAGER, tid="tenant-b")},
     # Claims tenant-a's tid, but the token comes from tenant-b's issuer.
     "other-tenants-issuer": {"claims": _entra(MANAGER),
                              "tamper": {"iss": "{origin}/tenant-b/v2.0"}},
@@ -96,13 +99,14 @@ def _ensure_installed() -> None:
 
 @contextmanager
 def openid_provider(settings_file: Path) -> Iterator[str]:
-    """Run the provider with the module's clients and accounts; yields its issuer."""
+    """Run the provider with the module's issuers, clients and accounts; yields its origin
+    (http://127.0.0.1:<port>)."""
     _ensure_installed()
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is needed for the OIDC tests")
     settings_file.write_text(json.dumps({
-        "path": f"/{TENANT}/v2.0",
+        "issuers": [{"path": ENTRA_PATH, "entra_shared": True}, {"path": GOOGLE_PATH}],
         "clients": [{"client_id": client_id, "client_secret": secret}
                     for client_id, secret in (ENTRA_CLIENT, GOOGLE_CLIENT)],
         "accounts": ACCOUNTS,
@@ -120,7 +124,7 @@ def openid_provider(settings_file: Path) -> Iterator[str]:
         reader.join(30)
         if not first_line or not first_line[0].strip():
             raise AssertionError("the OpenID provider did not start within 30 s")
-        yield str(json.loads(first_line[0])["issuer"])
+        yield str(json.loads(first_line[0])["origin"])
     finally:
         process.terminate()
         try:
@@ -167,10 +171,12 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Site]]
     for name, (_client_id, secret) in (("entra", ENTRA_CLIENT), ("google", GOOGLE_CLIENT)):
         secrets[name] = folder / f"{name}-secret"
         secrets[name].write_text(secret + "\n", encoding="utf-8")
-    with openid_provider(folder / "provider.json") as issuer:
-        entra = OidcSettings(provider="entra", issuer=issuer, client_id=ENTRA_CLIENT[0],
+    with openid_provider(folder / "provider.json") as origin:
+        entra = OidcSettings(provider="entra", issuer=origin + ENTRA_PATH,
+                             client_id=ENTRA_CLIENT[0],
                              client_secret_file=str(secrets["entra"]), tenants=(TENANT,))
-        google = OidcSettings(provider="google", issuer=issuer, client_id=GOOGLE_CLIENT[0],
+        google = OidcSettings(provider="google", issuer=origin + GOOGLE_PATH,
+                              client_id=GOOGLE_CLIENT[0],
                               client_secret_file=str(secrets["google"]), domains=(DOMAIN,))
         with oidc_daemon(folder / "entra", entra, mail_link=False) as (entra_daemon, entra_url), \
                 oidc_daemon(folder / "google", google, mail_link=True) as (google_daemon,
@@ -387,3 +393,30 @@ def test_the_example_config_documents_every_oidc_key(tmp_path: Path) -> None:
          "web": {"oidc": {**table, "client_secret_file": "secret"}}},
         source="chikanemail.toml", base_dir=tmp_path)
     assert config.web.oidc is not None and config.web.oidc.provider == "entra"
+
+
+def test_an_answer_naming_another_issuer_is_refused(
+        sites: dict[str, Site], caplog: pytest.LogCaptureFixture) -> None:
+    """RFC 9207: the provider names itself in its answer; another name is a mix-up."""
+    site = sites["google"]
+    http = requests.Session()
+    started = http.get(site.base_url + "/login/oidc", allow_redirects=False)
+    state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+    with caplog.at_level(logging.WARNING, logger="chikanemail.web.oidc"):
+        answer = http.get(site.base_url + "/login/oidc/callback", allow_redirects=False,
+                          params={"code": "x", "state": state,
+                                  "iss": "https://evil.example"})
+    assert_refused(answer, http)
+    assert any("iss parameter" in record.getMessage() for record in caplog.records)
+
+
+def test_discovery_must_name_the_configured_issuer(sites: dict[str, Site]) -> None:
+    """Entra's shared endpoint may answer with its {tenantid} template; for Google the
+    same document is a provider that is not the one configured."""
+    entra = sites["entra"].daemon.config.web.oidc
+    assert entra is not None
+    metadata = OidcClient(entra, "http://127.0.0.1/login/oidc/callback").metadata()
+    assert metadata.issuer.endswith("/{tenantid}/v2.0")
+    as_google = replace(entra, provider="google", tenants=(), domains=(DOMAIN,))
+    with pytest.raises(OidcRefused, match="another issuer"):
+        OidcClient(as_google, "http://127.0.0.1/login/oidc/callback").metadata()
