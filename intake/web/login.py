@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -66,13 +67,11 @@ def _login_choices(request: Request, next_path: str | None) -> dict[str, object]
     }
 
 
-def _no_mail_link(request: Request) -> Response | None:
-    """A 404 when the mail link is off, so its routes answer as if they did not exist."""
-    if _context(request).web.mail_link:
-        return None
-    _ = translations(_context(request).config.ui.language).gettext
-    return render(request, "error.html", {"heading": _("Not found"), "explanation": _(
-        "There is no such page, or it is not yours to see.")}, status=404)
+def _refuse_when_mail_link_is_off(request: Request) -> None:
+    """A 404 when [web] mail_link = false: the link's routes answer as if they did not
+    exist, and links issued before still do not work."""
+    if not _context(request).web.mail_link:
+        raise HTTPException(status_code=404)
 
 
 async def login_page(request: Request) -> Response:
@@ -89,8 +88,7 @@ async def login_page(request: Request) -> Response:
 async def ask_for_link(request: Request) -> Response:
     """Mail a link when the address may log in; the same page either way."""
     context = _context(request)
-    if (off := _no_mail_link(request)) is not None:
-        return off
+    _refuse_when_mail_link_is_off(request)
     form = await request.form()
     address = str(form.get("address") or "").strip()
     next_path = safe_next_path(str(form.get("next") or ""))
@@ -145,8 +143,7 @@ def _ask_for_link(context: WebContext, address: str, client: str,
 async def link_page(request: Request) -> Response:
     """The page a login link opens: one button; nothing is used up."""
     context = _context(request)
-    if (off := _no_mail_link(request)) is not None:
-        return off
+    _refuse_when_mail_link_is_off(request)
     token = request.path_params["token"]
     holder = await asyncio.to_thread(valid_link, context.database, token,
                                      now=context.clock.now())
@@ -158,8 +155,7 @@ async def link_page(request: Request) -> Response:
 async def use_link(request: Request) -> Response:
     """The button: use the link up, start a session, go where the person was going."""
     context = _context(request)
-    if (off := _no_mail_link(request)) is not None:
-        return off
+    _refuse_when_mail_link_is_off(request)
     token = request.path_params["token"]
     now = context.clock.now()
     holder = await asyncio.to_thread(consume_link, context.database, token, now=now)

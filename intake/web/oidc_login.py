@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -87,9 +88,7 @@ async def start(request: Request) -> Response:
     context: WebContext = request.app.state.context
     client = _client(request)
     if client is None:
-        return render(request, "error.html", status=404, context={
-            "heading": translations(context.config.ui.language).gettext("Not found"),
-            "explanation": ""})
+        raise HTTPException(status_code=404)
     next_path = safe_next_path(request.query_params.get("next"))
     if request.state.viewer is not None:
         return RedirectResponse(next_path or HOME, status_code=303)

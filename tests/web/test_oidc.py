@@ -13,11 +13,14 @@ ID tokens of some accounts with a wrong issuer, audience or lifetime.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import html
 import json
 import logging
 import re
 import shutil
 import subprocess
+import tempfile
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -87,14 +90,19 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
 
 
 def _ensure_installed() -> None:
-    """node_modules of the provider, from package-lock.json (`npm ci`) when missing."""
-    if (PROVIDER_DIR / "node_modules" / "oidc-provider").is_dir():
+    """node_modules of the provider, from package-lock.json (`npm ci`) when missing; one
+    test process installs while the others (pytest -n) wait for it."""
+    installed = PROVIDER_DIR / "node_modules" / "oidc-provider"
+    if installed.is_dir():
         return
     npm = shutil.which("npm")
     if npm is None:
         pytest.fail("npm is needed for the OIDC tests (npm ci --prefix tests/web/oidc)")
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=PROVIDER_DIR, check=True,
-                   timeout=300, capture_output=True)
+    with open(Path(tempfile.gettempdir()) / "chikanemail-oidc-npm-ci.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not installed.is_dir():
+            subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=PROVIDER_DIR,
+                           check=True, timeout=300, capture_output=True)
 
 
 @contextmanager
@@ -188,11 +196,11 @@ def sites(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Site]]
                 site.database.dispose()
 
 
-def log_in_at_provider(http: requests.Session, base_url: str,
-                       login_hint: str) -> requests.Response:
+def log_in_at_provider(http: requests.Session, base_url: str, login_hint: str,
+                       start: str = "/login/oidc") -> requests.Response:
     """Follow the login page's button as the account `login_hint` names, through the
     provider (which logs it in at once), and return the daemon's answer to the callback."""
-    started = http.get(base_url + "/login/oidc", allow_redirects=False)
+    started = http.get(base_url + start, allow_redirects=False)
     assert started.status_code == 303, started.text
     location = started.headers["location"] + "&" + urlencode({"login_hint": login_hint})
     for _hop in range(10):
@@ -263,8 +271,14 @@ def test_google_login_shows_both_ways_and_logs_in(sites: dict[str, Site]) -> Non
     http = requests.Session()
     page = http.get(site.base_url + "/login")
     assert "Log ind med Google" in page.text and 'action="/login"' in page.text
-    answer = log_in_at_provider(http, site.base_url, "google-manager")
-    assert answer.status_code == 303 and answer.headers["location"] == "/cases", answer.text
+    # The button of a login page that was to bring the person back to a case.
+    button = re.search(r'id="oidc-login" href="([^"]+)"',
+                       http.get(site.base_url + "/login?next=/cases/2026-0007").text)
+    assert button is not None
+    answer = log_in_at_provider(http, site.base_url, "google-manager",
+                                start=html.unescape(button.group(1)))
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == "/cases/2026-0007"
     front = http.get(site.base_url + "/", allow_redirects=False)
     assert front.headers["location"] == "/cases"
 
