@@ -22,6 +22,11 @@ class OidcRefused(Exception):
     (never a token or a claim's value)."""
 
 
+class OidcUnavailable(OidcRefused):
+    """A login that cannot go on because the provider did not answer as it should
+    (network, its documents) or the client secret cannot be read; no one's fault."""
+
+
 def expected_issuers(oidc: OidcSettings, claims: Mapping[str, Any]) -> tuple[str, ...]:
     """The issuers a token with these claims may carry.
 

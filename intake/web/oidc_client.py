@@ -19,12 +19,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from authlib.common.errors import AuthlibBaseError  # type: ignore[import-untyped]
 from authlib.integrations.requests_client import OAuth2Session  # type: ignore[import-untyped]
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from intake.web.oidc_claims import OidcRefused
+from intake.web.oidc_claims import OidcRefused, OidcUnavailable
 from intake.web.oidc_prelogin import PreLogin
 from intake.web.oidc_settings import ENTRA, OidcSettings, secure_url
 
@@ -58,10 +59,10 @@ def read_client_secret(oidc: OidcSettings) -> str:
     try:
         value = Path(oidc.client_secret_file).read_text(encoding="utf-8").strip()
     except OSError as error:
-        raise OidcRefused(f"cannot read web.oidc.client_secret_file "
-                          f"({error.strerror or type(error).__name__})") from None
+        raise OidcUnavailable(f"cannot read web.oidc.client_secret_file "
+                              f"({error.strerror or type(error).__name__})") from None
     if not value:
-        raise OidcRefused("web.oidc.client_secret_file is empty")
+        raise OidcUnavailable("web.oidc.client_secret_file is empty")
     return value
 
 
@@ -99,12 +100,12 @@ class OidcClient:
         document = self._get_json(self.settings.issuer.rstrip("/")
                                   + "/.well-known/openid-configuration", "discovery")
         if not _discovery_issuer_matches(self.settings, document.get("issuer")):
-            raise OidcRefused("discovery names another issuer")
+            raise OidcUnavailable("discovery names another issuer")
         endpoints = {}
         for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             value = document.get(name)
             if not isinstance(value, str) or not secure_url(value):
-                raise OidcRefused(f"discovery has no usable {name}")
+                raise OidcUnavailable(f"discovery has no usable {name}")
             endpoints[name] = value
         end_session = document.get("end_session_endpoint")
         metadata = ProviderMetadata(
@@ -148,9 +149,15 @@ class OidcClient:
                     metadata.token_endpoint, grant_type="authorization_code", code=code,
                     code_verifier=pre_login.code_verifier,
                     timeout=self.settings.timeout_seconds)
-            except (requests.RequestException, ValueError) as error:
-                # The provider's answer may carry details; the log gets only the kind.
-                raise OidcRefused(f"token exchange failed ({type(error).__name__})") from None
+            except requests.RequestException as error:
+                raise OidcUnavailable(
+                    f"token exchange failed ({type(error).__name__})") from None
+            except (AuthlibBaseError, ValueError) as error:
+                # The provider refused the code (used, expired, not ours). Its answer may
+                # carry details; the log gets only the error code.
+                raise OidcRefused("token exchange refused "
+                                  f"({getattr(error, 'error', None) or type(error).__name__})"
+                                  ) from None
         id_token = token.get("id_token")
         if not isinstance(id_token, str):
             raise OidcRefused("no id_token")
@@ -198,7 +205,7 @@ class OidcClient:
         try:
             keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
         except (JoseError, ValueError, TypeError, KeyError):
-            raise OidcRefused("the provider's keys cannot be read") from None
+            raise OidcUnavailable("the provider's keys cannot be read") from None
         with self._lock:
             self._keys = (time.monotonic(), keys)
         return keys
@@ -210,9 +217,9 @@ class OidcClient:
             response.raise_for_status()
             document = response.json()
         except (requests.RequestException, ValueError) as error:
-            raise OidcRefused(f"{what} failed ({type(error).__name__})") from None
+            raise OidcUnavailable(f"{what} failed ({type(error).__name__})") from None
         if not isinstance(document, dict):
-            raise OidcRefused(f"{what} is not a JSON object")
+            raise OidcUnavailable(f"{what} is not a JSON object")
         return document
 
     def _session(self, client_secret: str | None) -> OAuth2Session:

@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 from intake.web.access import fold
 from intake.web.context import WebContext
 from intake.web.login_links import may_log_in, safe_next_path
-from intake.web.oidc_claims import OidcRefused, verified_address
+from intake.web.oidc_claims import OidcRefused, OidcUnavailable, verified_address
 from intake.web.oidc_client import OidcClient, read_client_secret
 from intake.web.oidc_prelogin import (
     COOKIE_NAME,
@@ -36,7 +36,7 @@ from intake.web.oidc_prelogin import (
     unseal,
 )
 from intake.web.oidc_settings import GOOGLE
-from intake.web.rendering import render
+from intake.web.rendering import page_language, render
 from intake.web.sessions import end_session, set_session_cookie, start_session
 from storage.i18n.catalogs import translations
 
@@ -59,8 +59,7 @@ def start_url(next_path: str | None) -> str:
 
 def button_label(request: Request, provider: str) -> str:
     """The text of the login page's button for this provider."""
-    context: WebContext = request.app.state.context
-    _ = translations(context.config.ui.language).gettext
+    _ = translations(page_language(request)).gettext
     return _("Log in with Google") if provider == GOOGLE else _("Log in with Microsoft")
 
 
@@ -69,16 +68,22 @@ def _client(request: Request) -> OidcClient | None:
     return client
 
 
-def _refused(request: Request, check: str) -> Response:
-    log.warning("OIDC login refused: %s client=%s", check, request.state.client)
+def _refused(request: Request, refusal: OidcRefused) -> Response:
+    """The one page of a refused login (the log says which check refused it), or of a
+    provider that did not answer as it should."""
     context: WebContext = request.app.state.context
-    _ = translations(context.config.ui.language).gettext
-    response = render(request, "error.html", {
-        "heading": _("You could not be logged in"),
-        "explanation": _("The account you logged in with may not use Chikanemail here. Log "
-                         "in with your work account, or ask the administrator whether your "
-                         "address may log in."),
-    }, status=403)
+    _ = translations(page_language(request)).gettext
+    if isinstance(refusal, OidcUnavailable):
+        log.warning("OIDC login failed: %s client=%s", refusal, request.state.client)
+        heading, explanation, status = _("The login could not be finished"), _(
+            "The service you log in with did not answer. Try again in a moment."), 502
+    else:
+        log.warning("OIDC login refused: %s client=%s", refusal, request.state.client)
+        heading, explanation, status = _("You could not be logged in"), _(
+            "The account you logged in with may not use Chikanemail here. Log in with your "
+            "work account, or ask the administrator whether your address may log in."), 403
+    response = render(request, "error.html", {"heading": heading,
+                                              "explanation": explanation}, status=status)
     clear_pre_login_cookie(response, context.web)
     return response
 
@@ -96,7 +101,7 @@ async def start(request: Request) -> Response:
     try:
         url, sealed = await asyncio.to_thread(_begin, client, pre_login)
     except OidcRefused as refusal:
-        return _refused(request, str(refusal))
+        return _refused(request, refusal)
     response = RedirectResponse(url, status_code=303)
     set_pre_login_cookie(response, sealed, context.web)
     return response
@@ -114,7 +119,7 @@ async def callback(request: Request) -> Response:
     context: WebContext = request.app.state.context
     client = _client(request)
     if client is None:
-        return _refused(request, "OIDC is not configured")
+        raise HTTPException(status_code=404)
     now = context.clock.now()
     try:
         pre_login, claims = await asyncio.to_thread(
@@ -125,7 +130,7 @@ async def callback(request: Request) -> Response:
         if not allowed:
             raise OidcRefused("the address may not log in")
     except OidcRefused as refusal:
-        return _refused(request, str(refusal))
+        return _refused(request, refusal)
     old = request.state.session
     if old is not None:
         await asyncio.to_thread(end_session, context.database, old.id, now=now)

@@ -434,3 +434,32 @@ def test_discovery_must_name_the_configured_issuer(sites: dict[str, Site]) -> No
     as_google = replace(entra, provider="google", tenants=(), domains=(DOMAIN,))
     with pytest.raises(OidcRefused, match="another issuer"):
         OidcClient(as_google, "http://127.0.0.1/login/oidc/callback").metadata()
+
+
+def test_a_code_the_provider_does_not_know_is_refused(
+        sites: dict[str, Site], caplog: pytest.LogCaptureFixture) -> None:
+    site = sites["google"]
+    http = requests.Session()
+    started = http.get(site.base_url + "/login/oidc", allow_redirects=False)
+    state = parse_qs(urlsplit(started.headers["location"]).query)["state"][0]
+    with caplog.at_level(logging.WARNING, logger="chikanemail.web.oidc"):
+        answer = http.get(site.base_url + "/login/oidc/callback", allow_redirects=False,
+                          params={"code": "made-up", "state": state})
+    assert_refused(answer, http)
+    assert any("token exchange refused (invalid_grant)" in record.getMessage()
+               for record in caplog.records)
+
+
+def test_an_unreadable_secret_is_a_failure_not_a_refusal(sites: dict[str, Site]) -> None:
+    """The person is told to try again, not that their account may not log in."""
+    oidc = sites["google"].daemon.config.web.oidc
+    assert oidc is not None
+    secret = Path(oidc.client_secret_file)
+    moved = secret.rename(secret.with_suffix(".away"))
+    try:
+        answer = requests.Session().get(sites["google"].base_url + "/login/oidc",
+                                        allow_redirects=False)
+    finally:
+        moved.rename(secret)
+    assert answer.status_code == 502
+    assert "Prøv igen om lidt" in answer.text
