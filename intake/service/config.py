@@ -237,8 +237,12 @@ def _resolve_paths(config: AppConfig, base_dir: Path) -> AppConfig:
                 ca_file=absolute(mailbox.ca_file))
         for mailbox in config.imap
     )
+    web = config.web
+    if web.oidc is not None:
+        web = replace(web, oidc=replace(
+            web.oidc, client_secret_file=absolute(web.oidc.client_secret_file)))
     return replace(config, storage=storage, smtp=smtp, routing=routing, notify=notify,
-                   imap=imap, timestamp=timestamp)
+                   imap=imap, timestamp=timestamp, web=web)
 
 
 def _check_smtp_socket(smtp: SmtpSettings, fail: Callable[[str, str], None]) -> None:

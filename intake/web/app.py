@@ -12,9 +12,10 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from intake.web import login, pages
+from intake.web import login, oidc_login, pages
 from intake.web.authentication import AuthenticationMiddleware
 from intake.web.context import WebContext
+from intake.web.oidc_client import OidcClient
 from intake.web.rendering import render
 from intake.web.security import SecurityHeadersMiddleware
 from intake.web.status import HEALTH_PATH, HEALTH_TEXT
@@ -57,6 +58,7 @@ def build_app(context: WebContext) -> Starlette:
     routes: list[BaseRoute] = [
         Route("/", front_page, methods=["GET"]),
         Route(HEALTH_PATH, health, methods=["GET"]),
+        *oidc_login.routes(),
         *login.routes(),
         *pages.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
@@ -68,4 +70,7 @@ def build_app(context: WebContext) -> Starlette:
         exception_handlers={HTTPException: http_error},
     )
     app.state.context = context
+    oidc = context.web.oidc
+    app.state.oidc = (OidcClient(oidc, oidc_login.redirect_uri(context.base_url))
+                      if oidc is not None else None)
     return app

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -28,6 +29,7 @@ from intake.web.login_links import (
     safe_next_path,
     valid_link,
 )
+from intake.web.oidc_login import button_label, start_url
 from intake.web.rendering import render
 from intake.web.sessions import (
     clear_session_cookie,
@@ -53,19 +55,40 @@ def _link_minutes(context: WebContext) -> int:
     return round(context.web.login_link_minutes)
 
 
+def _login_choices(request: Request, next_path: str | None) -> dict[str, object]:
+    """What the login page offers: the provider's button (when [web.oidc] is set) and the
+    mail-link form (unless [web] mail_link = false)."""
+    web = _context(request).web
+    return {
+        "mail_link": web.mail_link,
+        "oidc_url": start_url(next_path) if web.oidc is not None else None,
+        "oidc_label": button_label(request, web.oidc.provider) if web.oidc else "",
+        "link_minutes": _link_minutes(_context(request)),
+    }
+
+
+def _refuse_when_mail_link_is_off(request: Request) -> None:
+    """A 404 when [web] mail_link = false: the link's routes answer as if they did not
+    exist, and links issued before still do not work."""
+    if not _context(request).web.mail_link:
+        raise HTTPException(status_code=404)
+
+
 async def login_page(request: Request) -> Response:
-    """The form to ask for a login link (or, when logged in already, where `next` says)."""
+    """The login page: the provider's button and the form to ask for a link (or, when
+    logged in already, where `next` says)."""
     next_path = safe_next_path(request.query_params.get("next"))
     if request.state.viewer is not None:
         return RedirectResponse(next_path or HOME, status_code=303)
     return render(request, "login.html", {"next_path": next_path or "", "address": "",
                                           "problem": None,
-                                          "link_minutes": _link_minutes(_context(request))})
+                                          **_login_choices(request, next_path)})
 
 
 async def ask_for_link(request: Request) -> Response:
     """Mail a link when the address may log in; the same page either way."""
     context = _context(request)
+    _refuse_when_mail_link_is_off(request)
     form = await request.form()
     address = str(form.get("address") or "").strip()
     next_path = safe_next_path(str(form.get("next") or ""))
@@ -74,7 +97,7 @@ async def ask_for_link(request: Request) -> Response:
         return render(request, "login.html", {
             "next_path": next_path or "", "address": address[:200],
             "problem": _("Write one mail address, such as leder@kommune.dk."),
-            "link_minutes": _link_minutes(context)}, status=400)
+            **_login_choices(request, next_path)}, status=400)
     client = str(request.state.client)
     sent = await asyncio.to_thread(_ask_for_link, context, address, client, next_path)
     if sent is None:
@@ -120,6 +143,7 @@ def _ask_for_link(context: WebContext, address: str, client: str,
 async def link_page(request: Request) -> Response:
     """The page a login link opens: one button; nothing is used up."""
     context = _context(request)
+    _refuse_when_mail_link_is_off(request)
     token = request.path_params["token"]
     holder = await asyncio.to_thread(valid_link, context.database, token,
                                      now=context.clock.now())
@@ -131,6 +155,7 @@ async def link_page(request: Request) -> Response:
 async def use_link(request: Request) -> Response:
     """The button: use the link up, start a session, go where the person was going."""
     context = _context(request)
+    _refuse_when_mail_link_is_off(request)
     token = request.path_params["token"]
     now = context.clock.now()
     holder = await asyncio.to_thread(consume_link, context.database, token, now=now)

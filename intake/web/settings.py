@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from intake.web.oidc_settings import OidcSettings, oidc_settings_problem
 from storage.settings import FORBID_UNKNOWN_KEYS
 
 DEFAULT_LISTEN = "127.0.0.1:8080"
@@ -34,6 +35,10 @@ class WebSettings:
     login_requests_per_address: int = 5
     login_requests_per_client: int = 20
     login_rate_window_minutes: float = 15.0
+    # Login by a link mailed to the address. false: only [web.oidc] logs people in.
+    mail_link: bool = True
+    # Login with the workplace's Entra ID or Google Workspace; None: not offered.
+    oidc: OidcSettings | None = None
 
     @property
     def host(self) -> str:
@@ -115,4 +120,9 @@ def web_settings_problem(web: WebSettings) -> tuple[str, str] | None:
                        ("web.login_requests_per_client", web.login_requests_per_client)):
         if count < 1:
             return key, "must be at least 1"
+    if web.oidc is not None:
+        return oidc_settings_problem(web.oidc)
+    if not web.mail_link:
+        return "web.mail_link", ("false needs [web.oidc]: without a mail link or an identity "
+                                 "provider nobody could log in")
     return None
