@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import timedelta
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,12 @@ import requests
 from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
+from intake.service.settings import ImapMailbox
 from intake.web.login_links import login_url, record_request
+from intake.web.settings import WebSettings
 from notifier.clock import ManualClock
 from storage.database import Database
+from storage.imap_state import FolderStatus, folder_status, record_oversized
 from storage.models import AuditEvent, Message, OutboxMail, OutboxState, utc_now
 from storage.outbox_retry import OutboxRetryRefused, retry_failed_outbox
 from tests.mail_flow import REPORTER, list_cases_of, report, send
@@ -33,15 +37,17 @@ from tests.support import (
     DaemonThread,
     describe,
     free_port,
+    make_config,
     run_cli,
     wait_until,
     write_toml,
 )
-from tests.web.web_support import csrf_token, press_login_button, web_daemon
+from tests.web.web_support import csrf_token, press_login_button
 
 pytestmark = pytest.mark.integration
 
 ADMIN = "it@kommune.example"
+IMAP_NAME = "postkasse"
 FOREIGN = "nabo@andetsted.example"
 # A line of the kept-out mail's body: no admin page may show it.
 FOREIGN_BODY_LINE = "Hemmelig linje fra naboen"
@@ -123,6 +129,29 @@ class World:
         return rows
 
 
+@contextmanager
+def _daemon(root: Path, database_url: str, *,
+            relay_port: int) -> Iterator[tuple[DaemonThread, ManualClock, str]]:
+    """The daemon of `web_daemon`, sending through the relay, and taking mail from an IMAP
+    mailbox where nothing listens (so its state records an error)."""
+    password = root / "imap-password"
+    password.write_text("hemmeligt", encoding="utf-8")
+    config = make_config(root / "data", database_url, extract={"ocr": False},
+                         notify={"smtp_host": "127.0.0.1", "smtp_port": relay_port},
+                         plan={"admins": (ADMIN,)},
+                         intake={"allowed_sender_domains": ("kommune.example",),
+                                 "foreign_sender_action": "quarantine"})
+    mailbox = ImapMailbox(name=IMAP_NAME, host="127.0.0.1", port=free_port(),
+                          username="chikanemail", password_file=str(password),
+                          security="starttls", mode="poll", timeout_seconds=2.0)
+    config = replace(config, imap=(mailbox,), web=WebSettings(listen="127.0.0.1:0"))
+    clock = ManualClock(datetime.now(UTC))
+    with DaemonThread(config, clock=clock) as daemon:
+        assert daemon.ready_info is not None and daemon.ready_info.web_address is not None
+        host, web_port = daemon.ready_info.web_address
+        yield daemon, clock, f"http://{host}:{web_port}"
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     """The daemon with its web view, its relay, two related cases and a kept-out mail."""
@@ -133,12 +162,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     controller.start()
     database_url = f"sqlite:///{root / 'admin.sqlite3'}"
     try:
-        with web_daemon(root / "data", database_url,
-                        notify={"smtp_host": "127.0.0.1", "smtp_port": port},
-                        plan={"admins": (ADMIN,)},
-                        intake={"allowed_sender_domains": ("kommune.example",),
-                                "foreign_sender_action": "quarantine"},
-                        ) as (daemon, clock, base_url):
+        with _daemon(root, database_url, relay_port=port) as (daemon, clock, base_url):
             database = Database(database_url)
             for count in (1, 2):
                 send(daemon, report(f"VS: Du er ikke velkommen ({count})"), mail_from=REPORTER)
@@ -276,14 +300,27 @@ def test_the_patterns_page_links_the_related_cases(world: World) -> None:
     assert "kasper@eksempel.example" in page.text
 
 
-def test_the_imap_and_verify_pages_say_what_is_stored(world: World) -> None:
+def test_the_imap_page_shows_the_stored_state_and_the_mail_left(world: World) -> None:
+    def recorded_error() -> FolderStatus | None:
+        status = folder_status(world.database, IMAP_NAME, "INBOX")
+        return status if status is not None and status.last_error else None
+
+    status = wait_until(recorded_error, message="the mailbox's failed connection recorded")
+    assert status is not None and status.last_error is not None
+    record_oversized(world.database, IMAP_NAME, "INBOX", uidvalidity=77, uid=4242,
+                     size=987654321)
     admin = world.session_for(ADMIN)
-    imap = admin.get(f"{world.base_url}/admin/imap")
-    assert imap.status_code == 200
-    assert "Der er ikke sat nogen IMAP-postkasse op" in imap.text
-    verify = admin.get(f"{world.base_url}/admin/verify")
-    assert verify.status_code == 200
-    assert "<table>" in verify.text or "Verificeringen har ikke kørt endnu" in verify.text
+    page = admin.get(f"{world.base_url}/admin/imap")
+    assert page.status_code == 200
+    assert f"<th scope=\"row\">{IMAP_NAME}</th>" in page.text
+    assert status.last_error.split(":")[0] in page.text
+    assert "<td>4242</td>" in page.text and "<td>987654321</td>" in page.text
+
+
+def test_the_verify_page_shows_the_daemons_run(world: World) -> None:
+    # The daemon's scheduler verifies at start when no run is stored.
+    wait_until(lambda: "tjenesten" in world.session_for(ADMIN).get(
+        f"{world.base_url}/admin/verify").text, message="the daemon's verify run shown")
 
 
 # -- the retry itself, the one function the CLI and the page call, on both databases --------
