@@ -483,6 +483,16 @@ def last_verify_run(database: Database) -> VerifyRun | None:
     return row
 
 
+def recent_verify_runs(database: Database, limit: int = 10) -> list[VerifyRun]:
+    """The newest verify runs, newest first, finished or not (detached)."""
+    with database.read() as session:
+        rows = list(session.execute(
+            select(VerifyRun).order_by(VerifyRun.started_at.desc(), VerifyRun.id.desc())
+            .limit(limit)).scalars())
+        session.expunge_all()
+    return rows
+
+
 def verify_if_due(
     database: Database,
     evidence_store: BlobStore,

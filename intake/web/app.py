@@ -12,7 +12,7 @@ from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from intake.web import login, oidc_login, pages
+from intake.web import admin, login, oidc_login, pages
 from intake.web.authentication import AuthenticationMiddleware
 from intake.web.context import WebContext
 from intake.web.oidc_client import OidcClient
@@ -61,6 +61,7 @@ def build_app(context: WebContext) -> Starlette:
         *oidc_login.routes(),
         *login.routes(),
         *pages.routes(),
+        *admin.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(

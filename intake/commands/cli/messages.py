@@ -168,3 +168,33 @@ def outbox_list_command(context: CliContext, as_json: bool, state: str | None,
         click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
     print_table(outbox_table(rows, reader_of(context.config), wide=wide), wide=wide)
+
+
+@outbox_group.command("retry")
+@click.argument("mail_ids", metavar="[ID]...", nargs=-1, type=int)
+@click.option("--all", "every", is_flag=True, help="Every failed mail, not only those named.")
+@pass_context
+def outbox_retry_command(context: CliContext, mail_ids: tuple[int, ...], every: bool) -> None:
+    """Queue failed mails (ID from `outbox list --wide`) again: due at once, tries counted
+    afresh. The running daemon sends them; the retry is an audit event by you."""
+    from datetime import timedelta
+
+    from storage.i18n.catalogs import translations
+    from storage.outbox_retry import OutboxRetryRefused, retry_failed_outbox
+
+    if every == bool(mail_ids):
+        raise click.UsageError("give mail ids or --all (not both)")
+    config = context.config
+    database = open_database(context)
+    try:
+        retried = retry_failed_outbox(
+            database, None if every else list(mail_ids), actor=cli_actor(),
+            retry_for=timedelta(hours=config.notify.retry_deadline_hours))
+    except OutboxRetryRefused as error:
+        raise click.ClickException(str(error)) from error
+    finally:
+        database.dispose()
+    queued = translations(config.ui.language).ngettext(
+        "queued {n} failed mail again", "queued {n} failed mails again", len(retried))
+    click.echo(queued.format(n=len(retried))
+               + (f": {', '.join(map(str, retried))}" if retried else ""))
