@@ -33,5 +33,26 @@ def test_an_admin_prints_a_link_that_logs_a_manager_in_once(tmp_path: Path) -> N
 
         refused = run_cli(["--config", str(config_file), "web", "link", "nabo@example.org"])
         assert refused.exit_code == 1
-        assert "no link" in refused.stderr
+        assert "intet link" in refused.stderr  # in the workplace's language
         assert "/login/" not in refused.stdout
+        assert "inden for 15 minutter" in printed.stderr
+
+
+def test_no_link_is_printed_when_login_by_mail_link_is_off(tmp_path: Path) -> None:
+    secret = tmp_path / "oidc-secret"
+    secret.write_text("s3cret\n")
+    config_file = write_toml(tmp_path / "cli.toml", {
+        "storage": {"data_dir": str(tmp_path / "data"),
+                    "database_url": f"sqlite:///{tmp_path / 'web.sqlite3'}"},
+        "intake": {"addresses": [INTAKE_ADDRESS]},
+        "routing": {"default_manager": MANAGER},
+        "ui": {"language": "en"},
+        "web": {"mail_link": False},
+        "web.oidc": {"provider": "google", "issuer": "https://accounts.google.com",
+                     "client_id": "chikanemail", "client_secret_file": str(secret),
+                     "domains": ["kommune.example"]},
+    })
+    refused = run_cli(["--config", str(config_file), "web", "link", MANAGER])
+    assert refused.exit_code == 1, describe(refused)
+    assert "login by mail link is off" in refused.stderr
+    assert refused.stdout == ""

@@ -11,6 +11,7 @@ import sys
 import click
 
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
+from intake.commands.cli.display import reader_of
 
 
 @click.group("web")
@@ -36,20 +37,29 @@ def link_command(context: CliContext, address: str, next_path: str) -> None:
     from storage.models import utc_now
 
     config = context.config
+    reader = reader_of(config)
+    if not config.web.mail_link:
+        click.echo("chikanemail: " + reader.gettext(
+            "login by mail link is off ([web] mail_link = false): log in with the "
+            "workplace's own login instead"), err=True)
+        sys.exit(1)
     if not looks_like_address(address):
-        click.echo(f"chikanemail: {address!r} is not a mail address", err=True)
+        click.echo("chikanemail: " + reader.gettext("%(address)s is not a mail address")
+                   % {"address": repr(address)}, err=True)
         sys.exit(2)
     if next_path and safe_next_path(next_path) is None:
-        click.echo(f"chikanemail: --next must be a path on the web view such as /cases "
-                   f"(got {next_path!r})", err=True)
+        click.echo("chikanemail: " + reader.gettext(
+            "--next must be a path on the web view such as /cases (got %(path)s)")
+            % {"path": repr(next_path)}, err=True)
         sys.exit(2)
     database = open_database(context)
     try:
         with database.write() as session:
             if not may_log_in(session, config, address):
-                click.echo(f"chikanemail: {address} is not a manager or deputy of any case, "
-                           "not named by [routing] and not one of [plan] admins: no link",
-                           err=True)
+                click.echo("chikanemail: " + reader.gettext(
+                    "%(address)s is not a manager or deputy of any case, not named by "
+                    "[routing] and not one of [plan] admins: no link")
+                    % {"address": address}, err=True)
                 sys.exit(1)
             token = record_request(session, address=address, client=cli_actor(),
                                    now=utc_now(), web=config.web, with_link=True,
@@ -59,5 +69,9 @@ def link_command(context: CliContext, address: str, next_path: str) -> None:
     assert token is not None
     click.echo(login_url(config.web.effective_base_url, token))
     minutes = round(config.web.login_link_minutes)
-    click.echo(f"Open it in a browser and press the button: it logs {address.strip()} in "
-               f"once, within {minutes} minutes.", err=True)
+    click.echo(reader.ngettext(
+        "Open it in a browser and press the button: it logs %(address)s in once, within "
+        "%(minutes)s minute.",
+        "Open it in a browser and press the button: it logs %(address)s in once, within "
+        "%(minutes)s minutes.", minutes) % {"address": address.strip(), "minutes": minutes},
+        err=True)
