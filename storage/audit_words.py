@@ -13,8 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from storage.code_words import refusal_words
+from storage.code_words import refusal_words, sender_check_words
 from storage.i18n.catalogs import N_, translations
+from storage.time_text import stored_day_words
 
 # Every action the service records, as a person reads it (msgids; translated in label()).
 ACTIONS: Mapping[str, str] = {
@@ -204,7 +205,8 @@ def _reprocessed(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str
 def _filed(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
     text = words.gettext("as %(kind)s") % {"kind": words.coded(MESSAGE_KINDS, d.get("kind"))}
     if d.get("sender_check"):
-        text += "; " + words.gettext("sender check: %(check)s") % {"check": d["sender_check"]}
+        text += "; " + words.gettext("sender check: %(check)s") % {
+            "check": sender_check_words(d["sender_check"], words.language)}
     return text, ("kind", "automatic", "sender_check", "unverified")
 
 
@@ -272,10 +274,12 @@ def _note(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
 
 
 def _absence(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
-    text = str(d.get("day"))
+    text = str(stored_day_words(d.get("day"), words.language))
     if d.get("previous"):
-        text += " " + words.gettext("(was %(previous)s)") % {"previous": d["previous"]}
+        text += " " + words.gettext("(was %(previous)s)") % {
+            "previous": stored_day_words(d["previous"], words.language)}
     return text, ("day", "previous", *_NOTE_KEYS)
+
 
 
 def _coded_field(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:

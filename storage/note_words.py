@@ -17,8 +17,8 @@ from typing import Any
 
 from storage.audit_words import MEDIUMS, RELATIONS
 from storage.i18n.catalogs import translations
-from storage.local_time import local_time_with_zone
 from storage.models import CaseNote
+from storage.time_text import long_datetime, stored_day_words
 from storage.ui_settings import UiSettings
 
 # The language of the `text` column, read by anything that predates the codes.
@@ -86,13 +86,16 @@ def _step_done(_: _Gettext, params: Mapping[str, Any], reader: _Reader) -> str:
                                                     "title": _title(params, reader.language)}
 
 
+
 def _absence(_: _Gettext, params: Mapping[str, Any], reader: _Reader) -> str:
-    values = {"day": params.get("day"), "previous": params.get("previous")}
+    values = {"day": stored_day_words(params.get("day"), reader.language),
+              "previous": stored_day_words(params.get("previous"), reader.language)}
     text = (_("First day of absence: %(day)s (was %(previous)s).") if params.get("previous")
             else _("First day of absence: %(day)s.")) % values
     for step in params.get("deadlines") or []:
         due = step.get("due")
-        shown = local_time_with_zone(datetime.fromisoformat(due), reader.zone) if due else "—"
+        shown = (long_datetime(datetime.fromisoformat(due), reader.language, reader.zone)
+                 if due else "—")
         text += " " + _("Step %(step)s (%(title)s) is due %(due)s.") % {
             "step": step.get("step"), "title": _title(step, reader.language), "due": shown}
     return text

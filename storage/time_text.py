@@ -82,6 +82,15 @@ def long_date(day: date, language: str) -> str:
     return format_date(day, _pattern(_checked(language), "long_date"), locale=language)
 
 
+def stored_day_words(value: object, language: str) -> object:
+    """A day kept as ISO 8601 ("2026-12-01") as the reader writes it ("tirsdag 1. december
+    2026"); anything else (none, a text that is no date) as it is."""
+    try:
+        return long_date(date.fromisoformat(str(value)), language)
+    except ValueError:
+        return value
+
+
 def short_datetime(moment: datetime, language: str, zone: tzinfo, *,
                    now: datetime | None = None) -> str:
     """The moment for a table cell, in the zone: "06.12 19:24" (da), "6 Dec 19:24" (en), with

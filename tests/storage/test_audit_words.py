@@ -65,3 +65,19 @@ def test_why_a_sender_was_not_trusted_reads_as_words() -> None:
     refused = describe("unverified-mail", {"reason": "no-token", "claimed_role": "other"}, "en")
     assert refused.sentence == "the mail did not come to a secret reply address"
     assert describe("sender-unverified", {"reason": "new-code"}, "da").sentence == "anden årsag"
+
+
+def test_days_in_notes_and_events_read_as_words() -> None:
+    from zoneinfo import ZoneInfo
+
+    from storage.note_words import ABSENCE, note_text
+
+    params = {"day": "2026-11-22", "previous": "2026-11-20",
+              "deadlines": [{"step": 3, "key": "stop", "titles": {"da": "Stop chikanen"},
+                             "due": "2026-12-06T07:00:00+00:00"}]}
+    text = note_text(ABSENCE, params, "da", zone=ZoneInfo("Europe/Copenhagen"))
+    assert "søndag 22. november 2026" in text and "fredag 20. november 2026" in text
+    assert "søndag 6. december 2026 kl. 08.00" in text
+    assert "2026-11-22" not in text and "+0100" not in text
+    event = describe("absence-recorded", {"day": "2026-11-22"}, "en")
+    assert event.sentence == "Sunday 22 November 2026"
