@@ -58,6 +58,7 @@ ACTIONS: Mapping[str, str] = {
     "verified": N_("Evidence verified"),
     "exported": N_("Evidence bundle exported"),
     "viewed": N_("Viewed"),
+    "downloaded": N_("Downloaded"),
     "deleted-by-retention": N_("Deleted after the retention period"),
 }
 
@@ -302,7 +303,11 @@ def _timestamped(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str
 def _viewed(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
     what = {"case": words.gettext("the case"), "audit": words.gettext("the audit trail"),
             "message": words.gettext("a mail"),
-            "quarantine": words.gettext("a kept-out mail")}.get(str(d.get("what")), d.get("what"))
+            "quarantine": words.gettext("a kept-out mail"),
+            "evidence": words.gettext("an evidence item")}.get(str(d.get("what")), d.get("what"))
+    if d.get("via") == "web":
+        return words.gettext("%(what)s, on the web pages") % {"what": what}, \
+            ("what", "via", "evidence")
     return words.gettext("%(what)s, on the command line") % {"what": what}, ("what",)
 
 
@@ -324,7 +329,7 @@ _SENTENCES: Mapping[str, Callable[[_Words, Mapping[str, Any]], tuple[str, Sequen
     "closed": _closed,
     "assigned": _assigned, "hold-set": _reason, "hold-lifted": _reason,
     "timestamped": _timestamped, "verified": _verified, "exported": _exported,
-    "deleted-by-retention": _deleted, "viewed": _viewed,
+    "deleted-by-retention": _deleted, "viewed": _viewed, "downloaded": _viewed,
 }
 
 
