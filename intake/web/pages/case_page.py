@@ -25,7 +25,7 @@ def case_page(request: Request) -> Response:
     with context.database.read() as session:
         case = case_by_number(session, rule, request.path_params["number"])
         if case is None:
-            return not_found(request)
+            raise not_found()
         openable = openable_related(session, case, rule)
         page = read_case_page(session, case, may_open=openable.__contains__,
                               language=viewer.language, zone=context.config.ui.zone,

@@ -50,7 +50,7 @@ def evidence_page(request: Request) -> Response:
     and OCR text, in a sandboxed page that runs nothing."""
     found = _case_and_item(request)
     if found is None:
-        return not_found(request)
+        raise not_found()
     case, item = found
     context = web_context(request)
     language = viewer_of(request).language
@@ -78,10 +78,10 @@ def evidence_thumbnail(request: Request) -> Response:
     page, so not audited on its own)."""
     found = _case_and_item(request)
     if found is None:
-        return not_found(request)
+        raise not_found()
     data = evidence_content.thumbnail(web_context(request).derived, found[1])
     if data is None:
-        return not_found(request)
+        raise not_found()
     return hostile.picture(data)
 
 
@@ -89,11 +89,11 @@ def evidence_download(request: Request) -> Response:
     """GET /cases/{number}/evidence/{id}/download: the original bytes, as an attachment."""
     found = _case_and_item(request)
     if found is None:
-        return not_found(request)
+        raise not_found()
     case, item = found
     store = web_context(request).evidence
     if not store.exists(item.sha256):
-        return not_found(request)
+        raise not_found()
     record_view(request, DOWNLOADED, case.number, details={
         "what": "evidence", "evidence": item.id, "sha256": item.sha256})
     return hostile.download(_chunks(store, item.sha256),
@@ -105,16 +105,16 @@ def message_download(request: Request) -> Response:
     try:
         message_id = int(request.path_params["message_id"])
     except ValueError:
-        return not_found(request)
+        raise not_found()
     context = web_context(request)
     with context.database.read() as session:
         case = case_by_number(session, visible(request), request.path_params["number"])
         message = message_of_case(session, case, message_id) if case is not None else None
         if case is None or message is None:
-            return not_found(request)
+            raise not_found()
         session.expunge_all()
     if not context.evidence.exists(message.sha256):
-        return not_found(request)
+        raise not_found()
     record_view(request, DOWNLOADED, case.number, message_sha256=message.sha256,
                 details={"what": "message"})
     return hostile.download(_chunks(context.evidence, message.sha256),

@@ -28,7 +28,7 @@ def export_download(request: Request) -> Response:
     with context.database.read() as session:
         case = case_by_number(session, visible(request), request.path_params["number"])
         if case is None:
-            return not_found(request)
+            raise not_found()
         number = case.number
     config = context.config
     options = ExportOptions(

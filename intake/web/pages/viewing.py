@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import ColumnElement
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
 
 from intake.web.access import Viewer, visible_cases
 from intake.web.context import WebContext
-from intake.web.rendering import render
 from storage import audit
 
 VIEWED = "viewed"
@@ -52,7 +51,8 @@ def record_view(request: Request, action: str, case_number: str, *,
                            now=web_context(request).clock.now())
 
 
-def not_found(request: Request) -> Response:
-    """The page for a case or item that does not exist or is not the viewer's: the same
-    404 either way, so a number that exists is not given away."""
-    return render(request, "not_found.html", {}, status=404)
+def not_found() -> HTTPException:
+    """What a handler raises for a case or item that does not exist or is not the viewer's:
+    the same 404 either way (the app's error page), so a number that exists is not given
+    away."""
+    return HTTPException(status_code=404)
