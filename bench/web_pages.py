@@ -56,14 +56,14 @@ from typing import Any
 import uvicorn
 from cases_list import POSTGRES_URL, case_rows, fresh_postgres_schema  # bench/ is on the path
 from daemon_process import BenchError
-from intake.web.app import build_app
-from intake.web.sessions import COOKIE_NAME, start_session
 from PIL import Image, ImageDraw
 from results import Result, write_results
 from sqlalchemy import insert, select, text
 
 from intake.service.config import AppConfig
+from intake.web.app import build_app
 from intake.web.context import WebContext
+from intake.web.sessions import COOKIE_NAME, start_session
 from notifier.mails import MailComposer
 from storage import audit
 from storage.blobstore import BlobStore

@@ -72,6 +72,7 @@ MAIL_KINDS: Mapping[str, str] = {
     "digest": N_("weekly overview"),
     "reassigned": N_("hand-over notice"),
     "sender_warning": N_("warning about a sender"),
+    "login_link": N_("login link for the web view"),
 }
 
 # What a received mail is (`kind` of filed and processed).

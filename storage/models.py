@@ -524,3 +524,43 @@ class MessageTimestamp(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None]
     created_at: Mapped[datetime]
+
+
+class WebSession(Base):
+    """A person logged in to the web view (issue 20). The browser's cookie holds a random id;
+    the row keeps only its SHA-256, so the table alone logs nobody in."""
+
+    __tablename__ = "web_session"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    id_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    address: Mapped[str] = mapped_column(Text)  # case-folded
+    # The token every form of this session carries (CSRF); not a secret from its holder.
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    # Set at logout; a session also ends by its idle and absolute timeouts.
+    ended_at: Mapped[datetime | None]
+    client: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginRequest(Base):
+    """An address entered on the login page (or given to `chikanemail web link`). For a
+    person who may log in it carries a single-use link, kept only as its SHA-256; for anyone
+    else it only counts against the rate limits."""
+
+    __tablename__ = "login_request"
+    __table_args__ = (
+        Index("ix_login_request_address_requested_at", "address", "requested_at"),
+        Index("ix_login_request_client_requested_at", "client", "requested_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    address: Mapped[str] = mapped_column(Text)  # case-folded, as entered
+    client: Mapped[str] = mapped_column(String(64))  # the client's address, or "cli:<user>"
+    requested_at: Mapped[datetime]
+    token_sha256: Mapped[str | None] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime | None]
+    used_at: Mapped[datetime | None]
+    # Where the person goes after logging in: a local path only.
+    next_path: Mapped[str | None] = mapped_column(Text)

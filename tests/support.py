@@ -31,6 +31,7 @@ from intake.service.settings import (
     TrustSettings,
     WorkerSettings,
 )
+from intake.web.settings import WebSettings
 from notifier.clock import Clock
 from notifier.plan.settings import PlanSettings
 from notifier.settings import NotifySettings
@@ -105,6 +106,8 @@ def make_config(data_dir: Path, database_url: str, **smtp_overrides: Any) -> App
                        **notify_overrides),
         plan=replace(PlanSettings(), **plan_overrides),
         trust=replace(TrustSettings(), **trust_overrides),
+        # The web view on a free port of its own: tests run side by side.
+        web=WebSettings(listen="127.0.0.1:0"),
     )
 
 

@@ -34,6 +34,7 @@ from intake.service.settings import (
     TrustSettings,
     WorkerSettings,
 )
+from intake.web.settings import WebSettings, web_settings_problem
 from notifier.plan.checks import check_plan
 from notifier.plan.settings import PlanSettings
 from notifier.settings import NotifySettings, TimestampSettings
@@ -75,6 +76,7 @@ class AppConfig:
     trust: TrustSettings = field(default_factory=TrustSettings)
     health: HealthSettings = field(default_factory=HealthSettings)
     ui: UiSettings = field(default_factory=UiSettings)
+    web: WebSettings = field(default_factory=WebSettings)
     # Mailboxes to take mail from: the [[imap]] tables, in the file's order.
     imap: tuple[ImapMailbox, ...] = ()
     # Settings the file uses that still work but will go: said once at start (daemon, CLI).
@@ -96,6 +98,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "trust": TrustSettings,
     "health": HealthSettings,
     "ui": UiSettings,
+    "web": WebSettings,
 }
 
 
@@ -360,6 +363,10 @@ def _check_contradictions(config: AppConfig) -> None:
             if backend not in ("sqlite", "postgresql"):
                 fail("storage.database_url", f"unsupported database {backend!r}; use sqlite "
                      "or postgresql+psycopg")
+
+    web_problem = web_settings_problem(config.web)
+    if web_problem is not None:
+        fail(*web_problem)
 
     smtp = config.smtp
     if not 0 <= smtp.port <= 65535:

@@ -28,6 +28,8 @@ from intake.receive.smtp.server import SmtpListener, start_smtp_listener
 from intake.service.config import AppConfig
 from intake.service.systemd import SystemdNotifier, ready_status
 from intake.trust.reply_proof import ReceiptPolicy
+from intake.web.context import WebContext
+from intake.web.server import WebServer, status_file
 from notifier.case_actions import CaseActions
 from notifier.clock import Clock, SystemClock
 from notifier.mails import MailComposer
@@ -246,6 +248,16 @@ def reprocess_steps(config: AppConfig) -> list[Step]:
     return extraction_steps(pipeline_parts_for(config))
 
 
+def web_server_for(config: AppConfig, services: Services, clock: Clock,
+                   wake_outbox: Callable[[], None]) -> WebServer:
+    """The web view of this daemon, on its database and stores."""
+    context = WebContext(config=config, database=services.database, evidence=services.store,
+                         derived=BlobStore(config.storage.derived_root),
+                         composer=composer_for(config), clock=clock, wake_outbox=wake_outbox)
+    status_dir = status_file_path(config.health.status_dir, config.storage.data_path).parent
+    return WebServer(context, status_file(status_dir))
+
+
 def stop_receivers(receivers: list[ImapReceiver], grace: float, timeout: float) -> None:
     """Ask every mailbox thread to stop, then wait for them together: connections still busy
     after `grace` seconds are cut, and none is waited for longer than `timeout`."""
@@ -262,6 +274,8 @@ class ReadyInfo:
     """What a running daemon tells whoever started it."""
 
     smtp_address: tuple[str, int] | None
+    # Where the web view listens; None when it is off or could not bind (logged).
+    web_address: tuple[str, int] | None = None
 
 
 async def serve(
@@ -313,6 +327,7 @@ async def serve(
 
     listener: SmtpListener | None = None
     receivers: list[ImapReceiver] = []
+    web: WebServer | None = None
     # systemd (Type=notify, WatchdogSec=): does nothing without NOTIFY_SOCKET. The watchdog
     # pings run on this loop until the very end, so a slow but live shutdown is not killed.
     systemd = SystemdNotifier.from_environment()
@@ -334,15 +349,22 @@ async def serve(
             listener.handler.answers = SmtpAnswers(
                 status_file_path(config.health.status_dir, config.storage.data_path))
             await asyncio.to_thread(listener.handler.answers.publish)
+        if config.web.enabled:
+            # A web view that cannot bind is logged and shown by `health`; intake goes on.
+            web = web_server_for(config, services, clock, sender.wake)
+            await web.start()
         log.info("chikanemail running data_dir=%s database=%s", config.storage.data_path,
                  services.database.url.render_as_string(hide_password=True))
         if on_ready is not None:
-            on_ready(ReadyInfo(listener.address if listener else None))
+            on_ready(ReadyInfo(listener.address if listener else None,
+                               web.address if web else None))
         systemd.ready(ready_status(listener.address if listener else None, len(receivers)))
         await stop.wait()
         systemd.stopping("stopping: finishing messages in flight")
         log.info("stopping: no new connections; finishing messages in flight")
     finally:
+        if web is not None:
+            await web.stop()
         if listener is not None:
             await listener.close(SHUTDOWN_GRACE_SECONDS)
         if receivers:

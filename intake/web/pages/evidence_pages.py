@@ -105,7 +105,7 @@ def message_download(request: Request) -> Response:
     try:
         message_id = int(request.path_params["message_id"])
     except ValueError:
-        raise not_found()
+        raise not_found() from None
     context = web_context(request)
     with context.database.read() as session:
         case = case_by_number(session, visible(request), request.path_params["number"])

@@ -1,0 +1,134 @@
+"""The web view served by uvicorn on the daemon's own event loop.
+
+A listener that cannot bind (the port taken, an address not on this machine) is logged and
+written to the web status file, which `chikanemail health` reads; mail intake goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from intake.web.app import build_app
+from intake.web.context import WebContext
+
+log = logging.getLogger("chikanemail.web")
+
+STATUS_FILE_NAME = "web-listener.json"
+# Connections still open this long after the stop are closed.
+GRACEFUL_SHUTDOWN_SECONDS = 5.0
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn without its own signal handlers (the daemon's stop it) and with an event for
+    'listening'."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """The daemon handles SIGTERM and SIGINT; uvicorn must not take them over."""
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Start serving, then say so."""
+        await super().startup(sockets=sockets)
+        self.listening.set()
+
+
+def status_file(status_dir: Path) -> Path:
+    """Where the daemon says whether its web listener runs (beside smtp-answers.json)."""
+    return status_dir / STATUS_FILE_NAME
+
+
+def write_status(path: Path, *, address: tuple[str, int] | None, error: str | None) -> None:
+    """Record where the web view listens, or why it does not."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    work = path.with_name(f".{path.name}.{os.getpid()}")
+    work.write_text(json.dumps({"address": list(address) if address else None,
+                                "error": error, "pid": os.getpid()}), encoding="utf-8")
+    os.replace(work, path)
+
+
+def read_status(path: Path) -> dict[str, object] | None:
+    """What the last daemon wrote, or None when no daemon has written the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port; OSError when it cannot bind."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return socket.create_server((host, port), family=family, backlog=128)
+
+
+class WebServer:
+    """The running web view: started by the daemon, stopped before the database closes."""
+
+    def __init__(self, context: WebContext, status_path: Path) -> None:
+        self.context = context
+        self.status_path = status_path
+        self.address: tuple[str, int] | None = None
+        self._server: _EmbeddedServer | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> tuple[str, int] | None:
+        """Bind and start serving; the address, or None (logged) when it cannot bind."""
+        web = self.context.web
+        try:
+            listener = bind_socket(web.host, web.port)
+        except OSError as error:
+            problem = f"cannot listen on {web.listen}: {error.strerror or error}"
+            log.error("web view not started: %s (mail intake goes on)", problem)
+            await asyncio.to_thread(write_status, self.status_path, address=None,
+                                    error=problem)
+            return None
+        config = uvicorn.Config(build_app(self.context), log_config=None, access_log=False,
+                                lifespan="off", proxy_headers=False, server_header=False,
+                                timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_SECONDS))
+        server = _EmbeddedServer(config)
+        task = asyncio.create_task(server.serve(sockets=[listener]), name="web-server")
+        listening = asyncio.create_task(server.listening.wait())
+        await asyncio.wait([task, listening], return_when=asyncio.FIRST_COMPLETED)
+        if not server.listening.is_set():
+            listening.cancel()
+            listener.close()
+            problem = f"the web server stopped at start on {web.listen}"
+            with contextlib.suppress(BaseException):
+                task.result()
+            log.error("web view not started: %s (mail intake goes on)", problem)
+            await asyncio.to_thread(write_status, self.status_path, address=None,
+                                    error=problem)
+            return None
+        name = listener.getsockname()
+        self.address = (str(name[0]), int(name[1]))
+        self._server, self._task = server, task
+        await asyncio.to_thread(write_status, self.status_path, address=self.address,
+                                error=None)
+        log.info("web view listening on %s:%d base_url=%s", self.address[0], self.address[1],
+                 self.context.base_url)
+        return self.address
+
+    async def stop(self) -> None:
+        """Stop accepting, let open requests finish (briefly), then close."""
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        try:
+            await asyncio.wait_for(self._task, GRACEFUL_SHUTDOWN_SECONDS * 2)
+        except TimeoutError:
+            log.warning("web view did not stop in time; its connections were cut")
+        self._server = self._task = None
