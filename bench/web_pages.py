@@ -40,7 +40,6 @@ import io
 import os
 import random
 import secrets
-import socket
 import statistics
 import sys
 import tempfile
@@ -63,6 +62,7 @@ from sqlalchemy import insert, select, text
 from intake.service.config import AppConfig
 from intake.web.app import build_app
 from intake.web.context import WebContext
+from intake.web.server import bind_socket
 from intake.web.sessions import COOKIE_NAME, start_session
 from notifier.mails import MailComposer
 from storage import audit
@@ -211,9 +211,7 @@ def add_evidence(database: Database, evidence: BlobStore, derived: BlobStore,
 @contextmanager
 def serving(context: WebContext) -> Iterator[int]:
     """The web app under uvicorn in a thread of its own, on a free loopback port."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(128)
+    listener = bind_socket("127.0.0.1", 0)  # as the daemon binds it
     server = uvicorn.Server(uvicorn.Config(build_app(context), log_level="warning",
                                            access_log=False, lifespan="off"))
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[listener])),
