@@ -564,3 +564,18 @@ class LoginRequest(Base):
     used_at: Mapped[datetime | None]
     # Where the person goes after logging in: a local path only.
     next_path: Mapped[str | None] = mapped_column(Text)
+
+
+class StatusLink(Base):
+    """The reporter's read-only status page link of a case (issue 21), kept only as the
+    SHA-256 of its secret; separate from the reply tokens, so the link cannot send a
+    verified follow-up. Live until `retired_at` is set."""
+
+    __tablename__ = "status_link"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    created_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
+    retired_reason: Mapped[str | None] = mapped_column(String(32))  # manager, case-closed
