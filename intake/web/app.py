@@ -17,6 +17,7 @@ from intake.web.authentication import AuthenticationMiddleware
 from intake.web.context import WebContext
 from intake.web.rendering import render
 from intake.web.security import SecurityHeadersMiddleware
+from intake.web.status import page as status_page
 from storage.i18n.catalogs import translations
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -61,6 +62,7 @@ def build_app(context: WebContext) -> Starlette:
         Route("/healthz", health, methods=["GET"]),
         *login.routes(),
         *pages.routes(),
+        *status_page.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(

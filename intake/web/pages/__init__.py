@@ -15,6 +15,7 @@ from intake.web.pages.evidence_pages import (
 )
 from intake.web.pages.export_download import export_download
 from intake.web.pages.list_page import case_list
+from intake.web.pages.status_link import retire_status_link
 
 # A case number as the path carries it; anything else is not a case (404 from the router).
 _NUMBER = "{number:str}"
@@ -35,4 +36,5 @@ def routes() -> list[BaseRoute]:
               methods=["GET"], name="evidence_download"),
         Route(f"{case}/mails/{{message_id:int}}/download", message_download,
               methods=["GET"], name="message_download"),
+        Route(f"{case}/status-link/retire", retire_status_link, methods=["POST"]),
     ]
