@@ -23,6 +23,7 @@ class ReceivedItem:
     """One part of a mail, as the receipt lists it."""
 
     name: str | None
+    role: str  # an EvidenceRole: the body is named by its role, not a file name
     size: int
     sha256: str
 
@@ -39,10 +40,10 @@ class ReceivedMail:
 
 @dataclass(frozen=True)
 class NextStep:
-    """The plan's first step not yet done, in the reporter's language."""
+    """The plan's first step not yet done, in the reporter's language: its title only (the
+    description speaks to the manager)."""
 
     title: str
-    description: str
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ def _reporter_mails(session: Session, case: Case, language: str,
             select(Evidence).where(Evidence.message_pk.in_(items))
             .order_by(Evidence.message_pk, Evidence.position)
         ).scalars():
-            items[item.message_pk].append(ReceivedItem(item.filename, item.size, item.sha256))
+            items[item.message_pk].append(ReceivedItem(item.filename, item.role, item.size,
+                                                       item.sha256))
     return tuple(ReceivedMail(long_datetime(row.received_at, language, zone), row.size,
                               row.sha256, tuple(items[row.id])) for row in rows)
 
@@ -99,6 +101,4 @@ def _next_step(session: Session, case: Case, language: str) -> NextStep | None:
     ).scalar_one_or_none()
     if step is None:
         return None
-    if language == "en":
-        return NextStep(step.title_en, step.description_en)
-    return NextStep(step.title_da, step.description_da)
+    return NextStep(step.title_en if language == "en" else step.title_da)
