@@ -17,13 +17,11 @@ from intake.web.authentication import AuthenticationMiddleware
 from intake.web.context import WebContext
 from intake.web.rendering import render
 from intake.web.security import SecurityHeadersMiddleware
-from intake.web.status import page as status_page
+from intake.web.status import HEALTH_PATH, HEALTH_TEXT
+from intake.web.status_page import page as status_page
 from storage.i18n.catalogs import translations
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-# What GET /healthz answers: `chikanemail health` checks for it, so another program on the
-# port does not pass for the web view.
-HEALTH_TEXT = "chikanemail web ok"
 
 
 async def front_page(request: Request) -> Response:
@@ -59,7 +57,7 @@ def build_app(context: WebContext) -> Starlette:
     """The web view for this daemon's configuration, database and stores."""
     routes: list[BaseRoute] = [
         Route("/", front_page, methods=["GET"]),
-        Route("/healthz", health, methods=["GET"]),
+        Route(HEALTH_PATH, health, methods=["GET"]),
         *login.routes(),
         *pages.routes(),
         *status_page.routes(),

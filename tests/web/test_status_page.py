@@ -28,7 +28,7 @@ from sqlalchemy import select
 from intake.service.config import AppConfig
 from intake.service.daemon import housekeeping_jobs
 from intake.web.settings import WebSettings
-from intake.web.status.rate_limit import REQUESTS_PER_CLIENT
+from intake.web.status_page.rate_limit import REQUESTS_PER_CLIENT
 from notifier.case_actions import CaseActions
 from notifier.clock import ManualClock
 from notifier.plan.checklist import calendar_for

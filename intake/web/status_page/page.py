@@ -18,8 +18,8 @@ from starlette.routing import BaseRoute, Route
 from intake.web.context import WebContext
 from intake.web.csrf import FIELD_NAME
 from intake.web.rendering import environment
-from intake.web.status.rate_limit import ClientRateLimit
-from intake.web.status.view import StatusView, read_status
+from intake.web.status_page.rate_limit import ClientRateLimit
+from intake.web.status_page.view import StatusView, read_status
 from storage.i18n.catalogs import LANGUAGES, translations
 from storage.status_links import case_of_live_link
 
