@@ -248,8 +248,7 @@ def pipeline_parts_for(config: AppConfig, on_outbox: Callable[[], None] | None =
         patterns=PatternFinder(config.plan, own_domains), plan=config.plan,
         calendar=calendar, clock=clock or SystemClock(), notify=config.notify,
         new_case_mails=NewCaseMails(composer, config.notify, config.plan, evidence,
-                                    status_base_url=config.web.effective_base_url
-                                    if config.web.enabled else None),
+                                    status_base_url=case_link_base(config) or None),
         on_outbox=on_outbox,
     )
 

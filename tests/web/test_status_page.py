@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import sync_playwright
 from sqlalchemy import select
 
 from intake.service.config import AppConfig
@@ -35,8 +36,11 @@ from notifier.plan.checklist import calendar_for
 from storage.database import Database
 from storage.models import AuditEvent, Case, Message, StatusLink
 from storage.status_links import secret_sha256
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support import INTAKE_ADDRESS, MANAGER, DaemonThread, free_port, make_config, wait_until
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+AXE = REPOSITORY / "node_modules" / "axe-core" / "axe.min.js"
 REPORTER = "ansat@kommune.example"
 DEPUTY = "stedfortraeder@kommune.example"
 NOTE_TEXT = "Talte med Kasper i telefonen, han nægter alt"
@@ -237,6 +241,33 @@ def test_acknowledged_shows_without_note_or_manager(site: Site) -> None:
     assert NOTE_TEXT not in html and "Kasper" not in html
     assert "referat-leder.txt" not in html  # the manager's mail is not the reporter's
     assert MANAGER not in html and DEPUTY not in html
+
+
+def test_axe_finds_no_serious_violation_and_nothing_leaves_the_site(site: Site) -> None:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                             args=list(CHROMIUM_ARGS))
+        try:
+            # axe is a script of the test's own, which the page's policy would refuse.
+            context = browser.new_context(bypass_csp=True, viewport={"width": 375,
+                                                                     "height": 812})
+            page = context.new_page()
+            asked: list[str] = []
+            page.on("request", lambda request: asked.append(request.url))
+            page.goto(site.links[site.first])
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
+            page.add_script_tag(path=str(AXE))
+            result = page.evaluate(
+                "async () => { const r = await axe.run(document, {runOnly: ['wcag2a',"
+                " 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}); return {passes:"
+                " r.passes.length, violations: r.violations.map(v => ({id: v.id,"
+                " impact: v.impact}))}; }")
+        finally:
+            browser.close()
+    assert result["passes"] > 10  # axe did look at the page
+    assert [v for v in result["violations"] if v["impact"] in ("serious", "critical")] == []
+    # Only the page and its own style sheet were fetched: nothing carries the secret away.
+    assert asked == [site.links[site.first], f"{site.base_url}/static/app.css"]
 
 
 def test_a_forged_secret_gets_the_neutral_404(site: Site) -> None:
