@@ -1,15 +1,21 @@
 """Status links on SQLite and PostgreSQL: only the hash is kept, a link finds its case while
-live, and it is retired by a manager or 30 days after the case closed, with one audit event."""
+live, and it is retired by a manager or 30 days after the case closed, with one audit event;
+retention deletes them with their case; revision 0013 goes up and down."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 
+from storage.blobstore import BlobStore
 from storage.cases import open_case
 from storage.database import Database
+from storage.migrate import current_revision, upgrade_database
 from storage.models import AuditEvent, Case, CaseStatus, StatusLink
+from storage.retention.deletion import apply_retention
+from storage.settings import RetentionSettings
 from storage.status_links import (
     BY_MANAGER,
     CASE_CLOSED,
@@ -86,3 +92,44 @@ def test_the_link_goes_30_days_after_the_case_closed(database: Database) -> None
         live = case_of_live_link(session, open_secret)
         assert live is not None and live.id == open_id
     assert _retired_events(database) == [("system", {"reason": CASE_CLOSED})]
+
+
+def test_retention_deletes_the_links_with_their_case(database: Database, tmp_path: Path) -> None:
+    case_id, secret = _case_with_link(database)
+    with database.write() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        case.status, case.closed_at = CaseStatus.CLOSED, NOW
+    settings = RetentionSettings(closed_case_days=1)
+    evidence, derived = BlobStore(tmp_path / "blobs"), BlobStore(tmp_path / "derived")
+    result = apply_retention(database, evidence, derived, settings, NOW + timedelta(days=1))
+    assert len(result.deleted) == 1 and not result.failed
+    with database.read() as session:
+        assert session.execute(select(StatusLink)).first() is None
+        assert case_of_live_link(session, secret) is None
+
+
+def test_revision_0013_adds_the_table_and_takes_it_away(database_url: str) -> None:
+    from alembic import command
+
+    from storage.migrate import alembic_config
+
+    database = Database(database_url)
+    try:
+        upgrade_database(database, "0012")
+        assert "status_link" not in _tables(database)
+        upgrade_database(database)
+        assert current_revision(database) == "0013" and "status_link" in _tables(database)
+        config = alembic_config(database)
+        with database.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.downgrade(config, "0012")
+        assert "status_link" not in _tables(database)
+        assert current_revision(database) == "0012"
+    finally:
+        database.dispose()
+
+
+def _tables(database: Database) -> set[str]:
+    with database.engine.connect() as connection:
+        return set(inspect(connection).get_table_names())
