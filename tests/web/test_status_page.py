@@ -29,7 +29,7 @@ from sqlalchemy import select
 from intake.service.config import AppConfig
 from intake.service.daemon import housekeeping_jobs
 from intake.web.settings import WebSettings
-from intake.web.status_page.rate_limit import REQUESTS_PER_CLIENT
+from intake.web.status_page.rate_limit import REQUESTS_PER_CLIENT, ClientRateLimit
 from notifier.case_actions import CaseActions
 from notifier.clock import ManualClock
 from notifier.plan.checklist import calendar_for
@@ -377,6 +377,16 @@ def test_the_link_is_retired_30_days_after_the_case_closed(site: Site) -> None:
         ("system", {"reason": "case-closed"})]
     job.run()  # nothing left to retire: no second event
     assert len(_events(site, "status-link-retired", site.second)) == 1
+
+
+def test_the_window_slides_per_client() -> None:
+    now = [100.0]
+    limit = ClientRateLimit(limit=2, window_seconds=10.0, monotonic=lambda: now[0])
+    assert limit.allow("192.0.2.1") and limit.allow("192.0.2.1")
+    assert not limit.allow("192.0.2.1")
+    assert limit.allow("192.0.2.2")  # another client has its own count
+    now[0] += 10.0
+    assert limit.allow("192.0.2.1")
 
 
 def test_rate_limit_per_client(site: Site) -> None:
