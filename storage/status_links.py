@@ -32,6 +32,14 @@ RETIRED = "status-link-retired"
 BY_MANAGER = "manager"
 CASE_CLOSED = "case-closed"
 
+# A status link in a raw mail of ours: its characters need no quoted-printable escape, but a
+# soft line break ("=" CRLF) may fall between any two of them.
+_SOFT_BREAK = rb"(?:=\r?\n)?"
+_LINK_IN_RAW = re.compile(
+    _SOFT_BREAK.join(re.escape(bytes([byte])) for byte in b"/status/") + _SOFT_BREAK
+    + rb"((?:" + _SOFT_BREAK + rb"[A-Za-z0-9_-]){43})")
+_SECRET_CHARACTER = re.compile(rb"[A-Za-z0-9_-]")
+
 
 def secret_sha256(secret: str) -> str:
     """The SHA-256 under which a secret is stored."""
@@ -54,6 +62,17 @@ def issue_status_link(session: Session, case: Case, secret: str, *, now: datetim
 def status_url(base_url: str, secret: str) -> str:
     """The link the reporter opens."""
     return f"{base_url.rstrip('/')}/status/{secret}"
+
+
+def without_status_secrets(raw: bytes) -> bytes:
+    """A mail of ours as kept once it has left: the secret of every status link in its text
+    (plain or quoted-printable) replaced by zeros of the same length, so the outbox holds no
+    usable link after sending (the table holds only hashes)."""
+    def blank(match: re.Match[bytes]) -> bytes:
+        start, end = match.span(1)
+        secret = _SECRET_CHARACTER.sub(b"0", match.string[start:end])
+        return match.string[match.start():start] + secret
+    return _LINK_IN_RAW.sub(blank, raw)
 
 
 def case_of_live_link(session: Session, secret: str) -> Case | None:

@@ -34,7 +34,7 @@ from notifier.case_actions import CaseActions
 from notifier.clock import ManualClock
 from notifier.plan.checklist import calendar_for
 from storage.database import Database
-from storage.models import AuditEvent, Case, Message, StatusLink
+from storage.models import AuditEvent, Case, Message, OutboxMail, StatusLink
 from storage.status_links import secret_sha256
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support import INTAKE_ADDRESS, MANAGER, DaemonThread, free_port, make_config, wait_until
@@ -177,6 +177,21 @@ def test_receipt_carries_a_link_of_its_own(site: Site) -> None:
     assert len(rows) == 2 and len(case_ids) == 2
     assert secret_sha256(secret) in digests  # only the hash is kept
     assert len(_events(site, "status-link-created", site.first)) == 1
+    # Once sent, the outbox keeps the receipt without the secret (as without reply token).
+    def sent_receipts() -> list[bytes]:
+        with site.database.read() as session:
+            return [bytes(raw) for raw in session.execute(select(OutboxMail.raw).where(
+                OutboxMail.kind == "receipt", OutboxMail.state == "sent")).scalars()]
+    def both_sent() -> list[bytes]:
+        found = sent_receipts()
+        return found if len(found) == 2 else []
+
+    for raw in wait_until(both_sent, message="both receipts marked sent"):
+        kept = email.message_from_bytes(raw, policy=default_policy)
+        assert isinstance(kept, EmailMessage)
+        for subtype in ("plain", "html"):
+            assert f"/status/{'0' * 43}" in _text(kept, subtype)
+            assert secret not in _text(kept, subtype)
     # The manager's notification carries no status link.
     notifications = [mail for mail in _mails(site.maildir) if MANAGER in str(mail["To"])]
     assert notifications
