@@ -191,6 +191,8 @@ def test_list_filters_and_the_case_with_every_thumbnail(logged_in: BrowserContex
     page.wait_for_url(re.compile(r".*status=closed.*"))
     assert page.locator(f"a[href='/cases/{site.mine}']").count() == 0
     page.check("input[name=status][value='']")
+    page.wait_for_url(re.compile(r".*status=&.*"))
+    page.wait_for_selector(f"a[href='/cases/{site.mine}']")
     page.fill("#case-search", "kommune.example")
     page.press("#case-search", "Enter")
     page.wait_for_url(re.compile(r".*q=kommune.example.*"))
