@@ -252,7 +252,7 @@ def test_acknowledged_shows_without_note_or_manager(site: Site) -> None:
     assert response.status_code == 200
     html = response.text
     assert 'data-state="acknowledged"' in html
-    assert "Din leder har kvitteret for sagen" in html
+    assert "Den ansvarlige leder har kvitteret for sagen" in html
     assert NOTE_TEXT not in html and "Kasper" not in html
     assert "referat-leder.txt" not in html  # the manager's mail is not the reporter's
     assert MANAGER not in html and DEPUTY not in html
