@@ -174,14 +174,17 @@ class MailComposer:
         """The language of mail to this address: its manager_languages entry, else the default."""
         return self._languages.get(address.strip().lower(), self.settings.language)
 
-    def receipt(self, view: CaseMailView, *, reply_to: str | None = None) -> OutgoingMail:
+    def receipt(self, view: CaseMailView, *, reply_to: str | None = None,
+                status_url: str | None = None) -> OutgoingMail:
         """The reporter's receipt: case number, what was received with hashes, what happens.
 
         `reply_to` is the reporter's secret reply address (a token address); the To header
-        names the bare address only: a display name is the sender's word.
+        names the bare address only: a display name is the sender's word. `status_url` is
+        the reporter's status page, when the web view is on.
         """
         language = self.settings.language
-        context = self._context(view, language, evidence_attached=False)
+        context = {**self._context(view, language, evidence_attached=False),
+                   "status_url": status_url}
         message, subject = self._message(
             "receipt", language, context, to=_address(None, view.reporter),
             auto_submitted="auto-replied", in_reply_to=_message_id_in(view.report_message_id),

@@ -19,6 +19,7 @@ from notifier.settings import NotifySettings
 from storage import audit
 from storage.blobstore import BlobStore, BlobStoreError
 from storage.models import Case, CaseStep, Message
+from storage.status_links import issue_status_link, new_secret, status_url
 
 log = logging.getLogger("chikanemail.notifier.new_case")
 
@@ -27,11 +28,13 @@ class NewCaseMails:
     """Queues the receipt and the notification of a new case."""
 
     def __init__(self, composer: MailComposer, notify: NotifySettings, plan: PlanSettings,
-                 evidence: BlobStore) -> None:
+                 evidence: BlobStore, *, status_base_url: str | None = None) -> None:
         self.composer = composer
         self.notify = notify
         self.plan = plan
         self.evidence = evidence
+        # Where the web view is reached, when it is on: the receipt links the status page.
+        self.status_base_url = status_base_url
 
     def queue(self, session: Session, row: Message, case: Case, checklist: list[CaseStep],
               related: Iterable[RelatedMatch], *, receipt: bool, now: datetime) -> None:
@@ -57,7 +60,14 @@ class NewCaseMails:
         try:
             reply_to = secret_reply_address(session, self.composer, case_id=case.id,
                                             recipient=case.reporter, kind="receipt", now=now)
-            return self.composer.receipt(view, reply_to=reply_to)
+            base = self.status_base_url
+            secret = new_secret() if base else None
+            link = status_url(base, secret) if base and secret else None
+            mail = self.composer.receipt(view, reply_to=reply_to, status_url=link)
+            # Stored only once the receipt carrying it is written: no link nobody got.
+            if secret is not None:
+                issue_status_link(session, case, secret, now=now)
+            return mail
         except ValueError as error:  # email's header defects are ValueErrors
             audit.record(session, "receipt-skipped", case=case, now=now,
                          details={"reason": type(error).__name__})

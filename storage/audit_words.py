@@ -61,7 +61,10 @@ ACTIONS: Mapping[str, str] = {
     "verified": N_("Evidence verified"),
     "exported": N_("Evidence bundle exported"),
     "viewed": N_("Viewed"),
+    "downloaded": N_("Downloaded"),
     "deleted-by-retention": N_("Deleted after the retention period"),
+    "status-link-created": N_("Status page link created for the employee"),
+    "status-link-retired": N_("Status page link retired"),
 }
 
 # Mails the outbox sends, by kind (the `kind` of mail-queued, -sent and -failed).
@@ -87,6 +90,12 @@ MESSAGE_KINDS: Mapping[str, str] = {
 LINK_REASONS: Mapping[str, str] = {
     "sender": N_("the same sender"), "domain": N_("the same sender domain"),
     "image": N_("the same screenshot"),
+}
+
+# Why the employee's status page link was retired (`reason` of status-link-retired).
+STATUS_LINK_REASONS: Mapping[str, str] = {
+    "manager": N_("from the case page"),
+    "case-closed": N_("30 days after the case was closed"),
 }
 
 # Who the harasser is (`relation` of relation-set) and where it happened (medium-set).
@@ -316,8 +325,16 @@ def _timestamped(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str
 def _viewed(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
     what = {"case": words.gettext("the case"), "audit": words.gettext("the audit trail"),
             "message": words.gettext("a mail"),
-            "quarantine": words.gettext("a kept-out mail")}.get(str(d.get("what")), d.get("what"))
+            "quarantine": words.gettext("a kept-out mail"),
+            "evidence": words.gettext("an evidence item")}.get(str(d.get("what")), d.get("what"))
+    if d.get("via") == "web":
+        return words.gettext("%(what)s, on the web pages") % {"what": what}, \
+            ("what", "via", "evidence")
     return words.gettext("%(what)s, on the command line") % {"what": what}, ("what",)
+
+
+def _status_link_retired(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
+    return words.coded(STATUS_LINK_REASONS, d.get("reason")), ("reason",)
 
 
 def _deleted(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
@@ -339,7 +356,8 @@ _SENTENCES: Mapping[str, Callable[[_Words, Mapping[str, Any]], tuple[str, Sequen
     "closed": _closed,
     "assigned": _assigned, "hold-set": _reason, "hold-lifted": _reason,
     "timestamped": _timestamped, "verified": _verified, "exported": _exported,
-    "deleted-by-retention": _deleted, "viewed": _viewed,
+    "deleted-by-retention": _deleted, "viewed": _viewed, "downloaded": _viewed,
+    "status-link-retired": _status_link_retired,
 }
 
 

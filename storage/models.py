@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -244,6 +245,11 @@ class Case(Base):
     held_by: Mapped[str | None] = mapped_column(Text)
     # The report's From could not be vouched for: no receipt went out (issue 15).
     sender_unverified: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# The web view's access rule compares addresses case-folded (revision 0012).
+Index("ix_case_file_manager_lower", func.lower(Case.manager))
+Index("ix_case_file_deputy_lower", func.lower(Case.deputy))
 
 
 class ReplyToken(Base):
@@ -564,3 +570,18 @@ class LoginRequest(Base):
     used_at: Mapped[datetime | None]
     # Where the person goes after logging in: a local path only.
     next_path: Mapped[str | None] = mapped_column(Text)
+
+
+class StatusLink(Base):
+    """The reporter's read-only status page link of a case (issue 21), kept only as the
+    SHA-256 of its secret; separate from the reply tokens, so the link cannot send a
+    verified follow-up. Live until `retired_at` is set."""
+
+    __tablename__ = "status_link"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    created_at: Mapped[datetime]
+    retired_at: Mapped[datetime | None]
+    retired_reason: Mapped[str | None] = mapped_column(String(32))  # manager, case-closed

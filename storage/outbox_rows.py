@@ -20,6 +20,7 @@ from storage.claims import claim_rows, release_rows
 from storage.database import Database
 from storage.models import OutboxMail, OutboxState, utc_now
 from storage.reply_tokens import without_reply_token
+from storage.status_links import without_status_secrets
 
 # Kept short in the row; details go to the log.
 # The kind of mail that goes to the reporter, and how the audit log names its recipient.
@@ -178,7 +179,7 @@ def mark_outbox_sent(
             update(OutboxMail).where(OutboxMail.id == mail_id)
             .values(state=OutboxState.SENT, sent_at=now, claimed_by=None, claimed_until=None,
                     last_error=note[:_MAX_ERROR_TEXT] if note else None,
-                    raw=without_reply_token(bytes(current.raw))),
+                    raw=without_status_secrets(without_reply_token(bytes(current.raw)))),
             execution_options={"synchronize_session": False},
         )
         return bool(current.state == OutboxState.SENDING and current.claimed_by == sender_id)

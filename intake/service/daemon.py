@@ -51,6 +51,7 @@ from storage.leader import LeaderLock
 from storage.migrate import upgrade_database
 from storage.permissions import make_database_files_private, shared_mode
 from storage.retention.deletion import run_retention_if_enabled
+from storage.status_links import retire_links_of_closed_cases
 from storage.verify import verify_if_due
 
 log = logging.getLogger("chikanemail.daemon")
@@ -162,7 +163,8 @@ def plan_runner_for(config: AppConfig, database: Database, clock: Clock,
 
 def housekeeping_jobs(config: AppConfig, database: Database,
                       clock: Clock) -> list[ScheduledJob]:
-    """The scheduler's jobs besides the plan: verify when due, retention, time-stamps.
+    """The scheduler's jobs besides the plan: verify when due, retention, status links,
+    time-stamps.
 
     Each decides from the tables what is due, so a run missed while the daemon was down is
     simply done at the next start.
@@ -178,6 +180,9 @@ def housekeeping_jobs(config: AppConfig, database: Database,
         ScheduledJob("retention", "delete what has expired",
                      lambda: run_retention_if_enabled(database, evidence, derived,
                                                       config.retention, now=clock.now()),
+                     every_seconds=RETENTION_SECONDS),
+        ScheduledJob("status-links", "retire the status links of cases closed 30 days ago",
+                     lambda: retire_links_of_closed_cases(database, now=clock.now()),
                      every_seconds=RETENTION_SECONDS),
     ]
     if config.timestamp.tsa_url:
@@ -242,7 +247,8 @@ def pipeline_parts_for(config: AppConfig, on_outbox: Callable[[], None] | None =
         routing=config.routing, replies=replies,
         patterns=PatternFinder(config.plan, own_domains), plan=config.plan,
         calendar=calendar, clock=clock or SystemClock(), notify=config.notify,
-        new_case_mails=NewCaseMails(composer, config.notify, config.plan, evidence),
+        new_case_mails=NewCaseMails(composer, config.notify, config.plan, evidence,
+                                    status_base_url=case_link_base(config) or None),
         on_outbox=on_outbox,
     )
 

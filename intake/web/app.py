@@ -19,6 +19,7 @@ from intake.web.oidc_client import OidcClient
 from intake.web.rendering import render
 from intake.web.security import SecurityHeadersMiddleware
 from intake.web.status import HEALTH_PATH, HEALTH_TEXT
+from intake.web.status_page import page as status_page
 from storage.i18n.catalogs import translations
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -62,6 +63,7 @@ def build_app(context: WebContext) -> Starlette:
         *login.routes(),
         *pages.routes(),
         *admin.routes(),
+        *status_page.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]
     app = Starlette(

@@ -30,6 +30,7 @@ from storage.models import (
     OutboxMail,
     PlanNotice,
     ReplyToken,
+    StatusLink,
     utc_now,
 )
 from storage.retention.blob_refs import chunks
@@ -178,6 +179,7 @@ def _delete_rows(session: Session, rows: ItemRows) -> None:
     session.execute(delete(Message).where(Message.id.in_(ids)))
     if case_id is not None:
         session.execute(delete(ReplyToken).where(ReplyToken.case_id == case_id))
+        session.execute(delete(StatusLink).where(StatusLink.case_id == case_id))
         session.execute(delete(Case).where(Case.id == case_id))
 
 

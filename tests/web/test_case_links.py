@@ -37,7 +37,10 @@ def test_the_notification_links_to_the_case_page_and_the_receipt_does_not(
         bodies = wait_until(both, message="the notification and the receipt")
     assert f"{BASE_URL}/cases/{daemon_case_number(bodies[MANAGER])}" in bodies[MANAGER]
     assert "/cases/" not in bodies[REPORTER]
-    assert BASE_URL not in bodies[REPORTER]
+    # The receipt's one link is the reporter's own status page (issue 21), never a case page.
+    links = re.findall(rf"{re.escape(BASE_URL)}\S*", bodies[REPORTER])
+    assert len(links) == 1
+    assert re.fullmatch(rf"{re.escape(BASE_URL)}/status/[A-Za-z0-9_-]{{43}}", links[0])
 
 
 def daemon_case_number(body: str) -> str:
