@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from storage.code_words import refusal_words, sender_check_words
+from storage.code_words import SENDER_CHECKS, refusal_words, sender_check_words
 from storage.i18n.catalogs import N_, translations
 from storage.time_text import stored_day_words
 
@@ -214,8 +214,11 @@ def _reprocessed(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str
 def _filed(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
     text = words.gettext("as %(kind)s") % {"kind": words.coded(MESSAGE_KINDS, d.get("kind"))}
     if d.get("sender_check"):
+        check = d["sender_check"]
+        # A caller may have put the code into words already (with the code beside them).
         text += "; " + words.gettext("sender check: %(check)s") % {
-            "check": sender_check_words(d["sender_check"], words.language)}
+            "check": sender_check_words(check, words.language) if check in SENDER_CHECKS
+            else check}
     return text, ("kind", "automatic", "sender_check", "unverified")
 
 

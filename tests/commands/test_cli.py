@@ -232,8 +232,9 @@ def test_cases_and_messages_show_mark_unverified_senders(tmp_path: Path,
     lines = tree.stdout.splitlines()
     marked = lines.index(next(line for line in lines if UNVERIFIED_MARK in line))
     assert "follow-up" in lines[marked - 1]  # under its message
-    assert "Sender check: DKIM signature does not verify (dkim-fail)" in tree.stdout
-    assert "Sender check: no DKIM signature (no-signature)" in tree.stdout
+    assert ("Sender check: the mail's DKIM signature is invalid (the mail may have been "
+            "altered or forged) (dkim-fail)") in tree.stdout
+    assert "Sender check: the mail has no DKIM signature (no-signature)" in tree.stdout
 
     forged = run_cli([*base, "messages", "show", forged_sha, "--json"])
     assert forged.exit_code == 0, describe(forged)
@@ -242,10 +243,11 @@ def test_cases_and_messages_show_mark_unverified_senders(tmp_path: Path,
             report["kind"]) == (True, "dkim-fail", False, "follow-up")
     forged_tree = run_cli([*base, "messages", "show", forged_sha], env=WIDE).stdout
     assert UNVERIFIED_MARK in forged_tree
-    assert "Sender check: DKIM signature does not verify (dkim-fail)" in forged_tree
+    assert ("Sender check: the mail's DKIM signature is invalid (the mail may have been "
+            "altered or forged) (dkim-fail)") in forged_tree
     genuine_tree = run_cli([*base, "messages", "show", report_sha], env=WIDE).stdout
     assert UNVERIFIED_MARK not in genuine_tree
-    assert "Sender check: no DKIM signature (no-signature)" in genuine_tree
+    assert "Sender check: the mail has no DKIM signature (no-signature)" in genuine_tree
 
     listed = json.loads(run_cli([*base, "messages", "list", "--json"]).stdout)
     assert {row["sha256"]: (row["unverified"], row["sender_check"]) for row in listed} == {

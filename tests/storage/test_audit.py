@@ -255,7 +255,7 @@ def test_audit_show_says_plainly_what_was_refused_and_unverified(
                 action = "command-refused" if "command-refused" in line else "filed"
                 rows[f"{action}-{sha256[:2]}"] = line
     refused = rows["command-refused-f0"]
-    assert "REFUSED luk, kvitter: its reply address belongs to another case" in refused
+    assert "REFUSED luk, kvitter: the reply address belongs to another case" in refused
     assert "UNVERIFIED sender, kept as evidence, changed nothing (dkim-fail)" in rows[
         "filed-f0"]
     assert "UNVERIFIED" not in rows["filed-a1"] and "(dkim-pass)" in rows["filed-a1"]

@@ -19,7 +19,7 @@ from intake.commands.cli.display import (
 from intake.commands.cli.reports.message import SENDER_CHECK_TEXT, sender_check_text
 from storage import audit
 from storage.audit_words import describe, label
-from storage.i18n.catalogs import N_
+from storage.code_words import REFUSAL_REASONS
 from storage.local_time import local_time_with_zone
 from storage.models import AuditEvent
 
@@ -27,13 +27,7 @@ from storage.models import AuditEvent
 _DETAILS_WIDTH = 80
 # Why a mail's commands were not carried out (`command-refused`), in words (msgids); the
 # sender check codes a refusal can name are said as `SENDER_CHECK_TEXT` says them.
-REFUSAL_TEXT = {
-    "no-token": N_("it did not come to a secret reply address"),
-    "token-retired": N_("its reply address is no longer valid"),
-    "token-for-another-case": N_("its reply address belongs to another case"),
-    "token-for-another-person": N_("its reply address was issued to someone else"),
-    "not-authenticated": N_("its sender is not authenticated"),
-}
+REFUSAL_TEXT = REFUSAL_REASONS  # storage's words, as the report says them
 
 
 @click.group("audit")

@@ -10,30 +10,17 @@ from rich.tree import Tree
 from intake.commands.cli.words import EVIDENCE_ROLES, MESSAGE_STATES
 from storage.audit_words import MESSAGE_KINDS
 from storage.blobstore import BlobStore, BlobStoreError
-from storage.code_words import defect_words, finder_words, flag_words, ocr_words
+from storage.code_words import SENDER_CHECKS, defect_words, finder_words, flag_words, ocr_words
 from storage.defects import read_defects
-from storage.i18n.catalogs import N_
 from storage.models import Evidence, Message
 
 if TYPE_CHECKING:
     from intake.commands.cli.display import Reader
 
 OCR_EXCERPT_CHARS = 160
-# How the From of a mail was checked (a SenderCheck code), in words for the terminal
-# (msgids; the reader's language is chosen where they are printed).
-SENDER_CHECK_TEXT = {
-    "dkim-pass": N_("DKIM signature verifies and is aligned with the From domain"),
-    "authserv-pass": N_("authenticated by the workplace's own mail server"),
-    "authserv-fail": N_("the workplace's own mail server found no valid DKIM signature"),
-    "dkim-fail": N_("DKIM signature does not verify"),
-    "no-signature": N_("no DKIM signature"),
-    "not-aligned": N_("signed by a domain other than the From address's"),
-    "several-from": N_("more than one From address"),
-    "no-from": N_("no From address"),
-    "dns-temporary": N_("not checked: a DNS lookup failed for now"),
-    "not-checked": N_("not checked"),
-    "unreadable": N_("the From header could not be read"),
-}
+# How the From of a mail was checked (a SenderCheck code): storage's words, which the
+# report and the web pages use too (msgids; translated where they are printed).
+SENDER_CHECK_TEXT = SENDER_CHECKS
 
 
 def unverified_mark(reader: Reader) -> str:
