@@ -119,3 +119,59 @@ def test_imap_mailbox_states(config: AppConfig, database: Database) -> None:
     status, summary, details = imap_finding(config, post, other)
     assert status == CheckStatus.FAIL  # the worst mailbox decides
     assert [entry["status"] for entry in details["mailboxes"]] == ["warn", "fail"]
+
+
+# Words of the English findings that a Danish reader of `chikanemail health` never meets.
+ENGLISH_WORDS = ("nothing answers", "no backup", "writable", "free of", "waiting",
+                 "quarantined", "no verify run", "reachable", "no status from", " ago",
+                 "mailboxes configured", "healthy (")
+
+
+def test_health_speaks_the_workplace_language_while_json_stays_english(
+        config: AppConfig, database: Database, tmp_path: Path) -> None:
+    config.storage.data_path.mkdir(parents=True, exist_ok=True)
+    port = free_port()  # nothing listens there: the OS's own words follow the finding
+    config_file = write_toml(tmp_path / "health.toml", {
+        "storage": {"data_dir": str(config.storage.data_path),
+                    "database_url": config.storage.effective_database_url},
+        "intake": {"addresses": [INTAKE_ADDRESS]},
+        "smtp": {"host": "127.0.0.1", "port": port},
+        "health": {"min_free_mb": 0, "fail_free_mb": 0, "backup_max_age_hours": 24},
+    })  # no [ui] language: Danish
+
+    text = run_cli(["--config", str(config_file), "health"])
+    as_json = run_cli(["--config", str(config_file), "health", "--json"])
+    assert text.exit_code == as_json.exit_code == 1, describe(text)
+    report = json.loads(as_json.stdout)
+    checks = {check["name"]: check for check in report["checks"]}
+
+    # --json: the same keys, check names, status codes and English sentences as ever.
+    assert report["healthy"] is False
+    assert list(checks) == [check.name for check in HEALTH_CHECKS]
+    assert all(set(check) == {"name", "status", "summary", "details"}
+               for check in checks.values())
+    listeners = checks["listeners"]
+    assert listeners["status"] == "fail"
+    assert listeners["summary"].startswith(f"nothing answers on 127.0.0.1:{port} (SMTP): ")
+    os_words = listeners["summary"].removeprefix(f"nothing answers on 127.0.0.1:{port} (SMTP): ")
+    assert os_words  # "Connection refused", as the system says it
+    assert (checks["backup"]["status"], checks["backup"]["summary"]) == (
+        "warn", "no backup recorded: run `chikanemail backup`")
+    assert checks["verify"]["summary"] == "no verify run yet: run `chikanemail verify`"
+
+    # The text: codes first (for grep), then the check and its finding in Danish.
+    lines = text.stdout.splitlines()
+    listener_line = next(line for line in lines if " listeners " in line)
+    assert listener_line.startswith("fail")
+    assert listener_line.endswith(f"SMTP/LMTP-modtager: intet svarer på 127.0.0.1:{port} "
+                                  f"(SMTP): {os_words}")
+    backup_line = next(line for line in lines if " backup " in line)
+    assert backup_line.startswith("warn")
+    assert backup_line.endswith("Seneste sikkerhedskopi: ingen sikkerhedskopi registreret: "
+                                "kør `chikanemail backup`")
+    warnings = [check["name"] for check in checks.values() if check["status"] == "warn"]
+    assert {"verify", "backup"} <= set(warnings)
+    assert lines[-1] == f"UNHEALTHY  Fejl: en kontrol mislykkedes ({len(warnings)} advarsler)"
+    for check in checks.values():
+        assert check["summary"] not in text.stdout, check
+    assert [word for word in ENGLISH_WORDS if word in text.stdout.lower()] == []

@@ -282,7 +282,8 @@ def test_mail_left_on_the_imap_server_is_a_warning(config: AppConfig, database: 
                      'username = "intake"\npassword_file = "/dev/null"\n')
     result = run_cli(["--config", str(config_file), "health"])
     line = next(line for line in result.stdout.splitlines() if " imap-left " in line)
-    assert line.startswith("warn") and "2 left on the server" in line, describe(result)
+    # The codes first, then the finding in the workplace's language (Danish by default).
+    assert line.startswith("warn") and "2 ligger tilbage på serveren" in line, describe(result)
 
 
 # -- the worker's backlog ----------------------------------------------------------------

@@ -1,5 +1,6 @@
 """`chikanemail verify`: re-hash every blob and walk the audit chain, now.
-`chikanemail health`: the checks of `intake.service.health`, each ok, warn or fail, printed.
+`chikanemail health`: the checks of `intake.service.health`, each ok, warn or fail, printed
+with their findings in the reader's language (`--json` keeps the English summaries).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from rich.progress import (
 from intake.commands.cli.context import CliContext, cli_actor, open_database, pass_context
 from intake.commands.cli.display import Reader, reader_of
 from intake.service.health import is_healthy, run_health_checks
-from intake.service.health.findings import CheckStatus
+from intake.service.health.findings import CheckResult, CheckStatus
+from intake.service.health.words import HEALTH_CHECK_NAMES
 from intake.service.logs import configure_logging
 from storage.audit_words import label
 from storage.blobstore import BlobStore
@@ -109,58 +111,24 @@ def verify_report(result: VerifyResult, reader: Reader) -> list[str]:
 # -- health ----------------------------------------------------------------------------
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
+def health_lines(results: list[CheckResult], healthy: bool, reader: Reader) -> list[str]:
+    """The checks as a person reads them, one line each: the status and the check by their
+    codes (as `--json` and the README name them, so that `grep ^fail` finds a failure), then
+    the check and its finding in the reader's language; last the verdict, which starts with
+    `healthy` or `UNHEALTHY` in every language."""
+    width = max(len(result.name) for result in results)
+    lines = [f"{result.finding.status.value:<8} {result.name:<{width}}  "
+             f"{reader.word(HEALTH_CHECK_NAMES, result.name)}: "
+             f"{result.finding.in_language(reader.language)}"
+             for result in results]
+    warnings = sum(result.finding.status == CheckStatus.WARN for result in results)
+    verdict = (reader.gettext("Healthy") if healthy
+               else reader.gettext("Unhealthy: a check failed"))
+    if warnings:
+        verdict += " (" + reader.ngettext("%(count)s warning", "%(count)s warnings",
+                                          warnings) % {"count": warnings} + ")"
+    lines.append(f"{'healthy' if healthy else 'UNHEALTHY'}  {verdict}")
+    return lines
 
 
 @click.command("health")
@@ -178,12 +146,7 @@ def health_command(context: CliContext, as_json: bool) -> None:
                                "checks": [result.as_json() for result in results]},
                               indent=2, ensure_ascii=False))
     else:
-        width = max(len(result.name) for result in results)
-        for result in results:
-            click.echo(f"{result.finding.status.value:<8} {result.name:<{width}} "
-                       f"{result.finding.summary}")
-        warnings = sum(result.finding.status == CheckStatus.WARN for result in results)
-        click.echo(("healthy" if healthy else "UNHEALTHY")
-                   + (f" ({warnings} warnings)" if warnings else ""))
+        for line in health_lines(results, healthy, reader_of(context.config)):
+            click.echo(line)
     if not healthy:
         sys.exit(1)

@@ -12,6 +12,7 @@ from intake.service.health.findings import (
     Finding,
     HealthCheck,
     HealthInputs,
+    Phrase,
 )
 from intake.service.health.receiver_checks import (
     check_imap,
@@ -57,13 +58,16 @@ def run_health_checks(config: AppConfig, checks: tuple[HealthCheck, ...] = HEALT
     try:
         for check in checks:
             if check.needs_database and inputs.database is None:
-                finding = Finding(CheckStatus.SKIPPED, "the database is not usable")
+                finding = Finding(CheckStatus.SKIPPED,
+                                  Phrase.gettext("the database is not usable"))
             else:
                 try:
                     finding = check.run(inputs)
                 except Exception as error:
                     reason = (str(error).strip().splitlines() or [""])[0]
-                    finding = Finding(CheckStatus.FAIL, f"{type(error).__name__}: {reason}")
+                    # The exception's own words: nothing else knows what went wrong.
+                    finding = Finding(CheckStatus.FAIL, Phrase.system_words(
+                        f"{type(error).__name__}: {reason}"))
             results.append(CheckResult(check.name, finding))
     finally:
         if inputs.database is not None:

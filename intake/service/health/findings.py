@@ -1,16 +1,115 @@
-"""What a health check is and what it finds: ok, warn, fail or skipped, a line for people and
-values for machines."""
+"""What a health check is and what it finds: ok, warn, fail or skipped, a sentence for people
+and values for machines.
+
+A finding's sentence is kept as English msgids with their parameters (`Phrase`), so that each
+reader gets it in their own language (`Phrase.render`), while `summary` (what `--json` and the
+log give) stays the English source text, whatever the catalogs say.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from gettext import NullTranslations
+from typing import Any, Union
 
 from intake.service.config import AppConfig
 from storage.database import Database
+from storage.i18n.catalogs import translations
+
+# A parameter of a phrase: printed as it is, or a phrase of its own rendered in the same
+# language (an age, a count of messages), or several, each after ", ".
+Param = Union[str, int, float, "Phrase", tuple["Phrase", ...], None]
+
+# The English source texts: what `summary` gives, never changed by an edit of a catalog.
+_SOURCE = NullTranslations()
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """A sentence of a finding: an English msgid (or a singular and plural with their count,
+    in a context when the words alone are ambiguous) with `{name}` parameters, and after it
+    the system's own words (an OS error, a server's greeting), which are never translated."""
+
+    msgid: str
+    params: Mapping[str, Param] = field(default_factory=dict)
+    plural: str | None = None
+    count: int = 0
+    context: str | None = None
+    system: str | None = None
+    # Further phrases that follow this one, each after "; " (one per mailbox, say).
+    then: tuple[Phrase, ...] = ()
+
+    # The constructors carry gettext's names so that `pybabel extract` marks their texts.
+    @classmethod
+    def gettext(cls, msgid: str, system: str | None = None, **params: Param) -> Phrase:
+        """A sentence to be translated, with its parameters and the system's words."""
+        return cls(msgid, params, system=system)
+
+    @classmethod
+    def ngettext(cls, singular: str, plural: str, count: int, system: str | None = None,
+                 **params: Param) -> Phrase:
+        """A sentence whose words depend on `count` (also its parameter `n`)."""
+        return cls(singular, {"n": count, **params}, plural=plural, count=count,
+                   system=system)
+
+    @classmethod
+    def npgettext(cls, context: str, singular: str, plural: str, count: int,
+                  **params: Param) -> Phrase:
+        """`ngettext` in a context, for words that read differently elsewhere."""
+        return cls(singular, {"n": count, **params}, plural=plural, count=count,
+                   context=context)
+
+    @classmethod
+    def system_words(cls, text: str) -> Phrase:
+        """Only the system's own words (an error nothing else explains)."""
+        return cls("", system=text)
+
+    def followed_by(self, *phrases: Phrase) -> Phrase:
+        """This phrase with `phrases` after it, each after "; "."""
+        return Phrase(self.msgid, self.params, self.plural, self.count, self.context,
+                      self.system, (*self.then, *phrases))
+
+    def render(self, catalog: NullTranslations) -> str:
+        """The phrase in the language of `catalog`."""
+        if not self.msgid:
+            text = ""
+        elif self.plural is not None and self.context is not None:
+            text = catalog.npgettext(self.context, self.msgid, self.plural, self.count)
+        elif self.plural is not None:
+            text = catalog.ngettext(self.msgid, self.plural, self.count)
+        else:
+            text = catalog.gettext(self.msgid)
+        values = {name: _rendered(value, catalog) for name, value in self.params.items()}
+        text = text.format(**values)
+        if self.system is not None:
+            text = f"{text}: {self.system}" if text else self.system
+        return "; ".join([text, *(phrase.render(catalog) for phrase in self.then)])
+
+    def in_language(self, language: str) -> str:
+        """The phrase as a reader of `language` reads it."""
+        return self.render(translations(language))
+
+    @property
+    def english(self) -> str:
+        """The English source text, as the program has always written it."""
+        return self.render(_SOURCE)
+
+
+def _rendered(value: Param, catalog: NullTranslations) -> Any:
+    """A parameter as the sentence prints it."""
+    if isinstance(value, Phrase):
+        return value.render(catalog)
+    if isinstance(value, tuple):
+        return ", ".join(phrase.render(catalog) for phrase in value)
+    return value
+
+
+def joined(phrases: list[Phrase]) -> Phrase:
+    """The phrases one after the other, each after "; " (there is at least one)."""
+    return phrases[0].followed_by(*phrases[1:])
 
 
 class CheckStatus(StrEnum):
@@ -24,11 +123,20 @@ class CheckStatus(StrEnum):
 
 @dataclass(frozen=True)
 class Finding:
-    """What a check found: its status, one line for people, and values for machines."""
+    """What a check found: its status, a sentence for people, and values for machines."""
 
     status: CheckStatus
-    summary: str
+    text: Phrase
     details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def summary(self) -> str:
+        """The sentence in English, as `--json` and the log give it."""
+        return self.text.english
+
+    def in_language(self, language: str) -> str:
+        """The sentence as a reader of `language` reads it."""
+        return self.text.in_language(language)
 
 
 @dataclass
@@ -65,15 +173,13 @@ class CheckResult:
 MIB = 1024 * 1024
 
 
-def messages(count: int) -> str:
-    """`1 message`, `2 messages`."""
-    return f"{count} message{'' if count == 1 else 's'}"
-
-
-def format_age(age: timedelta) -> str:
-    """A duration the way people say it: 40 s, 12 min, 5 h, 3 d."""
+def format_age(age: timedelta) -> Phrase:
+    """A duration the way people say it: 40 s, 12 min, 5 h, 3 d (in English)."""
     seconds = max(0, int(age.total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size:
-            return f"{seconds // size} {unit}"
-    return f"{seconds} s"
+    if seconds >= 86400:
+        return Phrase.npgettext("age", "{n} d", "{n} d", seconds // 86400)
+    if seconds >= 3600:
+        return Phrase.npgettext("age", "{n} h", "{n} h", seconds // 3600)
+    if seconds >= 60:
+        return Phrase.npgettext("age", "{n} min", "{n} min", seconds // 60)
+    return Phrase.npgettext("age", "{n} s", "{n} s", seconds)

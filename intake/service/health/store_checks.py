@@ -15,8 +15,8 @@ from intake.service.health.findings import (
     CheckStatus,
     Finding,
     HealthInputs,
+    Phrase,
     format_age,
-    messages,
 )
 from storage.backup_record import last_backup
 from storage.database import Database
@@ -29,15 +29,17 @@ def check_data_dir(inputs: HealthInputs) -> Finding:
     """The data directory takes a new file (created and removed again); the stores exist."""
     data_path = inputs.config.storage.data_path
     if not data_path.is_dir():
-        return Finding(CheckStatus.FAIL, f"{data_path} does not exist",
+        return Finding(CheckStatus.FAIL, Phrase.gettext("{path} does not exist",
+                                                        path=str(data_path)),
                        {"path": str(data_path)})
     try:
         fd, probe = tempfile.mkstemp(prefix=".health-", dir=data_path)
         os.close(fd)
         os.unlink(probe)
     except OSError as error:
-        return Finding(CheckStatus.FAIL, f"{data_path} is not writable: {error.strerror}",
-                       {"path": str(data_path)})
+        return Finding(CheckStatus.FAIL, Phrase.gettext(
+            "{path} is not writable", system=str(error.strerror), path=str(data_path)),
+            {"path": str(data_path)})
     storage = inputs.config.storage
     missing = [root.name for root in (storage.blob_root, storage.derived_root)
                if not root.is_dir()]
@@ -46,12 +48,14 @@ def check_data_dir(inputs: HealthInputs) -> Finding:
     details = {"path": str(data_path), "stores_missing": missing,
                "stores_not_writable": unwritable}
     if unwritable:
-        return Finding(CheckStatus.FAIL, f"store not writable: {', '.join(unwritable)}",
-                       details)
+        return Finding(CheckStatus.FAIL, Phrase.gettext(
+            "store not writable: {stores}", stores=", ".join(unwritable)), details)
     if missing:
-        return Finding(CheckStatus.WARN, f"writable; not created yet: {', '.join(missing)} "
-                                         "(the daemon creates them)", details)
-    return Finding(CheckStatus.OK, f"{data_path} writable", details)
+        return Finding(CheckStatus.WARN, Phrase.gettext(
+            "writable; not created yet: {stores} (the daemon creates them)",
+            stores=", ".join(missing)), details)
+    return Finding(CheckStatus.OK, Phrase.gettext("{path} writable", path=str(data_path)),
+                   details)
 
 
 def check_database(inputs: HealthInputs) -> Finding:
@@ -65,10 +69,16 @@ def check_database(inputs: HealthInputs) -> Finding:
     details = {"revision": revision, "head": head}
     if revision != head:
         database.dispose()
-        return Finding(CheckStatus.FAIL, f"at schema {revision or '(empty)'}, this version "
-                                         f"needs {head}: run `chikanemail db upgrade`", details)
+        if revision:
+            text = Phrase.gettext("at schema {revision}, this version needs {head}: run "
+                                  "`chikanemail db upgrade`", revision=revision, head=head)
+        else:
+            text = Phrase.gettext("at schema (empty), this version needs {head}: run "
+                                  "`chikanemail db upgrade`", head=head)
+        return Finding(CheckStatus.FAIL, text, details)
     inputs.database = database
-    return Finding(CheckStatus.OK, f"reachable, at schema {revision}", details)
+    return Finding(CheckStatus.OK, Phrase.gettext("reachable, at schema {revision}",
+                                                  revision=revision), details)
 
 
 def check_last_verify(inputs: HealthInputs) -> Finding:
@@ -78,21 +88,27 @@ def check_last_verify(inputs: HealthInputs) -> Finding:
     every_days = inputs.config.storage.verify_every_days
     run = last_verify_run(inputs.database)
     if run is None or run.finished_at is None:
-        return Finding(CheckStatus.WARN, "no verify run yet: run `chikanemail verify`",
+        return Finding(CheckStatus.WARN,
+                       Phrase.gettext("no verify run yet: run `chikanemail verify`"),
                        {"every_days": every_days})
     age = inputs.now - run.finished_at
     details = {"finished_at": run.finished_at.isoformat(), "age_seconds": int(age.total_seconds()),
                "ok": bool(run.ok), "problems": len(run.problems), "trigger": run.trigger,
                "blobs": run.blobs_checked, "every_days": every_days}
-    when = f"{format_age(age)} ago ({run.trigger})"
+    # The trigger ("scheduler", "cli") is a code, shown as it is.
+    ago, trigger = format_age(age), run.trigger
     if not run.ok:
-        return Finding(CheckStatus.FAIL, f"last verify {when} found {len(run.problems)} "
-                                         "problem(s): see `chikanemail verify`", details)
+        return Finding(CheckStatus.FAIL, Phrase.gettext(
+            "last verify {age} ago ({trigger}) found {n} problem(s): see `chikanemail verify`",
+            age=ago, trigger=trigger, n=len(run.problems)), details)
     if age > timedelta(days=2 * every_days):
-        return Finding(CheckStatus.WARN, f"last verify {when} was ok, but that is more than "
-                                         f"twice verify_every_days ({every_days:g})", details)
-    return Finding(CheckStatus.OK, f"last verify {when} ok: {run.blobs_checked} blobs",
-                   details)
+        return Finding(CheckStatus.WARN, Phrase.gettext(
+            "last verify {age} ago ({trigger}) was ok, but that is more than twice "
+            "verify_every_days ({days})", age=ago, trigger=trigger, days=f"{every_days:g}"),
+            details)
+    return Finding(CheckStatus.OK, Phrase.gettext(
+        "last verify {age} ago ({trigger}) ok: {n} blobs", age=ago, trigger=trigger,
+        n=run.blobs_checked), details)
 
 
 def check_outbox(inputs: HealthInputs) -> Finding:
@@ -108,8 +124,12 @@ def check_outbox(inputs: HealthInputs) -> Finding:
     age = inputs.now - oldest if oldest is not None else None
     details = {"waiting": count, "failed": failed,
                "oldest_age_seconds": int(age.total_seconds()) if age is not None else None}
-    summary = (f"{count} waiting" + (f", oldest {format_age(age)}" if age is not None else "")
-               + (f"; {failed} given up" if failed else ""))
+    if age is not None:
+        summary = Phrase.gettext("{n} waiting, oldest {age}", n=count, age=format_age(age))
+    else:
+        summary = Phrase.gettext("{n} waiting", n=count)
+    if failed:
+        summary = summary.followed_by(Phrase.gettext("{n} given up", n=failed))
     stuck = age is not None and age.total_seconds() > inputs.config.notify.max_retry_seconds
     return Finding(CheckStatus.WARN if failed or stuck else CheckStatus.OK, summary, details)
 
@@ -127,9 +147,10 @@ def check_quarantine(inputs: HealthInputs) -> Finding:
     details = {"quarantined": total, "by_reason": {str(key): value
                                                   for key, value in by_reason.items()}}
     if failed:
-        return Finding(CheckStatus.WARN, f"{total} quarantined, {failed} because processing "
-                                         "failed", details)
-    return Finding(CheckStatus.OK, f"{total} quarantined", details)
+        return Finding(CheckStatus.WARN, Phrase.gettext(
+            "{n} quarantined, {failed} because processing failed", n=total, failed=failed),
+            details)
+    return Finding(CheckStatus.OK, Phrase.gettext("{n} quarantined", n=total), details)
 
 
 def check_free_space(inputs: HealthInputs) -> Finding:
@@ -140,7 +161,8 @@ def check_free_space(inputs: HealthInputs) -> Finding:
     paths = [path for path in (storage.data_path, storage.blob_root, storage.derived_root)
              if path.is_dir()]
     if not paths:
-        return Finding(CheckStatus.SKIPPED, f"{storage.data_path} does not exist")
+        return Finding(CheckStatus.SKIPPED, Phrase.gettext("{path} does not exist",
+                                                           path=str(storage.data_path)))
     by_device: dict[int, Any] = {}
     for path in paths:
         by_device.setdefault(path.stat().st_dev, path)
@@ -153,15 +175,17 @@ def check_free_space(inputs: HealthInputs) -> Finding:
     tightest = min(filesystems, key=lambda entry: entry["free_mb"])
     details = {"filesystems": filesystems, "free_mb": tightest["free_mb"],
                "min_free_mb": health.min_free_mb, "fail_free_mb": health.fail_free_mb}
-    where = (f"{tightest['free_mb']} MB free of {tightest['size_mb']} MB on the filesystem of "
-             f"{tightest['path']}")
+    where = Phrase.gettext("{free} MB free of {size} MB on the filesystem of {path}",
+                           free=tightest["free_mb"], size=tightest["size_mb"],
+                           path=tightest["path"])
     if tightest["free_mb"] < health.fail_free_mb:
-        return Finding(CheckStatus.FAIL, f"free space: only {where} (fail below "
-                                         f"{health.fail_free_mb} MB); new mail is refused "
-                                         "when it runs out", details)
+        return Finding(CheckStatus.FAIL, Phrase.gettext(
+            "free space: only {where} (fail below {limit} MB); new mail is refused when it "
+            "runs out", where=where, limit=health.fail_free_mb), details)
     if tightest["free_mb"] < health.min_free_mb:
-        return Finding(CheckStatus.WARN, f"free space low: {where} (warn below "
-                                         f"{health.min_free_mb} MB)", details)
+        return Finding(CheckStatus.WARN, Phrase.gettext(
+            "free space low: {where} (warn below {limit} MB)", where=where,
+            limit=health.min_free_mb), details)
     return Finding(CheckStatus.OK, where, details)
 
 
@@ -178,11 +202,18 @@ def check_backlog(inputs: HealthInputs) -> Finding:
     age = inputs.now - oldest if oldest is not None else None
     details = {"waiting": count, "max_age_minutes": limit_minutes,
                "oldest_age_seconds": int(age.total_seconds()) if age is not None else None}
-    summary = (f"{messages(count)} waiting to be processed"
-               + (f", oldest received {format_age(age)} ago" if age is not None else ""))
-    if age is not None and age > timedelta(minutes=limit_minutes):
-        return Finding(CheckStatus.WARN, f"{summary}: longer than {limit_minutes:g} min; is "
-                                         "the worker running? (see the log)", details)
+    if age is None:
+        return Finding(CheckStatus.OK, Phrase.ngettext(
+            "{n} message waiting to be processed", "{n} messages waiting to be processed",
+            count), details)
+    summary = Phrase.ngettext(
+        "{n} message waiting to be processed, oldest received {age} ago",
+        "{n} messages waiting to be processed, oldest received {age} ago",
+        count, age=format_age(age))
+    if age > timedelta(minutes=limit_minutes):
+        return Finding(CheckStatus.WARN, Phrase.gettext(
+            "{waiting}: longer than {limit} min; is the worker running? (see the log)",
+            waiting=summary, limit=f"{limit_minutes:g}"), details)
     return Finding(CheckStatus.OK, summary, details)
 
 
@@ -197,12 +228,14 @@ def check_backup(inputs: HealthInputs) -> Finding:
                "max_age_hours": max_hours}
     if age is None:
         if not max_hours:
-            return Finding(CheckStatus.SKIPPED, "no backup recorded; not checked ([health] "
-                                                "backup_max_age_hours = 0)", details)
-        return Finding(CheckStatus.WARN, "no backup recorded: run `chikanemail backup`",
-                       details)
-    summary = f"last backup {format_age(age)} ago"
+            return Finding(CheckStatus.SKIPPED, Phrase.gettext(
+                "no backup recorded; not checked ([health] backup_max_age_hours = 0)"),
+                details)
+        return Finding(CheckStatus.WARN,
+                       Phrase.gettext("no backup recorded: run `chikanemail backup`"), details)
     if max_hours and age > timedelta(hours=max_hours):
-        return Finding(CheckStatus.WARN, f"{summary}: older than backup_max_age_hours "
-                                         f"({max_hours:g})", details)
-    return Finding(CheckStatus.OK, summary, details)
+        return Finding(CheckStatus.WARN, Phrase.gettext(
+            "last backup {age} ago: older than backup_max_age_hours ({hours})",
+            age=format_age(age), hours=f"{max_hours:g}"), details)
+    return Finding(CheckStatus.OK, Phrase.gettext("last backup {age} ago", age=format_age(age)),
+                   details)

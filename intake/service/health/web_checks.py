@@ -6,7 +6,7 @@ import http.client
 from typing import Any
 
 from intake.receive.smtp.answers import status_file_path
-from intake.service.health.findings import CheckStatus, Finding, HealthInputs
+from intake.service.health.findings import CheckStatus, Finding, HealthInputs, Phrase
 from intake.web.status import HEALTH_PATH, HEALTH_TEXT, read_status, status_file
 
 # How long the check waits for the web view's answer.
@@ -25,21 +25,24 @@ def check_web(inputs: HealthInputs) -> Finding:
     web = config.web
     details: dict[str, Any] = {"listen": web.listen, "base_url": web.effective_base_url}
     if not web.enabled:
-        return Finding(CheckStatus.SKIPPED, "[web] enabled = false: no web view", details)
+        return Finding(CheckStatus.SKIPPED,
+                       Phrase.gettext("[web] enabled = false: no web view"), details)
     status_path = status_file(
         status_file_path(config.health.status_dir, config.storage.data_path).parent)
     status = read_status(status_path) or {}
     error = status.get("error")
     if error:
         details["error"] = error
-        return Finding(CheckStatus.FAIL, f"the web view is not listening: {error}", details)
+        # The daemon's own (English) error, as its log has it.
+        return Finding(CheckStatus.FAIL, Phrase.gettext("the web view is not listening",
+                                                        system=str(error)), details)
     host, port = web.host, web.port
     recorded = status.get("address")
     if port == 0 and isinstance(recorded, list) and len(recorded) == 2:
         host, port = str(recorded[0]), int(recorded[1])
     if port == 0:
-        return Finding(CheckStatus.FAIL, "no running daemon has said where its web view "
-                                         "listens (listen port 0)", details)
+        return Finding(CheckStatus.FAIL, Phrase.gettext(
+            "no running daemon has said where its web view listens (listen port 0)"), details)
     where = f"{host}:{port}"
     try:
         connection = http.client.HTTPConnection(_connectable_host(host), port,
@@ -52,10 +55,12 @@ def check_web(inputs: HealthInputs) -> Finding:
             connection.close()
     except OSError as error_:
         reason = error_.strerror or type(error_).__name__
-        return Finding(CheckStatus.FAIL, f"nothing answers on {where} (web view): {reason}",
-                       details)
+        return Finding(CheckStatus.FAIL, Phrase.gettext(
+            "nothing answers on {where} (web view)", system=reason, where=where), details)
     details["status"] = response.status
     if response.status != 200 or body.strip() != HEALTH_TEXT:
-        return Finding(CheckStatus.FAIL, f"something other than the web view answers on "
-                                         f"{where} (HTTP {response.status})", details)
-    return Finding(CheckStatus.OK, f"the web view answers on {where}", details)
+        return Finding(CheckStatus.FAIL, Phrase.gettext(
+            "something other than the web view answers on {where} (HTTP {status})",
+            where=where, status=response.status), details)
+    return Finding(CheckStatus.OK, Phrase.gettext("the web view answers on {where}",
+                                                  where=where), details)

@@ -8,13 +8,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from intake.service.health import is_healthy, run_health_checks
+from intake.service.health.words import HEALTH_CHECK_NAMES, HEALTH_STATUSES
 from intake.web.admin.guard import admin_viewer, web_context
-from intake.web.admin.words import HEALTH_CHECK_NAMES, HEALTH_STATUSES, words_for
+from intake.web.admin.words import words_for
 from intake.web.rendering import render
 
 
 async def health_page(request: Request) -> Response:
-    """Every health check, in the CLI's order: its status, name and the CLI's summary."""
+    """Every health check, in the CLI's order: its status, name and finding, in the admin's
+    language."""
     viewer = admin_viewer(request)
     context = web_context(request)
     now = context.clock.now()
@@ -25,7 +27,7 @@ async def health_page(request: Request) -> Response:
                "label": words.word(HEALTH_CHECK_NAMES, result.name),
                "status": result.finding.status.value,
                "status_words": words.word(HEALTH_STATUSES, result.finding.status.value),
-               "summary": result.finding.summary}
+               "summary": result.finding.in_language(viewer.language)}
               for result in results]
     return render(request, "admin_health.html", {
         "checks": checks, "healthy": is_healthy(results),
