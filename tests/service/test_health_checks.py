@@ -163,6 +163,11 @@ def test_smtp_answers_from_the_status_file(tmp_path: Path) -> None:
     assert failed.summary == ("3 messages answered 451 in the last 15 min (storage full: 2, "
                               "database: 1), the last 0 s ago; no message stored since")
     assert failed.details["refused_451"]["storage-full"] == 2
+    # The same finding as a Danish reader reads it: counts, kinds and ages in words.
+    assert failed.in_language("da") == (
+        "3 mails fik svaret 451 de seneste 15 minutter (fuldt lager: 2, databasefejl: 1), den "
+        "seneste for 0 sekunder siden; ingen mails gemt siden")
+    assert failed.in_language("en") == failed.summary
 
     assert answers.stored(start + timedelta(seconds=30)) is True  # news: the first since
     assert answers.stored(start + timedelta(seconds=40)) is False
@@ -170,6 +175,8 @@ def test_smtp_answers_from_the_status_file(tmp_path: Path) -> None:
     recovered = finding(config, "smtp-answers", now=start + timedelta(minutes=1))
     assert recovered.status == CheckStatus.WARN, recovered
     assert recovered.summary.endswith("the last 1 min ago; mail is stored again since 20 s ago")
+    assert recovered.in_language("da").endswith(
+        "den seneste for 1 minut siden; mails gemmes igen, senest for 20 sekunder siden")
 
     later = finding(config, "smtp-answers", now=start + timedelta(minutes=16))
     assert later.status == CheckStatus.OK
@@ -180,6 +187,8 @@ def test_smtp_answers_from_the_status_file(tmp_path: Path) -> None:
     other = finding(config, "smtp-answers", now=start + timedelta(minutes=16))
     assert other.status == CheckStatus.WARN
     assert other.summary.startswith("1 message answered 451 in the last 15 min for errors")
+    assert other.in_language("da").startswith(
+        "1 mail fik svaret 451 de seneste 15 minutter på grund af fejl hos os (se loggen)")
 
 
 def test_a_failed_status_write_is_logged_once(tmp_path: Path,
