@@ -279,6 +279,9 @@ def test_mail_left_on_the_imap_server_is_a_warning(config: AppConfig, database: 
     assert left.summary.startswith("post: 2 left on the server (over max_message_bytes), "
                                    "oldest seen 3 h ago (UID 17 in INBOX, 60.0 MiB)")
     assert left.details["left"] == 2
+    assert left.in_language("da").startswith(  # ages in words, the Danish decimal comma
+        "post: 2 ligger tilbage på serveren (over max_message_bytes), den ældste set for 3 "
+        "timer siden (UID 17 i INBOX, 60,0 MiB)")
 
     config_file = write_toml(tmp_path / "health.toml", {
         "storage": {"data_dir": str(config.storage.data_path),

@@ -19,9 +19,25 @@ from intake.service.config import AppConfig
 from storage.database import Database
 from storage.i18n.catalogs import translations
 
-# A parameter of a phrase: printed as it is, or a phrase of its own rendered in the same
-# language (an age, a count of messages), or several, each after ", ".
-Param = Union[str, int, float, "Phrase", tuple["Phrase", ...], None]
+# A parameter of a phrase: printed as it is, a number with decimals written the reader's
+# way, or a phrase of its own rendered in the same language (an age, a count of messages),
+# or several, each after ", ".
+Param = Union[str, int, "Decimals", "Phrase", tuple["Phrase", ...], None]
+
+
+@dataclass(frozen=True)
+class Decimals:
+    """A number written with the reader's decimal sign: 60.0 in English, 60,0 in Danish."""
+
+    value: float
+    # A CLDR number pattern: "0.0" for one decimal, "0.###" for up to three (none for 7.0).
+    pattern: str = "0.###"
+
+    def written(self, language: str) -> str:
+        """The number as a reader of `language` writes it."""
+        from babel.numbers import format_decimal  # Babel, only when text is rendered
+
+        return format_decimal(self.value, format=self.pattern, locale=language)
 
 # The English source texts: what `summary` gives, never changed by an edit of a catalog.
 _SOURCE = NullTranslations()
@@ -72,8 +88,8 @@ class Phrase:
         return Phrase(self.msgid, self.params, self.plural, self.count, self.context,
                       self.system, (*self.then, *phrases))
 
-    def render(self, catalog: NullTranslations) -> str:
-        """The phrase in the language of `catalog`."""
+    def render(self, catalog: NullTranslations, language: str) -> str:
+        """The phrase in `language`, whose catalog is `catalog`."""
         if not self.msgid:
             text = ""
         elif self.plural is not None and self.context is not None:
@@ -82,28 +98,31 @@ class Phrase:
             text = catalog.ngettext(self.msgid, self.plural, self.count)
         else:
             text = catalog.gettext(self.msgid)
-        values = {name: _rendered(value, catalog) for name, value in self.params.items()}
+        values = {name: _rendered(value, catalog, language)
+                  for name, value in self.params.items()}
         text = text.format(**values)
         if self.system is not None:
             text = f"{text}: {self.system}" if text else self.system
-        return "; ".join([text, *(phrase.render(catalog) for phrase in self.then)])
+        return "; ".join([text, *(phrase.render(catalog, language) for phrase in self.then)])
 
     def in_language(self, language: str) -> str:
         """The phrase as a reader of `language` reads it."""
-        return self.render(translations(language))
+        return self.render(translations(language), language)
 
     @property
     def english(self) -> str:
         """The English source text, as the program has always written it."""
-        return self.render(_SOURCE)
+        return self.render(_SOURCE, "en")
 
 
-def _rendered(value: Param, catalog: NullTranslations) -> Any:
+def _rendered(value: Param, catalog: NullTranslations, language: str) -> Any:
     """A parameter as the sentence prints it."""
     if isinstance(value, Phrase):
-        return value.render(catalog)
+        return value.render(catalog, language)
+    if isinstance(value, Decimals):
+        return value.written(language)
     if isinstance(value, tuple):
-        return ", ".join(phrase.render(catalog) for phrase in value)
+        return ", ".join(phrase.render(catalog, language) for phrase in value)
     return value
 
 

@@ -18,6 +18,7 @@ from intake.receive.smtp.answers import (
 from intake.service.health.findings import (
     MIB,
     CheckStatus,
+    Decimals,
     Finding,
     HealthInputs,
     Phrase,
@@ -231,5 +232,5 @@ def check_imap_left(inputs: HealthInputs) -> Finding:
             "{mailbox}: {n} left on the server (over max_message_bytes), oldest seen {age} ago "
             "(UID {uid} in {folder}, {size} MiB): fetch it by hand or raise the limit",
             mailbox=name, n=len(kept), age=format_age(inputs.now - oldest.seen_at),
-            uid=oldest.uid, folder=oldest.folder, size=f"{oldest.size / MIB:.1f}"))
+            uid=oldest.uid, folder=oldest.folder, size=Decimals(oldest.size / MIB, "0.0")))
     return Finding(CheckStatus.WARN, joined(lines), {"left": len(left), "mailboxes": entries})

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from intake.service.health.findings import (
     MIB,
     CheckStatus,
+    Decimals,
     Finding,
     HealthInputs,
     Phrase,
@@ -104,7 +105,7 @@ def check_last_verify(inputs: HealthInputs) -> Finding:
     if age > timedelta(days=2 * every_days):
         return Finding(CheckStatus.WARN, Phrase.gettext(
             "last verify {age} ago ({trigger}) was ok, but that is more than twice "
-            "verify_every_days ({days})", age=ago, trigger=trigger, days=f"{every_days:g}"),
+            "verify_every_days ({days})", age=ago, trigger=trigger, days=Decimals(every_days)),
             details)
     return Finding(CheckStatus.OK, Phrase.gettext(
         "last verify {age} ago ({trigger}) ok: {n} blobs", age=ago, trigger=trigger,
@@ -213,7 +214,7 @@ def check_backlog(inputs: HealthInputs) -> Finding:
     if age > timedelta(minutes=limit_minutes):
         return Finding(CheckStatus.WARN, Phrase.gettext(
             "{waiting}: longer than {limit} min; is the worker running? (see the log)",
-            waiting=summary, limit=f"{limit_minutes:g}"), details)
+            waiting=summary, limit=Decimals(limit_minutes)), details)
     return Finding(CheckStatus.OK, summary, details)
 
 
@@ -236,6 +237,6 @@ def check_backup(inputs: HealthInputs) -> Finding:
     if max_hours and age > timedelta(hours=max_hours):
         return Finding(CheckStatus.WARN, Phrase.gettext(
             "last backup {age} ago: older than backup_max_age_hours ({hours})",
-            age=format_age(age), hours=f"{max_hours:g}"), details)
+            age=format_age(age), hours=Decimals(max_hours)), details)
     return Finding(CheckStatus.OK, Phrase.gettext("last backup {age} ago", age=format_age(age)),
                    details)
