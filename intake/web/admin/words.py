@@ -1,5 +1,6 @@
-"""The admin pages' codes in the reader's words: health statuses and checks, why a mail was
-kept out, why an outgoing mail failed, and times in the workplace's zone.
+"""The admin pages' codes in the reader's words (health's own are in
+intake.service.health.words): why a mail was kept out, why an outgoing mail failed, and
+times in the workplace's zone.
 
 The codes stay in the database, the log and the CLI's `--json`; the pages show the words,
 with the program's own (English) text beside them where an admin may need it for the log.
@@ -13,27 +14,6 @@ from datetime import datetime, tzinfo
 
 from storage.i18n.catalogs import N_, translations
 from storage.time_text import long_datetime, short_datetime
-
-HEALTH_STATUSES: Mapping[str, str] = {
-    "ok": N_("OK"), "warn": N_("Warning"), "fail": N_("Not OK"), "skipped": N_("Not checked"),
-}
-
-# The checks of `chikanemail health` (intake.service.health.HEALTH_CHECKS), by name.
-HEALTH_CHECK_NAMES: Mapping[str, str] = {
-    "data-dir": N_("Data directory"),
-    "free-space": N_("Free disk space"),
-    "database": N_("Database"),
-    "listeners": N_("SMTP/LMTP listener"),
-    "smtp-answers": N_("Mail refused for our own faults (451)"),
-    "web": N_("Web view"),
-    "imap": N_("IMAP mailboxes"),
-    "imap-left": N_("Mail left on IMAP servers"),
-    "backlog": N_("Mail waiting to be processed"),
-    "verify": N_("Last verify"),
-    "outbox": N_("Outgoing mail"),
-    "quarantine": N_("Kept-out mail"),
-    "backup": N_("Last backup"),
-}
 
 # Why a message was kept out of the cases (`message.quarantine_reason`).
 QUARANTINE_REASONS: Mapping[str, str] = {
