@@ -13,14 +13,12 @@ ID tokens of some accounts with a wrong issuer, audience or lifetime.
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import html
 import json
 import logging
 import re
 import shutil
 import subprocess
-import tempfile
 import threading
 import tomllib
 from collections.abc import Iterator
@@ -47,6 +45,7 @@ from storage.database import Database
 from storage.errors import SettingsError
 from storage.models import WebSession
 from tests.support import MANAGER, REPO_ROOT, DaemonThread, free_port, make_config
+from tests.web.node_packages import npm_installed
 from tests.web.web_support import csrf_token
 
 pytestmark = pytest.mark.integration
@@ -89,27 +88,11 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _ensure_installed() -> None:
-    """node_modules of the provider, from package-lock.json (`npm ci`) when missing; one
-    test process installs while the others (pytest -n) wait for it."""
-    installed = PROVIDER_DIR / "node_modules" / "oidc-provider"
-    if installed.is_dir():
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("npm is needed for the OIDC tests (npm ci --prefix tests/web/oidc)")
-    with open(Path(tempfile.gettempdir()) / "chikanemail-oidc-npm-ci.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not installed.is_dir():
-            subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=PROVIDER_DIR,
-                           check=True, timeout=300, capture_output=True)
-
-
 @contextmanager
 def openid_provider(settings_file: Path) -> Iterator[str]:
     """Run the provider with the module's issuers, clients and accounts; yields its origin
     (http://127.0.0.1:<port>)."""
-    _ensure_installed()
+    npm_installed(PROVIDER_DIR, "oidc-provider")
     node = shutil.which("node")
     if node is None:
         pytest.fail("node is needed for the OIDC tests")

@@ -38,9 +38,9 @@ from storage.models import AuditEvent, Case, Message, OutboxMail, StatusLink
 from storage.status_links import secret_sha256
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support import INTAKE_ADDRESS, MANAGER, DaemonThread, free_port, make_config, wait_until
+from tests.web.node_packages import WCAG_21_AA, axe_results, serious
 
 REPOSITORY = Path(__file__).resolve().parents[2]
-AXE = REPOSITORY / "node_modules" / "axe-core" / "axe.min.js"
 REPORTER = "ansat@kommune.example"
 DEPUTY = "stedfortraeder@kommune.example"
 NOTE_TEXT = "Talte med Kasper i telefonen, han nægter alt"
@@ -271,16 +271,11 @@ def test_axe_finds_no_serious_violation_and_nothing_leaves_the_site(site: Site) 
             page.on("request", lambda request: asked.append(request.url))
             page.goto(site.links[site.first])
             assert page.evaluate("() => document.documentElement.scrollWidth") <= 375
-            page.add_script_tag(path=str(AXE))
-            result = page.evaluate(
-                "async () => { const r = await axe.run(document, {runOnly: ['wcag2a',"
-                " 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}); return {passes:"
-                " r.passes.length, violations: r.violations.map(v => ({id: v.id,"
-                " impact: v.impact}))}; }")
+            result = axe_results(page, (*WCAG_21_AA, "best-practice"))
         finally:
             browser.close()
     assert result["passes"] > 10  # axe did look at the page
-    assert [v for v in result["violations"] if v["impact"] in ("serious", "critical")] == []
+    assert serious(result) == []
     # Only the page and its own style sheet were fetched: nothing carries the secret away.
     assert asked == [site.links[site.first], f"{site.base_url}/static/app.css"]
 

@@ -29,9 +29,9 @@ from storage.database import Database
 from storage.models import AuditEvent, Case, Evidence, Message
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support import INTAKE_ADDRESS, MANAGER, DaemonThread, free_port, make_config, wait_until
+from tests.web.node_packages import axe_results, serious
 
 REPOSITORY = Path(__file__).resolve().parents[3]
-AXE = REPOSITORY / "node_modules" / "axe-core" / "axe.min.js"
 OTHER_MANAGER = "anden.leder@kommune.example"
 REPORTER = "ansat@kommune.example"
 # Set by the hostile evidence if it ever runs.
@@ -307,20 +307,13 @@ def _visits(browser: Browser, logged_in: BrowserContext, site: Site,
 
 def test_every_page_fits_375_pixels_and_axe_finds_no_serious_violation(
         browser: Browser, logged_in: BrowserContext, site: Site) -> None:
-    assert AXE.exists(), "axe-core is missing: run `npm ci` in the repository's root"
     widths, found = {}, {}
     # axe is a script of the test's own, which the pages' policy would refuse.
     for path, page in _visits(browser, logged_in, site, viewport=NARROW, bypass_csp=True):
         widths[path] = page.evaluate("() => document.documentElement.scrollWidth")
-        page.add_script_tag(path=str(AXE))
-        result = page.evaluate(
-            "async () => { const r = await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa',"
-            " 'wcag21a', 'wcag21aa']}); return {passes: r.passes.length,"
-            " violations: r.violations.map(v => ({id: v.id, impact: v.impact,"
-            " nodes: v.nodes.map(n => n.target.join(' '))}))}; }")
+        result = axe_results(page)
         assert result["passes"] > 5, path  # axe did look at the page
-        found[path] = [v for v in result["violations"]
-                       if v["impact"] in ("serious", "critical")]
+        found[path] = serious(result)
     assert len(widths) == len(found) == 7
     assert {path: width for path, width in widths.items() if width > NARROW["width"]} == {}
     assert {path: v for path, v in found.items() if v} == {}
