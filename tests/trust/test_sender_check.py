@@ -184,6 +184,15 @@ def test_nothing_configured_checks_nothing(dkim_dns: DkimDns) -> None:
     assert result == SenderCheck(NOT_CHECKED, False, "ansat@example.dk", None)
 
 
+def test_a_one_label_domain_such_as_localhost_is_read() -> None:
+    # The embedded defaults take mail for chikanemail@localhost; the README's first mail
+    # comes from ansat@localhost and must get its receipt, not be "unreadable".
+    raw = (b"From: Mette Ansat <ansat@localhost>\r\nTo: chikanemail@localhost\r\n"
+           b"Subject: Fwd: ubehagelig besked\r\n\r\nSe nedenfor.\r\n")
+    assert check_sender(raw, TrustSettings()) == SenderCheck(
+        NOT_CHECKED, False, "ansat@localhost", None)
+
+
 # --- Authentication-Results of the admin's own server ---------------------------------
 
 
