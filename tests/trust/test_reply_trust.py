@@ -98,7 +98,7 @@ class World:
     def mails_about(self, number: str, address: str) -> list[Received]:
         return [mail for mail in self.capture.to(address) if number in str(mail.message["Subject"])]
 
-    def processed(self, message_id: str) -> Message:
+    def processed(self, message_id: str, *, timeout: float = 15.0) -> Message:
         def find() -> Message | None:
             with self.database.read() as session:
                 row = session.execute(select(Message).where(
@@ -107,7 +107,7 @@ class World:
                     return None
                 session.expunge(row)
                 return row
-        return wait_until(find, message=f"the mail {message_id} filed")
+        return wait_until(find, timeout=timeout, message=f"the mail {message_id} filed")
 
     def outbox_kinds(self, number: str) -> list[tuple[str, str]]:
         with self.database.read() as session:
@@ -400,7 +400,9 @@ def test_an_imap_reply_with_the_token_in_delivered_to_acts(
                                     "Return-Path": f"<{MANAGER}>"})
     with DaemonThread(config):
         append(dovecot, raw.replace(b"\n", b"\r\n"))
-        row = world.processed(message_id)
+        # Two daemons write one SQLite database here; on a machine the other test process
+        # keeps busy, one may wait for the other's write lock for a while.
+        row = world.processed(message_id, timeout=45.0)
         assert (row.source, row.unverified) == ("imap", False)
         assert row.reply_token_id is not None
         wait_until(lambda: world.case(opened.number).acknowledged_by == MANAGER,
