@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    func,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -244,6 +245,11 @@ class Case(Base):
     held_by: Mapped[str | None] = mapped_column(Text)
     # The report's From could not be vouched for: no receipt went out (issue 15).
     sender_unverified: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+# The web view's access rule compares addresses case-folded (revision 0012).
+Index("ix_case_file_manager_lower", func.lower(Case.manager))
+Index("ix_case_file_deputy_lower", func.lower(Case.deputy))
 
 
 class ReplyToken(Base):

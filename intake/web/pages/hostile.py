@@ -15,9 +15,9 @@ from starlette.responses import Response, StreamingResponse
 
 # What the raw bytes of evidence (an image of ours, a download) are served under.
 SANDBOX_POLICY = "sandbox"
-# The evidence viewer's page: scripts, forms and plugins off (`sandbox` without `allow-*`),
-# our stylesheet, and its picture only as data we put into the page.
-VIEWER_POLICY = ("sandbox; default-src 'none'; style-src 'self'; img-src data:; "
+# The evidence viewer's page: scripts, forms and plugins off (`sandbox` allows nothing but
+# the download its link starts), our stylesheet, its picture only as data we put into it.
+VIEWER_POLICY = ("sandbox allow-downloads; default-src 'none'; style-src 'self'; img-src data:; "
                  "form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 

@@ -1,0 +1,32 @@
+"""The web view's case list finds a viewer's cases by index (issue 20).
+
+The access rule compares addresses case-folded (`lower(manager)`, `lower(deputy)`): these
+expression indexes let SQLite and PostgreSQL find one manager's cases among 100,000 without
+reading every case.
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-12-07
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Index cases by their manager's and deputy's address, case-folded."""
+    op.create_index("ix_case_file_manager_lower", "case_file", [sa.text("lower(manager)")])
+    op.create_index("ix_case_file_deputy_lower", "case_file", [sa.text("lower(deputy)")])
+
+
+def downgrade() -> None:
+    """Drop the two indexes."""
+    op.drop_index("ix_case_file_deputy_lower", table_name="case_file")
+    op.drop_index("ix_case_file_manager_lower", table_name="case_file")
