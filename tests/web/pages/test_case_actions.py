@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +30,7 @@ from storage.models import AuditEvent, Case, CaseNote, CaseStep, Message, Outbox
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support import INTAKE_ADDRESS, MANAGER, DaemonThread, free_port, make_config, wait_until
 
+REPOSITORY = Path(__file__).resolve().parents[3]
 OTHER_MANAGER = "anden.leder@kommune.example"
 DEPUTY = "stedfortraeder@kommune.example"
 REPORTER = "ansat@kommune.example"
@@ -366,3 +368,39 @@ def test_handing_a_case_over_ends_ones_access(manager: LoggedIn, site: Site) -> 
     assert manager.context.request.get(
         f"{site.base_url}/cases/{site.cases['others']}/handed-over").status == 404
     page.close()
+
+
+AXE = REPOSITORY / "node_modules" / "axe-core" / "axe.min.js"
+AXE_RUN = ("async () => { const r = await axe.run(document, {runOnly: ['wcag2a', 'wcag2aa',"
+           " 'wcag21a', 'wcag21aa', 'best-practice']}); return {passes: r.passes.length,"
+           " violations: r.violations.filter(v => ['serious', 'critical'].includes(v.impact))"
+           ".map(v => ({id: v.id, nodes: v.nodes.map(n => n.target.join(' '))}))}; }")
+
+
+def test_the_new_pages_pass_axe_and_fit_375_pixels(browser: Browser, site: Site) -> None:
+    cookie, _session = start_session(site.database, MANAGER, now=datetime.now(UTC),
+                                     client="127.0.0.1")
+    # axe is a script of the test's own, which the pages' policy would refuse.
+    context = browser.new_context(viewport={"width": 375, "height": 812}, bypass_csp=True)
+    context.add_cookies([{"name": COOKIE_NAME, "value": cookie, "url": site.base_url}])
+    paths = [f"/cases/{site.cases['act']}?result=note:done",
+             f"/cases/{site.cases['act']}?result=absence:invalid",
+             f"/cases/{site.cases['act']}/close?error=empty",
+             f"/cases/{site.cases['close']}",
+             f"/cases/{site.cases['hand-over']}/handed-over"]
+    found, widths = {}, {}
+    try:
+        for path in paths:
+            page = context.new_page()
+            response = page.goto(site.base_url + path)
+            assert response is not None and response.status == 200, path
+            widths[path] = page.evaluate("() => document.documentElement.scrollWidth")
+            page.add_script_tag(path=str(AXE))
+            result = page.evaluate(AXE_RUN)
+            assert result["passes"] > 10, path  # axe did look at the page
+            found[path] = result["violations"]
+            page.close()
+    finally:
+        context.close()
+    assert {path: violations for path, violations in found.items() if violations} == {}
+    assert {path: width for path, width in widths.items() if width > 375} == {}
