@@ -282,6 +282,11 @@ def test_closing_asks_for_confirmation_and_names_the_steps_not_done(manager: Log
     assert listed == [f"{step.position}. {step.title_da}" for step in not_done]
     assert len(listed) == len(_steps(site, number)) - 1
     assert _case(site, number).status == "open"  # the page itself changes nothing
+    blank = manager.context.request.post(
+        f"{site.base_url}/cases/{number}/close", max_redirects=0,
+        form={"csrf_token": manager.csrf_token, "reason": "   "})
+    assert blank.headers["location"] == f"/cases/{number}/close?error=empty"
+    assert _case(site, number).status == "open"
 
     page.fill("#close-reason", "Opfølgningsmødet er holdt; medarbejderen er tilfreds.")
     page.click("main form button[type=submit]")
