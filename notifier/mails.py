@@ -131,8 +131,11 @@ class MailComposer:
 
     def __init__(self, settings: NotifySettings, *, intake_address: str, hostname: str,
                  command_help: Mapping[str, Sequence[tuple[str, str]]] | None = None,
-                 recipient_delimiter: str = "+", zone: tzinfo | None = None) -> None:
+                 recipient_delimiter: str = "+", zone: tzinfo | None = None,
+                 web_base_url: str = "") -> None:
         self.settings = settings
+        # Where the web view is reached ([web] base_url); empty: mails carry no case link.
+        self.web_base_url = web_base_url.rstrip("/")
         # The workplace's zone ([ui] timezone): every time a mail shows is written in it.
         self.zone: tzinfo = zone if zone is not None else UiSettings().zone
         self.recipient_delimiter = recipient_delimiter
@@ -159,6 +162,13 @@ class MailComposer:
         """The secret reply address that carries a token: `chikanemail+<token>@domain`."""
         local, _, domain = self.reply_to.rpartition("@")
         return f"{local}{self.recipient_delimiter}{token}@{domain}"
+
+    def case_url(self, case_number: str | None) -> str:
+        """The case page in the web view (through the login when needed), or "" when the
+        web view is off. Put only in mails to the case's manager, whom we vouch for."""
+        if not self.web_base_url or not case_number:
+            return ""
+        return f"{self.web_base_url}/cases/{case_number}"
 
     def language_for(self, address: str) -> str:
         """The language of mail to this address: its manager_languages entry, else the default."""
@@ -217,6 +227,7 @@ class MailComposer:
         }
         case_number = context.get("case_number")
         full["case_tag"] = case_tag(str(case_number), language) if case_number else ""
+        full.setdefault("case_url", self.case_url(str(case_number) if case_number else None))
         message, subject = self._message(
             kind, language, full, to=_address(recipient_name, recipient),
             auto_submitted=auto_submitted, in_reply_to=_message_id_in(in_reply_to),
@@ -244,6 +255,7 @@ class MailComposer:
         return {
             "language": language, "view": view,
             "case_number": view.case_number, "case_tag": case_tag(view.case_number, language),
+            "case_url": self.case_url(view.case_number),
             "reporter": view.reporter, "reporter_name": view.reporter_name,
             "reporter_display": _display(view.reporter_name, view.reporter),
             "manager": view.manager, "manager_name": view.manager_name,

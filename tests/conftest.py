@@ -47,6 +47,7 @@ INTEGRATION_MODULES = frozenset({
     "service/test_systemd.py", "storage/test_backup.py", "storage/test_permissions.py",
     "notifier/test_sender.py",
     "notifier/test_timestamps.py",
+    "web/test_login.py", "web/test_web_health.py", "web/test_cli_link.py",
 })
 
 

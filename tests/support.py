@@ -61,7 +61,11 @@ def _toml_value(value: Any) -> str:
 
 
 def write_toml(path: Path, tables: Mapping[str, Mapping[str, Any]]) -> Path:
-    """Write a TOML file made of the given tables."""
+    """Write a TOML file made of the given tables. A config (it has [storage]) that says
+    nothing of [web] gets the web view off: daemons of tests running side by side would all
+    want its default port."""
+    if "storage" in tables and "web" not in tables:
+        tables = {**tables, "web": {"enabled": False}}
     lines: list[str] = []
     for table, keys in tables.items():
         lines.append(f"[{table}]")

@@ -29,7 +29,8 @@ from intake.service.config import AppConfig
 from intake.service.systemd import SystemdNotifier, ready_status
 from intake.trust.reply_proof import ReceiptPolicy
 from intake.web.context import WebContext
-from intake.web.server import WebServer, status_file
+from intake.web.server import WebServer
+from intake.web.status import status_file
 from notifier.case_actions import CaseActions
 from notifier.clock import Clock, SystemClock
 from notifier.mails import MailComposer
@@ -133,7 +134,16 @@ def composer_for(config: AppConfig) -> MailComposer:
                         command_help={language: command_help(language)
                                       for language in LANGUAGES},
                         recipient_delimiter=config.intake.recipient_delimiter,
-                        zone=config.ui.zone)
+                        zone=config.ui.zone, web_base_url=case_link_base(config))
+
+
+def case_link_base(config: AppConfig) -> str:
+    """Where links in the managers' mails point: the web view's base URL, or "" when the
+    web view is off or listens on a port chosen at start (no address to give)."""
+    web = config.web
+    if not web.enabled or (not web.base_url and web.port == 0):
+        return ""
+    return web.effective_base_url
 
 
 def plan_mails_for(config: AppConfig, composer: MailComposer) -> PlanMails:

@@ -17,12 +17,10 @@ from intake.web.authentication import AuthenticationMiddleware
 from intake.web.context import WebContext
 from intake.web.rendering import render
 from intake.web.security import SecurityHeadersMiddleware
+from intake.web.status import HEALTH_PATH, HEALTH_TEXT
 from storage.i18n.catalogs import translations
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-# What GET /healthz answers: `chikanemail health` checks for it, so another program on the
-# port does not pass for the web view.
-HEALTH_TEXT = "chikanemail web ok"
 
 
 async def front_page(request: Request) -> Response:
@@ -58,7 +56,7 @@ def build_app(context: WebContext) -> Starlette:
     """The web view for this daemon's configuration, database and stores."""
     routes: list[BaseRoute] = [
         Route("/", front_page, methods=["GET"]),
-        Route("/healthz", health, methods=["GET"]),
+        Route(HEALTH_PATH, health, methods=["GET"]),
         *login.routes(),
         *pages.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),

@@ -25,12 +25,14 @@ from intake.web.csrf import (
     set_pre_session_cookie,
     tokens_match,
 )
-from intake.web.rendering import render
+from intake.web.rendering import page_language, render
 from intake.web.security import TrustedProxies
 from intake.web.sessions import COOKIE_NAME, load_session
 from storage.i18n.catalogs import translations
 
 PROTECTED_PREFIXES = ("/cases",)
+# Served to anyone, and asked for with every page: no session is looked up for them.
+UNAUTHENTICATED_PREFIXES = ("/static/", "/healthz")
 CSRF_HEADER = "x-csrf-token"
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # A form post larger than this is refused before its token is looked for (the pages of
@@ -59,11 +61,16 @@ class AuthenticationMiddleware:
         context = self.context
         peer = scope["client"][0] if scope.get("client") else None
         client = self.proxies.client_address(peer, request.headers.get("x-forwarded-for"))
+        state: dict[str, Any] = scope.setdefault("state", {})
+        state["client"] = client
+        if request.url.path.startswith(UNAUTHENTICATED_PREFIXES):
+            # The same for everyone: no session, no form token, no cookie to set.
+            state.update(session=None, viewer=None, csrf_token="")
+            await self.app(scope, receive, send)
+            return
         active = await asyncio.to_thread(load_session, context.database,
                                          request.cookies.get(COOKIE_NAME),
                                          now=context.clock.now(), web=context.web)
-        state: dict[str, Any] = scope.setdefault("state", {})
-        state["client"] = client
         state["session"] = active
         new_pre_session_token: str | None = None
         if active is not None:
@@ -108,7 +115,7 @@ class AuthenticationMiddleware:
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         request = Request(scope)
-        _ = translations(self.context.config.ui.language).gettext
+        _ = translations(page_language(request)).gettext
         response = render(request, "error.html", {
             "heading": _("The form has expired"),
             "explanation": _("The page was open too long, or the form did not come from "

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from intake.receive.smtp.throttled_log import ThrottledLog
 from intake.web.context import WebContext
 from intake.web.login_links import (
     consume_link,
@@ -23,6 +24,7 @@ from intake.web.login_links import (
     queue_login_mail,
     rate_limited,
     record_request,
+    render_login_mail,
     safe_next_path,
     valid_link,
 )
@@ -36,6 +38,8 @@ from intake.web.sessions import (
 from storage.i18n.catalogs import translations
 
 log = logging.getLogger("chikanemail.web.login")
+# A flood of refused requests is said once a minute per client, not once per request.
+_refusals = ThrottledLog(log, logging.WARNING, 60.0)
 
 HOME = "/cases"
 
@@ -91,16 +95,20 @@ def _ask_for_link(context: WebContext, address: str, client: str,
     now = context.clock.now()
     with context.database.write() as session:
         if rate_limited(session, address=address, client=client, web=context.web, now=now):
-            log.warning("login links refused: rate limit client=%s", client)
+            _refusals.say(client, "login links refused: rate limit client=%s", client)
             return None
         allowed = may_log_in(session, context.config, address)
         token = record_request(session, address=address, client=client, now=now,
                                web=context.web, with_link=allowed, next_path=next_path)
+        language = context.composer.language_for(address)
         if token is not None:
-            language = context.composer.language_for(address)
             queue_login_mail(session, context.composer, context.config, address=address,
-                             url=login_url(context.base_url, token), language=language,
-                             now=now)
+                             url=login_url(context.base_url, token), language=language)
+        else:
+            # Render the mail all the same and throw it away: an answer that came back
+            # faster would tell which addresses may log in.
+            render_login_mail(context.composer, context.config, address=address,
+                              url=login_url(context.base_url, "x" * 43), language=language)
     if allowed:
         context.wake_outbox()
         log.info("login link mailed client=%s", client)
@@ -135,7 +143,8 @@ async def use_link(request: Request) -> Response:
         await asyncio.to_thread(end_session, context.database, old.id, now=now)
     cookie, _active = await asyncio.to_thread(start_session, context.database,
                                               holder.address, now=now,
-                                              client=str(request.state.client))
+                                              client=str(request.state.client),
+                                              web=context.web)
     log.info("logged in to the web view client=%s", request.state.client)
     response = RedirectResponse(safe_next_path(holder.next_path) or HOME, status_code=303)
     set_session_cookie(response, cookie, context.web)

@@ -22,6 +22,7 @@ from intake.web.access import fold
 from intake.web.settings import WebSettings
 from notifier.mails import MailComposer
 from notifier.outbox import enqueue
+from notifier.outgoing import OutgoingMail
 from storage.database import Database
 from storage.models import Case, LoginRequest
 
@@ -105,14 +106,23 @@ def login_url(base_url: str, token: str) -> str:
     return f"{base_url.rstrip('/')}/login/{token}"
 
 
-def queue_login_mail(session: Session, composer: MailComposer, config: AppConfig, *,
-                     address: str, url: str, language: str, now: datetime) -> None:
-    """Queue the mail carrying the link, in the caller's transaction."""
+def render_login_mail(composer: MailComposer, config: AppConfig, *, address: str, url: str,
+                      language: str) -> OutgoingMail:
+    """The mail carrying the link, rendered for the outbox."""
     minutes = round(config.web.login_link_minutes)
-    mail = composer.compose(MAIL_KIND, recipient=fold(address), recipient_name=None,
+    return composer.compose(MAIL_KIND, recipient=fold(address), recipient_name=None,
                             context={"link": url, "link_minutes": minutes},
                             language=language)
-    enqueue(session, mail, case_id=None, settings=config.notify, now=now)
+
+
+def queue_login_mail(session: Session, composer: MailComposer, config: AppConfig, *,
+                     address: str, url: str, language: str) -> None:
+    """Queue the mail carrying the link, in the caller's transaction.
+
+    The outbox keeps the machine's time (not the web view's clock): it decides when the
+    sender tries, and that is real time."""
+    mail = render_login_mail(composer, config, address=address, url=url, language=language)
+    enqueue(session, mail, case_id=None, settings=config.notify)
 
 
 def valid_link(database: Database, token: str, *, now: datetime) -> LinkHolder | None:

@@ -8,21 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 import socket
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import uvicorn
 
 from intake.web.app import build_app
 from intake.web.context import WebContext
+from intake.web.status import write_status
 
 log = logging.getLogger("chikanemail.web")
 
-STATUS_FILE_NAME = "web-listener.json"
 # Connections still open this long after the stop are closed.
 GRACEFUL_SHUTDOWN_SECONDS = 5.0
 
@@ -46,29 +45,6 @@ class _EmbeddedServer(uvicorn.Server):
         self.listening.set()
 
 
-def status_file(status_dir: Path) -> Path:
-    """Where the daemon says whether its web listener runs (beside smtp-answers.json)."""
-    return status_dir / STATUS_FILE_NAME
-
-
-def write_status(path: Path, *, address: tuple[str, int] | None, error: str | None) -> None:
-    """Record where the web view listens, or why it does not."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    work = path.with_name(f".{path.name}.{os.getpid()}")
-    work.write_text(json.dumps({"address": list(address) if address else None,
-                                "error": error, "pid": os.getpid()}), encoding="utf-8")
-    os.replace(work, path)
-
-
-def read_status(path: Path) -> dict[str, object] | None:
-    """What the last daemon wrote, or None when no daemon has written the file."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
 def bind_socket(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port; OSError when it cannot bind."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -86,6 +62,17 @@ def bind_socket(host: str, port: int) -> socket.socket:
         listener.close()
         raise
     return listener
+
+
+def _with_bound_port(context: WebContext, listener: socket.socket) -> WebContext:
+    """With port 0 (tests) and no base_url, links must name the port the system chose."""
+    web = context.web
+    if web.base_url or web.port != 0:
+        return context
+    host, port = listener.getsockname()[:2]
+    shown = f"[{host}]" if ":" in host else host
+    bound = replace(web, listen=f"{shown}:{port}")
+    return replace(context, config=replace(context.config, web=bound))
 
 
 class WebServer:
@@ -109,6 +96,7 @@ class WebServer:
             await asyncio.to_thread(write_status, self.status_path, address=None,
                                     error=problem)
             return None
+        self.context = _with_bound_port(self.context, listener)
         config = uvicorn.Config(build_app(self.context), log_config=None, access_log=False,
                                 lifespan="off", proxy_headers=False, server_header=False,
                                 timeout_graceful_shutdown=int(GRACEFUL_SHUTDOWN_SECONDS))

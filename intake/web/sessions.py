@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from starlette.responses import Response
 
 from intake.web.settings import WebSettings
@@ -24,6 +24,8 @@ COOKIE_NAME = "chikanemail_session"
 # the idle timeout is off by at most this.
 _TOUCH_EVERY = timedelta(seconds=30)
 _ID_BYTES = 32
+# Rows of sessions that have ended are deleted this long after their absolute end.
+_KEEP_ENDED = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,16 @@ def _digest(value: str) -> str:
 
 
 def start_session(database: Database, address: str, *, now: datetime,
-                  client: str | None) -> tuple[str, ActiveSession]:
+                  client: str | None,
+                  web: WebSettings | None = None) -> tuple[str, ActiveSession]:
     """Create a session for `address`; the cookie value (shown only to the browser) and the
-    session."""
+    session. With `web`, rows of sessions long over are deleted on the way."""
     session_id = secrets.token_urlsafe(_ID_BYTES)
     csrf_token = secrets.token_urlsafe(_ID_BYTES)
     with database.write() as db:
+        if web is not None:
+            keep = timedelta(hours=web.absolute_timeout_hours) + _KEEP_ENDED
+            db.execute(delete(WebSession).where(WebSession.created_at < now - keep))
         row = WebSession(id_sha256=_digest(session_id), address=address,
                          csrf_token=csrf_token, created_at=now, last_seen_at=now,
                          client=(client or "")[:64] or None)

@@ -23,6 +23,8 @@ PACKAGES = ("intake", "notifier", "storage")
 # Files that ship besides the modules: templates, the migration template, type markers, and
 # the message catalogs with their compiled .mo files.
 DATA_SUFFIXES = (".j2", ".mako", "py.typed", ".po", ".mo")
+# The web view's templates and static files (style sheet, vendored scripts and their licence).
+DATA_FOLDERS = ("intake/web/templates/", "intake/web/static/")
 
 
 def _source_files() -> set[str]:
@@ -30,7 +32,8 @@ def _source_files() -> set[str]:
     listed = subprocess.run(
         ["git", "ls-files", *PACKAGES], cwd=REPO_ROOT, capture_output=True, text=True,
         check=True).stdout.split()
-    return {name for name in listed if name.endswith(".py") or name.endswith(DATA_SUFFIXES)}
+    return {name for name in listed if name.endswith(".py") or name.endswith(DATA_SUFFIXES)
+            or name.startswith(DATA_FOLDERS)}
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ from intake.service.health.store_checks import (
     check_outbox,
     check_quarantine,
 )
+from intake.service.health.web_checks import check_web
 from storage.models import utc_now
 
 HEALTH_CHECKS: tuple[HealthCheck, ...] = (
@@ -37,6 +38,7 @@ HEALTH_CHECKS: tuple[HealthCheck, ...] = (
     HealthCheck("database", check_database, needs_database=False),
     HealthCheck("listeners", check_listeners, needs_database=False),
     HealthCheck("smtp-answers", check_smtp_answers, needs_database=False),
+    HealthCheck("web", check_web, needs_database=False),
     HealthCheck("imap", check_imap),
     HealthCheck("imap-left", check_imap_left),
     HealthCheck("backlog", check_backlog),

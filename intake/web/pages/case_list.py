@@ -114,7 +114,8 @@ def escalated_condition() -> ColumnElement[bool]:
 
 def related_condition() -> ColumnElement[bool]:
     """A case linked to at least one other."""
-    return exists().where(CaseLink.case_id == Case.id)
+    # Not correlated: the linked cases are few, gathered once, then looked up per case.
+    return Case.id.in_(select(CaseLink.case_id))
 
 
 def search_condition(text: str) -> ColumnElement[bool]:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from sqlalchemy import ColumnElement, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
 from notifier.durations import describe_due_rule, parse_duration
@@ -20,6 +20,10 @@ from storage.models import AuditEvent, Case, CaseLink, CaseNote, CaseStep, Evide
 from storage.note_words import render_note
 from storage.routing_words import routing_words
 from storage.time_text import long_datetime
+
+# Audit actions that only read the case: the page lists them apart, newest first.
+READS = ("viewed", "downloaded", "exported")
+NEWEST_READS = 10
 
 
 @dataclass(frozen=True)
@@ -124,6 +128,9 @@ class CasePage:
     messages: tuple[MessageView, ...]
     notes: tuple[NoteView, ...]
     timeline: tuple[EventView, ...]
+    # Views and downloads: how many in all, and the newest.
+    reads_total: int
+    reads: tuple[EventView, ...]
     related: tuple[RelatedView, ...]
     # Related cases the viewer may not open: only how many, nothing of their content.
     related_hidden: int
@@ -172,6 +179,7 @@ def read_case_page(session: Session, case: Case, *, may_open: Callable[[str], bo
     notes = session.execute(select(CaseNote).where(CaseNote.case_id == case.id)
                             .order_by(CaseNote.id)).scalars().all()
     related = related_cases(session, case.id)
+    reads_total, reads = _reads(session, case, language, zone)
     shown_related = tuple(
         RelatedView(other.number, other.status,
                     tuple(_link_reason(reason, detail, language)
@@ -192,6 +200,7 @@ def read_case_page(session: Session, case: Case, *, may_open: Callable[[str], bo
         notes=tuple(NoteView(long_datetime(note.created_at, language, zone), note.author,
                              render_note(note, language, zone)) for note in notes),
         timeline=tuple(_timeline(session, case, messages, language, zone)),
+        reads_total=reads_total, reads=tuple(reads),
         related=shown_related,
         related_hidden=len(related) - len(shown_related),
     )
@@ -270,24 +279,38 @@ def _message_view(message: Message, evidence: Sequence[Evidence], language: str,
 
 def _timeline(session: Session, case: Case, messages: Sequence[Message], language: str,
               zone: tzinfo) -> list[EventView]:
-    """The audit events of the case and of its mails, oldest first, in words."""
+    """The audit events of the case and of its mails, oldest first, in words; the reading
+    of it (views, downloads) apart, in `_reads`, or every view would lengthen the page."""
     condition = AuditEvent.case_number == case.number
     if messages:
         condition = or_(condition,
                         AuditEvent.message_sha256.in_([message.sha256 for message in messages]))
-    events = session.execute(select(AuditEvent).where(condition)
+    events = session.execute(select(AuditEvent).where(condition,
+                                                      AuditEvent.action.not_in(READS))
                              .order_by(AuditEvent.seq)).scalars().all()
-    views = []
-    for event in events:
-        words = describe(event.action, event.details, language)
-        sentence = "; ".join(part for part in
-                             (words.sentence, *(f"{key}: {value}" for key, value in words.rest))
-                             if part)
-        views.append(EventView(seq=event.seq,
-                               occurred_at=long_datetime(event.occurred_at, language, zone),
-                               actor=event.actor, action=event.action,
-                               label=label(event.action, language), sentence=sentence))
-    return views
+    return [_event_view(event, language, zone) for event in events]
+
+
+def _reads(session: Session, case: Case, language: str,
+           zone: tzinfo) -> tuple[int, list[EventView]]:
+    """How often the case was looked at or downloaded, and the newest of those, newest
+    first."""
+    condition = (AuditEvent.case_number == case.number, AuditEvent.action.in_(READS))
+    total = session.execute(select(func.count()).select_from(AuditEvent)
+                            .where(*condition)).scalar_one()
+    newest = session.execute(select(AuditEvent).where(*condition)
+                             .order_by(AuditEvent.seq.desc()).limit(NEWEST_READS)).scalars()
+    return int(total), [_event_view(event, language, zone) for event in newest]
+
+
+def _event_view(event: AuditEvent, language: str, zone: tzinfo) -> EventView:
+    words = describe(event.action, event.details, language)
+    sentence = "; ".join(part for part in
+                         (words.sentence, *(f"{key}: {value}" for key, value in words.rest))
+                         if part)
+    return EventView(seq=event.seq, occurred_at=long_datetime(event.occurred_at, language, zone),
+                     actor=event.actor, action=event.action,
+                     label=label(event.action, language), sentence=sentence)
 
 
 def _link_reason(reason: str, detail: str, language: str) -> str:
