@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, sync_playwright
 from sqlalchemy import func, select, update
 
 from intake.web.sessions import COOKIE_NAME, start_session
@@ -176,7 +176,12 @@ def test_each_action_from_the_case_page(manager: LoggedIn, site: Site) -> None:
     number = site.cases["act"]
     page = manager.context.new_page()
     dialogs: list[str] = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+
+    def seen(dialog: Dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", seen)
     page.goto(f"{site.base_url}/cases/{number}")
     assert page.locator("#actions h2").inner_text() == _("Act on the case")
 
@@ -292,7 +297,8 @@ def test_closing_asks_for_confirmation_and_names_the_steps_not_done(manager: Log
     page.click("main form button[type=submit]")
     page.wait_for_url(re.compile(r".*result=close:done#actions$"))
     case = _case(site, number)
-    assert case.status == "closed" and case.close_reason.startswith("Opfølgningsmødet")
+    assert case.status == "closed"
+    assert (case.close_reason or "").startswith("Opfølgningsmødet")
     closed = [event for event in _events(site, number) if event.action == "closed"]
     assert closed[-1].actor == ACTOR
     assert closed[-1].details["open_steps"] == [step.position for step in not_done]
@@ -349,7 +355,9 @@ def test_a_post_without_the_csrf_token_is_refused(manager: LoggedIn, site: Site)
     number = site.cases["act"]
     with site.database.read() as session:
         notes_before = session.execute(select(func.count()).select_from(CaseNote)).scalar_one()
-    for form in ({"note": "Uden token"}, {"note": "Forkert token", "csrf_token": "x" * 43}):
+    forms: list[dict[str, str | float | bool]] = [
+        {"note": "Uden token"}, {"note": "Forkert token", "csrf_token": "x" * 43}]
+    for form in forms:
         response = manager.context.request.post(
             f"{site.base_url}/cases/{number}/actions/note", form=form, max_redirects=0)
         assert response.status == 403
