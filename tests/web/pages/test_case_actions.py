@@ -417,3 +417,27 @@ def test_the_new_pages_pass_axe_and_fit_375_pixels(browser: Browser, site: Site)
         context.close()
     assert {path: violations for path, violations in found.items() if violations} == {}
     assert {path: width for path, width in widths.items() if width > 375} == {}
+
+
+def test_a_deputy_acts_only_once_the_case_is_escalated_to_them(browser: Browser,
+                                                              site: Site) -> None:
+    number = site.cases["others"]
+    with site.database.write() as session:
+        session.execute(update(Case).where(Case.number == number)
+                        .values(deputy=DEPUTY, escalation_level=0))
+    deputy = _log_in(browser, site, DEPUTY)
+    url = f"{site.base_url}/cases/{number}/actions/witness"
+    form: dict[str, str | float | bool] = {"csrf_token": deputy.csrf_token,
+                                           "witness": "Pedellen"}
+    try:
+        assert deputy.context.request.post(url, form=form, max_redirects=0).status == 404
+        assert _case(site, number).witnesses == []
+        with site.database.write() as session:
+            session.execute(update(Case).where(Case.number == number)
+                            .values(escalation_level=1))
+        answer = deputy.context.request.post(url, form=form, max_redirects=0)
+        assert answer.headers["location"].endswith("?result=witness:done#actions")
+        assert _case(site, number).witnesses == ["Pedellen"]
+        assert _changes(site, number)[-1] == ("witness-added", f"web:{DEPUTY}")
+    finally:
+        deputy.context.close()
