@@ -55,6 +55,7 @@ BENCHMARKS = (
     Benchmark("P7", "dkim_verify.py"),
     # The long run's default is 100,000 mails (hours); here a tenth of that.
     Benchmark("P8", "long_run.py", ("--mails", "10000")),
+    Benchmark("P9", "web_pages.py"),
 )
 
 

@@ -309,6 +309,11 @@ class CaseStep(Base):
     done_by: Mapped[str | None] = mapped_column(Text)
 
 
+# The case list's "a step overdue" reads only the steps not done (revision 0012).
+Index("ix_case_step_open_due", CaseStep.case_id, CaseStep.due_at,
+      sqlite_where=CaseStep.done_at.is_(None), postgresql_where=CaseStep.done_at.is_(None))
+
+
 class PlanNotice(Base):
     """A reminder, escalation or digest the scheduler has dealt with: written with its outbox
     row in one transaction, unique by (kind, key), so nothing is sent twice or forgotten."""

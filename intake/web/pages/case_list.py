@@ -140,20 +140,18 @@ def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _scope_condition(scope: str, address: str) -> ColumnElement[bool]:
-    """`mine`: cases the viewer is the manager of, or holds as deputy or default manager
-    while escalated (the visibility rule says which of those they see)."""
-    if scope == "all":
-        return true()
+def managed_by(address: str) -> ColumnElement[bool]:
+    """Cases the address manages, or holds as deputy while escalated: an admin's own."""
     return or_(func.lower(Case.manager) == address,
                and_(func.lower(Case.deputy) == address, escalated_condition()))
 
 
-def list_cases(session: Session, visible: ColumnElement[bool], address: str,
+def list_cases(session: Session, visible: ColumnElement[bool], mine: ColumnElement[bool],
                filters: CaseFilters, now: datetime, *,
                page_size: int = PAGE_SIZE) -> CaseListing:
     """One page of the cases `visible` lets the viewer see, under `filters`, newest first,
-    with the number of cases each filter choice would show."""
+    with the number of cases each filter choice would show; `mine` is what the scope
+    "mine" keeps of them."""
     conditions = {
         "overdue": overdue_condition(now),
         "escalated": escalated_condition(),
@@ -162,13 +160,13 @@ def list_cases(session: Session, visible: ColumnElement[bool], address: str,
     base = [visible]
     if filters.search:
         base.append(search_condition(filters.search))
-    scoped = [*base, _scope_condition(filters.scope, address)]
+    scoped = [*base, mine if filters.scope == "mine" else true()]
     chosen = list(scoped)
     if filters.status:
         chosen.append(Case.status == filters.status)
     chosen += [conditions[flag] for flag in FLAGS if getattr(filters, flag)]
 
-    counts = _counts(session, base, scoped, chosen, conditions, address)
+    counts = _counts(session, base, scoped, chosen, conditions, mine)
     total = counts["shown"]
     pages = max(1, -(-total // page_size))
     page = min(filters.page, pages)
@@ -196,7 +194,8 @@ def list_cases(session: Session, visible: ColumnElement[bool], address: str,
 
 def _counts(session: Session, base: list[ColumnElement[bool]],
             scoped: list[ColumnElement[bool]], chosen: list[ColumnElement[bool]],
-            conditions: Mapping[str, ColumnElement[bool]], address: str) -> dict[str, int]:
+            conditions: Mapping[str, ColumnElement[bool]],
+            mine: ColumnElement[bool]) -> dict[str, int]:
     """How many cases each choice shows, in one pass over the visible cases: `mine` and
     `all` under the search; each status and flag within the chosen scope; `shown` under
     every filter chosen."""
@@ -205,7 +204,7 @@ def _counts(session: Session, base: list[ColumnElement[bool]],
         return func.coalesce(func.sum(case((and_(*where), 1), else_=0)), 0)
 
     columns = {
-        "mine": counted(_scope_condition("mine", address)),
+        "mine": counted(mine),
         "all": func.count(),
         "shown": counted(*chosen[len(base):]) if len(chosen) > len(base) else func.count(),
         "open": counted(*scoped[len(base):], Case.status == CaseStatus.OPEN),

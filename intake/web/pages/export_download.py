@@ -3,10 +3,12 @@ the `exported` audit event naming the viewer)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,23 +38,20 @@ def export_download(request: Request) -> Response:
         language=viewer.language, exporter=web_actor(viewer), tool_version=__version__,
         tsa_ca_file=Path(config.timestamp.ca_file) if config.timestamp.ca_file else None,
         zone=config.ui.zone)
-    # A private folder of its own (0700): the bundle holds the evidence.
+    # A private folder of its own (0700): the bundle holds the evidence. The open file is
+    # all that is left of it once the folder is removed, so no copy outlives the download,
+    # not even when the client goes away before it starts.
     work = Path(tempfile.mkdtemp(prefix="chikanemail-export-"))
     try:
         result = export_case(context.database, number, work / f"{number}.zip", options)
-    except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
-        raise
-    return hostile.download(_chunks_then_delete(result.path, work), f"{number}.zip",
-                            result.path.stat().st_size)
-
-
-def _chunks_then_delete(path: Path, work: Path) -> Iterator[bytes]:
-    """The file's bytes a piece at a time; its folder is removed when they are sent (or
-    the client went away)."""
-    try:
-        with path.open("rb") as source:
-            while chunk := source.read(_CHUNK):
-                yield chunk
+        bundle = result.path.open("rb")
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return hostile.download(_chunks(bundle), f"{number}.zip", os.fstat(bundle.fileno()).st_size)
+
+
+def _chunks(bundle: BinaryIO) -> Iterator[bytes]:
+    """The file's bytes a piece at a time, closed at the end."""
+    with bundle:
+        while chunk := bundle.read(_CHUNK):
+            yield chunk

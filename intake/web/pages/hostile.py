@@ -20,6 +20,8 @@ SANDBOX_POLICY = "sandbox"
 VIEWER_POLICY = ("sandbox allow-downloads; default-src 'none'; style-src 'self'; img-src data:; "
                  "form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+# Letters Unicode does not take apart into an ASCII letter and a mark (å does: a + ring).
+_SPELLED_OUT = str.maketrans({"æ": "ae", "Æ": "AE", "ø": "oe", "Ø": "OE", "ß": "ss"})
 
 
 def evidence_headers(policy: str = SANDBOX_POLICY) -> dict[str, str]:
@@ -39,7 +41,8 @@ def attachment_disposition(filename: str) -> str:
     """`Content-Disposition: attachment` with a safe ASCII name and the real one in UTF-8
     (RFC 6266), so no name can break the header or choose a path."""
     name = filename.replace("\\", "/").rsplit("/", 1)[-1].replace("\x00", "")
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    ascii_name = unicodedata.normalize("NFKD", name.translate(_SPELLED_OUT))
+    ascii_name = ascii_name.encode("ascii", "ignore").decode()
     ascii_name = _UNSAFE_NAME.sub("_", ascii_name).strip("._") or "evidence"
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name or ascii_name)}"
 

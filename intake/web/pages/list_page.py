@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from urllib.parse import urlencode
 
+from sqlalchemy import true
 from starlette.requests import Request
 from starlette.responses import Response
 
-from intake.web.pages.case_list import FLAGS, list_cases, parse_filters
+from intake.web.pages.case_list import FLAGS, list_cases, managed_by, parse_filters
 from intake.web.pages.viewing import viewer_of, visible, web_context
 from intake.web.rendering import render
 from storage.time_text import short_datetime
@@ -21,7 +22,10 @@ def case_list(request: Request) -> Response:
     filters = parse_filters(request.query_params)
     now = context.clock.now()
     with context.database.read() as session:
-        listing = list_cases(session, visible(request), viewer.address, filters, now)
+        # A manager, deputy or default manager sees only their own cases: all are "mine".
+        # An admin sees every case, and their own are those they manage.
+        mine = managed_by(viewer.address) if viewer.is_admin else true()
+        listing = list_cases(session, visible(request), mine, filters, now)
     zone = context.config.ui.zone
 
     def link(**changes: object) -> str:

@@ -257,6 +257,9 @@ def test_a_picture_is_our_own_rendering(logged_in: BrowserContext, site: Site) -
     viewer = page.locator("img.viewer")
     assert viewer.get_attribute("src").startswith("data:image/jpeg;base64,")
     assert viewer.evaluate("img => img.naturalWidth") == 420
+    # The sandboxed page still has our stylesheet.
+    assert viewer.evaluate("img => getComputedStyle(img).borderTopStyle") == "solid"
+    assert page.locator("#ocr-heading").count() == 1
     page.close()
 
 
