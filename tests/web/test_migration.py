@@ -28,7 +28,7 @@ def test_0011_adds_the_web_tables_and_the_models_use_them(database_url: str) -> 
     try:
         upgrade_database(database, "0010")
         assert not TABLES & _tables(database)
-        upgrade_database(database)
+        upgrade_database(database, "0011")
         assert current_revision(database) == "0011"
         assert _tables(database) >= TABLES
 

@@ -170,18 +170,22 @@ def list_cases(session: Session, visible: ColumnElement[bool], mine: ColumnEleme
     total = counts["shown"]
     pages = max(1, -(-total // page_size))
     page = min(filters.page, pages)
-    rows = session.execute(
+    # The page's ids first (a narrow sort), then their rows: the sort never carries every
+    # matching case's columns.
+    page_ids = list(session.execute(
+        select(Case.id).where(*chosen)
+        .order_by(Case.year.desc(), Case.sequence.desc())
+        .limit(page_size).offset((page - 1) * page_size)).scalars())
+    by_id = {row.id: row for row in session.execute(
         select(Case.id, Case.number, Case.status, Case.reporter, Case.reporter_name,
                Case.manager, Case.deputy, Case.opened_at, Case.escalation_level)
-        .where(*chosen)
-        .order_by(Case.year.desc(), Case.sequence.desc())
-        .limit(page_size).offset((page - 1) * page_size)
-    ).all()
-    # Asked of the page's cases alone: in the query above it would be worked out for every
-    # matching case before the sort.
-    late = set(session.execute(select(Case.id).where(
-        Case.id.in_([row.id for row in rows]), conditions["overdue"])).scalars()) if rows \
-        else set()
+        .where(Case.id.in_(page_ids)))} if page_ids else {}
+    rows = [by_id[case_id] for case_id in page_ids]
+    # Asked of the page's cases alone, through the index of steps not done.
+    late = set(session.execute(select(CaseStep.case_id).where(
+        CaseStep.case_id.in_([row.id for row in rows if row.status == CaseStatus.OPEN]),
+        CaseStep.done_at.is_(None), CaseStep.due_at < now).distinct()).scalars()) \
+        if rows else set()
     return CaseListing(
         filters=replace(filters, page=page),
         rows=tuple(CaseRow(number=row.number, status=row.status, reporter=row.reporter,
