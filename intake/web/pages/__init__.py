@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
+from intake.web.pages import case_actions
 from intake.web.pages.case_page import case_page
 from intake.web.pages.evidence_pages import (
     evidence_download,
@@ -37,4 +38,5 @@ def routes() -> list[BaseRoute]:
         Route(f"{case}/mails/{{message_id:int}}/download", message_download,
               methods=["GET"], name="message_download"),
         Route(f"{case}/status-link/retire", retire_status_link, methods=["POST"]),
+        *case_actions.routes(),
     ]
