@@ -33,24 +33,20 @@ figures and the verdict are printed); 1 otherwise.
 
 from __future__ import annotations
 
-import argparse
 import http.client
-import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
-from cases_list import POSTGRES_URL, fresh_postgres_schema  # bench/ is on the path
 from daemon_process import BenchError
-from results import Result, write_results
+from results import Result
 from sqlalchemy import select, update
-from web_pages import MANAGER, add_evidence, build_cases, percentile, serving
+from web_pages import MANAGER, add_evidence, bench_main, build_cases, percentile, serving
 
 from intake.service.config import AppConfig
 from intake.web.context import WebContext
@@ -201,31 +197,8 @@ def run(backend: str, database_url: str, cases: int, requests: int,
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; print the figures and the verdict."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
-    parser.add_argument("--database-url", default=None)
-    parser.add_argument("--cases", type=int, default=100_000)
-    parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args(argv)
-    try:
-        with tempfile.TemporaryDirectory(prefix="chikanemail-bench-actions-") as folder:
-            work = Path(folder)
-            os.chmod(work, 0o700)
-            if args.backend == "postgresql" and not args.database_url:
-                with fresh_postgres_schema(POSTGRES_URL) as url:
-                    results = run("postgresql", url, args.cases, args.requests, work)
-            else:
-                results = run(args.backend, args.database_url or "", args.cases,
-                              args.requests, work)
-    except BenchError as error:
-        print(f"web_actions: {error}", file=sys.stderr)
-        return 1
-    for result in results:
-        print(f"{result.id}: {result.value} ms (target {result.target}): "
-              f"{'met' if result.met else 'NOT met'}")
-    write_results(args.json, results)
-    return 0
+    return bench_main(argv, name="web_actions", description=__doc__.splitlines()[0],
+                      run_one=run)
 
 
 if __name__ == "__main__":

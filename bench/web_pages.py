@@ -325,9 +325,11 @@ def _with_admin(config: AppConfig) -> AppConfig:
     return replace(config, plan=replace(config.plan, admins=(ADMIN,)))
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; print the figures and the verdict."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def bench_main(argv: list[str] | None, *, name: str, description: str,
+               run_one: Callable[[str, str, int, int, Path], list[Result]]) -> int:
+    """A web bench's command line: build its cases on SQLite or a fresh PostgreSQL schema
+    in a private folder, run it, print each figure and its verdict, and write --json."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--database-url", default=None)
     parser.add_argument("--cases", type=int, default=100_000)
@@ -335,23 +337,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     try:
-        with tempfile.TemporaryDirectory(prefix="chikanemail-bench-web-") as folder:
+        with tempfile.TemporaryDirectory(prefix=f"chikanemail-bench-{name}-") as folder:
             work = Path(folder)
             os.chmod(work, 0o700)
             if args.backend == "postgresql" and not args.database_url:
                 with fresh_postgres_schema(POSTGRES_URL) as url:
-                    results = run("postgresql", url, args.cases, args.requests, work)
+                    results = run_one("postgresql", url, args.cases, args.requests, work)
             else:
-                results = run(args.backend, args.database_url or "", args.cases,
-                              args.requests, work)
+                results = run_one(args.backend, args.database_url or "", args.cases,
+                                  args.requests, work)
     except BenchError as error:
-        print(f"web_pages: {error}", file=sys.stderr)
+        print(f"{name}: {error}", file=sys.stderr)
         return 1
     for result in results:
         print(f"{result.id}: {result.value} ms (target {result.target}): "
               f"{'met' if result.met else 'NOT met'}")
     write_results(args.json, results)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark; print the figures and the verdict."""
+    return bench_main(argv, name="web_pages", description=__doc__.splitlines()[0], run_one=run)
 
 
 if __name__ == "__main__":
