@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page
 from sqlalchemy import func, select, update
 
 from intake.web.sessions import COOKIE_NAME, start_session
@@ -27,7 +27,7 @@ from storage.audit import check_chain
 from storage.database import Database
 from storage.i18n.catalogs import translations
 from storage.models import AuditEvent, Case, CaseNote, CaseStep, Message, OutboxMail
-from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import chromium
 from tests.support import INTAKE_ADDRESS, MANAGER, DaemonThread, free_port, make_config, wait_until
 
 REPOSITORY = Path(__file__).resolve().parents[3]
@@ -92,13 +92,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """Debian's chromium, headless, for the module."""
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                              args=list(CHROMIUM_ARGS))
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 @dataclass
