@@ -30,6 +30,7 @@ from storage.database import Database
 from storage.imap_state import FolderStatus, folder_status, record_oversized
 from storage.models import AuditEvent, Message, OutboxMail, OutboxState, utc_now
 from storage.outbox_retry import OutboxRetryRefused, retry_failed_outbox
+from tests.browser import chromium
 from tests.mail_flow import REPORTER, list_cases_of, report, send
 from tests.support import (
     INTAKE_ADDRESS,
@@ -42,6 +43,7 @@ from tests.support import (
     wait_until,
     write_toml,
 )
+from tests.web.node_packages import axe_results, serious
 from tests.web.web_support import csrf_token, press_login_button
 
 pytestmark = pytest.mark.integration
@@ -336,6 +338,30 @@ def _failed_mail(database: Database) -> int:
         session.add(row)
         session.flush()
         return row.id
+
+
+def test_every_admin_page_passes_axe_and_fits_375_pixels(world: World) -> None:
+    admin = world.session_for(ADMIN)
+    pages = [path for path in ADMIN_PAGES
+             if admin.get(f"{world.base_url}{path}").status_code == 200]
+    assert len(pages) >= len(ADMIN_PAGES) - 1  # the kept-out mail may be handed back by now
+    found, widths = {}, {}
+    with chromium() as browser:
+        # axe is a script of the test's own, which the pages' policy would refuse.
+        context = browser.new_context(bypass_csp=True, viewport={"width": 375, "height": 812})
+        context.add_cookies([{"name": cookie.name, "value": cookie.value or "",
+                              "url": world.base_url} for cookie in admin.cookies])
+        page = context.new_page()
+        for path in pages:
+            page.goto(f"{world.base_url}{path}")
+            assert page.url.endswith(path), path  # still logged in, not sent to the login
+            widths[path] = page.evaluate("() => document.documentElement.scrollWidth")
+            result = axe_results(page)
+            assert result["passes"] > 5, path  # axe did look at the page
+            found[path] = serious(result)
+        context.close()
+    assert {path: width for path, width in widths.items() if width > 375} == {}
+    assert {path: violations for path, violations in found.items() if violations} == {}
 
 
 def test_outbox_retry_queues_a_failed_mail_afresh_and_refuses_others(
