@@ -376,3 +376,18 @@ def test_a_restore_on_a_new_machine_puts_the_config_and_its_files_back(
     assert "notify.password_file: the copy files/01-smtp-password does not match" in \
         refused.output
     assert not (tmp_path / "fourth-data").exists()
+
+
+def test_the_oidc_client_secret_is_backed_up_with_the_config(tmp_path: Path) -> None:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    (etc / "oidc-secret").write_text("client secret\n")
+    config_file = write_toml(etc / "chikanemail.toml", {
+        "storage": {"data_dir": str(tmp_path / "data")},
+        "web.oidc": {"provider": "google", "issuer": "https://accounts.google.com",
+                     "client_id": "chikanemail", "client_secret_file": "oidc-secret",
+                     "domains": ["kommune.example"]}})
+    upgraded = cli(config_file, "db", "upgrade")
+    assert upgraded.exit_code == 0, describe(upgraded)
+    backup = cli_json(config_file, "backup", "--to", str(tmp_path / "snapshot"))
+    assert backup["files"] == ["config", "web.oidc.client_secret_file"]

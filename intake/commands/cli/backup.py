@@ -48,7 +48,8 @@ SNAPSHOT_COPY = "the snapshot's copy of "
 
 def config_files(context: CliContext, config: AppConfig) -> list[tuple[str, Path]]:
     """The files the installation needs besides its data: the config file itself and the
-    files its keys name (TLS certificate and key, passwords, CA files, OAuth secrets)."""
+    files its keys name (TLS certificate and key, passwords, CA files, OAuth and OIDC
+    secrets)."""
     files: list[tuple[str, Path]] = []
     if context.config_path is not None:
         files.append(("config", context.config_path.resolve()))
@@ -59,6 +60,8 @@ def config_files(context: CliContext, config: AppConfig) -> list[tuple[str, Path
         for key in ("password_file", "oauth_client_secret_file", "oauth_refresh_token_file",
                     "ca_file"):
             named.append((f"imap[{index}].{key}", getattr(mailbox, key)))
+    if config.web.oidc is not None:
+        named.append(("web.oidc.client_secret_file", config.web.oidc.client_secret_file))
     files.extend((key, Path(value)) for key, value in named if value)
     return files
 
