@@ -56,6 +56,7 @@ BENCHMARKS = (
     # The long run's default is 100,000 mails (hours); here a tenth of that.
     Benchmark("P8", "long_run.py", ("--mails", "10000")),
     Benchmark("P9", "web_pages.py"),
+    Benchmark("P10", "web_actions.py"),
 )
 
 
