@@ -2,13 +2,16 @@
 
 Each action runs in the caller's transaction, records a note saying who did what and when,
 and says how it went: `done`, `already` (nothing to change), `no-such-step`, or
-`case-closed` (a closed case changes no more; notes are still kept).
+`case-closed` (a closed case changes no more; notes are still kept), and for the step
+that needs it, `needs-registration` (the plan's `registration` step is done only once the
+case is registered, unless `[plan] registration_before_step` is false).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -20,11 +23,18 @@ from storage.note_words import (
     ABSENCE,
     ACKNOWLEDGED,
     CLOSED,
+    EASY_REPORTED,
     MEDIUM,
     RELATION,
     STEP_DONE,
     WITNESS,
     step_param,
+)
+from storage.registrations import (
+    RegistrationFields,
+    latest_registration,
+    save_registration,
+    stored_fields,
 )
 from storage.reply_tokens import retire_tokens
 
@@ -32,6 +42,12 @@ DONE = "done"
 ALREADY = "already"
 NO_SUCH_STEP = "no-such-step"
 CASE_CLOSED = "case-closed"
+NEEDS_REGISTRATION = "needs-registration"
+
+# The plan step that registers the incident (issue 22): done only once it is registered.
+REGISTRATION_STEP = "registration"
+# How long an EASY case number may be.
+EASY_NUMBER_MAX_CHARS = 64
 
 
 @dataclass(frozen=True)
@@ -43,7 +59,7 @@ class ActionResult:
     closing reason.
     """
 
-    action: str  # ack, step, absence, relation, medium, witness, close
+    action: str  # ack, step, absence, relation, medium, witness, close, register, easy
     value: str | None
     outcome: str
     step_key: str | None = None
@@ -52,8 +68,11 @@ class ActionResult:
 class CaseActions:
     """The actions on a case; deadlines counted with the plan's working calendar."""
 
-    def __init__(self, calendar: WorkingCalendar) -> None:
+    def __init__(self, calendar: WorkingCalendar, *,
+                 registration_before_step: bool = True) -> None:
         self.calendar = calendar
+        # Whether the `registration` step waits for a saved registration.
+        self.registration_before_step = registration_before_step
 
     def acknowledge(self, session: Session, case: Case, *, actor: str,
                     now: datetime) -> ActionResult:
@@ -79,6 +98,9 @@ class CaseActions:
             return ActionResult("step", value, CASE_CLOSED, step.key)
         if step.done_at is not None:
             return ActionResult("step", value, ALREADY, step.key)
+        if (step.key == REGISTRATION_STEP and self.registration_before_step
+                and case.registration_version is None):
+            return ActionResult("step", value, NEEDS_REGISTRATION, step.key)
         step.done_at = now
         step.done_by = actor
         add_system_note(session, case, STEP_DONE, _step(step), author=actor, now=now,
@@ -159,6 +181,47 @@ class CaseActions:
                         details={"open_steps": [step.position for step in open_steps],
                                  "tokens_retired": retired})
         return ActionResult("close", reason, DONE)
+
+
+    def register(self, session: Session, case: Case, registration: RegistrationFields, *,
+                 actor: str, now: datetime) -> ActionResult:
+        """Save the registration as the case's next version (the caller has checked it),
+        and set what the case keeps of it: the coarse relation, the medium, and the first
+        day of absence with its deadlines."""
+        if case.status == CaseStatus.CLOSED:
+            return ActionResult("register", None, CASE_CLOSED)
+        latest = latest_registration(session, case.id)
+        if latest is not None and stored_fields(latest) == registration:
+            return ActionResult("register", str(latest.version), ALREADY)
+        row = save_registration(session, case, registration, author=actor, now=now)
+        case.relation = registration.coarse_relation
+        if registration.medium:
+            case.medium = registration.medium
+        day = registration.first_absence_day
+        if day is not None and day != case.first_absence_day:
+            self.absence(session, case, day, actor=actor, now=now)
+        return ActionResult("register", str(row.version), DONE)
+
+    def easy_reported(self, session: Session, case: Case, easy_number: str, day: date, *,
+                      actor: str, now: datetime) -> ActionResult:
+        """Record that the work accident was reported to Arbejdstilsynet through EASY: the
+        EASY case number and the day it was reported."""
+        easy_number = " ".join(easy_number.split())
+        if case.status == CaseStatus.CLOSED:
+            return ActionResult("easy", easy_number, CASE_CLOSED)
+        if not easy_number or len(easy_number) > EASY_NUMBER_MAX_CHARS:
+            raise ValueError("an EASY case number is 1 to 64 characters")
+        if case.easy_case_number == easy_number and case.easy_reported_on == day:
+            return ActionResult("easy", easy_number, ALREADY)
+        params: dict[str, Any] = {"number": easy_number, "day": day.isoformat(),
+                                  "previous": case.easy_case_number}
+        case.easy_case_number = easy_number
+        case.easy_reported_on = day
+        case.easy_recorded_at = now
+        case.easy_recorded_by = actor
+        add_system_note(session, case, EASY_REPORTED, params, author=actor, now=now,
+                        action=EASY_REPORTED, details={"day": day.isoformat()})
+        return ActionResult("easy", easy_number, DONE)
 
 
 def _step(step: CaseStep) -> dict[str, object]:

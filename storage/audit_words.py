@@ -53,6 +53,8 @@ ACTIONS: Mapping[str, str] = {
     "relation-set": N_("Harasser's relation recorded"),
     "medium-set": N_("Medium recorded"),
     "witness-added": N_("Witness added"),
+    "registration-saved": N_("Registration saved"),
+    "easy-reported": N_("EASY report recorded"),
     "closed": N_("Case closed"),
     "assigned": N_("Case reassigned"),
     "hold-set": N_("Legal hold set"),
@@ -294,6 +296,16 @@ def _absence(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
 
 
 
+def _registration(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
+    text = words.gettext("version %(version)s, SHA-256 %(sha256)s") % {
+        "version": d.get("version"), "sha256": d.get("fields_sha256")}
+    return text, ("version", "fields_sha256", *_NOTE_KEYS)
+
+
+def _easy(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
+    return str(stored_day_words(d.get("day"), words.language)), ("day", *_NOTE_KEYS)
+
+
 def _coded_field(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
     if "relation" in d:
         return words.coded(RELATIONS, d["relation"]), ("relation", *_NOTE_KEYS)
@@ -356,6 +368,7 @@ _SENTENCES: Mapping[str, Callable[[_Words, Mapping[str, Any]], tuple[str, Sequen
     "mail-retried": _mail,
     "note": _note, "acknowledged": _note, "step-done": _step, "absence-recorded": _absence,
     "relation-set": _coded_field, "medium-set": _coded_field, "witness-added": _note,
+    "registration-saved": _registration, "easy-reported": _easy,
     "closed": _closed,
     "assigned": _assigned, "hold-set": _reason, "hold-lifted": _reason,
     "timestamped": _timestamped, "verified": _verified, "exported": _exported,

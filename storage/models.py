@@ -245,6 +245,17 @@ class Case(Base):
     held_by: Mapped[str | None] = mapped_column(Text)
     # The report's From could not be vouched for: no receipt went out (issue 15).
     sender_unverified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Copied from the newest registration (issue 22), for the statistics; NULL until the
+    # case is registered. `relation` above stays the coarse value derived from the detail.
+    registration_version: Mapped[int | None] = mapped_column(Integer)
+    relation_detail: Mapped[str | None] = mapped_column(String(32))  # storage.registration_codes
+    harassment_type: Mapped[str | None] = mapped_column(String(32))
+    absence: Mapped[str | None] = mapped_column(String(32))  # none, sick-leave, other-absence, …
+    # The work-accident report to Arbejdstilsynet through EASY, once the manager has made it.
+    easy_case_number: Mapped[str | None] = mapped_column(String(64))
+    easy_reported_on: Mapped[date | None] = mapped_column(Date)
+    easy_recorded_at: Mapped[datetime | None]
+    easy_recorded_by: Mapped[str | None] = mapped_column(Text)
 
 
 # The web view's access rule compares addresses case-folded (revision 0012).
@@ -283,6 +294,23 @@ class Medium(enum.StrEnum):
     SMS = "sms"
     SOCIAL_MEDIA = "social-media"
     OTHER = "other"
+
+
+class CaseRegistration(Base):
+    """One saved version of a case's registration (issue 22): the fields of the Danish
+    guidance's registration template as JSON. Every save is a new row; none is changed."""
+
+    __tablename__ = "case_registration"
+    __table_args__ = (UniqueConstraint("case_id", "version", name="uq_case_registration"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("case_file.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer)  # 1, 2, … per case
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON)  # storage.registrations
+    # SHA-256 of the fields' canonical JSON; the version's audit event holds it too.
+    fields_sha256: Mapped[str] = mapped_column(String(64))
+    author: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
 
 
 class CaseStep(Base):

@@ -33,6 +33,8 @@ WITNESS = "witness-added"
 CLOSED = "closed"
 ASSIGNED = "assigned"
 NO_TEXT = "no-text"
+REGISTRATION_SAVED = "registration-saved"
+EASY_REPORTED = "easy-reported"
 
 
 def step_param(position: int, key: str, titles: Mapping[str, str]) -> dict[str, Any]:
@@ -141,8 +143,19 @@ def _no_text(_: _Gettext, params: Mapping[str, Any], reader: _Reader) -> str:
     return _("(no text)")
 
 
+def _registration_saved(_: _Gettext, params: Mapping[str, Any], reader: _Reader) -> str:
+    return _("Registration saved (version %(version)s).") % {"version": params.get("version")}
+
+
+def _easy_reported(_: _Gettext, params: Mapping[str, Any], reader: _Reader) -> str:
+    return _("Reported to Arbejdstilsynet through EASY on %(day)s, EASY case number "
+             "%(number)s.") % {"day": stored_day_words(params.get("day"), reader.language),
+                               "number": params.get("number")}
+
+
 _SENTENCES: Mapping[str, Callable[[_Gettext, Mapping[str, Any], _Reader], str]] = {
     ACKNOWLEDGED: _acknowledged, STEP_DONE: _step_done, ABSENCE: _absence,
     RELATION: _relation, MEDIUM: _medium, WITNESS: _witness, CLOSED: _closed,
-    ASSIGNED: _assigned, NO_TEXT: _no_text,
+    ASSIGNED: _assigned, NO_TEXT: _no_text, REGISTRATION_SAVED: _registration_saved,
+    EASY_REPORTED: _easy_reported,
 }

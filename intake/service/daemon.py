@@ -227,7 +227,9 @@ def pipeline_parts_for(config: AppConfig, on_outbox: Callable[[], None] | None =
     evidence = BlobStore(config.storage.blob_root)
     composer = composer_for(config)
     calendar = calendar_for(config.plan, config.ui.zone)
-    replies = ReplyHandler(CaseActions(calendar), plan_mails_for(config, composer),
+    actions = CaseActions(calendar,
+                          registration_before_step=config.plan.registration_before_step)
+    replies = ReplyHandler(actions, plan_mails_for(config, composer),
                            config.notify,
                            admins=config.plan.admins,
                            default_manager=config.routing.default_manager,

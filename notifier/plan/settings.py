@@ -144,6 +144,9 @@ class PlanSettings:
     # Addresses of the owners `safety_rep` and `hr` (needed when a step names them).
     safety_rep: str = ""
     hr: str = ""
+    # The step with key "registration" can be marked done only once the case's registration
+    # is saved (the web form, or `chikanemail cases register`).
+    registration_before_step: bool = True
     # Besides a case's manager and deputy, these may act on any case by replying.
     admins: tuple[str, ...] = ()
     # Days the workplace is closed besides weekends and public holidays: "12-24" (every

@@ -122,7 +122,7 @@ def test_revision_0013_adds_the_table_and_takes_it_away(database_url: str) -> No
         upgrade_database(database, "0012")
         assert "status_link" not in _tables(database)
         upgrade_database(database)
-        assert current_revision(database) == "0013" and "status_link" in _tables(database)
+        assert current_revision(database) >= "0013" and "status_link" in _tables(database)
         config = alembic_config(database)
         with database.engine.begin() as connection:
             config.attributes["connection"] = connection

@@ -151,7 +151,7 @@ def test_0010_keeps_old_cases_and_notes_as_they_were_written(database_url: str) 
             connection.execute(tables.tables["case_note"].insert().values(
                 case_id=case_id, author="leder@kommune.example",
                 text="Acknowledged the case.", created_at=RECEIVED_AT))
-        upgrade_database(database, "0010")
+        upgrade_database(database)  # through 0010 to the head, which the models describe
         with database.read() as session:
             case = session.execute(select(Case)).scalar_one()
             note = session.execute(select(CaseNote)).scalar_one()

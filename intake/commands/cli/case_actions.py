@@ -57,6 +57,9 @@ _OUTCOME_TEXT = {
     "already": N_("nothing to change (already so)"),
     "no-such-step": N_("no such step"),
     "case-closed": N_("the case is closed; nothing changed"),
+    "needs-registration": N_(
+        "the case is not registered yet; save its registration first "
+        "(chikanemail cases register)"),
 }
 
 
@@ -201,7 +204,8 @@ def _act(context: CliContext, number: str, command: Command) -> ActionResult:
     act = declaration(command).act
     if act is None:
         raise TypeError(f"{command!r} changes nothing in a case")
-    actions = CaseActions(calendar_for(context.config.plan, context.config.ui.zone))
+    actions = CaseActions(calendar_for(context.config.plan, context.config.ui.zone),
+                          registration_before_step=context.config.plan.registration_before_step)
     database = open_database(context)
     try:
         with database.write() as session:
@@ -211,7 +215,7 @@ def _act(context: CliContext, number: str, command: Command) -> ActionResult:
         raise case_error(error, number, reader_of(context.config)) from None
     finally:
         database.dispose()
-    if result.outcome in ("no-such-step", "case-closed"):
+    if result.outcome in ("no-such-step", "case-closed", "needs-registration"):
         reader = reader_of(context.config)
         raise click.ClickException(reader.gettext("Case %(number)s: %(outcome)s") % {
             "number": number, "outcome": reader.gettext(_OUTCOME_TEXT[result.outcome])})

@@ -71,7 +71,8 @@ class ActionCall:
     def actions(self) -> CaseActions:
         """The case actions, counting deadlines with the plan's working calendar."""
         config = self.context.config
-        return CaseActions(calendar_for(config.plan, config.ui.zone))
+        return CaseActions(calendar_for(config.plan, config.ui.zone),
+                           registration_before_step=config.plan.registration_before_step)
 
     def field(self, name: str) -> str:
         """A form field, trimmed ('' when the form lacks it)."""
