@@ -109,7 +109,8 @@ def test_danish_commands_with_outlook_quote_and_signature(
         start: Any, relay: tuple[CapturingRelay, int]) -> None:
     capture, _ = relay
     daemon, number, notification = opened(start, capture)
-    body = ("trin 2 udført\nfravær 22.11.2026\nekstern\nvidne: Pia fra kantinen\n\n"
+    body = ("trin 2 udført\ntrin 4 udført\nfravær 22.11.2026\nekstern\n"
+            "vidne: Pia fra kantinen\n\n"
             "Jeg har talt med hende i dag.\nVi tager den derfra.\n\n"
             "Med venlig hilsen\nLars Leder\nAfdelingsleder, Skole Nord\nTlf. 12 34 56 78\n"
             + OUTLOOK_QUOTE_DA.format(number=number))
@@ -120,6 +121,7 @@ def test_danish_commands_with_outlook_quote_and_signature(
     case, steps, notes = case_of(daemon, number)
     assert case.acknowledged_by == MANAGER  # the first reply acknowledges
     assert steps["documentation"] == MANAGER and steps["first-aid"] is None
+    assert steps["registration"] is None  # refused: the case is not registered yet
     assert case.first_absence_day == date(2026, 11, 22)
     assert case.relation == "external"
     assert case.witnesses == ["Pia fra kantinen"]
@@ -132,6 +134,8 @@ def test_danish_commands_with_outlook_quote_and_signature(
     text = confirmation.get_body(("plain",)).get_content()
     assert "søndag 6. december 2026" in text  # the EASY deadline the absence started
     assert "registreret som kvittering for sagen" in text
+    assert ("Trin 4 Registrering og anmeldelse kan først markeres som udført, når hændelsen "
+            "er registreret") in text
 
 
 def test_english_commands_with_gmail_quote(
