@@ -22,6 +22,7 @@ from storage.models import (
     Case,
     CaseLink,
     CaseNote,
+    CaseRegistration,
     CaseStatus,
     CaseStep,
     Evidence,
@@ -165,6 +166,7 @@ def _delete_rows(session: Session, rows: ItemRows) -> None:
         session.execute(delete(OutboxMail).where(OutboxMail.case_id == case_id))
         session.execute(delete(CaseNote).where(CaseNote.case_id == case_id))
         session.execute(delete(CaseStep).where(CaseStep.case_id == case_id))
+        session.execute(delete(CaseRegistration).where(CaseRegistration.case_id == case_id))
         session.execute(delete(CaseLink).where(
             or_(CaseLink.case_id == case_id, CaseLink.other_case_id == case_id)))
     session.execute(delete(MessageTimestamp).where(

@@ -16,6 +16,7 @@ from storage.models import (
     Case,
     CaseLink,
     CaseNote,
+    CaseRegistration,
     CaseStatus,
     CaseStep,
     Evidence,
@@ -160,6 +161,7 @@ def _counts(session: Session, rows: ItemRows, gone: Exclusions) -> dict[str, int
         counts.update(
             notes=count(CaseNote, CaseNote.case_id == case_id),
             steps=count(CaseStep, CaseStep.case_id == case_id),
+            registrations=count(CaseRegistration, CaseRegistration.case_id == case_id),
             outbox=count(OutboxMail, OutboxMail.case_id == case_id),
             notices=count(PlanNotice, PlanNotice.case_id == case_id),
             links=sum(1 for one, other in session.execute(

@@ -13,7 +13,7 @@ import os
 import stat
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -44,12 +44,14 @@ from storage.models import (
     Case,
     CaseLink,
     CaseNote,
+    CaseRegistration,
     CaseStep,
     Evidence,
     Message,
     OutboxMail,
     utc_now,
 )
+from storage.registrations import RegistrationFields
 from storage.retention import files as retention_files
 from storage.retention.deletion import apply_retention, run_retention_if_enabled
 from storage.retention.expiry import plan_retention
@@ -64,6 +66,10 @@ SETTINGS = RetentionSettings()
 CASE_PERIOD = timedelta(days=SETTINGS.closed_case_days)
 MAIL_PERIOD = timedelta(days=SETTINGS.not_a_report_days)
 BlobRef = tuple[str, str]
+REGISTRATION = RegistrationFields(
+    affected_employee=FIRST, relation="citizen", period_start=date(2026, 1, 5), medium="mail",
+    harassment_type="insults", description="Grove mails.", absence="none",
+    handler="leder@kommune.example")
 
 
 # -- mail in, and what the database and stores hold ------------------------------------------
@@ -97,11 +103,15 @@ def all_processed(database: Database, count: int) -> bool:
     return len(rows) == count and all(row.state == "processed" for row in rows)
 
 
-def close_case(database: Database, daemon: DaemonThread, number: str, when: datetime) -> None:
+def close_case(database: Database, daemon: DaemonThread, number: str, when: datetime, *,
+               registered: bool = False) -> None:
     with database.write() as session:
         actions = CaseActions(calendar_for(daemon.config.plan, daemon.config.ui.zone))
-        result = actions.close(session, lock_case(session, number), "Afsluttet", actor="test",
-                               now=when)
+        case = lock_case(session, number)
+        if registered:
+            assert actions.register(session, case, REGISTRATION, actor="test",
+                                    now=when).outcome == "done"
+        result = actions.close(session, case, "Afsluttet", actor="test", now=when)
     assert result.outcome == "done"
 
 
@@ -144,6 +154,7 @@ def rows_of_case(database: Database, case_id: int) -> dict[str, int]:
                 "evidence": count(Evidence, Evidence.message_pk.in_(message_ids)),
                 "notes": count(CaseNote, CaseNote.case_id == case_id),
                 "steps": count(CaseStep, CaseStep.case_id == case_id),
+                "registrations": count(CaseRegistration, CaseRegistration.case_id == case_id),
                 "outbox": count(OutboxMail, OutboxMail.case_id == case_id),
                 "links": count(CaseLink, (CaseLink.case_id == case_id)
                                | (CaseLink.other_case_id == case_id))}
@@ -194,7 +205,7 @@ def two_cases(start: Any, capture: CapturingRelay, closed_at: datetime) -> TwoCa
     daemon.stop()  # nothing else writes from here on
     cases = {case.reporter: case for case in list_cases(database)}
     expired, still_open = cases[FIRST], cases[SECOND]
-    close_case(database, daemon, expired.number, closed_at)
+    close_case(database, daemon, expired.number, closed_at, registered=True)
     (expired_message,) = [m for m in list_messages(database) if m.case_id == expired.id]
     expired_blobs = blobs_of_messages(database, [expired_message])
     open_blobs = blobs_of_messages(database, [m for m in list_messages(database)
@@ -217,7 +228,9 @@ def test_retention_deletes_the_expired_case_and_keeps_shared_blobs_and_the_open_
         assert image in shared and own  # the screenshot is shared, the rest is the case's
         expired_rows = rows_of_case(database, scene.expired.id)
         open_rows = rows_of_case(database, scene.still_open.id)
-        assert expired_rows["links"] > 0 and expired_rows["notes"] == 1  # the closing note
+        # The registration's note and the closing note.
+        assert expired_rows["links"] > 0 and expired_rows["notes"] == 2
+        assert expired_rows["registrations"] == 1
 
         # A second before its period ends, nothing goes; a dry run at the end changes nothing.
         due = scene.closed_at + CASE_PERIOD
@@ -236,8 +249,8 @@ def test_retention_deletes_the_expired_case_and_keeps_shared_blobs_and_the_open_
         assert result.files_deleted == len(own) and result.files_kept == 0
         assert get_case(database, scene.expired.number) is None
         assert rows_of_case(database, scene.expired.id) == {
-            "case": 0, "messages": 0, "evidence": 0, "notes": 0, "steps": 0, "outbox": 0,
-            "links": 0}
+            "case": 0, "messages": 0, "evidence": 0, "notes": 0, "steps": 0,
+            "registrations": 0, "outbox": 0, "links": 0}
         # The open case lost only its links to the deleted one.
         assert rows_of_case(database, scene.still_open.id) == {**open_rows, "links": 0}
         assert all(not stores[store].exists(sha) for store, sha in own)
@@ -251,10 +264,9 @@ def test_retention_deletes_the_expired_case_and_keeps_shared_blobs_and_the_open_
         assert details["retention_days"] == SETTINGS.closed_case_days
         assert details["closed_at"] == audit.format_utc(scene.closed_at)
         counts = details["counts"]
-        assert {name: counts[name] for name in ("messages", "evidence", "notes", "steps",
-                                                "outbox", "links")} == {
-            name: expired_rows[name] for name in ("messages", "evidence", "notes", "steps",
-                                                  "outbox", "links")}
+        kinds = ("messages", "evidence", "notes", "steps", "registrations", "outbox", "links")
+        assert {name: counts[name] for name in kinds} == {
+            name: expired_rows[name] for name in kinds}
         assert details["message_sha256s"] == [scene.expired_message_sha256]
         deleted = {(store, sha) for store, hashes in details["deleted_blobs"].items()
                    for sha in hashes}
