@@ -170,6 +170,13 @@ class MailComposer:
             return ""
         return f"{self.web_base_url}/cases/{case_number}"
 
+    def registration_url(self, case_number: str | None) -> str:
+        """The case's registration form in the web view (saving it completes the plan's
+        `registration` step), or "" when the web view is off. Like `case_url`, only for
+        mails to people we vouch for."""
+        case_page = self.case_url(case_number)
+        return f"{case_page}/registration" if case_page else ""
+
     def language_for(self, address: str) -> str:
         """The language of mail to this address: its manager_languages entry, else the default."""
         return self._languages.get(address.strip().lower(), self.settings.language)

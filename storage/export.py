@@ -6,6 +6,8 @@
     timestamps/tsa-ca.pem         the time-stamp authority's CA certificate (if configured)
     custody.csv                   the case's audit events, each hash recomputable
     report.html                   a self-contained, readable report (storage.export_report)
+    registration.html             every version of the case's registration, printable
+    registration.json             the same versions as JSON with their SHA-256, and EASY
     README.txt                    what each file is and how to check it
     manifest.json                 every file above with SHA-256, size, role, parent, receipt
     SHA256SUMS                    `sha256sum -c SHA256SUMS` checks every other file
@@ -43,6 +45,7 @@ from storage.database import Database
 from storage.errors import ChikanemailError
 from storage.evidence import evidence_for_message
 from storage.export_names import evidence_path
+from storage.export_registration import REGISTRATION_HTML, REGISTRATION_JSON, registration_json
 from storage.export_report import (
     LANGUAGES,
     TSA_CA_PATH,
@@ -51,11 +54,13 @@ from storage.export_report import (
     MessageRecords,
     envelope_of,
     render_readme,
+    render_registration,
     render_report,
     utc_time,
 )
 from storage.local_time import local_time_with_zone
 from storage.models import AuditEvent, CaseStep, Message, MessageTimestamp, utc_now
+from storage.registrations import registration_versions
 from storage.ui_settings import UiSettings
 
 log = logging.getLogger("chikanemail.storage.export")
@@ -194,6 +199,7 @@ def read_case_records(database: Database, number: str) -> CaseRecords:
                 MessageTimestamp.message_sha256.in_([m.sha256 for m in messages]),
                 MessageTimestamp.token_sha256.is_not(None))
         ).scalars()} if messages else {}
+        registrations = registration_versions(session, case.id)
         session.expunge_all()
     items = [MessageRecords(message, evidence_for_message(database, message.id),
                             stamps.get(message.sha256)) for message in messages]
@@ -210,6 +216,7 @@ def read_case_records(database: Database, number: str) -> CaseRecords:
         events=events,
         head_seq=head_seq,
         head_hash=head_hash,
+        registrations=registrations,
     )
 
 
@@ -366,6 +373,21 @@ def _messages_summary(records: CaseRecords, zone: tzinfo) -> list[dict[str, Any]
     return summary
 
 
+def _write_registration(tree: _BundleTree, records: CaseRecords,
+                        facts: ExportFacts) -> list[dict[str, Any]]:
+    """registration.json and registration.html (written also when there is none yet, so a
+    reader sees that the case was not registered)."""
+    data = registration_json(records.case, records.registrations, facts.zone)
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    tree.write_bytes(REGISTRATION_JSON, text.encode("utf-8"))
+    tree.write_bytes(REGISTRATION_HTML,
+                     render_registration(records, facts).encode("utf-8"))
+    versions = len(records.registrations)
+    return [_entry(tree, REGISTRATION_JSON, "registration", versions=versions),
+            _entry(tree, REGISTRATION_HTML, "registration-report", versions=versions,
+                   language=facts.language)]
+
+
 def _build_tree(tree: _BundleTree, records: CaseRecords, options: ExportOptions,
                 facts: ExportFacts) -> str:
     """Write every file of the bundle; return the manifest's SHA-256."""
@@ -384,6 +406,7 @@ def _build_tree(tree: _BundleTree, records: CaseRecords, options: ExportOptions,
                            derived=derived)
     tree.write_bytes("report.html", report.encode("utf-8"))
     files.append(_entry(tree, "report.html", "report", language=facts.language))
+    files.extend(_write_registration(tree, records, facts))
     tree.write_bytes("README.txt", render_readme(records, facts, stamp_pairs).encode("utf-8"))
     files.append(_entry(tree, "README.txt", "readme"))
     manifest = {

@@ -30,6 +30,7 @@ from storage.code_words import (
     refusal_words,
     sender_check_words,
 )
+from storage.export_registration import registration_view
 from storage.forwarded_original import original_of
 from storage.i18n.catalogs import LANGUAGES as LANGUAGES  # re-exported: callers import it here
 from storage.i18n.jinja import install_translations
@@ -37,6 +38,7 @@ from storage.models import (
     AuditEvent,
     Case,
     CaseNote,
+    CaseRegistration,
     CaseStep,
     Evidence,
     Message,
@@ -83,6 +85,8 @@ class CaseRecords:
     events: Sequence[AuditEvent]
     head_seq: int
     head_hash: str
+    # Every saved version of the case's registration, oldest first (issue 22).
+    registrations: Sequence[CaseRegistration] = ()
 
 
 @dataclass(frozen=True)
@@ -179,8 +183,25 @@ def render_report(records: CaseRecords, facts: ExportFacts, *, bundle_root: Path
                    "text": render_note(note, facts.language, facts.zone)}
                   for note in records.notes],
         "timeline": _timeline(records, labels, facts.language, facts.zone),
+        "registration": registration_view(records.case, records.registrations,
+                                          facts.language, facts.zone),
     }
     return environment.get_template("report.html.j2").render(values)
+
+
+def render_registration(records: CaseRecords, facts: ExportFacts) -> str:
+    """registration.html: a printable page with every version of the case's registration,
+    newest first, each field labelled and in words, and the EASY record."""
+    _check_language(facts.language)
+    environment = _environment(facts.language)
+    values = {
+        "language": facts.language,
+        "registration": registration_view(records.case, records.registrations,
+                                          facts.language, facts.zone),
+        "exported_at": evidence_datetime(facts.exported_at, facts.language, facts.zone),
+        "exporter": facts.exporter,
+    }
+    return environment.get_template("registration.html.j2").render(values)
 
 
 def _optional_time(moment: datetime | None, language: str, zone: tzinfo) -> str | None:

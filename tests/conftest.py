@@ -36,7 +36,8 @@ SERVER_FIXTURES = frozenset({
 })
 # Modules whose tests start servers, daemons or the service as a process in their own bodies.
 INTEGRATION_MODULES = frozenset({
-    "commands/test_cases_list.py", "commands/test_demo.py", "commands/test_export.py",
+    "commands/test_cases_list.py", "commands/test_cli_registration.py",
+    "commands/test_demo.py", "commands/test_export.py",
     "commands/test_imap_cli.py", "commands/test_reply_actions.py",
     "pipeline/test_cases_flow.py", "pipeline/test_extract_pipeline.py",
     "receive/test_dovecot_fixture.py", "receive/test_imap_batch.py",

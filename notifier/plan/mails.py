@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from notifier.case_actions import ActionResult
+from notifier.case_actions import NEEDS_REGISTRATION, REGISTRATION_STEP, ActionResult
 from notifier.durations import describe_duration
 from notifier.mails import MailComposer, case_tag
 from notifier.outgoing import OutgoingMail
@@ -83,6 +83,10 @@ class PlanMails:
         else:
             timing = "ahead"
         can_act = role != "reporter"
+        # The form that completes the registration step, for the manager or deputy only.
+        registration_url = (self.composer.registration_url(case.number)
+                            if step.key == REGISTRATION_STEP and role in ("manager", "deputy")
+                            else "")
         context: dict[str, object] = {
             "case_number": case.number,
             "step": {"number": step.position, "key": step.key,
@@ -94,6 +98,7 @@ class PlanMails:
                              else None),
             "opened": local_time(case.opened_at, language, self.composer.zone),
             "reporter_display": reporter_display(case),
+            "registration_url": registration_url,
         }
         return self.composer.compose("reminder", recipient=recipient, recipient_name=None,
                                      context=context, language=language, reply_to=reply_to)
@@ -202,6 +207,10 @@ class PlanMails:
             "commands": [{"syntax": syntax, "explanation": explanation}
                          for syntax, explanation in self._command_help.get(language, ())],
             "note_saved": note_saved, "attachment_count": attachment_count,
+            # A step refused for want of a registration: the form's link (web view on).
+            "registration_url": (self.composer.registration_url(case.number)
+                                 if any(result.outcome == NEEDS_REGISTRATION
+                                        for result in results) else ""),
         }
         return self.composer.compose("confirmation", recipient=actor, recipient_name=None,
                                      context=context, language=language,

@@ -1,5 +1,6 @@
 """`chikanemail cases show|note|assign|ack|step|absence|relation|medium|witness|close` and
-`chikanemail patterns`: one case, what is done on it, and the patterns across cases."""
+`chikanemail patterns`: one case, what is done on it, and the patterns across cases. (The
+registration's `cases register|easy` are in `intake.commands.cli.registration`.)"""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ from storage.evidence import evidence_for_message
 from storage.i18n.catalogs import N_
 from storage.models import HarasserRelation, Medium
 from storage.outbox_rows import outbox_rows_for_case
+from storage.registrations import latest_registration
 from storage.time_text import long_date
 
 # What came of a case action, in words (msgids).
@@ -68,8 +70,9 @@ _OUTCOME_TEXT = {
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a tree.")
 @pass_context
 def cases_show_command(context: CliContext, number: str, as_json: bool) -> None:
-    """One case: people, routing, the plan's checklist and deadlines, relation, absence,
-    related cases, messages, evidence, originals, notes, outbox."""
+    """One case: people, routing, the registration and its EASY report, the plan's
+    checklist and deadlines, relation, absence, related cases, messages, evidence,
+    originals, notes, outbox."""
     config = context.config
     database = open_database(context)
     try:
@@ -85,13 +88,15 @@ def cases_show_command(context: CliContext, number: str, as_json: bool) -> None:
         with database.read() as session:
             steps = case_steps(session, case.id)
             related = related_cases(session, case.id)
+            registration = latest_registration(session, case.id)
             session.expunge_all()
         audit.record_committed(database, "viewed", actor=cli_actor(), case_number=number,
                                details={"what": "case"})
     finally:
         database.dispose()
     report = case_report(case, messages, notes, outbox, BlobStore(config.storage.derived_root),
-                         steps=steps, related=related, now=SystemClock().now())
+                         steps=steps, related=related, now=SystemClock().now(),
+                         registration=registration)
     if as_json:
         click.echo(json.dumps(report, indent=2, ensure_ascii=False))
         return

@@ -1,7 +1,9 @@
 """`chikanemail cases …`: the group, and `cases list`, a page of cases newest first.
 
 `cases list` is what managers and admins run most, so this module imports little: the other
-case commands live in `intake.commands.cli.case_actions` and are loaded only when they run.
+case commands live in `intake.commands.cli.case_actions` (and the registration's,
+`cases register|easy`, in `intake.commands.cli.registration`) and are loaded only when they
+run.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ DEFAULT_PAGE = 50  # cases `cases list` shows without --limit or --all
     "medium": "intake.commands.cli.case_actions:cases_medium_command",
     "witness": "intake.commands.cli.case_actions:cases_witness_command",
     "close": "intake.commands.cli.case_actions:cases_close_command",
+    "register": "intake.commands.cli.registration:cases_register_command",
+    "easy": "intake.commands.cli.registration:cases_easy_command",
     "hold": "intake.commands.cli.retention:hold_command",
     "unhold": "intake.commands.cli.retention:unhold_command",
 })

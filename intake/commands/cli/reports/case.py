@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from rich.table import Table
@@ -29,8 +29,18 @@ from storage.audit_words import LINK_REASONS, MAIL_KINDS, MEDIUMS, MESSAGE_KINDS
 from storage.blobstore import BlobStore
 from storage.case_links import PatternGroup, RelatedCase
 from storage.cases import case_summary
-from storage.models import Case, CaseNote, CaseStep, Evidence, Message, OutboxMail
+from storage.models import (
+    Case,
+    CaseNote,
+    CaseRegistration,
+    CaseStep,
+    Evidence,
+    Message,
+    OutboxMail,
+)
 from storage.note_words import note_text
+from storage.registration_codes import ABSENCES, HARASSMENT_TYPES, MEDIA, RELATION_DETAILS
+from storage.registration_words import easy_deadline
 from storage.routing_words import routing_words
 from storage.time_text import long_date
 
@@ -98,10 +108,40 @@ def outbox_json(mail: OutboxMail, case_number: str | None = None) -> dict[str, A
     }
 
 
+def registration_json(registration: CaseRegistration | None) -> dict[str, Any] | None:
+    """The newest saved registration: its version, who saved it when, and its codes."""
+    if registration is None:
+        return None
+    fields = registration.fields
+    return {"version": registration.version, "author": registration.author,
+            "saved_at": _aware(registration.created_at).isoformat(),
+            "fields_sha256": registration.fields_sha256,
+            **{name: fields.get(name) for name in (
+                "relation", "harassment_type", "medium", "absence")}}
+
+
+def easy_json(case: Case) -> dict[str, Any]:
+    """The EASY report: its deadline (14 days after the first day of absence) and what was
+    recorded of it."""
+    deadline = easy_deadline(case.first_absence_day)
+    return {"deadline": deadline.isoformat() if deadline else None,
+            "reported": case.easy_case_number is not None,
+            "easy_case_number": case.easy_case_number,
+            "reported_on": case.easy_reported_on.isoformat() if case.easy_reported_on else None,
+            "recorded_at": (_aware(case.easy_recorded_at).isoformat()
+                            if case.easy_recorded_at else None),
+            "recorded_by": case.easy_recorded_by}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def case_report(case: Case, messages: list[tuple[Message, list[Evidence]]],
                 notes: list[CaseNote], outbox: list[OutboxMail], derived: BlobStore, *,
                 steps: Sequence[CaseStep] = (), related: Sequence[RelatedCase] = (),
-                now: datetime | None = None) -> dict[str, Any]:
+                now: datetime | None = None,
+                registration: CaseRegistration | None = None) -> dict[str, Any]:
     """The whole case as a JSON-ready dict."""
     reports = [message_report(message, evidence, derived) for message, evidence in messages]
     report = case_summary(case)
@@ -110,6 +150,8 @@ def case_report(case: Case, messages: list[tuple[Message, list[Evidence]]],
     report["plan"] = plan_json(steps, case.language)
     report["deadlines"] = deadlines_json(steps, now or case.opened_at)
     report["related"] = related_json(related)
+    report["registration"] = registration_json(registration)
+    report["easy"] = easy_json(case)
     report["messages"] = [
         {"id": message.id, "sha256": message.sha256, "message_id": message.message_id,
          "subject": message.subject, "from": message.from_address, "kind": message.kind,
@@ -189,6 +231,33 @@ def _people(tree: Tree, report: dict[str, Any], reader: Reader) -> None:
         "day": _first_absence_day(report["first_absence_day"], reader)})
     if report["witnesses"]:
         tree.add(_("Witnesses: %(witnesses)s") % {"witnesses": "; ".join(report["witnesses"])})
+    _registration(tree, report, reader)
+
+
+def _registration(tree: Tree, report: dict[str, Any], reader: Reader) -> None:
+    """The newest registration in words, and where the EASY report stands."""
+    _ = reader.gettext
+    registration = report.get("registration")
+    if registration is None:
+        tree.add(_("Registration: not yet (chikanemail cases register)"))
+    else:
+        node = tree.add(_("Registration: version %(version)s, saved %(when)s by %(who)s") % {
+            "version": registration["version"], "who": registration["author"],
+            "when": reader.short_iso(registration["saved_at"])})
+        node.add(_("Type: %(type)s   Relation: %(relation)s") % {
+            "type": reader.word(HARASSMENT_TYPES, registration["harassment_type"]),
+            "relation": reader.word(RELATION_DETAILS, registration["relation"])})
+        node.add(_("Medium: %(medium)s   Absence: %(absence)s") % {
+            "medium": reader.word(MEDIA, registration["medium"]),
+            "absence": reader.word(ABSENCES, registration["absence"])})
+    easy = report.get("easy") or {}
+    if easy.get("reported"):
+        tree.add(_("EASY: reported %(day)s, EASY case number %(number)s") % {
+            "day": _first_absence_day(easy["reported_on"], reader),
+            "number": easy["easy_case_number"]})
+    elif easy.get("deadline"):
+        tree.add(_("EASY: not reported yet; due by %(day)s") % {
+            "day": _first_absence_day(easy["deadline"], reader)})
 
 
 def _plan(tree: Tree, report: dict[str, Any], reader: Reader) -> None:
