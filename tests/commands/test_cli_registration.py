@@ -23,9 +23,15 @@ from storage.database import Database
 from storage.models import AuditEvent, Case
 from tests.mail_flow import REPORTER, send
 from tests.parse.test_forwarded import OUTLOOK_DA
-from tests.support import INTAKE_ADDRESS, MANAGER, DaemonThread, make_config, wait_until
+from tests.support import (
+    INTAKE_ADDRESS,
+    MANAGER,
+    DaemonThread,
+    make_config,
+    wait_until,
+    write_toml,
+)
 from tests.support import describe as described
-from tests.support import write_toml
 
 
 @dataclass(frozen=True)

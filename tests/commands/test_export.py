@@ -404,6 +404,9 @@ def test_export_to_a_folder_is_checked_by_standard_tools(case: ExportableCase,
     assert "How to check the bundle" in readme  # Danish first, then English
     assert (f"openssl ts -verify -digest {first} -in timestamps/{first}.tsr "
             "-CAfile timestamps/tsa-ca.pem") in readme
+    # Not registered yet (issue 22): the report and registration.html say so.
+    assert "Sagen er ikke registreret." in files["report.html"].read_text("utf-8")
+    assert json.loads(files["registration.json"].read_text("utf-8"))["versions"] == []
 
     # The export is one audit event, naming the bundle and the manifest.
     events = exported_events(case)
@@ -445,7 +448,7 @@ def test_export_to_a_zip_holds_the_same_tree(case: ExportableCase, tmp_path: Pat
     check = sha256sum_check(root)
     assert check.returncode == 0, check.stdout + check.stderr
     expected = {"manifest.json", "SHA256SUMS", "custody.csv", "report.html", "README.txt",
-                "timestamps/tsa-ca.pem"}
+                "registration.json", "registration.html", "timestamps/tsa-ca.pem"}
     assert expected <= set(files)
     assert {name.split("/")[0] for name in files} == {
         "originals", "evidence", "timestamps", *(name for name in expected if "/" not in name)}

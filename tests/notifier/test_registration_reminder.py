@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from intake.commands.reply.parser import command_help, reply_lines
-from notifier.case_actions import CaseActions
+from notifier.case_actions import NEEDS_REGISTRATION, ActionResult, CaseActions
 from notifier.clock import ManualClock
 from notifier.mails import MailComposer
 from notifier.plan.checklist import add_checklist, calendar_for
@@ -27,7 +27,7 @@ from notifier.settings import NotifySettings
 from storage.cases import lock_case, open_case
 from storage.database import Database
 from storage.migrate import upgrade_database
-from storage.models import OutboxMail
+from storage.models import Case, OutboxMail
 
 COPENHAGEN = ZoneInfo("Europe/Copenhagen")
 MANAGER = "leder@kommune.example"
@@ -104,3 +104,23 @@ def test_the_registration_reminder_links_to_the_form_only_with_the_web_view(
         assert "Registrering" in without_web
     finally:
         database.dispose()
+
+
+def test_a_step_refused_for_want_of_a_registration_is_answered_with_the_forms_link() -> None:
+    def confirmation(web_base_url: str) -> str:
+        composer = MailComposer(NotifySettings(), intake_address="chikanemail@kommune.example",
+                                hostname="test", web_base_url=web_base_url)
+        mails = PlanMails(composer, PlanSettings(), {}, reply_lines())
+        mail = mails.confirmation(
+            Case(number="2026-0007"), actor=MANAGER, language="da",
+            results=[ActionResult("step", "4", NEEDS_REGISTRATION, "registration")], steps=[],
+            implicit_ack=False, unknown=[], show_help=False, note_saved=False,
+            attachment_count=0, in_reply_to=None)
+        message = BytesParser(policy=policy.default).parsebytes(mail.raw)
+        assert isinstance(message, EmailMessage)
+        return "\n".join(_bodies(message))
+
+    with_web = confirmation(WEB)
+    assert f"Registreringsskemaet: {WEB}/cases/2026-0007/registration" in with_web
+    assert f'<a href="{WEB}/cases/2026-0007/registration">' in with_web
+    assert "/registration" not in confirmation("")
