@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import click
@@ -36,6 +36,7 @@ from storage.registrations import (
     read_fields,
     registration_versions,
 )
+from storage.time_text import long_date
 
 # Problems found in the options: nothing saved.
 PROBLEMS_EXIT = 2
@@ -67,8 +68,6 @@ def _codes(field: str) -> str:
 
 def _iso(moment: datetime, reader: Reader) -> str:
     """A stored moment as ISO 8601 with the workplace's offset (naive means UTC)."""
-    from datetime import UTC
-
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     return aware.astimezone(reader.zone).isoformat()
 
@@ -257,8 +256,6 @@ def cases_easy_command(context: CliContext, number: str, easy_number: str,
     if result.outcome == CASE_CLOSED:
         raise click.ClickException(_("Case %(number)s is closed: nothing recorded") % {
             "number": number})
-    from storage.time_text import long_date
-
     click.echo(_("Case %(number)s: reported through EASY on %(day)s, EASY case number "
                  "%(easy)s: %(outcome)s") % {
         "number": number, "day": long_date(day, reader.language), "easy": result.value,
