@@ -372,6 +372,12 @@ def _another_manager_gets_404(easy_site: Site) -> None:
                               data={"csrf_token": active.csrf_token, "description": "x"},
                               allow_redirects=False, timeout=10)
         assert response.status_code == 404
+    # The manager's own post without the form's token is refused too.
+    for path in ("/registration", "/easy"):
+        refused = easy_site.http.post(easy_site.url(path), data={"description": "x",
+                                                                 "easy_number": "1"},
+                                      allow_redirects=False, timeout=10)
+        assert refused.status_code == 403
     assert len(_versions(easy_site)) == 1
 
 
