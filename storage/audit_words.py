@@ -341,7 +341,9 @@ def _viewed(words: _Words, d: Mapping[str, Any]) -> tuple[str, Sequence[str]]:
     what = {"case": words.gettext("the case"), "audit": words.gettext("the audit trail"),
             "message": words.gettext("a mail"),
             "quarantine": words.gettext("a kept-out mail"),
-            "evidence": words.gettext("an evidence item")}.get(str(d.get("what")), d.get("what"))
+            "evidence": words.gettext("an evidence item"),
+            "registration": words.gettext("the registration"),
+            "easy": words.gettext("the EASY summary")}.get(str(d.get("what")), d.get("what"))
     if d.get("via") == "web":
         return words.gettext("%(what)s, on the web pages") % {"what": what}, \
             ("what", "via", "evidence")

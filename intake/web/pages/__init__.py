@@ -8,6 +8,7 @@ from starlette.routing import BaseRoute, Route
 
 from intake.web.pages import case_actions
 from intake.web.pages.case_page import case_page
+from intake.web.pages.easy_page import easy_page, record_easy_report
 from intake.web.pages.evidence_pages import (
     evidence_download,
     evidence_page,
@@ -16,6 +17,7 @@ from intake.web.pages.evidence_pages import (
 )
 from intake.web.pages.export_download import export_download
 from intake.web.pages.list_page import case_list
+from intake.web.pages.registration_page import registration_page, save_registration_page
 from intake.web.pages.status_link import retire_status_link
 
 # A case number as the path carries it; anything else is not a case (404 from the router).
@@ -38,5 +40,10 @@ def routes() -> list[BaseRoute]:
         Route(f"{case}/mails/{{message_id:int}}/download", message_download,
               methods=["GET"], name="message_download"),
         Route(f"{case}/status-link/retire", retire_status_link, methods=["POST"]),
+        Route(f"{case}/registration", registration_page, methods=["GET"], name="registration"),
+        Route(f"{case}/registration", save_registration_page, methods=["POST"],
+              name="registration_save"),
+        Route(f"{case}/easy", easy_page, methods=["GET"], name="easy"),
+        Route(f"{case}/easy", record_easy_report, methods=["POST"], name="easy_report"),
         *case_actions.routes(),
     ]

@@ -10,6 +10,12 @@ from datetime import datetime, tzinfo
 from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.orm import Session
 
+from intake.web.pages.registration_summary import (
+    EasyStatus,
+    RegistrationSummary,
+    easy_status,
+    registration_summary,
+)
 from notifier.durations import describe_due_rule, parse_duration
 from storage.audit_words import LINK_REASONS, describe, label
 from storage.case_links import related_cases
@@ -134,6 +140,10 @@ class CasePage:
     related: tuple[RelatedView, ...]
     # Related cases the viewer may not open: only how many, nothing of their content.
     related_hidden: int
+    # The newest registration (None: not registered yet) and, with a first day of absence,
+    # the EASY report's deadline.
+    registration: RegistrationSummary | None = None
+    easy: EasyStatus | None = None
 
     @property
     def evidence_count(self) -> int:
@@ -203,6 +213,8 @@ def read_case_page(session: Session, case: Case, *, may_open: Callable[[str], bo
         reads_total=reads_total, reads=tuple(reads),
         related=shown_related,
         related_hidden=len(related) - len(shown_related),
+        registration=registration_summary(session, case, language=language, zone=zone),
+        easy=easy_status(session, case, language=language, zone=zone, now=now),
     )
 
 
