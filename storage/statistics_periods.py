@@ -12,6 +12,8 @@ from typing import Literal
 
 Granularity = Literal["month", "quarter"]
 GRANULARITIES: tuple[Granularity, ...] = ("month", "quarter")
+# Without a range the page and the CLI show the last 12 months, or the last 8 quarters.
+DEFAULT_PERIODS: dict[Granularity, int] = {"month": 12, "quarter": 8}
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 _QUARTER = re.compile(r"(\d{4})-[Qq]([1-4])")
 
@@ -139,3 +141,11 @@ def periods_between(first: Period, last: Period) -> list[Period]:
     """Every period from `first` to `last` (both of one kind), in order."""
     kind = type(first)
     return [kind(index) for index in range(first.index, last.index + 1)]
+
+
+def default_first_period(granularity: Granularity, now: datetime, zone: tzinfo,
+                         count: int) -> Period:
+    """The first of the `count` newest whole periods that have ended."""
+    if granularity == "quarter":
+        return Quarter(last_complete_quarter(now, zone).index - count + 1)
+    return Month(last_complete_month(now, zone).index - count + 1)
