@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import textwrap
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -128,9 +129,10 @@ def _print_text(report: Any, reader: Reader, *, wide: bool) -> None:
     if not report.periods:
         click.echo(_("No whole period with cases to show yet."))
         return
-    click.echo(_("Periods with cases: %(first)s to %(last)s. No count below 5 is shown "
-                 "(“< 5”), nor any number that would give one away.")
-               % {"first": report.counted_from, "last": report.counted_to})
+    click.echo(textwrap.fill(_(
+        "Periods with cases: %(first)s to %(last)s. No count below 5 is shown (“< 5”), nor "
+        "any number that would give one away.") % {"first": report.counted_from,
+                                                    "last": report.counted_to}, width=79))
     step = len(report.periods) if wide else _PERIODS_PER_TABLE
     for table in report.tables:
         for offset in range(0, len(table.periods), step):

@@ -13,12 +13,18 @@ A suppressed count is None: pygal draws no bar for it.
 from __future__ import annotations
 
 import re
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from functools import cache, lru_cache
 
 import pygal
 from pygal.style import Style
+
+# pygal appends a finder for its map plugins (pygal.maps.*, unused here) to sys.meta_path;
+# its old find_module interface makes every later failed import warn (ImportWarning).
+sys.meta_path[:] = [finder for finder in sys.meta_path
+                    if type(finder).__name__ != "PluginImportFixer"]
 
 SVG_NAMESPACE = "http://www.w3.org/2000/svg"
 _SVG = f"{{{SVG_NAMESPACE}}}"
