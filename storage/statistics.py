@@ -258,12 +258,16 @@ def build_report(data: MonthlyData, granularity: Granularity, first: Period | No
     )
 
 
+def statistics_data(session: Session, *, now: datetime, zone: tzinfo) -> MonthlyData:
+    """The counts of every whole month that has ended, read from the database now."""
+    return read_monthly_data(session, until=last_complete_month(now, zone), zone=zone,
+                             now=now, max_months=MAX_MONTHS)
+
+
 def case_statistics(session: Session, granularity: Granularity, first: Period | None = None,
                     last: Period | None = None, *, now: datetime,
                     zone: tzinfo) -> StatisticsReport:
     """The statistics for whole periods from `first` to `last`, read from the database now
     (whole months or quarters that have ended, in `zone`), every count protected."""
-    last_month = last_complete_month(now, zone)
-    data = read_monthly_data(session, until=last_month, zone=zone, now=now,
-                             max_months=MAX_MONTHS)
+    data = statistics_data(session, now=now, zone=zone)
     return build_report(data, granularity, first, last, now=now, zone=zone)

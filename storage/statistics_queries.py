@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from storage.models import Case, CaseStep
@@ -44,10 +44,18 @@ _COLUMNS: Mapping[str, Any] = {
 }
 
 
-def _month_expression(months: list[Month], zone: tzinfo) -> ColumnElement[Any]:
-    """The index in `months` of the month a case was opened in (the range is filtered)."""
-    return case(*[(Case.opened_at < month.next().start(zone), number)
-                  for number, month in enumerate(months)], else_=None)
+def _month_expression(months: list[Month], zone: tzinfo, low: int = 0,
+                      high: int | None = None) -> ColumnElement[Any]:
+    """The index in `months` of the month a case was opened in (the range is filtered):
+    CASE expressions nested as a binary search, a few comparisons a row however many
+    months are counted."""
+    high = len(months) if high is None else high
+    if high - low == 1:
+        return literal(low)
+    middle = (low + high) // 2
+    return case((Case.opened_at < months[middle].start(zone),
+                 _month_expression(months, zone, low, middle)),
+                else_=_month_expression(months, zone, middle, high))
 
 
 def _seconds_between(session: Session, later: Any, earlier: Any) -> ColumnElement[Any]:
@@ -70,13 +78,15 @@ def read_monthly_data(session: Session, *, until: Month, zone: tzinfo, now: date
     in_range = and_(Case.opened_at >= first.start(zone),
                     Case.opened_at < until.next().start(zone))
     month_number = _month_expression(months, zone).label("month")
+    # Core rows, not ORM rows: the ORM's per-row work is a third of the time on 100,000.
+    connection = session.connection()
 
     cases: dict[Month, int] = defaultdict(int)
     counts: dict[tuple[str, Month, str], int] = defaultdict(int)
     for dimension, column in _COLUMNS.items():
         inner = select(month_number, column.label("code")).where(in_range).subquery()
-        rows = session.execute(select(inner.c.month, inner.c.code, func.count())
-                               .group_by(inner.c.month, inner.c.code))
+        rows = connection.execute(select(inner.c.month, inner.c.code, func.count())
+                                  .group_by(inner.c.month, inner.c.code))
         for number, code, count in rows:
             month = months[number]
             counts[(dimension, month, category_of(dimension, code))] += count
@@ -87,17 +97,19 @@ def read_monthly_data(session: Session, *, until: Month, zone: tzinfo, now: date
                      .join(Case, Case.id == CaseStep.case_id)
                      .where(in_range, CaseStep.done_at.is_(None), CaseStep.due_at < now)
                      .subquery())
-    overdue = {months[number]: count for number, count in session.execute(
+    overdue = {months[number]: count for number, count in connection.execute(
         select(overdue_inner.c.month, func.count()).group_by(overdue_inner.c.month))}
 
     def durations(later: Any) -> dict[Month, list[float]]:
-        found: dict[Month, list[float]] = defaultdict(list)
-        rows = session.execute(select(month_number,
-                                      _seconds_between(session, later, Case.opened_at))
-                               .where(in_range, later.is_not(None)))
+        found: dict[int, list[float]] = defaultdict(list)
+        rows = connection.execute(select(month_number,
+                                         _seconds_between(session, later, Case.opened_at))
+                                  .where(in_range, later.is_not(None))).all()
         for number, seconds in rows:
-            found[months[number]].append(max(0.0, float(seconds)))
-        return dict(found)
+            found[number].append(seconds)
+        # A clock set back could make a time negative: counted as no time at all.
+        return {months[number]: [max(0.0, float(value)) for value in values]
+                for number, values in found.items()}
 
     return MonthlyData(first_month=first, cases=dict(cases), counts=dict(counts),
                        overdue=overdue, acknowledge_seconds=durations(Case.acknowledged_at),

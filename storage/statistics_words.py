@@ -27,8 +27,3 @@ DIMENSION_TITLES: Mapping[str, str] = MappingProxyType({
     "relation": N_("Cases by the harasser's relation"),
     "absence": N_("Cases by absence"),
 })
-
-GRANULARITY_WORDS: Mapping[str, str] = MappingProxyType({
-    "month": N_("Monthly"),
-    "quarter": N_("Quarterly"),
-})
