@@ -15,7 +15,8 @@ What it measures
     from the database (counts grouped in SQL, the durations, the suppression over every
     period counted); the charts' SVG is cached by its numbers.
 
-    Target: p99 of the monthly page under 1,000 ms (no target is set by the issue).
+    Target: p99 of the monthly page under 500 ms, warm (ours: the issue asks for the
+    figure). The first request, which reads the counts, is printed as the cold figure.
 
     `--screenshot PATH` also saves a PNG of the monthly page as chromium shows it.
 
@@ -52,7 +53,7 @@ from storage.migrate import upgrade_database
 from storage.models import Case, CaseStep
 from storage.settings import StorageSettings
 
-TARGET_MS = 1000.0
+TARGET_MS = 500.0
 ADMIN = "admin@bench.local"
 WARM_UP = 5
 DEFAULT_REQUESTS = 50
@@ -175,6 +176,7 @@ def run(backend: str, database_url: str, cases: int, requests: int,
             body.replace(ADMIN.encode(), b"")
 
     with serving(context) as port:
+        cold = timed_requests(port, cookie, "/stats", 1, check)[0]
         for name, path in (("monthly", "/stats"),
                            ("quarterly", "/stats?granularity=quarter&from=2000-Q1")):
             timed_requests(port, cookie, path, WARM_UP, check)
@@ -188,14 +190,17 @@ def run(backend: str, database_url: str, cases: int, requests: int,
     details = {name: {"p50_ms": round(statistics.median(times), 2),
                       "p99_ms": round(percentile(times, 0.99), 2),
                       "max_ms": round(max(times), 2)} for name, times in measured.items()}
-    details.update(cases=cases, requests=requests, build_s=round(build_s, 1))
+    details.update(cases=cases, requests=requests, build_s=round(build_s, 1),
+                   cold_ms=round(cold, 1))
+    print(f"[{backend}] cold (the first request, counts read) {cold:.1f} ms")
     monthly = measured["monthly"]
     return [Result(id=f"P11-stats-{backend}",
                    what=f"statistics page p99, {cases:,} cases, {backend}",
                    value=round(percentile(monthly, 0.99), 1), unit="ms", comparison="<",
                    limit=TARGET_MS,
                    summary=(f"p50 {statistics.median(monthly):.1f} ms; quarterly p99 "
-                            f"{percentile(measured['quarterly'], 0.99):.1f} ms"),
+                            f"{percentile(measured['quarterly'], 0.99):.1f} ms; cold "
+                            f"{cold:.0f} ms"),
                    details=details)]
 
 
