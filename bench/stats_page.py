@@ -187,7 +187,7 @@ def run(backend: str, database_url: str, cases: int, requests: int,
     for name, times in measured.items():
         print(f"[{backend}] {name:10} p50 {statistics.median(times):7.1f} ms   "
               f"p99 {percentile(times, 0.99):7.1f} ms   max {max(times):7.1f} ms")
-    details = {name: {"p50_ms": round(statistics.median(times), 2),
+    details: dict[str, Any] = {name: {"p50_ms": round(statistics.median(times), 2),
                       "p99_ms": round(percentile(times, 0.99), 2),
                       "max_ms": round(max(times), 2)} for name, times in measured.items()}
     details.update(cases=cases, requests=requests, build_s=round(build_s, 1),

@@ -88,7 +88,7 @@ def generate(database: Database, count: int = 500, seed: int = 22) -> Generated:
     generated = Generated()
     start = datetime(2024, 11, 1, tzinfo=ZONE).astimezone(UTC)
     span = (NOW - start).total_seconds()
-    rows = []
+    rows: list[dict[str, object]] = []
     for sequence in range(1, count + 1):
         # Weighted choices make common and rare categories (rare ones fall below 5).
         opened = start + timedelta(seconds=rng.random() * span)
@@ -108,7 +108,7 @@ def generate(database: Database, count: int = 500, seed: int = 22) -> Generated:
             "manager": f"leder{sequence % 7}@kommune.example", "language": "da",
             "routing_source": "default", "routing_reason": "default", "opened_at": opened,
             "acknowledged_at": acknowledged, "closed_at": closed,
-            "medium": rng.choices(MEDIA + [None], [50, 30, 15, 4, 1])[0],
+            "medium": rng.choices([*MEDIA, None], [50, 30, 15, 4, 1])[0],
             "harassment_type": rng.choices(TYPES, [30, 30, 10, 8, 8, 3, 6, 5])[0]
             if registered else None,
             "relation_detail": rng.choices(RELATIONS, [30, 15, 10, 10, 5, 4, 3, 15, 3, 5])[0]
@@ -120,15 +120,17 @@ def generate(database: Database, count: int = 500, seed: int = 22) -> Generated:
     with database.write() as session:
         session.execute(insert(Case), rows)
         ids = dict(session.execute(select(Case.number, Case.id)).all())
-        steps = []
+        steps: list[dict[str, object]] = []
         for row in rows:
             overdue = 0
+            opened_at = row["opened_at"]
+            assert isinstance(opened_at, datetime)
             for position in range(1, 4):
-                due = row["opened_at"] + timedelta(days=rng.choice([3, 30, 400]))  # type: ignore[operator]
+                due = opened_at + timedelta(days=rng.choice([3, 30, 400]))
                 done = due - timedelta(days=1) if rng.random() < 0.5 else None
                 if done is None and due < NOW:
                     overdue += 1
-                steps.append({"case_id": ids[row["number"]], "position": position,
+                steps.append({"case_id": ids[str(row["number"])], "position": position,
                               "key": f"step-{position}", "title_da": "Trin",
                               "title_en": "Step", "description_da": "", "description_en": "",
                               "owner": "manager", "due_after": "intake", "due_at": due,

@@ -5,6 +5,7 @@ and no suppressed count can be worked out from its row or column."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 
@@ -14,14 +15,23 @@ from storage.statistics import StatisticsReport, case_statistics
 from storage.statistics_dimensions import DIMENSIONS
 from storage.statistics_periods import Month, Quarter
 from tests.storage.statistics_cases import NOW, ZONE, Generated, generate, median_and_p90
+from tests.support import postgres_schema
 
 
-@pytest.fixture
-def generated(database_url: str) -> Iterator[tuple[Database, Generated]]:
-    database = Database(database_url)
-    upgrade_database(database)
-    yield database, generate(database)
-    database.dispose()
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def generated(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+              ) -> Iterator[tuple[Database, Generated]]:
+    """The 500 cases in a database of their own on each backend, shared by the module's
+    tests (which only read them)."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('statistics') / 'test.sqlite3'}"
+        else:
+            url = stack.enter_context(postgres_schema())
+        database = Database(url)
+        stack.callback(database.dispose)
+        upgrade_database(database)
+        yield database, generate(database)
 
 
 def _report(database: Database, granularity: str) -> StatisticsReport:
@@ -61,11 +71,12 @@ def test_shown_counts_match_plain_counts_and_small_ones_are_suppressed(
     for rows, column in ((report.time_to_acknowledge, "acknowledged_at"),
                          (report.time_to_close, "closed_at")):
         hours = cases.hours(column)
-        for row in rows:
-            if len(hours[row.period]) < 5:
-                assert row.median_hours is None and row.p90_hours is None
+        for time_row in rows:
+            if len(hours[time_row.period]) < 5:
+                assert time_row.median_hours is None and time_row.p90_hours is None
             else:
-                assert (row.median_hours, row.p90_hours) == median_and_p90(hours[row.period])
+                assert (time_row.median_hours, time_row.p90_hours) == median_and_p90(
+                    hours[time_row.period])
 
 
 def test_no_suppressed_count_can_be_worked_out_from_its_row_or_column(

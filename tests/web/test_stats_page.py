@@ -19,6 +19,7 @@ import pytest
 import requests
 
 from intake.commands.cli.stats import csv_rows
+from intake.service.config import CONFIG_ENV_VAR
 from intake.web.login_links import login_url, record_request
 from intake.web.settings import WebSettings
 from intake.web.stats.settings import StatsSettings
@@ -28,7 +29,7 @@ from storage.statistics import StatisticsReport, case_statistics
 from storage.statistics_periods import DEFAULT_PERIODS, default_first_period
 from tests.browser import chromium
 from tests.storage.statistics_cases import ZONE, Generated, generate
-from tests.support import CONFIG_ENV_VAR, DaemonThread, describe, make_config, run_cli, write_toml
+from tests.support import DaemonThread, describe, make_config, run_cli, write_toml
 from tests.web.node_packages import axe_results, serious
 from tests.web.web_support import log_in, press_login_button
 
@@ -115,7 +116,7 @@ def test_a_manager_who_is_no_viewer_gets_a_404_and_an_admin_the_page(world: Worl
     assert manager.get(f"{world.base_url}/cases").status_code == 200
     assert manager.get(f"{world.base_url}/stats").status_code == 404
     assert manager.get(f"{world.base_url}/stats/charts.css").status_code == 404
-    anonymous = requests.get(f"{world.base_url}/stats", allow_redirects=False)
+    anonymous = requests.get(f"{world.base_url}/stats", allow_redirects=False, timeout=30)
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
     admin = world.session_for(ADMIN)
     for query in ("", "?granularity=quarter&from=2025-01&to=2025-Q4"):
