@@ -40,7 +40,7 @@ STYLE = Style(background="white", plot_background="white", foreground="#1a1a1a",
               major_label_font_size=13, legend_font_size=14, value_font_size=12,
               colors=PALETTE)
 _SETTINGS = {"js": [], "disable_xml_declaration": True, "no_prefix": True,
-             "style": STYLE, "width": 800, "height": 420, "legend_at_bottom": True,
+             "style": STYLE, "width": 800, "height": 520, "legend_at_bottom": True,
              "legend_at_bottom_columns": 1, "truncate_legend": -1, "x_label_rotation": 40,
              "show_y_guides": True, "print_values": False, "tooltip_border_radius": 0}
 
