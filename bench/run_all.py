@@ -1,4 +1,4 @@
-"""Run every benchmark (P1-P8), print one table of figures against targets, write JSON.
+"""Run every benchmark (P1-P11), print one table of figures against targets, write JSON.
 
 Each benchmark runs as its own process (one after the other, so they do not compete for
 the CPUs) with `--json` pointing into a temporary folder; this script gathers the results,
@@ -57,6 +57,7 @@ BENCHMARKS = (
     Benchmark("P8", "long_run.py", ("--mails", "10000")),
     Benchmark("P9", "web_pages.py"),
     Benchmark("P10", "web_actions.py"),
+    Benchmark("P11", "stats_page.py"),
 )
 
 

@@ -35,6 +35,7 @@ from intake.service.settings import (
     WorkerSettings,
 )
 from intake.web.settings import WebSettings, web_settings_problem
+from intake.web.stats.settings import StatsSettings
 from notifier.plan.checks import check_plan
 from notifier.plan.settings import PlanSettings
 from notifier.settings import NotifySettings, TimestampSettings
@@ -77,6 +78,7 @@ class AppConfig:
     health: HealthSettings = field(default_factory=HealthSettings)
     ui: UiSettings = field(default_factory=UiSettings)
     web: WebSettings = field(default_factory=WebSettings)
+    stats: StatsSettings = field(default_factory=StatsSettings)
     # Mailboxes to take mail from: the [[imap]] tables, in the file's order.
     imap: tuple[ImapMailbox, ...] = ()
     # Settings the file uses that still work but will go: said once at start (daemon, CLI).
@@ -99,6 +101,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "health": HealthSettings,
     "ui": UiSettings,
     "web": WebSettings,
+    "stats": StatsSettings,
 }
 
 
@@ -367,6 +370,10 @@ def _check_contradictions(config: AppConfig) -> None:
             if backend not in ("sqlite", "postgresql"):
                 fail("storage.database_url", f"unsupported database {backend!r}; use sqlite "
                      "or postgresql+psycopg")
+
+    for viewer in config.stats.viewers:
+        if not _ADDRESS.fullmatch(viewer):
+            fail("stats.viewers", f"{viewer!r} is not a mail address")
 
     web_problem = web_settings_problem(config.web)
     if web_problem is not None:

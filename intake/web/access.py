@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, and_, false, func, or_, select, true
 from sqlalchemy.orm import Session
 
 from intake.service.config import AppConfig
+from intake.web.stats.settings import stats_viewers
 from storage.models import Case
 
 # Case.escalation_level: who has been told beyond the manager (notifier.plan.runner).
@@ -31,6 +32,16 @@ class Viewer:
     is_admin: bool = False
     # [routing] default_manager, case-folded: sees the cases escalated to level 2.
     default_manager: str = ""
+    # One of `[stats] viewers` (or `[plan] safety_rep` when none are named): may read /stats.
+    is_stats_viewer: bool = False
+    # A stats viewer who is no admin and manages no case: sees only /stats (set per
+    # request by the authentication middleware).
+    stats_only: bool = False
+
+    @property
+    def may_read_statistics(self) -> bool:
+        """Whether the statistics page is open to this viewer."""
+        return self.is_admin or self.is_stats_viewer
 
 
 def fold(address: str) -> str:
@@ -45,7 +56,14 @@ def viewer_for(config: AppConfig, address: str) -> Viewer:
     admins = {fold(admin) for admin in config.plan.admins}
     return Viewer(address=folded, language=languages.get(folded, config.ui.language),
                   is_admin=folded in admins,
-                  default_manager=fold(config.routing.default_manager))
+                  default_manager=fold(config.routing.default_manager),
+                  is_stats_viewer=is_stats_viewer(config, folded))
+
+
+def is_stats_viewer(config: AppConfig, address: str) -> bool:
+    """Whether the address is one of `[stats] viewers` (by default `[plan] safety_rep`)."""
+    return fold(address) in {fold(viewer) for viewer
+                             in stats_viewers(config.stats, config.plan.safety_rep)}
 
 
 def visible_cases(viewer: Viewer) -> ColumnElement[bool]:

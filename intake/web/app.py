@@ -18,6 +18,7 @@ from intake.web.context import WebContext
 from intake.web.oidc_client import OidcClient
 from intake.web.rendering import render
 from intake.web.security import SecurityHeadersMiddleware
+from intake.web.stats import page as stats_page
 from intake.web.status import HEALTH_PATH, HEALTH_TEXT
 from intake.web.status_page import page as status_page
 from storage.i18n.catalogs import translations
@@ -26,8 +27,11 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 
 
 async def front_page(request: Request) -> Response:
-    """The case list when logged in, else the login page."""
-    return RedirectResponse("/cases" if request.state.viewer else "/login", status_code=303)
+    """The case list when logged in (the statistics for one who reads only them), else the
+    login page."""
+    viewer = request.state.viewer
+    target = "/login" if viewer is None else "/stats" if viewer.stats_only else "/cases"
+    return RedirectResponse(target, status_code=303)
 
 
 async def health(request: Request) -> Response:
@@ -63,6 +67,7 @@ def build_app(context: WebContext) -> Starlette:
         *login.routes(),
         *pages.routes(),
         *admin.routes(),
+        *stats_page.routes(),
         *status_page.routes(),
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
     ]

@@ -8,6 +8,7 @@ brings the person back afterwards. Every POST must carry the CSRF token (403 wit
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -25,12 +26,16 @@ from intake.web.csrf import (
     set_pre_session_cookie,
     tokens_match,
 )
+from intake.web.login_links import manages_cases
 from intake.web.rendering import page_language, render
 from intake.web.security import TrustedProxies
 from intake.web.sessions import COOKIE_NAME, load_session
 from storage.i18n.catalogs import translations
 
-PROTECTED_PREFIXES = ("/cases",)
+PROTECTED_PREFIXES = ("/cases", "/stats")
+# What a reader of the statistics who manages no case may not open (a 404, as for a case
+# that is not theirs).
+CASE_PREFIXES = ("/cases",)
 # Served to anyone, and asked for with every page: no session is looked up for them.
 UNAUTHENTICATED_PREFIXES = ("/static/", "/healthz")
 CSRF_HEADER = "x-csrf-token"
@@ -40,8 +45,15 @@ _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_FORM_BYTES = 1024 * 1024
 
 
-def _protected(path: str) -> bool:
-    return any(path == prefix or path.startswith(prefix + "/") for prefix in PROTECTED_PREFIXES)
+def _protected(path: str, prefixes: tuple[str, ...] = PROTECTED_PREFIXES) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
+
+
+def _stats_only(context: WebContext, address: str) -> bool:
+    """Whether a reader of the statistics manages no case (read now: a case assigned to
+    them opens the case pages at their next request)."""
+    with context.database.read() as session:
+        return not manages_cases(session, context.config, address)
 
 
 class AuthenticationMiddleware:
@@ -74,7 +86,11 @@ class AuthenticationMiddleware:
         state["session"] = active
         new_pre_session_token: str | None = None
         if active is not None:
-            state["viewer"] = viewer_for(context.config, active.address)
+            viewer = viewer_for(context.config, active.address)
+            if viewer.is_stats_viewer and not viewer.is_admin and await asyncio.to_thread(
+                    _stats_only, context, active.address):
+                viewer = replace(viewer, stats_only=True)
+            state["viewer"] = viewer
             state["csrf_token"] = active.csrf_token
         else:
             state["viewer"] = None
@@ -90,6 +106,11 @@ class AuthenticationMiddleware:
             response: Response = RedirectResponse(
                 "/login?" + urlencode({"next": target}, quote_via=quote), status_code=303)
             await response(scope, receive, send)
+            return
+
+        if state["viewer"] is not None and state["viewer"].stats_only and _protected(
+                request.url.path, CASE_PREFIXES):
+            await self._not_found(scope, send)
             return
 
         if scope["method"] in _UNSAFE_METHODS:
@@ -112,6 +133,15 @@ class AuthenticationMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+    async def _not_found(self, scope: Scope, send: Send) -> None:
+        request = Request(scope)
+        _ = translations(page_language(request)).gettext
+        response = render(request, "error.html", {
+            "heading": _("Not found"),
+            "explanation": _("There is no such page, or it is not yours to see."),
+        }, status=404)
+        await response(scope, _no_body, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         request = Request(scope)

@@ -18,7 +18,10 @@ from starlette.routing import BaseRoute, Route
 from intake.receive.smtp.throttled_log import ThrottledLog
 from intake.web.context import WebContext
 from intake.web.login_links import (
+    CASES_HOME,
+    STATS_HOME,
     consume_link,
+    home_path,
     login_url,
     looks_like_address,
     may_log_in,
@@ -43,7 +46,7 @@ log = logging.getLogger("chikanemail.web.login")
 # A flood of refused requests is said once a minute per client, not once per request.
 _refusals = ThrottledLog(log, logging.WARNING, 60.0)
 
-HOME = "/cases"
+HOME = CASES_HOME
 
 
 def _context(request: Request) -> WebContext:
@@ -79,7 +82,8 @@ async def login_page(request: Request) -> Response:
     logged in already, where `next` says)."""
     next_path = safe_next_path(request.query_params.get("next"))
     if request.state.viewer is not None:
-        return RedirectResponse(next_path or HOME, status_code=303)
+        home = STATS_HOME if request.state.viewer.stats_only else HOME
+        return RedirectResponse(next_path or home, status_code=303)
     return render(request, "login.html", {"next_path": next_path or "", "address": "",
                                           "problem": None,
                                           **_login_choices(request, next_path)})
@@ -171,9 +175,15 @@ async def use_link(request: Request) -> Response:
                                               client=str(request.state.client),
                                               web=context.web)
     log.info("logged in to the web view client=%s", request.state.client)
-    response = RedirectResponse(safe_next_path(holder.next_path) or HOME, status_code=303)
+    home = await asyncio.to_thread(_home, context, holder.address)
+    response = RedirectResponse(safe_next_path(holder.next_path) or home, status_code=303)
     set_session_cookie(response, cookie, context.web)
     return response
+
+
+def _home(context: WebContext, address: str) -> str:
+    with context.database.read() as session:
+        return home_path(session, context.config, address)
 
 
 async def logout(request: Request) -> Response:

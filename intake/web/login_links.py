@@ -18,7 +18,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from intake.service.config import AppConfig
-from intake.web.access import fold
+from intake.web.access import fold, is_stats_viewer
 from intake.web.settings import WebSettings
 from notifier.mails import MailComposer
 from notifier.outbox import enqueue
@@ -27,6 +27,8 @@ from storage.database import Database
 from storage.models import Case, LoginRequest
 
 MAIL_KIND = "login_link"
+CASES_HOME = "/cases"
+STATS_HOME = "/stats"
 _TOKEN_BYTES = 32
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{20,100}")
 # Requests older than this are deleted: they count for no limit and no link of theirs works.
@@ -53,7 +55,24 @@ def looks_like_address(value: str) -> bool:
 
 def may_log_in(session: Session, config: AppConfig, address: str) -> bool:
     """Whether a link may go to this address: one of `[plan] admins`, a manager or deputy
-    the routing names, or the manager or deputy of a case."""
+    the routing names, the manager or deputy of a case, or a reader of the statistics
+    (`[stats] viewers`)."""
+    return is_stats_viewer(config, address) or manages_cases(session, config, address)
+
+
+def home_path(session: Session, config: AppConfig, address: str) -> str:
+    """Where a person goes after logging in: the statistics for a reader of them who
+    manages no case, else the case list."""
+    if (is_stats_viewer(config, address) and fold(address) not in
+            {fold(admin) for admin in config.plan.admins}
+            and not manages_cases(session, config, address)):
+        return STATS_HOME
+    return CASES_HOME
+
+
+def manages_cases(session: Session, config: AppConfig, address: str) -> bool:
+    """Whether the address is one of `[plan] admins`, a manager or deputy the routing
+    names, or the manager or deputy of a case."""
     folded = fold(address)
     routing = config.routing
     named = {fold(admin) for admin in config.plan.admins}

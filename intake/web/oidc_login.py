@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from intake.web.access import fold
 from intake.web.context import WebContext
-from intake.web.login_links import may_log_in, safe_next_path
+from intake.web.login_links import STATS_HOME, home_path, may_log_in, safe_next_path
 from intake.web.oidc_claims import OidcRefused, OidcUnavailable, verified_address
 from intake.web.oidc_client import OidcClient, read_client_secret
 from intake.web.oidc_prelogin import (
@@ -96,7 +96,8 @@ async def start(request: Request) -> Response:
         raise HTTPException(status_code=404)
     next_path = safe_next_path(request.query_params.get("next"))
     if request.state.viewer is not None:
-        return RedirectResponse(next_path or HOME, status_code=303)
+        home = STATS_HOME if request.state.viewer.stats_only else HOME
+        return RedirectResponse(next_path or home, status_code=303)
     pre_login = new_pre_login(next_path, now=context.clock.now())
     try:
         url, sealed = await asyncio.to_thread(_begin, client, pre_login)
@@ -139,7 +140,8 @@ async def callback(request: Request) -> Response:
                                               web=context.web)
     log.info("logged in to the web view with %s client=%s", client.settings.provider,
              request.state.client)
-    response = RedirectResponse(safe_next_path(pre_login.next_path) or HOME, status_code=303)
+    home = await asyncio.to_thread(_home, context, address)
+    response = RedirectResponse(safe_next_path(pre_login.next_path) or home, status_code=303)
     set_session_cookie(response, cookie, context.web)
     clear_pre_login_cookie(response, context.web)
     return response
@@ -154,6 +156,11 @@ def _finish(client: OidcClient, sealed: str | None, query: dict[str, str],
     if pre_login is None:
         raise OidcRefused("no pre-login record, or an expired or forged one")
     return pre_login, client.finish(pre_login, query, secret, now=now)
+
+
+def _home(context: WebContext, address: str) -> str:
+    with context.database.read() as session:
+        return home_path(session, context.config, address)
 
 
 def _may_log_in(context: WebContext, address: str) -> bool:

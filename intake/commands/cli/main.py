@@ -1,6 +1,7 @@
 """The `chikanemail` command line: the top-level group and `SUBCOMMANDS`, which names the
 module of every command (serve, ingest, reprocess, messages, outbox, cases, patterns, audit,
-verify, health, quarantine, demo, export, retention, imap, db, config, backup, restore, web).
+verify, health, quarantine, demo, export, retention, imap, db, config, backup, restore, web,
+stats).
 
 Each subcommand lives in its own module and is imported only when it runs (or when `--help`
 lists them): `chikanemail cases list` loads the configuration, the database and the case
@@ -38,6 +39,7 @@ SUBCOMMANDS = {
     "backup": "intake.commands.cli.backup:backup_command",
     "restore": "intake.commands.cli.backup:restore_command",
     "web": "intake.commands.cli.web:web_group",
+    "stats": "intake.commands.cli.stats:stats_command",
 }
 
 
