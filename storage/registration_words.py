@@ -20,15 +20,15 @@ from storage.time_text import long_date
 FIELD_LABELS: Mapping[str, str] = MappingProxyType({
     "affected_employee": N_("Affected employee"),
     "harasser": N_("Harasser"),
-    "relation": N_("The harasser's relation"),
-    "period_start": N_("Period from"),
-    "period_end": N_("Period to"),
+    "relation": N_("The harasser's relation to the employee or the workplace"),
+    "period_start": N_("When: first day"),
+    "period_end": N_("When: last day (if it went on for a period)"),
     "medium": N_("Where it happened (medium)"),
     "harassment_type": N_("Type of harassment"),
-    "description": N_("Short description of the course of events"),
+    "description": N_("Short description of what happened"),
     "absence": N_("Sick leave or other absence"),
     "first_absence_day": N_("First day of absence"),
-    "handler": N_("Responsible for handling"),
+    "handler": N_("Responsible for handling the case"),
     "actions_taken": N_("Actions taken"),
 })
 assert tuple(FIELD_LABELS) == FIELD_NAMES, "a label for every field, in the form's order"

@@ -16,6 +16,7 @@ from babel.numbers import format_number
 
 from storage.i18n.catalogs import N_, translations
 from storage.models import CaseRegistration
+from storage.registration_words import FIELD_LABELS
 from storage.registrations import (
     BAD_CHOICE,
     BAD_DATE,
@@ -33,22 +34,6 @@ from storage.registrations import (
     RegistrationFields,
 )
 from storage.time_text import long_date, long_datetime
-
-# Each field's label, in the order of RegistrationFields.
-LABELS: Mapping[str, str] = {
-    "affected_employee": N_("Affected employee"),
-    "harasser": N_("Harasser"),
-    "relation": N_("The harasser's relation to the employee or the workplace"),
-    "period_start": N_("When: first day"),
-    "period_end": N_("When: last day (if it went on for a period)"),
-    "medium": N_("Where it happened (medium)"),
-    "harassment_type": N_("Type of harassment"),
-    "description": N_("Short description of what happened"),
-    "absence": N_("Sick leave or other absence"),
-    "first_absence_day": N_("First day of absence"),
-    "handler": N_("Responsible for handling the case"),
-    "actions_taken": N_("Actions taken"),
-}
 
 # A hint under some fields.
 HINTS: Mapping[str, str] = {
@@ -162,7 +147,7 @@ def form_fields(values: Mapping[str, str], problems: Sequence[FieldProblem],
                         for code, msgid in CHOICES.get(name, {}).items())
         hint = HINTS.get(name)
         shown.append(FormField(
-            name=name, kind=field_kind(name), label=gettext(LABELS[name]),
+            name=name, kind=field_kind(name), label=gettext(FIELD_LABELS[name]),
             hint=gettext(hint) if hint else None, value=value, choices=choices,
             required=name in REQUIRED, max_chars=max_chars(name), problem=wrong.get(name)))
     return tuple(shown)
@@ -184,7 +169,7 @@ def value_words(name: str, value: object, language: str) -> str:
 def shown_fields(registration: RegistrationFields, language: str) -> tuple[ShownField, ...]:
     """Every field of the registration in words, for reading (not for changing)."""
     gettext = translations(language).gettext
-    return tuple(ShownField(name, gettext(LABELS[name]),
+    return tuple(ShownField(name, gettext(FIELD_LABELS[name]),
                             value_words(name, getattr(registration, name), language))
                  for name in FIELD_NAMES)
 

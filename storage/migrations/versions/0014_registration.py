@@ -51,9 +51,10 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    """Drop what upgrade added."""
-    with op.batch_alter_table("case_file") as batch:
-        for column in reversed(_case_columns()):
-            batch.drop_column(column.name)
+    """Drop what upgrade added. The columns are dropped in place (SQLite 3.35 and later
+    drop a plain column itself): a batch copy of case_file would lose its expression
+    indexes (revision 0012)."""
+    for column in reversed(_case_columns()):
+        op.drop_column("case_file", column.name)
     op.drop_index("ix_case_registration_case_id", table_name="case_registration")
     op.drop_table("case_registration")
