@@ -10,12 +10,18 @@ case is registered, unless `[plan] registration_before_step` is false).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from notifier.plan.checklist import case_steps, find_step, recompute_event_deadlines
+from notifier.plan.checklist import (
+    calendar_for,
+    case_steps,
+    find_step,
+    recompute_event_deadlines,
+)
+from notifier.plan.settings import PlanSettings
 from notifier.working_days import WorkingCalendar
 from storage.cases import add_system_note
 from storage.models import Case, CaseStatus, CaseStep, HarasserRelation, Medium
@@ -73,6 +79,13 @@ class CaseActions:
         self.calendar = calendar
         # Whether the `registration` step waits for a saved registration.
         self.registration_before_step = registration_before_step
+
+    @classmethod
+    def for_plan(cls, plan: PlanSettings, zone: tzinfo) -> CaseActions:
+        """The case actions of the configured plan: its working calendar in the workplace's
+        zone ([ui] timezone) and its rule for the registration step."""
+        return cls(calendar_for(plan, zone),
+                   registration_before_step=plan.registration_before_step)
 
     def acknowledge(self, session: Session, case: Case, *, actor: str,
                     now: datetime) -> ActionResult:

@@ -227,9 +227,8 @@ def pipeline_parts_for(config: AppConfig, on_outbox: Callable[[], None] | None =
     evidence = BlobStore(config.storage.blob_root)
     composer = composer_for(config)
     calendar = calendar_for(config.plan, config.ui.zone)
-    actions = CaseActions(calendar,
-                          registration_before_step=config.plan.registration_before_step)
-    replies = ReplyHandler(actions, plan_mails_for(config, composer),
+    replies = ReplyHandler(CaseActions.for_plan(config.plan, config.ui.zone),
+                           plan_mails_for(config, composer),
                            config.notify,
                            admins=config.plan.admins,
                            default_manager=config.routing.default_manager,

@@ -90,6 +90,14 @@ def can_see(session: Session, viewer: Viewer, case: Case) -> bool:
     return found is not None
 
 
+def locked_case_for_viewer(session: Session, viewer: Viewer, number: str) -> Case | None:
+    """The case with this number, locked for the caller's transaction, if the viewer may
+    see it (None otherwise, as case_for_viewer)."""
+    return session.execute(
+        select(Case).where(Case.number == number, visible_cases(viewer)).with_for_update()
+    ).scalar_one_or_none()
+
+
 def case_for_viewer(session: Session, viewer: Viewer, number: str) -> Case | None:
     """The case with this number if the viewer may see it; None both when there is no such
     case and when it is not theirs (the page answers 404 either way, so a number that exists

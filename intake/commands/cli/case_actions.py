@@ -33,7 +33,7 @@ from intake.commands.reply.step_done import StepDone
 from intake.commands.reply.witness import Witness
 from notifier.case_actions import ActionResult, CaseActions
 from notifier.clock import SystemClock
-from notifier.plan.checklist import calendar_for, case_steps
+from notifier.plan.checklist import case_steps
 from storage import audit
 from storage.audit_words import LINK_REASONS, MEDIUMS, RELATIONS
 from storage.blobstore import BlobStore
@@ -209,8 +209,7 @@ def _act(context: CliContext, number: str, command: Command) -> ActionResult:
     act = declaration(command).act
     if act is None:
         raise TypeError(f"{command!r} changes nothing in a case")
-    actions = CaseActions(calendar_for(context.config.plan, context.config.ui.zone),
-                          registration_before_step=context.config.plan.registration_before_step)
+    actions = CaseActions.for_plan(context.config.plan, context.config.ui.zone)
     database = open_database(context)
     try:
         with database.write() as session:

@@ -22,7 +22,6 @@ from intake.commands.cli.display import Reader, console, new_table, reader_of
 from intake.commands.cli.words import case_error
 from notifier.case_actions import ALREADY, CASE_CLOSED, CaseActions
 from notifier.clock import SystemClock
-from notifier.plan.checklist import calendar_for
 from storage.cases import CaseError, lock_case
 from storage.i18n.catalogs import N_
 from storage.registration_prefill import starting_fields
@@ -126,8 +125,7 @@ def cases_register_command(context: CliContext, /, number: str, show: bool,
             if problems:
                 _print_registration(number, current, False, fields, problems, as_json, reader)
                 sys.exit(PROBLEMS_EXIT)
-            actions = CaseActions(calendar_for(config.plan, config.ui.zone),
-                                  registration_before_step=config.plan.registration_before_step)
+            actions = CaseActions.for_plan(config.plan, config.ui.zone)
             result = actions.register(session, case, fields, actor=cli_actor(),
                                       now=SystemClock().now())
     except CaseError as error:
@@ -240,8 +238,7 @@ def cases_easy_command(context: CliContext, number: str, easy_number: str,
     now = SystemClock().now()
     day: date = (reported_on.date() if reported_on is not None
                  else now.astimezone(config.ui.zone).date())
-    actions = CaseActions(calendar_for(config.plan, config.ui.zone),
-                          registration_before_step=config.plan.registration_before_step)
+    actions = CaseActions.for_plan(config.plan, config.ui.zone)
     database = open_database(context)
     try:
         with database.write() as session:

@@ -26,14 +26,14 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from intake.web.access import Viewer, visible_cases
+from intake.web.access import Viewer, locked_case_for_viewer, visible_cases
 from intake.web.context import WebContext
 from intake.web.pages.case_view import case_by_number
 from intake.web.pages.viewing import not_found, viewer_of, visible, web_actor, web_context
 from intake.web.rendering import render
 from notifier import assignment
 from notifier.case_actions import ALREADY, CASE_CLOSED, DONE, CaseActions
-from notifier.plan.checklist import calendar_for, case_steps
+from notifier.plan.checklist import case_steps
 from storage.cases import CaseError, add_note
 from storage.holds import HOLD_ALREADY, hold_case, lift_case_hold
 from storage.models import AuditEvent, Case, CaseStatus, HarasserRelation, Medium
@@ -71,8 +71,7 @@ class ActionCall:
     def actions(self) -> CaseActions:
         """The case actions, counting deadlines with the plan's working calendar."""
         config = self.context.config
-        return CaseActions(calendar_for(config.plan, config.ui.zone),
-                           registration_before_step=config.plan.registration_before_step)
+        return CaseActions.for_plan(config.plan, config.ui.zone)
 
     def field(self, name: str) -> str:
         """A form field, trimmed ('' when the form lacks it)."""
@@ -202,9 +201,7 @@ def perform(context: WebContext, viewer: Viewer, number: str, action: str,
     is no such case)."""
     run = ACTIONS[action]
     with context.database.write() as session:
-        case = session.execute(
-            select(Case).where(Case.number == number, visible_cases(viewer))
-            .with_for_update()).scalar_one_or_none()
+        case = locked_case_for_viewer(session, viewer, number)
         if case is None:
             return None
         outcome = run(ActionCall(session, case, form, web_actor(viewer), context.clock.now(),

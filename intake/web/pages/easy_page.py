@@ -16,17 +16,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from urllib.parse import quote
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from intake.web.access import Viewer, visible_cases
+from intake.web.access import Viewer, locked_case_for_viewer, visible_cases
 from intake.web.context import WebContext
 from intake.web.pages.case_view import case_by_number
 from intake.web.pages.registration_page import case_actions
 from intake.web.pages.registration_summary import EasyStatus, easy_status
-from intake.web.pages.registration_view import value_words
 from intake.web.pages.viewing import (
     VIEWED,
     not_found,
@@ -40,6 +38,7 @@ from notifier.case_actions import ALREADY, CASE_CLOSED, DONE, EASY_NUMBER_MAX_CH
 from storage.i18n.catalogs import N_, translations
 from storage.models import Case, CaseStatus, HarasserRelation
 from storage.registration_prefill import starting_fields
+from storage.registration_words import value_words
 from storage.registrations import RegistrationFields, latest_registration
 from storage.time_text import long_date
 
@@ -198,23 +197,22 @@ def record_report(context: WebContext, viewer: Viewer, number: str, easy_number:
                   day_text: str) -> tuple[str, str] | None:
     """Record the EASY report for the viewer, in one transaction with the case locked: the
     case's number and the outcome; None when the viewer may not see the case."""
-    easy_number = " ".join(easy_number.split())
     try:
         day: date | None = date.fromisoformat(day_text.strip())
     except ValueError:
         day = None
     with context.database.write() as session:
-        case = session.execute(
-            select(Case).where(Case.number == number, visible_cases(viewer))
-            .with_for_update()).scalar_one_or_none()
+        case = locked_case_for_viewer(session, viewer, number)
         if case is None:
             return None
-        if case.status != CaseStatus.CLOSED and (
-                day is None or not easy_number or len(easy_number) > EASY_NUMBER_MAX_CHARS):
+        if day is None and case.status != CaseStatus.CLOSED:
             return case.number, INVALID
-        result = case_actions(context).easy_reported(
-            session, case, easy_number, day or context.clock.now().date(),
-            actor=web_actor(viewer), now=context.clock.now())
+        try:
+            result = case_actions(context).easy_reported(
+                session, case, easy_number, day or context.clock.now().date(),
+                actor=web_actor(viewer), now=context.clock.now())
+        except ValueError:  # no number, or one too long: nothing was changed
+            return case.number, INVALID
         return case.number, result.outcome
 
 

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from intake.web.access import Viewer, visible_cases
+from intake.web.access import Viewer, locked_case_for_viewer, visible_cases
 from intake.web.context import WebContext
 from intake.web.pages.case_view import case_by_number
 from intake.web.pages.registration_view import (
@@ -43,7 +42,6 @@ from intake.web.pages.viewing import (
 )
 from intake.web.rendering import render
 from notifier.case_actions import ALREADY, CASE_CLOSED, DONE, CaseActions
-from notifier.plan.checklist import calendar_for
 from storage.i18n.catalogs import translations
 from storage.models import Case, CaseStatus, HarasserRelation
 from storage.registration_codes import COARSE_RELATION, GUIDANCE
@@ -85,8 +83,7 @@ class RegistrationPage:
 def case_actions(context: WebContext) -> CaseActions:
     """The case actions, counting deadlines with the plan's working calendar."""
     config = context.config
-    return CaseActions(calendar_for(config.plan, config.ui.zone),
-                       registration_before_step=config.plan.registration_before_step)
+    return CaseActions.for_plan(config.plan, config.ui.zone)
 
 
 def registration_url(number: str) -> str:
@@ -166,9 +163,7 @@ def save(context: WebContext, viewer: Viewer, number: str,
     with the case locked: the case's number, the outcome and the version; None when the
     viewer may not see the case (or there is no such case)."""
     with context.database.write() as session:
-        case = session.execute(
-            select(Case).where(Case.number == number, visible_cases(viewer))
-            .with_for_update()).scalar_one_or_none()
+        case = locked_case_for_viewer(session, viewer, number)
         if case is None:
             return None
         result = case_actions(context).register(session, case, registration,

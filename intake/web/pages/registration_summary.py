@@ -5,21 +5,18 @@ reporting the work injury to Arbejdstilsynet through EASY and whether it was rep
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from intake.web.pages.registration_view import value_words
 from notifier.case_actions import REGISTRATION_STEP
 from notifier.plan.checklist import end_of_day
 from storage.models import Case, CaseRegistration, CaseStep
+from storage.registration_words import easy_deadline as registration_easy_deadline
+from storage.registration_words import value_words
 from storage.registrations import latest_registration, stored_fields
 from storage.time_text import long_date, long_datetime
-
-# BEK nr. 941 of 2022, § 9: a work injury with absence is reported within 14 days of the
-# first day of absence (calendar days).
-EASY_DAYS = 14
 
 
 @dataclass(frozen=True)
@@ -75,7 +72,8 @@ def easy_deadline(session: Session, case: Case, zone: tzinfo) -> datetime | None
         .order_by(CaseStep.position).limit(1)).scalar_one_or_none()
     if step_due is not None:
         return step_due if step_due.tzinfo is not None else step_due.replace(tzinfo=UTC)
-    return end_of_day(case.first_absence_day + timedelta(days=EASY_DAYS), zone)
+    last_day = registration_easy_deadline(case.first_absence_day)
+    return end_of_day(last_day, zone) if last_day is not None else None
 
 
 def easy_status(session: Session, case: Case, *, language: str, zone: tzinfo,

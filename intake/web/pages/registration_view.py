@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, tzinfo
+from datetime import tzinfo
 
 from babel.numbers import format_number
 
 from storage.i18n.catalogs import N_, translations
 from storage.models import CaseRegistration
-from storage.registration_words import FIELD_LABELS
+from storage.registration_words import FIELD_LABELS, field_lines
 from storage.registrations import (
     BAD_CHOICE,
     BAD_DATE,
@@ -33,7 +33,7 @@ from storage.registrations import (
     FieldProblem,
     RegistrationFields,
 )
-from storage.time_text import long_date, long_datetime
+from storage.time_text import long_datetime
 
 # A hint under some fields.
 HINTS: Mapping[str, str] = {
@@ -153,25 +153,9 @@ def form_fields(values: Mapping[str, str], problems: Sequence[FieldProblem],
     return tuple(shown)
 
 
-def value_words(name: str, value: object, language: str) -> str:
-    """One field's value in words: a code's words, a day in full, a text as it is; '' for
-    nothing."""
-    if value is None or value == "":
-        return ""
-    if name in CHOICES:
-        msgid = CHOICES[name].get(str(value))
-        return translations(language).gettext(msgid) if msgid else str(value)
-    if isinstance(value, date):
-        return long_date(value, language)
-    return str(value)
-
-
 def shown_fields(registration: RegistrationFields, language: str) -> tuple[ShownField, ...]:
     """Every field of the registration in words, for reading (not for changing)."""
-    gettext = translations(language).gettext
-    return tuple(ShownField(name, gettext(FIELD_LABELS[name]),
-                            value_words(name, getattr(registration, name), language))
-                 for name in FIELD_NAMES)
+    return tuple(ShownField(*line) for line in field_lines(registration, language))
 
 
 def version_view(row: CaseRegistration, language: str, zone: tzinfo) -> VersionView:
