@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from typing import Literal
 
 from storage.settings import FORBID_UNKNOWN_KEYS
 
 DEFAULT_MAX_MESSAGE_BYTES = 50 * 1024 * 1024
+
+
+def available_cores() -> int:
+    """How many CPU cores this process may run on (its affinity, else the machine's)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -98,6 +107,9 @@ class WorkerSettings:
     __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     enabled: bool = True
+    # 1: the worker is a thread of the daemon's own process; N > 1: N worker processes
+    # (`intake.pipeline.worker_processes`), each taking one message at a time.
+    processes: int = field(default_factory=available_cores)
     batch_size: int = 10
     poll_seconds: float = 5.0
     max_attempts: int = 3
