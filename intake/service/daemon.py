@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Protocol
 
 from intake.cases.patterns import PatternFinder
 from intake.commands.reply.actions import ReplyHandler
@@ -20,6 +21,7 @@ from intake.pipeline import build_steps, extraction_steps
 from intake.pipeline.parts import PipelineParts
 from intake.pipeline.run import Step
 from intake.pipeline.worker import Worker
+from intake.pipeline.worker_processes import WorkerProcesses
 from intake.receive.accept import IntakeService
 from intake.receive.addresses import RecipientPolicy, SenderPolicy
 from intake.receive.imap.receiver import ImapReceiver
@@ -195,7 +197,33 @@ def housekeeping_jobs(config: AppConfig, database: Database,
     return jobs
 
 
-def resume_abandoned(worker: Worker | None, sender: OutboxSender) -> int:
+class PipelineWorkers(Protocol):
+    """What runs the pipeline: the one worker thread, or the worker processes."""
+
+    def start(self) -> None:
+        """Hand back abandoned work and start."""
+
+    def wake(self) -> None:
+        """Say a new message is waiting."""
+
+    def recover_abandoned(self) -> int:
+        """Hand back messages a dead worker of this host left; how many."""
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish the messages under way (within `timeout`) and stop."""
+
+
+def pipeline_workers_for(config: AppConfig, services: Services,
+                         on_outbox: Callable[[], None], clock: Clock) -> PipelineWorkers:
+    """The worker thread (`[worker] processes = 1`, and the only choice with a test clock)
+    or the worker processes of this configuration."""
+    if config.worker.processes == 1:
+        steps = pipeline_for(config, on_outbox, clock)
+        return Worker(services.store, services.database, config.worker, steps)
+    return WorkerProcesses(config, services.database, on_outbox)
+
+
+def resume_abandoned(worker: PipelineWorkers | None, sender: OutboxSender) -> int:
     """Hand back the messages and mails a daemon of this host left mid-work when it died
     (claims of other hosts come back when their lease runs out); how many."""
     resumed = sender.recover_abandoned()
@@ -316,7 +344,7 @@ async def serve(
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
 
-    worker: Worker | None = None
+    worker: PipelineWorkers | None = None
     wake: Callable[[], None] | None = None
     services = await asyncio.to_thread(open_services, config, lambda: wake() if wake else None)
     try:
@@ -329,8 +357,8 @@ async def serve(
                           config.notify)
     await asyncio.to_thread(sender.start)
     if config.worker.enabled:
-        steps = await asyncio.to_thread(pipeline_for, config, sender.wake, clock)
-        worker = Worker(services.store, services.database, config.worker, steps)
+        worker = await asyncio.to_thread(pipeline_workers_for, config, services, sender.wake,
+                                         clock)
         wake = worker.wake
         await asyncio.to_thread(worker.start)
 

@@ -19,9 +19,11 @@ _BARE_VALUE = re.compile(r"[^\s\"=\\]+")
 LOG_FORMATS = ("text", "json")
 
 
-def _fields_of(record: logging.LogRecord) -> dict[str, str]:
-    """The context's fields, then any given with `extra=` under the same names."""
-    fields = dict(current_log_fields())
+def _fields_of(record: logging.LogRecord,
+               process_fields: dict[str, str] | None = None) -> dict[str, str]:
+    """The process's fields (which worker process), the context's, then any given with
+    `extra=` under the same names."""
+    fields = {**(process_fields or {}), **current_log_fields()}
     for name in ("sha256", "case", "mailbox"):
         value = record.__dict__.get(name)
         if value is not None:
@@ -43,25 +45,34 @@ def quote_value(value: str) -> str:
     return f'"{escaped}"'
 
 
-class KeyValueFormatter(logging.Formatter):
+class _Formatter(logging.Formatter):
+    """A formatter that writes the same fields on every line of this process."""
+
+    def __init__(self, process_fields: dict[str, str] | None = None) -> None:
+        super().__init__()
+        self.process_fields = dict(process_fields or {})
+
+
+class KeyValueFormatter(_Formatter):
     """`time=… level=… logger=… sha256=… case=… msg="…"` on one line; a traceback goes into
     `exc=` with its line breaks escaped, so a line is always one record."""
 
     def format(self, record: logging.LogRecord) -> str:
         pairs = [("time", _time(record)), ("level", record.levelname),
-                 ("logger", record.name), *_fields_of(record).items(),
+                 ("logger", record.name), *_fields_of(record, self.process_fields).items(),
                  ("msg", record.getMessage())]
         if record.exc_info:
             pairs.append(("exc", self.formatException(record.exc_info)))
         return " ".join(f"{key}={quote_value(value)}" for key, value in pairs)
 
 
-class JsonFormatter(logging.Formatter):
+class JsonFormatter(_Formatter):
     """One JSON object per line: time, level, logger, the context's fields, msg, exc."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {"time": _time(record), "level": record.levelname,
-                                "logger": record.name, **_fields_of(record),
+                                "logger": record.name,
+                                **_fields_of(record, self.process_fields),
                                 "msg": record.getMessage()}
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
@@ -69,11 +80,14 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str, stream: TextIO | None = None, *,
-                      log_format: str = "text") -> None:
+                      log_format: str = "text",
+                      process_fields: dict[str, str] | None = None) -> None:
     """Send log lines to stdout (or the given stream) at the level, as `key=value` text or
-    JSON; keep the libraries that would log content quiet."""
+    JSON, each with `process_fields` (a worker process's number); keep the libraries that
+    would log content quiet."""
     handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(JsonFormatter() if log_format == "json" else KeyValueFormatter())
+    formatter = JsonFormatter if log_format == "json" else KeyValueFormatter
+    handler.setFormatter(formatter(process_fields))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

@@ -286,7 +286,8 @@ def _case_row(sequence: int, opened: datetime) -> dict[str, Any]:
 def test_serve_starts_without_alembic_noise(tmp_path: Path) -> None:
     port = free_port()
     config = write_toml(tmp_path / "serve.toml", {
-        "storage": {"data_dir": str(tmp_path / "data")}, "smtp": {"port": port}})
+        "storage": {"data_dir": str(tmp_path / "data")}, "smtp": {"port": port},
+        "worker": {"processes": 1}})
     log_file = tmp_path / "serve.log"
     with daemon_process(config, log_file) as process:
         wait_until(lambda: "chikanemail running" in log_file.read_text(), timeout=60,

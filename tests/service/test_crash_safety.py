@@ -76,7 +76,7 @@ def setup(tmp_path: Path, database_url: str) -> DaemonSetup:
         "storage": {"data_dir": str(data_dir), "database_url": database_url},
         "smtp": {"port": port, "server_hostname": "chikanemail.test", "timeout_seconds": 30.0},
         "intake": {"addresses": [INTAKE_ADDRESS]},
-        "worker": {"poll_seconds": 0.1, "retry_seconds": 0.0},
+        "worker": {"processes": 1, "poll_seconds": 0.1, "retry_seconds": 0.0},
         "logging": {"level": "INFO"},
     })
     return DaemonSetup(config, data_dir, database_url, port, tmp_path / "daemon.log")

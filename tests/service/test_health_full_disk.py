@@ -78,6 +78,7 @@ def daemon_on_small_disk(tmp_path: Path) -> Iterator[dict[str, Any]]:
         "intake": {"addresses": [INTAKE_ADDRESS]},
         "smtp": {"host": "127.0.0.1", "port": port, "server_hostname": "chikanemail.test"},
         "health": {"min_free_mb": 4, "fail_free_mb": 1, "status_dir": str(tmp_path / "run")},
+        "worker": {"processes": 1},
     })
     unshare, join = namespace_commands()
     with open(tmp_path / "daemon.log", "ab") as log:

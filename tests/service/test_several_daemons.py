@@ -280,7 +280,8 @@ def test_two_daemons_one_killed_under_load_lose_and_double_nothing(
             "intake": {"addresses": [INTAKE_ADDRESS]},
             # A dead daemon's claims go back when their lease runs out (its peers do not
             # look at its pid), so the test keeps the worker's lease short.
-            "worker": {"poll_seconds": 0.1, "retry_seconds": 0.0, "lease_seconds": 5.0},
+            "worker": {"processes": 1, "poll_seconds": 0.1, "retry_seconds": 0.0,
+                       "lease_seconds": 5.0},
             "extract": {"ocr": False},
             "routing": {"default_manager": MANAGER},
             # The sender's lease is ten times its timeout, at least 60 s.

@@ -148,6 +148,7 @@ def test_daemon_notifies_ready_watchdog_and_stopping(
         "storage": {"data_dir": str(tmp_path / "data")},
         "smtp": {"port": port, "server_hostname": "chikanemail.test"},
         "intake": {"addresses": [INTAKE_ADDRESS]},
+        "worker": {"processes": 1},
         "logging": {"level": "INFO"},
     })
     log_file = tmp_path / "daemon.log"
