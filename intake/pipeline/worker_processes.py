@@ -56,7 +56,7 @@ class _Slot:
 
 
 class WorkerProcesses:
-    """`[worker] processes` worker processes, each running the pipeline one message at a
+    """`[worker] processes` worker processes (one per core when 0), each running the pipeline one message at a
     time, supervised by a thread of the daemon's process."""
 
     def __init__(self, config: AppConfig, database: Database,
@@ -65,7 +65,7 @@ class WorkerProcesses:
         self.database = database
         self.on_outbox = on_outbox
         self.identity = ClaimerIdentity()
-        self._slots = [_Slot(number) for number in range(1, config.worker.processes + 1)]
+        self._slots = [_Slot(number) for number in range(1, config.worker.process_count + 1)]
         self._context = multiprocessing.get_context("forkserver")
         self._context.set_forkserver_preload(_PRELOAD)
         self._doorbell_read, self._doorbell_write = os.pipe()

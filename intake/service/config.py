@@ -423,7 +423,7 @@ def _check_contradictions(config: AppConfig) -> None:
 
     worker = config.worker
     for key, number, minimum in (
-        ("worker.processes", worker.processes, 1),
+        ("worker.processes", worker.processes, 0),
         ("worker.batch_size", worker.batch_size, 1),
         ("worker.max_attempts", worker.max_attempts, 1),
     ):

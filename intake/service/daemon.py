@@ -217,7 +217,7 @@ def pipeline_workers_for(config: AppConfig, services: Services,
                          on_outbox: Callable[[], None], clock: Clock) -> PipelineWorkers:
     """The worker thread (`[worker] processes = 1`, and the only choice with a test clock)
     or the worker processes of this configuration."""
-    if config.worker.processes == 1:
+    if config.worker.process_count == 1:
         steps = pipeline_for(config, on_outbox, clock)
         return Worker(services.store, services.database, config.worker, steps)
     return WorkerProcesses(config, services.database, on_outbox)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from storage.settings import FORBID_UNKNOWN_KEYS
@@ -107,14 +107,19 @@ class WorkerSettings:
     __pydantic_config__ = FORBID_UNKNOWN_KEYS
 
     enabled: bool = True
-    # 1: the worker is a thread of the daemon's own process; N > 1: N worker processes
-    # (`intake.pipeline.worker_processes`), each taking one message at a time.
-    processes: int = field(default_factory=available_cores)
+    # 0: one worker process per CPU core; 1: the worker is a thread of the daemon's own
+    # process; N > 1: N worker processes (`intake.pipeline.worker_processes`).
+    processes: int = 0
     batch_size: int = 10
     poll_seconds: float = 5.0
     max_attempts: int = 3
     retry_seconds: float = 60.0
     lease_seconds: float = 900.0
+
+    @property
+    def process_count(self) -> int:
+        """How many processes run the pipeline: `processes`, or the cores when it is 0."""
+        return self.processes or available_cores()
 
 
 @dataclass(frozen=True)
