@@ -56,8 +56,8 @@ class _Slot:
 
 
 class WorkerProcesses:
-    """`[worker] processes` worker processes (one per core when 0), each running the pipeline one message at a
-    time, supervised by a thread of the daemon's process."""
+    """`[worker] processes` worker processes (one per core when 0), each running the
+    pipeline one message at a time, supervised by a thread of the daemon's process."""
 
     def __init__(self, config: AppConfig, database: Database,
                  on_outbox: Callable[[], None] | None = None) -> None:
