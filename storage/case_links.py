@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,26 +24,46 @@ class RelatedCase:
     reasons: tuple[tuple[str, str], ...]  # (reason, detail)
 
 
-def link_cases(session: Session, case_id: int, other_case_id: int, *, reason: str,
-               detail: str, now: datetime) -> bool:
-    """Link two cases both ways, in the caller's transaction; False if already linked so."""
-    exists = session.execute(
-        select(CaseLink.id).where(CaseLink.case_id == case_id,
-                                  CaseLink.other_case_id == other_case_id,
-                                  CaseLink.reason == reason)
-    ).first()
-    if exists is not None:
-        return False
-    session.add(CaseLink(case_id=case_id, other_case_id=other_case_id, reason=reason,
-                         detail=detail, created_at=now))
-    session.add(CaseLink(case_id=other_case_id, other_case_id=case_id, reason=reason,
-                         detail=detail, created_at=now))
+@dataclass(frozen=True)
+class NewLink:
+    """A link to make from one case: the other case, why, and the detail (address, domain,
+    image distance)."""
+
+    other_case_id: int
+    reason: str
+    detail: str
+
+
+def link_cases(session: Session, case_id: int, links: Iterable[NewLink], *,
+               now: datetime) -> int:
+    """Link a case to others both ways, in the caller's transaction, each link recorded in
+    the audit log; how many were new (a link made before is left as it is)."""
+    wanted: dict[tuple[int, str], NewLink] = {}
+    for link in links:
+        wanted.setdefault((link.other_case_id, link.reason), link)
+    if not wanted:
+        return 0
+    existing = {(row.other_case_id, row.reason) for row in session.execute(
+        select(CaseLink.other_case_id, CaseLink.reason)
+        .where(CaseLink.case_id == case_id,
+               CaseLink.other_case_id.in_(sorted({other for other, _ in wanted}))))}
+    new = [link for key, link in wanted.items() if key not in existing]
+    numbers = dict(session.execute(select(Case.id, Case.number).where(
+        Case.id.in_(sorted({case_id, *(link.other_case_id for link in new)})))).all())
+    number = numbers.get(case_id)
+    for link in new:
+        session.add(CaseLink(case_id=case_id, other_case_id=link.other_case_id,
+                             reason=link.reason, detail=link.detail, created_at=now))
+        session.add(CaseLink(case_id=link.other_case_id, other_case_id=case_id,
+                             reason=link.reason, detail=link.detail, created_at=now))
     session.flush()
-    for one, other in ((case_id, other_case_id), (other_case_id, case_id)):
-        audit.record(session, "case-linked", case_number=audit.case_number_of(session, one),
-                     now=now, details={"other": audit.case_number_of(session, other),
-                                       "reason": reason})
-    return True
+    for link in new:
+        other = numbers.get(link.other_case_id)
+        audit.record(session, "case-linked", case_number=number, now=now,
+                     details={"other": other, "reason": link.reason})
+        audit.record(session, "case-linked", case_number=other, now=now,
+                     details={"other": number, "reason": link.reason})
+    return len(new)
 
 
 def related_cases(session: Session, case_id: int) -> list[RelatedCase]:

@@ -25,6 +25,15 @@ _PROCESS_TOKEN = secrets.token_hex(4)
 _instances = itertools.count(1)
 
 
+def _new_process_token() -> None:
+    """A forked process (a worker process) is a process run of its own: a token of its own."""
+    global _PROCESS_TOKEN
+    _PROCESS_TOKEN = secrets.token_hex(4)
+
+
+os.register_at_fork(after_in_child=_new_process_token)
+
+
 def process_is_alive(pid: int) -> bool:
     """Tell whether a process with this id runs on this machine (other than this one)."""
     if pid == os.getpid():

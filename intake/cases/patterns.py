@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from notifier.plan.settings import PlanSettings
-from storage.case_links import link_cases
+from storage.case_links import NewLink, link_cases
 from storage.models import Case, Evidence, Message, MessageKind
 
 MIN_IMAGE_SIDE = 100
@@ -134,8 +134,9 @@ class PatternFinder:
     def link(self, session: Session, case: Case, matches: Iterable[PatternMatch],
              now: datetime) -> int:
         """Store the matches as links both ways; how many new links."""
-        return sum(link_cases(session, case.id, match.other_case_id, reason=match.reason,
-                              detail=match.detail, now=now) for match in matches)
+        return link_cases(session, case.id, [
+            NewLink(match.other_case_id, match.reason, match.detail) for match in matches],
+            now=now)
 
 
 def _case_ids(values: Iterable[int | None]) -> set[int]:

@@ -250,7 +250,6 @@ class WorkerProcesses:
         and hand back its claims."""
         deadline = time.monotonic() + self._stop_seconds + _EXIT_MARGIN_SECONDS
         self._tell_all((STOP, self._stop_seconds))
-        killed = 0
         for slot in self._slots:
             process = slot.process
             if process is None:
@@ -261,16 +260,15 @@ class WorkerProcesses:
                             "message is handed back", slot.number, process.pid)
                 process.kill()
                 process.join()
-                killed += 1
             if slot.pipe is not None:
                 slot.pipe.close()
             slot.process, slot.pipe = None, None
-        if killed:
-            try:
-                self.recover_abandoned()
-            except Exception:
-                log.exception("could not hand back the killed worker's messages; the next "
-                              "start does")
+        # A process killed now, or one that gave up waiting for its message, left a claim.
+        try:
+            self.recover_abandoned()
+        except Exception:
+            log.exception("could not hand back the stopped workers' messages; the next start "
+                          "does")
 
     def _ring(self) -> None:
         # Already rung (the pipe is full) or closed (stopped): either way nothing to add.

@@ -11,7 +11,6 @@ import smtplib
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import ExitStack
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -33,7 +32,6 @@ from tests.support import (
     daemon_process,
     free_port,
     make_config,
-    postgres_schema,
     wait_for_port,
     wait_until,
     write_toml,
@@ -179,26 +177,33 @@ def campaign_links(config: AppConfig, services: Services, processes: int) -> set
             for one, other, reason, detail in links}
 
 
+@pytest.fixture(scope="module")
+def one_process_links(tmp_path_factory: pytest.TempPathFactory) -> set[tuple[
+        frozenset[str], str, str]]:
+    """The links of the campaign filed by one process (on SQLite): what several must give."""
+    folder = tmp_path_factory.mktemp("one-process")
+    config = make_config(folder / "data", f"sqlite:///{folder}/chikanemail.sqlite3",
+                         worker={"processes": 1}, extract={"ocr": False})
+    services = open_services(config)
+    try:
+        return campaign_links(config, services, processes=1)
+    finally:
+        services.close()
+
+
 def test_a_campaign_filed_by_three_processes_links_as_one_process_does(
-        tmp_path: Path, database_url: str) -> None:
-    found = {}
-    with ExitStack() as stack:
-        for processes in (1, 3):
-            folder = tmp_path / f"with-{processes}"
-            url = database_url if processes == 3 else (
-                f"sqlite:///{folder}/chikanemail.db" if database_url.startswith("sqlite")
-                else stack.enter_context(postgres_schema()))
-            config = make_config(folder / "data", url, worker={"processes": processes},
-                                 extract={"ocr": False})
-            services = open_services(config)
-            try:
-                found[processes] = campaign_links(config, services, processes)
-            finally:
-                services.close()
-    # Every pair of the 30 cases is linked, by sender and by screenshot, whoever filed it.
-    assert len({pair for pair, _, _ in found[1]}) == 30 * 29 // 2
-    assert {reason for _, reason, _ in found[1]} == {"sender", "image"}
-    assert found[3] == found[1]
+        tmp_path: Path, database_url: str,
+        one_process_links: set[tuple[frozenset[str], str, str]]) -> None:
+    # Every pair of the 30 cases is linked, by sender and by screenshot.
+    assert len({pair for pair, _, _ in one_process_links}) == 30 * 29 // 2
+    assert {reason for _, reason, _ in one_process_links} == {"sender", "image"}
+    config = make_config(tmp_path / "data", database_url, worker={"processes": 3},
+                         extract={"ocr": False})
+    services = open_services(config)
+    try:
+        assert campaign_links(config, services, processes=3) == one_process_links
+    finally:
+        services.close()
 
 
 def test_the_daemon_stops_within_its_stop_timeout_with_three_processes_on_ocr(
