@@ -46,6 +46,7 @@ OCR_STATUSES: Mapping[str, str] = {
     "timeout": N_("not read: text recognition took too long"),
     "failed": N_("not read: text recognition failed"),
     "skipped": N_("not read: not a picture text recognition reads"),
+    "pending": N_("not read yet: the text is read just after the case is opened"),
 }
 
 # How a forwarded original was recognised: the attached mail, or a separator line as a mail

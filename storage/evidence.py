@@ -131,6 +131,46 @@ def save_extraction(
                      details=details)
 
 
+# An image extraction left for OCR after the filing (`intake.parse.ocr.STATUS_PENDING`).
+OCR_PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class OcrOutcome:
+    """What OCR made of one evidence item: its status and the SHA-256 of the text read."""
+
+    evidence_id: int
+    sha256: str  # the item's bytes, as they were read
+    status: str
+    text_sha256: str | None
+
+
+def evidence_awaiting_ocr(database: Database, message_pk: int) -> list[tuple[int, str]]:
+    """The message's images not read yet: (evidence id, SHA-256 of the bytes), in order."""
+    with database.read() as session:
+        return [(row.id, row.sha256) for row in session.execute(
+            select(Evidence.id, Evidence.sha256)
+            .where(Evidence.message_pk == message_pk, Evidence.ocr_status == OCR_PENDING)
+            .order_by(Evidence.position))]
+
+
+def save_ocr_outcomes(database: Database, outcomes: Sequence[OcrOutcome]) -> int:
+    """Record what OCR read, in one transaction; an item extracted anew meanwhile (other
+    bytes, or no longer pending) is left alone. How many were recorded."""
+    if not outcomes:
+        return 0
+    recorded = 0
+    with database.write() as session:
+        for outcome in outcomes:
+            row = session.get(Evidence, outcome.evidence_id, with_for_update=True)
+            if row is None or row.sha256 != outcome.sha256 or row.ocr_status != OCR_PENDING:
+                continue
+            row.ocr_status = outcome.status
+            row.ocr_sha256 = outcome.text_sha256
+            recorded += 1
+    return recorded
+
+
 def evidence_for_message(database: Database, message_pk: int) -> list[Evidence]:
     """The message's evidence rows in extraction order (detached)."""
     with database.read() as session:

@@ -30,6 +30,8 @@ STATUS_UNAVAILABLE = "unavailable"
 STATUS_TIMEOUT = "timeout"
 STATUS_FAILED = "failed"
 STATUS_SKIPPED = "skipped"
+# Not read yet: the worker reads screenshots after the case is opened and its mails queued.
+STATUS_PENDING = "pending"
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,13 @@ The steps up to extraction derive everything from the raw blob; `reprocess` runs
 The filing steps after them decide once what the message is and record it: those marked
 `in_transaction` share one database transaction (`intake.pipeline.run`), so a crash leaves
 either nothing of the filing or all of it; the sender check runs before it, outside, since it
-may wait for DNS; the outbox sender is woken after the commit.
+may wait for DNS; the outbox sender is woken after the commit, and then the screenshots are
+read (OCR takes seconds; the manager need not wait for it).
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 from intake.pipeline.check_raw import CheckRawMessage
 from intake.pipeline.extract import ExtractEvidence
@@ -30,6 +33,7 @@ from intake.pipeline.filing.skip_filed_message import SkipFiledMessage
 from intake.pipeline.filing.thread_into_case import ThreadIntoCase
 from intake.pipeline.filing.wake_outbox_sender import WakeOutboxSender
 from intake.pipeline.parts import PipelineParts, StepClass
+from intake.pipeline.read_screenshots import ReadScreenshots
 from intake.pipeline.run import Step
 
 STEPS: tuple[StepClass, ...] = (
@@ -56,6 +60,7 @@ STEPS: tuple[StepClass, ...] = (
     RecordFiled,            # the `filed` audit event; then the commit
     # After the commit.
     WakeOutboxSender,
+    ReadScreenshots,        # OCR, once the manager's notification is on its way
 )
 
 # The first filing step: the steps before it are the extraction.
@@ -63,7 +68,8 @@ _FILING_STARTS = STEPS.index(SkipFiledMessage)
 
 
 def build_steps(parts: PipelineParts) -> list[Step]:
-    """STEPS, built for one configuration: what the worker runs."""
+    """STEPS, built for one configuration: what the worker runs (screenshots read last)."""
+    parts = replace(parts, defer_ocr=True)
     return [step.from_parts(parts) for step in STEPS]
 
 

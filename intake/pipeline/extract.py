@@ -19,7 +19,7 @@ import mailparser
 from intake.parse.forwarded.original import find_inline_forward, original_from_attached
 from intake.parse.images.analysis import analyze_image
 from intake.parse.images.formats import looks_like_image
-from intake.parse.ocr import OcrEngine
+from intake.parse.ocr import STATUS_PENDING, OcrEngine
 from intake.parse.parts import ExtractedPart, MessageFacts, PartWalker, parse_message
 from intake.parse.sniff import sniff_type
 from intake.pipeline.parts import PipelineParts
@@ -65,11 +65,13 @@ class EvidenceExtractor:
     """Turns raw message bytes into stored blobs and evidence records."""
 
     def __init__(self, store: BlobStore, derived: BlobStore, settings: ExtractSettings,
-                 ocr: OcrEngine | None) -> None:
+                 ocr: OcrEngine | None, *, defer_ocr: bool = False) -> None:
         self.store = store
         self.derived = derived
         self.settings = settings
         self.ocr = ocr
+        # Leave the images to read as `pending`, for ReadScreenshots after the filing.
+        self.defer_ocr = defer_ocr
 
     def extract(self, raw: bytes) -> Extraction:
         """Store every part's bytes (and derived text/thumbnails) and describe them."""
@@ -119,6 +121,8 @@ class EvidenceExtractor:
                 thumbnail_sha256 = self.derived.put(facts.thumbnail_jpeg)
             if self.ocr is None or _UNREADABLE_IMAGE_FLAGS.intersection(facts.flags):
                 ocr_status = "skipped"
+            elif self.defer_ocr:
+                ocr_status = STATUS_PENDING
             else:
                 result = self.ocr.recognize(part.data)
                 ocr_status = result.status
@@ -202,23 +206,29 @@ class ExtractEvidence:
     name = "extract_evidence"
 
     def __init__(self, derived: BlobStore, settings: ExtractSettings,
-                 ocr: OcrEngine | None, zone: tzinfo | None = None) -> None:
+                 ocr: OcrEngine | None, zone: tzinfo | None = None, *,
+                 defer_ocr: bool = False) -> None:
         self.derived = derived
         self.settings = settings
         self.ocr = ocr
+        # The worker reads screenshots after the filing (ReadScreenshots), so that a new
+        # case's manager is told without waiting for OCR; `reprocess` reads them here.
+        self.defer_ocr = defer_ocr
         # The workplace's zone ([ui] timezone), in which a forward's zone-less date is read.
         self.zone: tzinfo = zone if zone is not None else UiSettings().zone
 
     @classmethod
     def from_parts(cls, parts: PipelineParts) -> Self:
-        """The step for a configuration: its derived store, [extract] settings, OCR and the
-        workplace's zone."""
-        return cls(parts.derived, parts.extract, parts.ocr, parts.calendar.zone)
+        """The step for a configuration: its derived store, [extract] settings, OCR (now or
+        after the filing) and the workplace's zone."""
+        return cls(parts.derived, parts.extract, parts.ocr, parts.calendar.zone,
+                   defer_ocr=parts.defer_ocr)
 
     def run(self, message: MessageContext) -> None:
         """Extract from the raw blob and save the rows in one transaction."""
         raw = message.store.read_bytes(message.sha256)
-        extractor = EvidenceExtractor(message.store, self.derived, self.settings, self.ocr)
+        extractor = EvidenceExtractor(message.store, self.derived, self.settings, self.ocr,
+                                      defer_ocr=self.defer_ocr)
         # A part or derived blob found already stored is referenced by nothing of this
         # message until the rows are saved: retention must not delete it in between (it
         # waits for these shared locks).

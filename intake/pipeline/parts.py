@@ -47,6 +47,8 @@ class PipelineParts:
     new_case_mails: NewCaseMails
     # Told, after the commit, that mails were queued.
     on_outbox: Callable[[], None] | None = None
+    # Screenshots are read after the filing (the worker), not during extraction (reprocess).
+    defer_ocr: bool = False
 
 
 class StepClass(Protocol):

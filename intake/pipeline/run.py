@@ -22,7 +22,8 @@ class StepFailed(ChikanemailError):
 
 
 def run_steps(steps: Sequence[Step], message: MessageContext) -> None:
-    """Run the steps on the message in order, until one finishes the filing early.
+    """Run the steps on the message in order; once a step finishes the filing early, the
+    filing steps after it are skipped (the others, such as reading screenshots, still run).
 
     Consecutive steps `in_transaction` run in one write transaction, committed after the
     last of them and rolled back, all of it, if any of them raises. Raises `StepFailed`
@@ -30,9 +31,11 @@ def run_steps(steps: Sequence[Step], message: MessageContext) -> None:
     """
     filing = Filing(message)
     position = 0
-    while position < len(steps) and not filing.finished:
+    while position < len(steps):
         end = position + 1
-        if _in_transaction(steps[position]):
+        if filing.finished and isinstance(steps[position], FilingStep):
+            pass
+        elif _in_transaction(steps[position]):
             while end < len(steps) and _in_transaction(steps[end]):
                 end += 1
             _run_in_one_transaction(steps[position:end], filing)
