@@ -1,7 +1,8 @@
 """Text in images (screenshots, photos of screens) read by the tesseract program.
 
-Tesseract runs as a child process per image with a time limit, reading a normalised PNG on
-stdin and writing text on stdout; no file is written. Recognised text is evidence: it is
+Tesseract runs as a child process per image with a time limit, reading the image on stdin
+(as received when it is a plain PNG, else a normalised PNG) and writing text on
+stdout; no file is written. Recognised text is evidence: it is
 returned, never logged.
 """
 
@@ -14,7 +15,10 @@ import re
 import shutil
 import subprocess
 import threading
+import warnings
 from dataclasses import dataclass
+
+from PIL import Image
 
 from intake.parse.images.pictures import decode_upright
 
@@ -24,6 +28,10 @@ log = logging.getLogger("chikanemail.intake.ocr")
 OCR_MAX_PIXELS = 20_000_000
 _PROBE_TIMEOUT_SECONDS = 30.0
 _LANGUAGES = re.compile(r"[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*")
+# What tesseract (leptonica) reads unchanged (see _readable_as_is).
+_AS_IS_FORMATS = ("PNG",)
+_AS_IS_MODES = frozenset({"RGB", "L"})
+_EXIF_ORIENTATION = 0x0112
 
 STATUS_OK = "ok"
 STATUS_UNAVAILABLE = "unavailable"
@@ -77,7 +85,7 @@ class OcrEngine:
         if not self.available or self._program is None:
             return self._result(STATUS_UNAVAILABLE)
         try:
-            png = _normalised_png(image_bytes)
+            png = image_bytes if _readable_as_is(image_bytes) else _normalised_png(image_bytes)
         except Exception as error:  # bad input must never raise
             log.warning("OCR input preparation failed: %s", type(error).__name__)
             png = None
@@ -144,6 +152,22 @@ def _listed_languages(output: bytes) -> set[str]:
         if code and " " not in code and not code.endswith(":"):
             codes.add(code)
     return codes
+
+
+def _readable_as_is(image_bytes: bytes) -> bool:
+    """Whether tesseract reads the bytes as they are, as well as their normalised PNG: one
+    upright frame of PNG, grey or RGB with no transparency, within OCR_MAX_PIXELS.
+    Most screenshots are; decoding and encoding them again would cost a tenth of the OCR."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a bomb's size is refused below, not printed
+            with Image.open(io.BytesIO(image_bytes), formats=_AS_IS_FORMATS) as image:
+                return (image.mode in _AS_IS_MODES and "transparency" not in image.info
+                        and getattr(image, "n_frames", 1) == 1
+                        and image.width * image.height <= OCR_MAX_PIXELS
+                        and image.getexif().get(_EXIF_ORIENTATION, 1) == 1)
+    except Exception:  # anything unusual takes the normalising path
+        return False
 
 
 def _normalised_png(image_bytes: bytes) -> bytes | None:

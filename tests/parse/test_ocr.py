@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import stat
@@ -144,6 +145,13 @@ def test_tesseract_reads_a_png_on_stdin_with_one_thread(tmp_path: Path) -> None:
     first, second = result.text.splitlines()
     assert first == "PNG"  # the JPEG was handed over as a PNG
     assert second == "OMP=1 ARGS=stdin stdout -l dan+eng"
+
+
+def test_a_plain_png_is_handed_over_as_received(tmp_path: Path) -> None:
+    program = fake_tesseract(tmp_path, "sha256sum | cut -c1-64\n")
+    png = encode(rendered_text(), "PNG")
+    result = OcrEngine("dan+eng", tesseract=program).recognize(png)
+    assert result.text is not None and result.text.strip() == hashlib.sha256(png).hexdigest()
 
 
 def test_a_failing_tesseract_is_a_failed_status(
