@@ -21,8 +21,9 @@ class StepFailed(ChikanemailError):
         self.error = error
 
 
-def run_steps(steps: Sequence[Step], message: MessageContext) -> None:
-    """Run the steps on the message in order, until one finishes the filing early.
+def run_steps(steps: Sequence[Step], message: MessageContext) -> Filing:
+    """Run the steps on the message in order, until one finishes the filing early; return
+    what the filing found (`Filing.processed`: the filing recorded the message processed).
 
     Consecutive steps `in_transaction` run in one write transaction, committed after the
     last of them and rolled back, all of it, if any of them raises. Raises `StepFailed`
@@ -39,6 +40,7 @@ def run_steps(steps: Sequence[Step], message: MessageContext) -> None:
         else:
             _run(steps[position], filing)
         position = end
+    return filing
 
 
 def _in_transaction(step: Step) -> bool:
@@ -54,8 +56,10 @@ def _run_in_one_transaction(steps: Sequence[Step], filing: Filing) -> None:
                     break
                 _run(step, filing)
     except StepFailed:
+        filing.processed = False  # rolled back with the rest
         raise
     except Exception as error:  # the commit failed
+        filing.processed = False
         raise StepFailed(steps[-1].name, error) from error
     finally:
         filing.session = None

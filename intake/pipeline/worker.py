@@ -24,6 +24,7 @@ from storage.database import Database
 from storage.log_context import log_fields
 from storage.messages import (
     ClaimedMessage,
+    ClaimLost,
     claim_messages,
     mark_failed,
     mark_processed,
@@ -123,13 +124,21 @@ class Worker:
             attempt=message.attempts,
             store=self.store,
             database=self.database,
+            claimer=str(self.identity),
         )
         try:
-            run_steps(self.steps, context)
+            filing = run_steps(self.steps, context)
         except StepFailed as failed:
+            if isinstance(failed.error, ClaimLost):
+                # Nothing of the filing was committed; the worker now holding it files it.
+                log.warning("message claim lost before finishing sha256=%s", message.sha256)
+                return
             self._record_failure(message, failed.step_name, failed.error)
             return
-        if mark_processed(self.database, message.message_pk, str(self.identity)):
+        # The filing recorded it in its own transaction; a run that ended early (the
+        # message was filed before) or had no filing records it here.
+        if filing.processed or mark_processed(
+                self.database, message.message_pk, str(self.identity)):
             log.info("message processed sha256=%s id=%d", message.sha256, message.message_pk)
         else:
             log.warning("message claim lost before finishing sha256=%s", message.sha256)
