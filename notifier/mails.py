@@ -181,17 +181,24 @@ class MailComposer:
         """The language of mail to this address: its manager_languages entry, else the default."""
         return self._languages.get(address.strip().lower(), self.settings.language)
 
+    def contexts(self, view: CaseMailView) -> CaseContexts:
+        """The template context of the case's mails, to share between its receipt and its
+        notification (pass it to both)."""
+        return CaseContexts(self, view)
+
     def receipt(self, view: CaseMailView, *, reply_to: str | None = None,
-                status_url: str | None = None) -> OutgoingMail:
+                status_url: str | None = None,
+                contexts: CaseContexts | None = None) -> OutgoingMail:
         """The reporter's receipt: case number, what was received with hashes, what happens.
 
         `reply_to` is the reporter's secret reply address (a token address); the To header
         names the bare address only: a display name is the sender's word. `status_url` is
-        the reporter's status page, when the web view is on.
+        the reporter's status page, when the web view is on. `contexts` (of this view) is
+        what the case's other mails computed already.
         """
         language = self.settings.language
-        context = {**self._context(view, language, evidence_attached=False),
-                   "status_url": status_url}
+        shared = (contexts or self.contexts(view)).of(language)
+        context = {**shared, "evidence_attached": False, "status_url": status_url}
         message, subject = self._message(
             "receipt", language, context, to=_address(None, view.reporter),
             auto_submitted="auto-replied", in_reply_to=_message_id_in(view.report_message_id),
@@ -201,16 +208,19 @@ class MailComposer:
     def notification(self, view: CaseMailView,
                      evidence: Sequence[tuple[EvidenceLine, bytes]] = (), *,
                      reply_to: str | None = None, kind: str = "notification",
-                     extra: Mapping[str, object] | None = None) -> OutgoingMail:
+                     extra: Mapping[str, object] | None = None,
+                     contexts: CaseContexts | None = None) -> OutgoingMail:
         """The manager's notification: who, when, what, the plan's first steps, how to reply.
 
         Carries no evidence content; the evidence bytes are attached only when the settings
         say `include_evidence`. `reply_to` is the manager's secret reply address; `extra`
-        adds to what the templates see.
+        adds to what the templates see; `contexts` (of this view) is what the case's other
+        mails computed already.
         """
         language = self.language_for(view.manager)
         attach = self.settings.include_evidence and bool(evidence)
-        context = {**self._context(view, language, evidence_attached=attach), **(extra or {})}
+        shared = (contexts or self.contexts(view)).of(language)
+        context = {**shared, "evidence_attached": attach, **(extra or {})}
         message, subject = self._message(
             "notification", language, context, to=_address(view.manager_name, view.manager),
             auto_submitted="auto-generated", in_reply_to=None, reply_to=reply_to)
@@ -244,8 +254,9 @@ class MailComposer:
             reply_to=reply_to)
         return self._outgoing(kind, message, subject, recipient, language)
 
-    def _context(self, view: CaseMailView, language: str, *,
-                 evidence_attached: bool) -> dict[str, object]:
+    def case_context(self, view: CaseMailView, language: str) -> dict[str, object]:
+        """What the templates of a new case's mails see in the language, but for
+        `evidence_attached` and each mail's own additions (use `contexts` to share it)."""
         original: dict[str, object] | None = None
         if view.original is not None:
             found = view.original
@@ -282,7 +293,6 @@ class MailComposer:
                                             view.routing_reason, language),
             "reply_address": self.reply_to,
             "sender_unverified": view.sender_unverified,
-            "evidence_attached": evidence_attached,
             "acknowledge_within": (describe_duration(view.acknowledge_within, language)
                                    if view.acknowledge_within else ""),
             "related": [{"number": line.number,
@@ -337,6 +347,26 @@ class MailComposer:
         return OutgoingMail(kind=kind, mail_from=self.from_address, rcpt_tos=(recipient,),
                             message_id=str(message["Message-ID"]), subject=subject,
                             raw=message.as_bytes())
+
+
+class CaseContexts:
+    """The shared template context of one case's mails, computed once per language: the
+    receipt and the notification of a new case show the same facts, and computing them
+    (times, sizes, the plan's steps, the routing words) is a good part of composing a mail.
+    """
+
+    def __init__(self, composer: MailComposer, view: CaseMailView) -> None:
+        self.composer = composer
+        self.view = view
+        self._by_language: dict[str, dict[str, object]] = {}
+
+    def of(self, language: str) -> dict[str, object]:
+        """The context in the language (each mail copies it before adding its own keys)."""
+        found = self._by_language.get(language)
+        if found is None:
+            found = self._by_language[language] = self.composer.case_context(self.view,
+                                                                             language)
+        return found
 
 
 def _reasons_text(reasons: Sequence[str], language: str) -> str:

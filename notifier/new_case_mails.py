@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session
 
 from notifier.case_view import RelatedMatch, case_mail_view, related_lines
-from notifier.mails import CaseMailView, EvidenceLine, MailComposer
+from notifier.mails import CaseContexts, CaseMailView, EvidenceLine, MailComposer
 from notifier.outbox import enqueue
 from notifier.outgoing import OutgoingMail
 from notifier.plan.settings import PlanSettings
@@ -42,18 +42,21 @@ class NewCaseMails:
         says the reporter may get one, the reporter's receipt."""
         view = case_mail_view(session, row, case, checklist, self.plan,
                               related_lines(session, case, related))
-        receipt_mail = self._receipt(session, case, view, now) if receipt else None
+        # Both mails show the same facts: composed once (per language) for the two.
+        contexts = self.composer.contexts(view)
+        receipt_mail = self._receipt(session, case, view, contexts, now) if receipt else None
         notification = self.composer.notification(
             view, self._evidence_bytes(view),
             reply_to=secret_reply_address(session, self.composer, case_id=case.id,
                                           recipient=case.manager, kind="notification",
-                                          now=now))
+                                          now=now),
+            contexts=contexts)
         if receipt_mail is not None:
             enqueue(session, receipt_mail, case_id=case.id, settings=self.notify)
         enqueue(session, notification, case_id=case.id, settings=self.notify)
 
     def _receipt(self, session: Session, case: Case, view: CaseMailView,
-                 now: datetime) -> OutgoingMail | None:
+                 contexts: CaseContexts, now: datetime) -> OutgoingMail | None:
         """The reporter's receipt; None, recorded, when their address cannot be written in a
         mail header (a non-ASCII local part, RFC 6532, needs SMTPUTF8 all the way). The case
         opens and the manager is told all the same."""
@@ -63,7 +66,8 @@ class NewCaseMails:
             base = self.status_base_url
             secret = new_secret() if base else None
             link = status_url(base, secret) if base and secret else None
-            mail = self.composer.receipt(view, reply_to=reply_to, status_url=link)
+            mail = self.composer.receipt(view, reply_to=reply_to, status_url=link,
+                                         contexts=contexts)
             # Stored only once the receipt carrying it is written: no link nobody got.
             if secret is not None:
                 issue_status_link(session, case, secret, now=now)

@@ -8,6 +8,7 @@ package, country DK, category public) and the days the admin closes on top of th
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
@@ -29,6 +30,14 @@ _ONE_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 # An admin could close every day of the year; searching further than this means no working
 # day will ever come, and saying so beats looping for ever.
 _SEARCH_LIMIT = timedelta(days=400)
+
+# (year, holidays language) -> that year's public holidays by date, shared by every
+# calendar of the process: the `holidays` package takes milliseconds per country and year
+# (its first use imports every country), and calendars are made per configuration and per
+# plan check. The tables never change while the process runs.
+_HOLIDAYS: dict[tuple[int, str], dict[date, str]] = {}
+# Several threads (worker, scheduler, web) may ask for the same year at once: one builds it.
+_HOLIDAYS_LOCK = threading.Lock()
 
 
 class WorkingCalendar:
@@ -54,8 +63,6 @@ class WorkingCalendar:
         self._closed_dates: set[date] = set()
         for entry in extra_closed_days:
             self._add_closed_day(entry)
-        # (year, holidays language) -> that year's public holidays by date.
-        self._holidays: dict[tuple[int, str], dict[date, str]] = {}
 
     def _add_closed_day(self, entry: str) -> None:
         every_year = _EVERY_YEAR.fullmatch(entry)
@@ -75,22 +82,14 @@ class WorkingCalendar:
             f"extra closed day {entry!r} is neither MM-DD (every year) nor YYYY-MM-DD (one date)"
         )
 
-    def _holidays_of(self, year: int, language: str) -> dict[date, str]:
-        named_in = _HOLIDAY_LANGUAGES.get(language, language)
-        key = (year, named_in if named_in in _HOLIDAY_NAMES_KNOWN else "da")
-        found = self._holidays.get(key)
-        if found is None:
-            table = holidays.country_holidays(
-                "DK", years=year, language=key[1], categories=("public",)
-            )
-            # A plain copy: the package's object adds years to itself when asked about them.
-            found = dict(table.items())
-            self._holidays[key] = found
-        return found
-
     def is_working_day(self, day: date) -> bool:
         """Whether the workplace is open on this (local) date."""
-        return self.closed_reason(day) is None
+        day = _plain_date(day)
+        # closed_reason(day) is None, without naming the reason: deadlines ask this for
+        # every day they count.
+        return (day.weekday() < 5 and day not in _holidays_of(day.year, "da")
+                and day not in self._closed_dates
+                and (day.month, day.day) not in self._closed_every_year)
 
     def closed_reason(self, day: date, language: str = "da") -> str | None:
         """Why the workplace is closed on this date: the holiday's name, "lukkedag" /
@@ -101,7 +100,7 @@ class WorkingCalendar:
         day = _plain_date(day)
         if language not in LANGUAGES:
             raise ValueError(f"unknown language {language!r}; expected one of {LANGUAGES}")
-        holiday = self._holidays_of(day.year, language).get(day)
+        holiday = _holidays_of(day.year, language).get(day)
         if holiday is not None:
             return holiday
         if day in self._closed_dates or (day.month, day.day) in self._closed_every_year:
@@ -161,6 +160,25 @@ class WorkingCalendar:
     def at_local_time(self, day: date, time_of_day: time) -> datetime:
         """The moment the workplace's clocks show `time_of_day` on `day`, in UTC."""
         return datetime.combine(_plain_date(day), time_of_day, tzinfo=self.zone).astimezone(UTC)
+
+
+def _holidays_of(year: int, language: str) -> dict[date, str]:
+    """The year's Danish public holidays by date, named in the language (Danish where the
+    package has no names in it); built once per process."""
+    named_in = _HOLIDAY_LANGUAGES.get(language, language)
+    key = (year, named_in if named_in in _HOLIDAY_NAMES_KNOWN else "da")
+    found = _HOLIDAYS.get(key)
+    if found is not None:
+        return found
+    with _HOLIDAYS_LOCK:
+        found = _HOLIDAYS.get(key)
+        if found is None:
+            table = holidays.country_holidays(
+                "DK", years=year, language=key[1], categories=("public",)
+            )
+            # A plain copy: the package's object adds years to itself when asked about them.
+            found = _HOLIDAYS[key] = dict(table.items())
+    return found
 
 
 def _plain_date(day: date) -> date:

@@ -6,12 +6,36 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from storage import audit
 from storage.database import Database
 from storage.models import Case, CaseLink
+
+# The name of the lock that serialises linking new cases; its PostgreSQL advisory-lock key
+# is `storage.leader.advisory_key(CASE_LINKING_LOCK, schema)`, so that installations in
+# different schemas of one database do not wait for each other.
+CASE_LINKING_LOCK = "chikanemail.case-linking"
+# The same key, computed by the server in the one statement that takes the lock: the first
+# 8 bytes of SHA-256(schema NUL name), read as a signed 64-bit integer.
+_TAKE_LINKING_LOCK = text(
+    "SELECT pg_advisory_xact_lock(('x' || encode(substring(sha256("
+    "convert_to(current_schema(), 'UTF8') || '\\x00'::bytea || convert_to(:name, 'UTF8')"
+    ") FROM 1 FOR 8), 'hex'))::bit(64)::bigint)")
+
+
+def lock_case_linking(session: Session) -> None:
+    """Wait until no other transaction is linking cases, and keep the others waiting until
+    this one ends (commit or rollback), so that a transaction that links a new case sees
+    every case opened (and committed) by the ones before it.
+
+    On PostgreSQL a transaction-scoped advisory lock (CASE_LINKING_LOCK). On SQLite nothing
+    is needed: write transactions begin with BEGIN IMMEDIATE (`storage.database`), so only
+    one writes at a time and it sees everything committed before it began.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(_TAKE_LINKING_LOCK, {"name": CASE_LINKING_LOCK})
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from datetime import tzinfo
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from storage import audit
 from storage.database import Database
@@ -152,6 +153,15 @@ def evidence_awaiting_ocr(database: Database, message_pk: int) -> list[tuple[int
             select(Evidence.id, Evidence.sha256)
             .where(Evidence.message_pk == message_pk, Evidence.ocr_status == OCR_PENDING)
             .order_by(Evidence.position))]
+
+
+def awaiting_ocr(session: Session, message_pk: int) -> bool:
+    """Whether an image of the message is still to be read by OCR (in the caller's
+    transaction)."""
+    return session.execute(
+        select(Evidence.id).where(Evidence.message_pk == message_pk,
+                                  Evidence.ocr_status == OCR_PENDING).limit(1)
+    ).first() is not None
 
 
 def save_ocr_outcomes(database: Database, outcomes: Sequence[OcrOutcome]) -> int:

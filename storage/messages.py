@@ -8,11 +8,13 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from storage import audit
 from storage.claims import claim_rows, release_rows
 from storage.database import Database
 from storage.defects import DefectsByPlace, defect_changes, defects_of_message
+from storage.errors import ChikanemailError
 from storage.models import Message, MessageState, QuarantineReason, utc_now
 
 # Kept short in the row; the full traceback goes to the log.
@@ -193,27 +195,39 @@ def claim_messages(
     return sorted(claimed, key=lambda message: message.message_pk)
 
 
+class ClaimLost(ChikanemailError):
+    """The message is no longer claimed by this worker: another one took it over."""
+
+
 def mark_processed(
     database: Database, message_pk: int, worker_id: str, now: datetime | None = None
 ) -> bool:
     """Record that every step finished; False if the claim was lost to another worker."""
-    now = now or utc_now()
     with database.write() as session:
-        result = session.execute(
-            update(Message)
-            .where(Message.id == message_pk, Message.claimed_by == worker_id,
-                   Message.state == MessageState.PROCESSING)
-            .values(state=MessageState.PROCESSED, processed_at=now, claimed_by=None,
-                    claimed_until=None, last_error=None, not_before=None)
-            .returning(Message.sha256, Message.case_id, Message.kind),
-            execution_options={"synchronize_session": False},
-        ).one_or_none()
-        if result is None:
-            return False
-        audit.record(session, "processed", message_sha256=result.sha256, now=now,
-                     case_number=audit.case_number_of(session, result.case_id),
-                     details={"kind": result.kind})
-        return True
+        return record_processed(session, message_pk, worker_id, now)
+
+
+def record_processed(session: Session, message_pk: int, worker_id: str,
+                     now: datetime | None = None) -> bool:
+    """As `mark_processed`, in the caller's transaction: the message is processed (its claim
+    cleared, the `processed` audit event added) if `worker_id` still holds its claim; False,
+    and nothing written, if the claim was lost to another worker."""
+    now = now or utc_now()
+    result = session.execute(
+        update(Message)
+        .where(Message.id == message_pk, Message.claimed_by == worker_id,
+               Message.state == MessageState.PROCESSING)
+        .values(state=MessageState.PROCESSED, processed_at=now, claimed_by=None,
+                claimed_until=None, last_error=None, not_before=None)
+        .returning(Message.sha256, Message.case_id, Message.kind),
+        execution_options={"synchronize_session": False},
+    ).one_or_none()
+    if result is None:
+        return False
+    audit.record(session, "processed", message_sha256=result.sha256, now=now,
+                 case_number=audit.case_number_of(session, result.case_id),
+                 details={"kind": result.kind})
+    return True
 
 
 def mark_failed(

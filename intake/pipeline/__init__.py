@@ -4,9 +4,11 @@ Each step is a small class with one job (one module each; the filing steps in `f
 The steps up to extraction derive everything from the raw blob; `reprocess` runs them again.
 The filing steps after them decide once what the message is and record it: those marked
 `in_transaction` share one database transaction (`intake.pipeline.run`), so a crash leaves
-either nothing of the filing or all of it; the sender check runs before it, outside, since it
-may wait for DNS; the outbox sender is woken after the commit, and then the screenshots are
-read (OCR takes seconds; the manager need not wait for it).
+either nothing of the filing or all of it, and the message is recorded processed in that
+same transaction (while the worker's claim holds) unless screenshots wait to be read; the
+sender check runs before it, outside, since it may wait for DNS; the outbox sender is woken
+after the commit, and then the screenshots are read (OCR takes seconds; the manager need not
+wait for it) and the message recorded processed.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from intake.pipeline.filing.open_case import OpenCase
 from intake.pipeline.filing.queue_case_mails import QueueCaseMails
 from intake.pipeline.filing.read_headers import ReadHeaders
 from intake.pipeline.filing.record_filed import RecordFiled
+from intake.pipeline.filing.record_processed import RecordProcessed
 from intake.pipeline.filing.record_sender import RecordSender
 from intake.pipeline.filing.route_report import RouteReport
 from intake.pipeline.filing.skip_filed_message import SkipFiledMessage
@@ -57,7 +60,8 @@ STEPS: tuple[StepClass, ...] = (
     DecideReceipt,          # a receipt only to a sender we can vouch for
     LinkPatterns,           # related cases
     QueueCaseMails,         # receipt and notification, in the same transaction
-    RecordFiled,            # the `filed` audit event; then the commit
+    RecordFiled,            # the `filed` audit event
+    RecordProcessed,        # processed, if the claim is still ours; then the commit
     # After the commit.
     WakeOutboxSender,
     ReadScreenshots,        # OCR, once the manager's notification is on its way

@@ -21,9 +21,10 @@ class StepFailed(ChikanemailError):
         self.error = error
 
 
-def run_steps(steps: Sequence[Step], message: MessageContext) -> None:
+def run_steps(steps: Sequence[Step], message: MessageContext) -> Filing:
     """Run the steps on the message in order; once a step finishes the filing early, the
     filing steps after it are skipped (the others, such as reading screenshots, still run).
+    Return what the filing found (`Filing.processed`: it recorded the message processed).
 
     Consecutive steps `in_transaction` run in one write transaction, committed after the
     last of them and rolled back, all of it, if any of them raises. Raises `StepFailed`
@@ -42,6 +43,7 @@ def run_steps(steps: Sequence[Step], message: MessageContext) -> None:
         else:
             _run(steps[position], filing)
         position = end
+    return filing
 
 
 def _in_transaction(step: Step) -> bool:
@@ -57,8 +59,10 @@ def _run_in_one_transaction(steps: Sequence[Step], filing: Filing) -> None:
                     break
                 _run(step, filing)
     except StepFailed:
+        filing.processed = False  # rolled back with the rest
         raise
     except Exception as error:  # the commit failed
+        filing.processed = False
         raise StepFailed(steps[-1].name, error) from error
     finally:
         filing.session = None

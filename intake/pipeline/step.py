@@ -23,6 +23,9 @@ class MessageContext:
     attempt: int
     store: BlobStore
     database: Database
+    # The worker holding the message's claim (`claimed_by`); None outside a worker
+    # (`reprocess`), where the caller records how the run ended.
+    claimer: str | None = None
 
 
 class PipelineStep(Protocol):

@@ -1,6 +1,8 @@
 """The worker: claims received messages and runs the pipeline (STEPS, `intake.pipeline`) on
 each, never dropping one.
 
+A message's filing records it processed in its own transaction, while the claim is still
+this worker's (`RecordProcessed`); a run that ends early (filed before) is recorded after it.
 A step that raises sends the message back to the queue after a pause; after
 `max_attempts` tries it is quarantined with the error. A worker that dies mid-message
 leaves a claim that the next start on this host (or the lease, elsewhere) hands back. One
@@ -24,6 +26,7 @@ from storage.database import Database
 from storage.log_context import log_fields
 from storage.messages import (
     ClaimedMessage,
+    ClaimLost,
     claim_messages,
     mark_failed,
     mark_processed,
@@ -123,13 +126,21 @@ class Worker:
             attempt=message.attempts,
             store=self.store,
             database=self.database,
+            claimer=str(self.identity),
         )
         try:
-            run_steps(self.steps, context)
+            filing = run_steps(self.steps, context)
         except StepFailed as failed:
+            if isinstance(failed.error, ClaimLost):
+                # Nothing of the filing was committed; the worker now holding it files it.
+                log.warning("message claim lost before finishing sha256=%s", message.sha256)
+                return
             self._record_failure(message, failed.step_name, failed.error)
             return
-        if mark_processed(self.database, message.message_pk, str(self.identity)):
+        # The filing recorded it in its own transaction; a run that ended early (the
+        # message was filed before) or had no filing records it here.
+        if filing.processed or mark_processed(
+                self.database, message.message_pk, str(self.identity)):
             log.info("message processed sha256=%s id=%d", message.sha256, message.message_pk)
         else:
             log.warning("message claim lost before finishing sha256=%s", message.sha256)

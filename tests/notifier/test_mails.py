@@ -79,6 +79,10 @@ def make_view(**changes: Any) -> CaseMailView:
     return replace(view, **changes)
 
 
+RECEIPT_REPLY = "chikanemail+r3ceipt@kommune.example"
+NOTIFICATION_REPLY = "chikanemail+n0tify@kommune.example"
+
+
 def composer(**settings: Any) -> MailComposer:
     """A composer with the given [notify] settings and the test intake address."""
     return MailComposer(NotifySettings(**settings), intake_address=INTAKE,
@@ -295,6 +299,45 @@ def test_manager_languages_give_one_manager_english() -> None:
     assert danish["Subject"].startswith("[Sag 2026-0042] ")
     receipt = parse(mails.receipt(make_view()))
     assert receipt["Subject"].startswith("[Sag 2026-0042] ")  # the reporter's language
+
+
+def without_date_and_id(raw: bytes) -> bytes:
+    """The mail's bytes but for what differs each time: its Date, its Message-ID and the
+    random MIME boundaries."""
+    raw = re.sub(rb"(?m)^(Date|Message-ID): [^\r]*\r\n", b"", raw)
+    return re.sub(rb"={15}\d+==", b"=BOUNDARY=", raw)
+
+
+@pytest.mark.parametrize("manager_language", ["da", "en"])
+def test_a_new_cases_mails_compute_their_shared_context_once_per_language(
+        monkeypatch: pytest.MonkeyPatch, manager_language: str) -> None:
+    """The receipt and the notification share one context per language, and come out
+    byte for byte as when each is composed on its own."""
+    mails = composer(manager_languages={"Lars.Jensen@kommune.example": manager_language},
+                     include_evidence=True)
+    view = make_view()
+    alone = (mails.receipt(view, reply_to=RECEIPT_REPLY, status_url="https://s.example/x"),
+             mails.notification(view, evidence(), reply_to=NOTIFICATION_REPLY))
+    computed: list[str] = []
+    real = mails.case_context
+
+    def counting(view: CaseMailView, language: str) -> dict[str, object]:
+        computed.append(language)
+        return real(view, language)
+
+    monkeypatch.setattr(mails, "case_context", counting)
+    contexts = mails.contexts(view)
+    shared = (mails.receipt(view, reply_to=RECEIPT_REPLY, status_url="https://s.example/x",
+                            contexts=contexts),
+              mails.notification(view, evidence(), reply_to=NOTIFICATION_REPLY,
+                                 contexts=contexts))
+    assert computed == sorted({"da", manager_language}, key=["da", "en"].index)
+    for one, other in zip(alone, shared, strict=True):
+        assert without_date_and_id(one.raw) == without_date_and_id(other.raw)
+        assert b"Message-ID" not in without_date_and_id(one.raw)
+    # Each mail adds its own keys to a copy: the shared context stays as computed.
+    assert not {"status_url", "evidence_attached"} & set(contexts.of("da"))
+    assert len(parse(shared[1]).get_payload()) == 1 + len(evidence())  # the items attached
 
 
 def test_unknown_manager_language_is_refused_at_start() -> None:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import holidays
 import pytest
 
+from notifier import working_days
 from notifier.durations import PlanDuration, add_duration, describe_duration, parse_duration
 from notifier.working_days import WorkingCalendar
 
@@ -93,20 +94,39 @@ def test_a_datetime_is_not_taken_for_a_date(calendar: WorkingCalendar) -> None:
         calendar.is_working_day(datetime(2026, 11, 20, 23, 30, tzinfo=UTC))
 
 
-def test_holidays_are_looked_up_once_per_year(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def holiday_lookups(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The years the `holidays` package is asked for, from an empty process-wide table."""
     real = holidays.country_holidays
     years: list[Any] = []
 
     def counting(*args: Any, **kwargs: Any) -> holidays.HolidayBase:
-        years.append(kwargs["years"])
+        years.append((kwargs["years"], kwargs["language"]))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(holidays, "country_holidays", counting)
+    monkeypatch.setattr(working_days, "_HOLIDAYS", {})
+    return years
+
+
+def test_holidays_are_looked_up_once_per_year(holiday_lookups: list[Any]) -> None:
     calendar = WorkingCalendar()
     for offset in range(60):
         calendar.is_working_day(date(2026, 3, 1) + timedelta(days=offset))
     calendar.is_working_day(date(2027, 1, 4))
-    assert years == [2026, 2027]
+    assert holiday_lookups == [(2026, "da"), (2027, "da")]
+
+
+def test_every_calendar_shares_the_holidays_built_once(holiday_lookups: list[Any]) -> None:
+    """A calendar made later (another configuration, a plan check) builds no table again;
+    each language of names is built once too."""
+    first = WorkingCalendar()
+    assert first.closed_reason(date(2026, 12, 25)) == "Juledag"
+    assert first.closed_reason(date(2026, 12, 25), "en") == "Christmas Day"
+    second = WorkingCalendar(extra_closed_days=["12-24"])
+    assert second.add_working_days(local(2026, 12, 23), 1) == local(2026, 12, 28).astimezone(UTC)
+    assert second.closed_reason(date(2026, 12, 26), "en") == "Second Day of Christmas"
+    assert holiday_lookups == [(2026, "da"), (2026, "en_US")]
 
 
 # --- the admin's extra closed days --------------------------------------------------------

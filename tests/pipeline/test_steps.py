@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from intake.pipeline import STEPS
 from intake.pipeline.filing.step import FilingStep
@@ -126,7 +126,7 @@ def test_the_filing_steps_that_write_form_one_transaction_after_the_sender_check
     first = writes.index(True)
     last = len(writes) - 1 - writes[::-1].index(True)
     assert all(writes[first:last + 1])  # one transaction, not several
-    assert (EVERY_STEP[first], EVERY_STEP[last]) == ("lock_message", "record_filed")
+    assert (EVERY_STEP[first], EVERY_STEP[last]) == ("lock_message", "record_processed")
     assert EVERY_STEP.index("check_sender") < first < last < EVERY_STEP.index(
         "wake_outbox_sender")
 
@@ -179,7 +179,8 @@ def test_the_sender_check_runs_outside_the_filing_transaction(sqlite_intake: Int
     assert sqlite_intake.row().state == "processed"
 
 
-@pytest.mark.parametrize("failing", ["open_case", "queue_case_mails", "record_filed"])
+@pytest.mark.parametrize("failing", ["open_case", "queue_case_mails", "record_filed",
+                                     "record_processed"])
 def test_a_failing_filing_step_leaves_nothing_and_the_message_is_tried_again(
         intake: Intake, failing: str) -> None:
     """The step does its work, then raises: the case, its checklist, its number, the reply
@@ -219,3 +220,48 @@ def test_a_failing_filing_step_leaves_nothing_and_the_message_is_tried_again(
         "evidence-extracted", "evidence-extracted",  # each try extracts
         "case-opened", "routed", "mail-queued", "mail-queued", "filed", "processed"]
     assert intake.woken == ["outbox"]
+
+
+def test_a_report_is_filed_and_recorded_processed_in_one_write_transaction(
+        sqlite_intake: Intake, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claim, extraction, and the filing that also records the message processed: three
+    write transactions for a report, no separate one to finish it."""
+    database = sqlite_intake.services.database
+    real_write = database.write
+    writes: list[int] = []
+
+    def counted_write() -> Any:
+        writes.append(1)
+        return real_write()
+
+    monkeypatch.setattr(database, "write", counted_write)
+    assert sqlite_intake.worker(sqlite_intake.steps()).process_batch() == 1
+    row = sqlite_intake.row()
+    assert (row.state, row.kind, row.claimed_by) == ("processed", "report", None)
+    assert len(writes) == 3
+    assert sqlite_intake.audit_actions()[-2:] == ["filed", "processed"]
+
+
+def test_a_claim_lost_before_the_commit_leaves_nothing_of_the_filing(intake: Intake) -> None:
+    """Another worker takes the message over (our lease ran out) while we check its sender:
+    the filing is rolled back whole, no try is spent, and the message stays that worker's."""
+    events_before = intake.audit_actions()
+
+    def lose_the_claim(original: Callable[[Any], None], filing: Any) -> None:
+        original(filing)
+        with intake.services.database.write() as session:
+            session.execute(update(Message).where(Message.id == intake.message_pk)
+                            .values(claimed_by="other-host:1:worker"))
+
+    steps = intake.steps()
+    (check,) = [step for step in steps if step.name == "check_sender"]
+    wrap(check, lose_the_claim)
+    assert intake.worker(steps).process_batch() == 1
+    row = intake.row()
+    assert (row.state, row.claimed_by, row.kind, row.case_id, row.last_error) == (
+        "processing", "other-host:1:worker", None, None, None)
+    assert row.attempts == 1
+    assert {table.__name__: intake.count(table) for table in FILING_TABLES} == {
+        table.__name__: 0 for table in FILING_TABLES}
+    assert intake.audit_actions()[len(events_before):] == ["evidence-extracted"]
+    assert intake.woken == []

@@ -98,6 +98,9 @@ class Filing:
         self.matches: list[PatternMatch] = []
         # Mails were queued: the outbox sender is woken once they are committed.
         self.queued = False
+        # The filing recorded the message processed in its own transaction: the worker
+        # need not (`RecordProcessed`).
+        self.processed = False
 
 
 @runtime_checkable
