@@ -164,20 +164,17 @@ def awaiting_ocr(session: Session, message_pk: int) -> bool:
     ).first() is not None
 
 
-def save_ocr_outcomes(database: Database, outcomes: Sequence[OcrOutcome]) -> int:
-    """Record what OCR read, in one transaction; an item extracted anew meanwhile (other
-    bytes, or no longer pending) is left alone. How many were recorded."""
-    if not outcomes:
-        return 0
+def record_ocr_outcomes(session: Session, outcomes: Sequence[OcrOutcome]) -> int:
+    """Record what OCR read, in the caller's transaction; an item extracted anew meanwhile
+    (other bytes, or no longer pending) is left alone. How many were recorded."""
     recorded = 0
-    with database.write() as session:
-        for outcome in outcomes:
-            row = session.get(Evidence, outcome.evidence_id, with_for_update=True)
-            if row is None or row.sha256 != outcome.sha256 or row.ocr_status != OCR_PENDING:
-                continue
-            row.ocr_status = outcome.status
-            row.ocr_sha256 = outcome.text_sha256
-            recorded += 1
+    for outcome in outcomes:
+        row = session.get(Evidence, outcome.evidence_id, with_for_update=True)
+        if row is None or row.sha256 != outcome.sha256 or row.ocr_status != OCR_PENDING:
+            continue
+        row.ocr_status = outcome.status
+        row.ocr_sha256 = outcome.text_sha256
+        recorded += 1
     return recorded
 
 

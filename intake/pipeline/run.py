@@ -72,7 +72,7 @@ def _run(step: Step, filing: Filing) -> None:
     try:
         if isinstance(step, FilingStep):
             step.file(filing)
-        else:
-            step.run(filing.message)
+        elif step.run(filing.message) is True:
+            filing.processed = True
     except Exception as error:
         raise StepFailed(step.name, error) from error

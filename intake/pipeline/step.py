@@ -34,8 +34,9 @@ class PipelineStep(Protocol):
 
     name: str
 
-    def run(self, message: MessageContext) -> None:
-        """Do this step's work for the message; raise to have the message retried."""
+    def run(self, message: MessageContext) -> bool | None:
+        """Do this step's work for the message; raise to have the message retried. True
+        when the step also recorded the message processed (the last step may)."""
         ...
 
 

@@ -149,7 +149,8 @@ def test_a_filed_message_runs_extraction_only_and_its_sender_is_not_checked_agai
     services = sqlite_intake.services
     run_steps(steps, MessageContext(row.id, row.sha256, row.attempts, services.store,
                                     services.database))  # as after a crash before `processed`
-    assert executed == ["check_raw_message", "extract_evidence", "skip_filed_message"]
+    assert executed == ["check_raw_message", "extract_evidence", "skip_filed_message",
+                        "read_screenshots"]
     assert sqlite_intake.audit_actions()[len(events):] == ["evidence-extracted"]
     assert sqlite_intake.woken == ["outbox"]  # from the first run only
 
