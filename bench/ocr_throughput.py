@@ -17,9 +17,11 @@ What it measures
     (target >= 0.8).
 
     While the worker runs, /proc is sampled every 0.1 s over the daemon and its
-    descendants: peak RSS of the daemon (VmHWM), of each worker process (its children that
-    are not tesseract; none while the worker is a thread), of tesseract per image, and in
-    total (the largest sum of VmRSS over the whole tree at one sample).
+    descendants: peak RSS (VmHWM) of the daemon, of each worker process (descendants that
+    are not tesseract and live over a second, multiprocessing's forkserver and resource
+    tracker counted apart as helpers; none while the worker is a thread), of tesseract per
+    image, and in total: the largest sum of VmRSS over the tree at one sample (shared
+    pages counted in every process), and the largest sum of Pss (shared pages split).
 
 How to run (from the repository root)
     .venv/bin/python bench/ocr_throughput.py                   # 500 reports, ~15 minutes
@@ -151,6 +153,19 @@ class RowCounter:
         counts["seen_more_than_once"] = sum(int(again or 0) for _, _, again in rows)
         return counts
 
+    def ocr_outcomes(self) -> dict[str, int]:
+        """{OCR status: images} over the run's evidence that OCR applies to."""
+        from sqlalchemy import text
+
+        with self.engine.connect() as connection:
+            rows = connection.execute(text(
+                "SELECT evidence.ocr_status, count(*) FROM evidence JOIN message "
+                "ON evidence.message_pk = message.id WHERE message.subject LIKE :pattern "
+                "AND evidence.ocr_status IS NOT NULL GROUP BY evidence.ocr_status"),
+                {"pattern": self.pattern}).all()
+            connection.rollback()
+        return {str(status): int(count) for status, count in rows}
+
     def close(self) -> None:
         """Let go of the database."""
         self.engine.dispose()
@@ -159,9 +174,9 @@ class RowCounter:
 # -- memory -----------------------------------------------------------------------------
 
 
-def descendants(pid: int) -> list[int]:
-    """Every process below pid (children of all its threads, recursively)."""
-    found: list[int] = []
+def descendants(pid: int) -> list[tuple[int, int]]:
+    """Every process below pid (children of all its threads, recursively), with its parent."""
+    found: list[tuple[int, int]] = []
     waiting = [pid]
     while waiting:
         parent = waiting.pop()
@@ -170,7 +185,7 @@ def descendants(pid: int) -> list[int]:
                 found_here = [int(child) for child in children.read_text().split()]
             except OSError:
                 continue  # the thread ended meanwhile
-            found.extend(found_here)
+            found.extend((child, parent) for child in found_here)
             waiting.extend(found_here)
     return found
 
@@ -189,50 +204,106 @@ def process_status(pid: int) -> tuple[str, int, int] | None:
         return None  # a zombie has no memory lines
 
 
+def proportional_set_size(pid: int) -> int:
+    """Pss in KiB (shared pages split among the processes sharing them); 0 when gone."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def command_line(pid: int) -> str:
+    """The process's arguments joined by spaces ("" when gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
+            errors="replace")
+    except OSError:
+        return ""
+
+
+# A child that is not tesseract and lives shorter than this is a fork about to run
+# tesseract: its pages are still the daemon's, so counting it would count the daemon twice.
+PERSISTENT_SECONDS = 1.0
+# Pss needs the kernel to walk every mapping: read it on every tenth sample only.
+PSS_EVERY = 10
+
+
 @dataclass
 class MemorySampler:
-    """Samples the daemon's process tree until stopped; keeps the peaks (KiB)."""
+    """Samples the daemon's process tree until stopped; keeps the peaks (KiB).
+
+    Roles: the daemon; tesseract (one per image read); helpers (multiprocessing's
+    forkserver, a child of the daemon, and its resource tracker); worker processes (every
+    other child living at least PERSISTENT_SECONDS, e.g. the forkserver's children).
+    """
 
     pid: int
     daemon_hwm: int = 0
     worker_hwm: dict[int, int] = field(default_factory=dict)
+    helper_hwm: dict[int, int] = field(default_factory=dict)
     tesseract_hwm: int = 0
-    tesseract_seen: int = 0
     total_peak: int = 0
     total_peak_without_tesseract: int = 0
+    total_peak_pss: int = 0
     samples: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
-    _seen_tesseract: set[int] = field(default_factory=set)
+    _first_seen: dict[int, float] = field(default_factory=dict)
+    _roles: dict[int, str] = field(default_factory=dict)
 
     def run(self) -> None:
         """Sample every SAMPLE_SECONDS until stop()."""
         while not self._stop.wait(SAMPLE_SECONDS):
             self.sample()
 
+    def role(self, pid: int, parent: int, name: str, now: float) -> str:
+        """The process's role: tesseract, helper, worker, or transient (not counted)."""
+        if name.startswith("tesseract"):
+            return "tesseract"
+        if pid in self._roles:
+            return self._roles[pid]
+        if now - self._first_seen.setdefault(pid, now) < PERSISTENT_SECONDS:
+            return "transient"
+        arguments = command_line(pid)
+        helper = "resource_tracker" in arguments or (
+            "forkserver" in arguments and parent == self.pid)
+        self._roles[pid] = "helper" if helper else "worker"
+        return self._roles[pid]
+
     def sample(self) -> None:
         """One look at the tree."""
         own = process_status(self.pid)
         if own is None:
             return
+        now = time.monotonic()
+        with_pss = self.samples % PSS_EVERY == 0
         _, daemon_rss, daemon_hwm = own
         self.daemon_hwm = max(self.daemon_hwm, daemon_hwm)
         total = without_tesseract = daemon_rss
-        for child in descendants(self.pid):
+        pss = proportional_set_size(self.pid) if with_pss else 0
+        for child, parent in descendants(self.pid):
             status = process_status(child)
             if status is None:
                 continue
             name, rss, hwm = status
+            role = self.role(child, parent, name, now)
+            if role == "transient":
+                continue
             total += rss
-            if name.startswith("tesseract"):
+            if with_pss:
+                pss += proportional_set_size(child)
+            if role == "tesseract":
                 self.tesseract_hwm = max(self.tesseract_hwm, hwm)
-                self._seen_tesseract.add(child)
-            else:
-                without_tesseract += rss
-                self.worker_hwm[child] = max(self.worker_hwm.get(child, 0), hwm)
-        self.tesseract_seen = len(self._seen_tesseract)
+                continue
+            without_tesseract += rss
+            kept = self.worker_hwm if role == "worker" else self.helper_hwm
+            kept[child] = max(kept.get(child, 0), hwm)
         self.total_peak = max(self.total_peak, total)
         self.total_peak_without_tesseract = max(self.total_peak_without_tesseract,
                                                 without_tesseract)
+        self.total_peak_pss = max(self.total_peak_pss, pss)
         self.samples += 1
 
     def stop(self) -> None:
@@ -247,11 +318,13 @@ class MemorySampler:
             "worker_processes_seen": len(workers),
             "worker_process_peak_rss_mib": [round(value / KIB, 1) for value in workers],
             "worker_process_peak_rss_max_mib": round(max(workers, default=0) / KIB, 1),
+            "helper_process_peak_rss_mib": [round(value / KIB, 1)
+                                            for value in sorted(self.helper_hwm.values())],
             "tesseract_peak_rss_mib": round(self.tesseract_hwm / KIB, 1),
-            "tesseract_processes_sampled": self.tesseract_seen,
             "total_peak_rss_mib": round(self.total_peak / KIB, 1),
             "total_peak_rss_without_tesseract_mib": round(
                 self.total_peak_without_tesseract / KIB, 1),
+            "total_peak_pss_mib": round(self.total_peak_pss / KIB, 1),
             "samples": self.samples,
         }
 
@@ -317,7 +390,9 @@ def process_backlog(workdir: Path, expected: int, run: str, relay_port: int,
                 states = counter.states()
                 done = states.get("processed", 0) + states.get("quarantined", 0)
                 now = time.monotonic()
-                if done >= expected:
+                # Processed rows have every step done, OCR (the last one) included; no
+                # screenshot may still wait for it.
+                if done >= expected and not counter.ocr_outcomes().get("pending"):
                     elapsed = now - started
                     break
                 if daemon.poll() is not None:
@@ -336,6 +411,10 @@ def process_backlog(workdir: Path, expected: int, run: str, relay_port: int,
             failures.append(f"the worker daemon exited {code} after SIGTERM")
         if states.get("quarantined", 0):
             failures.append(f"{states['quarantined']} reports were quarantined")
+        outcomes = counter.ocr_outcomes()
+        print(f"OCR outcomes of the run's screenshots: {outcomes}", flush=True)
+        if outcomes.get("ok", 0) != expected:
+            failures.append(f"{expected} screenshots but OCR outcomes {outcomes}")
         return elapsed, sampler
     finally:
         counter.close()
@@ -440,9 +519,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"ratio {ratio:.2f} (target >= 0.8)")
     print(f"peak RSS: daemon {memory['daemon_peak_rss_mib']} MiB; per worker process "
           f"{memory['worker_process_peak_rss_mib'] or 'none (the worker is a thread)'}; "
+          f"helpers {memory['helper_process_peak_rss_mib'] or 'none'}; "
           f"tesseract {memory['tesseract_peak_rss_mib']} MiB per image; total "
           f"{memory['total_peak_rss_mib']} MiB "
-          f"({memory['total_peak_rss_without_tesseract_mib']} MiB without tesseract)")
+          f"({memory['total_peak_rss_without_tesseract_mib']} MiB without tesseract; "
+          f"Pss {memory['total_peak_pss_mib']} MiB)")
     write_results(arguments.json, [Result(
         id="P7", what=f"reports with a 1 MB screenshot processed per second, OCR on, from a "
                       f"backlog of {accepted}, vs tesseract alone on every core",
