@@ -12,8 +12,9 @@ What it measures
     a bounce (null sender, multipart/report with a delivery-status part): the automatic
     mails of intake.parse.automatic.
 
-    At every tenth of the mails handed in (250 received or APPENDed) it prints the daemon's
-    VmRSS (/proc/PID/status), its open file descriptors (/proc/PID/fd), the size of the
+    At every tenth of the mails handed in (250 received or APPENDed) it prints the VmRSS
+    (/proc/PID/status) of the daemon and its worker processes together, its open file
+    descriptors (/proc/PID/fd), the size of the
     SQLite WAL file and its checkpoint sequence number (from the WAL header: it changes
     each time a checkpoint lets SQLite start the WAL over), the rows stored and processed,
     and mails/s (since the last checkpoint and overall). At the end it waits for the
@@ -74,6 +75,7 @@ from daemon_process import (  # bench/ is the script's own folder
     log_lines,
 )
 from imap_drain import PASSWORD, USER, build_mail, connect  # also puts the repository on sys.path
+from ocr_throughput import descendants, process_status
 from results import Result, write_results
 from smtp_ingest import start_server, stop_process, toml_string, write_config
 from smtp_peak_rss import memory_kib
@@ -290,11 +292,22 @@ def message_states(database: Path) -> dict[str, int]:
         connection.close()
 
 
+def tree_rss_kib(pid: int) -> int:
+    """VmRSS of the daemon plus its worker processes and their fork server (every process
+    below it but tesseract, which comes and goes with each image), in KiB."""
+    total = memory_kib(pid)["VmRSS"]
+    for child, _parent in descendants(pid):
+        status = process_status(child)
+        if status is not None and status[0] != "tesseract":
+            total += status[1]
+    return total
+
+
 def take_sample(label: str, pid: int, database: Path, handed_in: int,
                 started: float) -> Sample:
     wal_bytes, checkpoints = wal_figures(database)
     return Sample(label=label, handed_in=handed_in, seconds=time.monotonic() - started,
-                  rss_kib=memory_kib(pid)["VmRSS"], fds=len(os.listdir(f"/proc/{pid}/fd")),
+                  rss_kib=tree_rss_kib(pid), fds=len(os.listdir(f"/proc/{pid}/fd")),
                   wal_bytes=wal_bytes, wal_checkpoints=checkpoints,
                   states=message_states(database))
 
