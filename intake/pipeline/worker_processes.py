@@ -117,8 +117,10 @@ class WorkerProcesses:
             if self._thread.is_alive():
                 return  # it still uses the doorbell; the process exit closes it
             self._thread = None
+        # A late wake must not write into whatever file gets these numbers next.
+        doorbell, self._doorbell_write = self._doorbell_write, -1
         os.close(self._doorbell_read)
-        os.close(self._doorbell_write)
+        os.close(doorbell)
 
     def pids(self) -> list[int]:
         """The process ids of the worker processes running now, by their number."""
@@ -271,7 +273,9 @@ class WorkerProcesses:
                           "does")
 
     def _ring(self) -> None:
-        # Already rung (the pipe is full) or closed (stopped): either way nothing to add.
+        if self._doorbell_write < 0:
+            return  # stopped
+        # Already rung (the pipe is full): nothing to add.
         with contextlib.suppress(OSError):
             os.write(self._doorbell_write, b"\0")
 
