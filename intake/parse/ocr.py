@@ -20,10 +20,12 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from intake.parse.images.pictures import OCR_MAX_PIXELS, decode_upright
+from intake.parse.images.pictures import decode_upright
 
 log = logging.getLogger("chikanemail.intake.ocr")
 
+# Screenshots and phone photos are far smaller; beyond this tesseract only gets slower.
+OCR_MAX_PIXELS = 20_000_000
 _PROBE_TIMEOUT_SECONDS = 30.0
 _LANGUAGES = re.compile(r"[A-Za-z0-9_]+(\+[A-Za-z0-9_]+)*")
 # What tesseract (leptonica) reads unchanged (see _readable_as_is).
@@ -89,17 +91,10 @@ class OcrEngine:
             png = None
         if png is None:
             return self._result(STATUS_SKIPPED)
-        return self.read(png)
-
-    def read(self, prepared: bytes) -> OcrResult:
-        """Read the text in an image tesseract takes as it is: a plain PNG, or the grey PGM
-        the image analysis made (`grey_for_ocr`); a failing or slow tesseract is a status."""
-        if not self.available or self._program is None:
-            return self._result(STATUS_UNAVAILABLE)
         try:
             completed = subprocess.run(
                 [self._program, "stdin", "stdout", "-l", self.languages],
-                input=prepared,
+                input=png,
                 capture_output=True,
                 timeout=self.timeout_seconds,
                 env=_child_environment(),

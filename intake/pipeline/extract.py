@@ -22,7 +22,6 @@ from intake.parse.images.formats import looks_like_image
 from intake.parse.ocr import STATUS_PENDING, OcrEngine
 from intake.parse.parts import ExtractedPart, MessageFacts, PartWalker, parse_message
 from intake.parse.sniff import sniff_type
-from intake.pipeline.ocr_inputs import OcrInputs
 from intake.pipeline.parts import PipelineParts
 from intake.pipeline.step import MessageContext
 from intake.service.settings import ExtractSettings
@@ -66,16 +65,13 @@ class EvidenceExtractor:
     """Turns raw message bytes into stored blobs and evidence records."""
 
     def __init__(self, store: BlobStore, derived: BlobStore, settings: ExtractSettings,
-                 ocr: OcrEngine | None, *, defer_ocr: bool = False,
-                 ocr_inputs: OcrInputs | None = None) -> None:
+                 ocr: OcrEngine | None, *, defer_ocr: bool = False) -> None:
         self.store = store
         self.derived = derived
         self.settings = settings
         self.ocr = ocr
-        # Leave the images to read as `pending`, for ReadScreenshots after the filing, with
-        # their grey pixels in `ocr_inputs` where the analysis decoded them whole.
+        # Leave the images to read as `pending`, for ReadScreenshots after the filing.
         self.defer_ocr = defer_ocr
-        self.ocr_inputs = ocr_inputs
 
     def extract(self, raw: bytes) -> Extraction:
         """Store every part's bytes (and derived text/thumbnails) and describe them."""
@@ -117,10 +113,7 @@ class EvidenceExtractor:
         image: dict[str, Any] | None = None
         thumbnail_sha256 = dhash = ocr_status = ocr_sha256 = None
         if looks_like_image(part.data, part.declared_type, part.filename):
-            keep_pixels = (self.defer_ocr and self.ocr is not None
-                           and self.ocr_inputs is not None)
-            facts = analyze_image(part.data, max_pixels=self.settings.max_image_pixels,
-                                  keep_ocr_pixels=keep_pixels)
+            facts = analyze_image(part.data, max_pixels=self.settings.max_image_pixels)
             image = facts.to_json()
             flags.extend(facts.flags)
             dhash = facts.dhash
@@ -130,8 +123,6 @@ class EvidenceExtractor:
                 ocr_status = "skipped"
             elif self.defer_ocr:
                 ocr_status = STATUS_PENDING
-                if facts.ocr_pixels and self.ocr_inputs is not None:
-                    self.ocr_inputs.keep(sha256, facts.ocr_pixels)
             else:
                 result = self.ocr.recognize(part.data)
                 ocr_status = result.status
@@ -216,11 +207,10 @@ class ExtractEvidence:
 
     def __init__(self, derived: BlobStore, settings: ExtractSettings,
                  ocr: OcrEngine | None, zone: tzinfo | None = None, *,
-                 defer_ocr: bool = False, ocr_inputs: OcrInputs | None = None) -> None:
+                 defer_ocr: bool = False) -> None:
         self.derived = derived
         self.settings = settings
         self.ocr = ocr
-        self.ocr_inputs = ocr_inputs
         # The worker reads screenshots after the filing (ReadScreenshots), so that a new
         # case's manager is told without waiting for OCR; `reprocess` reads them here.
         self.defer_ocr = defer_ocr
@@ -232,13 +222,13 @@ class ExtractEvidence:
         """The step for a configuration: its derived store, [extract] settings, OCR (now or
         after the filing) and the workplace's zone."""
         return cls(parts.derived, parts.extract, parts.ocr, parts.calendar.zone,
-                   defer_ocr=parts.defer_ocr, ocr_inputs=parts.ocr_inputs)
+                   defer_ocr=parts.defer_ocr)
 
     def run(self, message: MessageContext) -> None:
         """Extract from the raw blob and save the rows in one transaction."""
         raw = message.store.read_bytes(message.sha256)
         extractor = EvidenceExtractor(message.store, self.derived, self.settings, self.ocr,
-                                      defer_ocr=self.defer_ocr, ocr_inputs=self.ocr_inputs)
+                                      defer_ocr=self.defer_ocr)
         # A part or derived blob found already stored is referenced by nothing of this
         # message until the rows are saved: retention must not delete it in between (it
         # waits for these shared locks).

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, Self
 
 from intake.cases.patterns import PatternFinder
 from intake.cases.routing import RoutingSettings
 from intake.commands.reply.actions import ReplyHandler
 from intake.parse.ocr import OcrEngine
-from intake.pipeline.ocr_inputs import OcrInputs
 from intake.pipeline.run import Step
 from intake.receive.addresses import RecipientPolicy
 from intake.service.settings import ExtractSettings, TrustSettings
@@ -48,10 +47,8 @@ class PipelineParts:
     new_case_mails: NewCaseMails
     # Told, after the commit, that mails were queued.
     on_outbox: Callable[[], None] | None = None
-    # Screenshots are read after the filing (the worker), not during extraction (reprocess),
-    # from the grey pixels the extraction kept in `ocr_inputs` where it could.
+    # Screenshots are read after the filing (the worker), not during extraction (reprocess).
     defer_ocr: bool = False
-    ocr_inputs: OcrInputs = field(default_factory=OcrInputs)
 
 
 class StepClass(Protocol):

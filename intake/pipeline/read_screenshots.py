@@ -14,7 +14,6 @@ import logging
 from typing import Self
 
 from intake.parse.ocr import OcrEngine
-from intake.pipeline.ocr_inputs import OcrInputs
 from intake.pipeline.parts import PipelineParts
 from intake.pipeline.step import MessageContext
 from storage.blobstore import BlobStore
@@ -30,17 +29,14 @@ class ReadScreenshots:
 
     name = "read_screenshots"
 
-    def __init__(self, derived: BlobStore, ocr: OcrEngine | None,
-                 inputs: OcrInputs | None = None) -> None:
+    def __init__(self, derived: BlobStore, ocr: OcrEngine | None) -> None:
         self.derived = derived
         self.ocr = ocr
-        self.inputs = inputs or OcrInputs()
 
     @classmethod
     def from_parts(cls, parts: PipelineParts) -> Self:
-        """The step for a configuration: where the text goes, the OCR engine, and the grey
-        pixels the extraction kept."""
-        return cls(parts.derived, parts.ocr, parts.ocr_inputs)
+        """The step for a configuration: where the text goes, and the OCR engine."""
+        return cls(parts.derived, parts.ocr)
 
     def run(self, message: MessageContext) -> bool:
         """Read every pending image of the message; record the outcomes together and, for
@@ -54,9 +50,7 @@ class ReadScreenshots:
         # retention must not delete it in between (it waits for this shared lock).
         with self.derived.shared_lock():
             for evidence_id, sha256 in waiting:
-                kept = self.inputs.take(sha256)
-                result = (self.ocr.read(kept) if kept is not None
-                          else self.ocr.recognize(message.store.read_bytes(sha256)))
+                result = self.ocr.recognize(message.store.read_bytes(sha256))
                 text_sha256 = (self.derived.put(result.text.encode("utf-8"))
                                if result.text else None)
                 outcomes.append(OcrOutcome(evidence_id, sha256, result.status, text_sha256))

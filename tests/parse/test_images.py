@@ -182,19 +182,7 @@ def test_to_json_has_every_fact_but_the_thumbnail_and_serialises() -> None:
     assert document["flags"] == []
     assert document["orientation"] == 6 and document["has_gps"] is True
     assert json.loads(json.dumps(document)) == document
-    assert set(document) == {f for f in ImageFacts.__dataclass_fields__} - {
-        "thumbnail_jpeg", "ocr_pixels"}
-
-
-def test_a_plain_png_gives_its_grey_pixels_for_ocr_and_a_jpeg_does_not() -> None:
-    png = analyze_image(encode(red_left_blue_right(), "PNG"), keep_ocr_pixels=True)
-    assert png.ocr_pixels is not None and png.ocr_pixels.startswith(b"P5\n")
-    width, height = red_left_blue_right().size
-    assert len(png.ocr_pixels) >= width * height  # every pixel, one grey byte each
-    assert analyze_image(encode(red_left_blue_right(), "PNG")).ocr_pixels is None
-    # A JPEG is decoded at a reduced size for its thumbnail: OCR decodes it itself.
-    assert analyze_image(encode(red_left_blue_right(), "JPEG"),
-                         keep_ocr_pixels=True).ocr_pixels is None
+    assert set(document) == {f for f in ImageFacts.__dataclass_fields__} - {"thumbnail_jpeg"}
 
 
 @pytest.mark.parametrize(

@@ -22,22 +22,19 @@ from intake.parse.images.facts import (
     ImageFacts,
 )
 from intake.parse.images.formats import ALLOWED_FORMATS, sniff_format
-from intake.parse.images.pictures import THUMBNAIL_SIDE, grey_for_ocr, record_pictures
+from intake.parse.images.pictures import THUMBNAIL_SIDE, record_pictures
 
 log = logging.getLogger("chikanemail.intake.images")
 
 
-def analyze_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
-                  keep_ocr_pixels: bool = False) -> ImageFacts:
+def analyze_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageFacts:
     """Describe the image in the bytes; bad, hostile or oversized input is flagged, not raised.
 
     `max_pixels` can only tighten Pillow's own decompression-bomb limit, never loosen it.
-    With `keep_ocr_pixels`, an image decoded whole (a plain PNG) also gives its grey pixels
-    for OCR, so that they need not be decoded a second time.
     """
     findings = Findings()
     try:
-        _analyze_into(findings, data, max_pixels, keep_ocr_pixels)
+        _analyze_into(findings, data, max_pixels)
     except Exception as error:  # the last line of defence: bad input must never raise
         log.warning("image analysis stopped by an unexpected %s", type(error).__name__)
         findings.flag(FLAG_CORRUPT)
@@ -46,8 +43,7 @@ def analyze_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     return findings.freeze()
 
 
-def _analyze_into(findings: Findings, data: bytes, max_pixels: int,
-                  keep_ocr_pixels: bool) -> None:
+def _analyze_into(findings: Findings, data: bytes, max_pixels: int) -> None:
     sniffed = sniff_format(data)
     if sniffed is not None and sniffed not in ALLOWED_FORMATS:
         findings.format = sniffed
@@ -55,7 +51,7 @@ def _analyze_into(findings: Findings, data: bytes, max_pixels: int,
         return
     with bomb_guard() as noted:
         try:
-            _decode_into(findings, data, max_pixels, keep_ocr_pixels)
+            _decode_into(findings, data, max_pixels)
         except ImageRejected as rejected:
             findings.flag(rejected.flag)
     if noted:
@@ -63,8 +59,7 @@ def _analyze_into(findings: Findings, data: bytes, max_pixels: int,
         log.debug("decoder warnings: %s", ", ".join(sorted(set(noted))))
 
 
-def _decode_into(findings: Findings, data: bytes, max_pixels: int,
-                 keep_ocr_pixels: bool) -> None:
+def _decode_into(findings: Findings, data: bytes, max_pixels: int) -> None:
     image = open_image(data)
     with image:
         findings.format = image.format
@@ -81,5 +76,3 @@ def _decode_into(findings: Findings, data: bytes, max_pixels: int,
         if not exif_in_header:
             record_exif(findings, image)
         record_pictures(findings, image)
-        if keep_ocr_pixels:
-            findings.ocr_pixels = grey_for_ocr(image)

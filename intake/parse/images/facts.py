@@ -41,14 +41,12 @@ class ImageFacts:
     dhash: str | None
     flags: tuple[str, ...]
     thumbnail_jpeg: bytes | None
-    # The picture in grey as a PGM, for tesseract, when asked for and it was decoded whole.
-    ocr_pixels: bytes | None = None
 
     def to_json(self) -> dict[str, Any]:
-        """Every fact except the thumbnail and OCR bytes, as JSON-serialisable values."""
+        """Every fact except the thumbnail bytes, as JSON-serialisable values."""
         result: dict[str, Any] = {}
         for item in fields(self):
-            if item.name in ("thumbnail_jpeg", "ocr_pixels"):
+            if item.name == "thumbnail_jpeg":
                 continue
             value = getattr(self, item.name)
             if isinstance(value, datetime):
@@ -77,7 +75,6 @@ class Findings:
     dhash: str | None = None
     flags: list[str] = field(default_factory=list)
     thumbnail_jpeg: bytes | None = None
-    ocr_pixels: bytes | None = None
 
     def flag(self, name: str) -> None:
         if name not in self.flags:
@@ -91,5 +88,4 @@ class Findings:
             taken_at_offset=self.taken_at_offset, taken_at=self.taken_at,
             has_gps=self.has_gps, orientation=self.orientation, dhash=self.dhash,
             flags=tuple(self.flags), thumbnail_jpeg=self.thumbnail_jpeg,
-            ocr_pixels=self.ocr_pixels,
         )

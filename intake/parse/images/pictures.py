@@ -60,28 +60,6 @@ def decode_upright(
     return None
 
 
-# Above this, OCR reads a scaled-down copy (intake.parse.ocr), not the decoded pixels:
-# screenshots and phone photos are far smaller, and beyond it tesseract only gets slower.
-OCR_MAX_PIXELS = 20_000_000
-
-
-def grey_for_ocr(image: ImageFile.ImageFile) -> bytes | None:
-    """The decoded picture in grey as a binary PGM, which tesseract reads without decoding
-    anything; None unless it is a plain PNG (decoded whole: no draft scaling), RGB or grey
-    with no transparency, upright, within OCR_MAX_PIXELS."""
-    try:
-        if (image.format != "PNG" or image.mode not in ("RGB", "L")
-                or "transparency" in image.info or effective_orientation(image) not in (None, 1)
-                or image.width * image.height > OCR_MAX_PIXELS):
-            return None
-        buffer = io.BytesIO()
-        image.convert("L").save(buffer, "PPM")
-        return buffer.getvalue()
-    except Exception as error:  # OCR then decodes the image itself
-        log.info("grey copy for OCR failed: %s", type(error).__name__)
-        return None
-
-
 def record_pictures(findings: Findings, image: ImageFile.ImageFile) -> None:
     try:
         upright = _upright_rgb(image, (THUMBNAIL_SIDE, THUMBNAIL_SIDE))
