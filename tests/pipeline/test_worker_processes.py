@@ -224,8 +224,7 @@ def test_the_daemon_stops_within_its_stop_timeout_with_three_processes_on_ocr(
         with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
             for number in range(1, 7):
                 client.sendmail(f"ansat{number:03d}@chikanemail.test", [INTAKE_ADDRESS],
-                                report(number, screenshot(f"Trussel nummer {number}",
-                                                          lines=10)))
+                                report(number, screenshot(f"Trussel nummer {number}")))
         database = Database(database_url)
         wait_until(lambda: len(claimed_by_pids(database)) == 3, timeout=60,
                    message="three worker processes busy on OCR")
