@@ -2,7 +2,8 @@
 each, never dropping one.
 
 A message's filing records it processed in its own transaction, while the claim is still
-this worker's (`RecordProcessed`); a run that ends early (filed before) is recorded after it.
+this worker's (`RecordProcessed`); a report with screenshots is recorded processed with
+their text (`ReadScreenshots`), and a run that ends early (filed before) after it.
 A step that raises sends the message back to the queue after a pause; after
 `max_attempts` tries it is quarantined with the error. A worker that dies mid-message
 leaves a claim that the next start on this host (or the lease, elsewhere) hands back. One
